@@ -1,0 +1,3 @@
+//! Strata storage engine.
+
+pub mod model;

@@ -1,0 +1,260 @@
+//! Query preparation before evaluation:
+//! - step invariance: which subtrees can be evaluated once and repeated
+//!   (Prometheus's `PreprocessExpr`, recorded by node address);
+//! - series selection: the time range each selector needs over the whole
+//!   query (offsets, `@`, ranges, subqueries, lookback), selected once.
+
+use std::collections::{HashMap, HashSet};
+
+use promql_parser::parser::{Expr, VectorSelector};
+
+use super::{addr, offset_ms, unwrap_parens};
+use crate::error::Result;
+use crate::model::RawSeries;
+use crate::source::{Matcher, SeriesSource};
+
+/// Functions whose result depends on the evaluation time itself.
+pub(crate) const AT_MODIFIER_UNSAFE: [&str; 15] = [
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "end",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "range",
+    "start",
+    "step",
+    "time",
+    "timestamp",
+];
+
+/// Returns (is step invariant, should wrap) and records wrapped children.
+pub(crate) fn step_invariant(expr: &Expr, wrap: &mut HashSet<usize>) -> (bool, bool) {
+    match expr {
+        Expr::VectorSelector(vs) => (vs.at.is_some(), vs.at.is_some()),
+        Expr::Aggregate(a) => step_invariant(unwrap_parens(&a.expr), wrap),
+        Expr::Binary(b) => {
+            let (li, lw) = step_invariant(&b.lhs, wrap);
+            let (ri, rw) = step_invariant(&b.rhs, wrap);
+            if li && ri {
+                return (true, true);
+            }
+            if lw {
+                wrap.insert(addr(b.lhs.as_ref()));
+            }
+            if rw {
+                wrap.insert(addr(b.rhs.as_ref()));
+            }
+            (false, false)
+        }
+        Expr::Call(c) => {
+            let name = c.func.name;
+            let mut inv = !AT_MODIFIER_UNSAFE.contains(&name);
+            let mut ts_safe = name == "timestamp";
+            let mut should = Vec::new();
+            for a in &c.args.args {
+                let a = unwrap_parens(a);
+                let (ai, aw) = step_invariant(a, wrap);
+                inv = inv && ai;
+                if !ai || !matches!(a, Expr::VectorSelector(_)) {
+                    ts_safe = false;
+                }
+                should.push((addr(a), aw));
+            }
+            if inv || ts_safe {
+                return (true, true);
+            }
+            for (a, w) in should {
+                if w {
+                    wrap.insert(a);
+                }
+            }
+            (false, false)
+        }
+        Expr::MatrixSelector(ms) => (ms.vs.at.is_some(), false),
+        Expr::Subquery(sq) => {
+            let (inner, _) = step_invariant(&sq.expr, wrap);
+            if inner {
+                wrap.insert(addr(sq.expr.as_ref()));
+            }
+            (sq.at.is_some(), false)
+        }
+        Expr::Paren(p) => step_invariant(&p.expr, wrap),
+        Expr::Unary(u) => step_invariant(&u.expr, wrap),
+        Expr::StringLiteral(_) | Expr::NumberLiteral(_) => (true, false),
+        Expr::Extension(_) => (false, false),
+    }
+}
+
+/// Time context of the subqueries enclosing a selector.
+#[derive(Clone, Copy, Default)]
+struct SubqCtx {
+    offset: i64,
+    range: i64,
+    at: Option<i64>,
+}
+
+/// Query-wide parameters for selection.
+pub(crate) struct SelectParams {
+    pub start: i64,
+    pub end: i64,
+    pub lookback: i64,
+    pub query_start: i64,
+    pub query_end: i64,
+}
+
+impl SelectParams {
+    fn at(&self, at: &Option<promql_parser::parser::AtModifier>) -> Option<i64> {
+        use promql_parser::parser::AtModifier;
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(t)) => Some(super::system_time_ms(t)),
+        }
+    }
+}
+
+/// The parser's matchers of a selector as engine matchers, one set per
+/// `or` alternative.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
+    let mut base: Vec<Matcher> = Vec::new();
+    if let Some(name) = &vs.name
+        && let Ok(m) = Matcher::new(crate::source::MatchKind::Equal, "__name__", name)
+    {
+        base.push(m);
+    }
+    if vs.matchers.or_matchers.is_empty() {
+        let mut set = base;
+        set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
+        return vec![set];
+    }
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|alt| {
+            let mut set = base.clone();
+            set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
+            set.extend(alt.iter().map(Matcher::from_parser));
+            set
+        })
+        .collect()
+}
+
+/// Selects the series of every selector in `expr` once.
+pub(crate) fn select_all(
+    expr: &Expr,
+    p: &SelectParams,
+    source: &dyn SeriesSource,
+    out: &mut HashMap<usize, Vec<RawSeries>>,
+) -> Result<()> {
+    walk(expr, p, SubqCtx::default(), 0, source, out)
+}
+
+fn walk(
+    expr: &Expr,
+    p: &SelectParams,
+    sq: SubqCtx,
+    eval_range: i64,
+    source: &dyn SeriesSource,
+    out: &mut HashMap<usize, Vec<RawSeries>>,
+) -> Result<()> {
+    match expr {
+        Expr::VectorSelector(vs) => select_one(vs, p, sq, eval_range, source, out),
+        Expr::MatrixSelector(ms) => {
+            walk_vs(&ms.vs, p, sq, ms.range.as_millis() as i64, source, out)
+        }
+        Expr::Subquery(s) => {
+            let mut inner = sq;
+            let off = offset_ms(&s.offset);
+            let range = s.range.as_millis() as i64;
+            match p.at(&s.at) {
+                Some(at) => {
+                    inner.offset = off;
+                    inner.range = range;
+                    inner.at = Some(at);
+                }
+                None => {
+                    inner.offset += off;
+                    inner.range += range;
+                }
+            }
+            walk(&s.expr, p, inner, 0, source, out)
+        }
+        Expr::Aggregate(a) => {
+            if let Some(param) = &a.param {
+                walk(param, p, sq, 0, source, out)?;
+            }
+            walk(&a.expr, p, sq, 0, source, out)
+        }
+        Expr::Unary(u) => walk(&u.expr, p, sq, 0, source, out),
+        Expr::Binary(b) => {
+            walk(&b.lhs, p, sq, 0, source, out)?;
+            walk(&b.rhs, p, sq, 0, source, out)
+        }
+        Expr::Paren(x) => walk(&x.expr, p, sq, 0, source, out),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, p, sq, 0, source, out)?;
+            }
+            Ok(())
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+    }
+}
+
+fn walk_vs(
+    vs: &VectorSelector,
+    p: &SelectParams,
+    sq: SubqCtx,
+    eval_range: i64,
+    source: &dyn SeriesSource,
+    out: &mut HashMap<usize, Vec<RawSeries>>,
+) -> Result<()> {
+    select_one(vs, p, sq, eval_range, source, out)
+}
+
+fn select_one(
+    vs: &VectorSelector,
+    p: &SelectParams,
+    sq: SubqCtx,
+    eval_range: i64,
+    source: &dyn SeriesSource,
+    out: &mut HashMap<usize, Vec<RawSeries>>,
+) -> Result<()> {
+    let (mut start, mut end) = (p.start, p.end);
+    if let Some(at) = sq.at {
+        start = at;
+        end = at;
+    }
+    if let Some(at) = p.at(&vs.at) {
+        start = at;
+        end = at;
+    } else {
+        start = start - sq.offset - sq.range;
+        end -= sq.offset;
+    }
+    if eval_range == 0 {
+        start -= p.lookback - 1;
+    } else {
+        start -= eval_range - 1;
+    }
+    let off = offset_ms(&vs.offset);
+    start -= off;
+    end -= off;
+    let mut series: Vec<RawSeries> = Vec::new();
+    for set in selector_matchers(vs) {
+        for s in source.select(&set, start, end)? {
+            if !series.iter().any(|x| x.labels == s.labels) {
+                series.push(s);
+            }
+        }
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out.insert(addr(vs), series);
+    Ok(())
+}

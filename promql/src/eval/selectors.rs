@@ -1,0 +1,241 @@
+//! Selectors and subqueries: instant lookups with lookback and staleness,
+//! range windows `(t - range, t]`, and subquery evaluation on its own grid.
+
+use std::sync::Arc;
+
+use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+
+use super::{Evaluator, addr, offset_ms, total_points};
+use crate::error::Result;
+use crate::model::{FPoint, HPoint, Labels, Matrix, RawSeries, SampleValue, Series, is_stale_nan};
+
+/// One series' data prepared for range windows: stale markers removed.
+pub(crate) struct RangeSeries {
+    pub metric: Labels,
+    pub floats: Vec<FPoint>,
+    pub histograms: Vec<HPoint>,
+    pub drop_name: bool,
+}
+
+impl RangeSeries {
+    pub(crate) fn from_raw(r: &RawSeries) -> Self {
+        let mut floats = Vec::new();
+        let mut histograms = Vec::new();
+        for s in &r.samples {
+            match &s.value {
+                SampleValue::Float(f) => {
+                    if !is_stale_nan(*f) {
+                        floats.push(FPoint { t: s.t, f: *f });
+                    }
+                }
+                SampleValue::Histogram(h) => {
+                    if !is_stale_nan(h.sum) {
+                        histograms.push(HPoint {
+                            t: s.t,
+                            h: h.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        RangeSeries {
+            metric: r.labels.clone(),
+            floats,
+            histograms,
+            drop_name: false,
+        }
+    }
+
+    pub(crate) fn from_series(s: Series) -> Self {
+        RangeSeries {
+            metric: s.metric,
+            floats: s.floats,
+            histograms: s.histograms,
+            drop_name: s.drop_name,
+        }
+    }
+
+    /// Points with `mint < t <= maxt`.
+    pub(crate) fn window(&self, mint: i64, maxt: i64) -> (&[FPoint], &[HPoint]) {
+        let f0 = self.floats.partition_point(|p| p.t <= mint);
+        let f1 = self.floats.partition_point(|p| p.t <= maxt);
+        let h0 = self.histograms.partition_point(|p| p.t <= mint);
+        let h1 = self.histograms.partition_point(|p| p.t <= maxt);
+        (
+            self.floats.get(f0..f1.max(f0)).unwrap_or(&[]),
+            self.histograms.get(h0..h1.max(h0)).unwrap_or(&[]),
+        )
+    }
+}
+
+/// A range-vector argument: its series and how to place windows.
+pub(crate) struct RangeInput {
+    pub series: Vec<RangeSeries>,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+impl RangeInput {
+    /// The window end for step `ts`.
+    pub(crate) fn maxt(&self, ts: i64) -> i64 {
+        self.at.unwrap_or(ts) - self.offset
+    }
+}
+
+impl<'c> Evaluator<'c> {
+    pub(crate) fn selected(&self, vs: &VectorSelector) -> &'c [RawSeries] {
+        self.ctx
+            .series
+            .get(&addr(vs))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The sample of `raw` visible at `ref_t` (lookback, staleness).
+    pub(crate) fn lookup(&self, raw: &RawSeries, ref_t: i64) -> Option<(i64, SampleValue)> {
+        let i = raw.samples.partition_point(|s| s.t <= ref_t);
+        let s = raw.samples.get(i.checked_sub(1)?)?;
+        if s.t <= ref_t - self.ctx.lookback {
+            return None;
+        }
+        match &s.value {
+            SampleValue::Float(f) if is_stale_nan(*f) => None,
+            SampleValue::Histogram(h) if is_stale_nan(h.sum) => None,
+            v => Some((s.t, v.clone())),
+        }
+    }
+
+    pub(crate) fn vector_selector(&self, vs: &VectorSelector) -> Result<Matrix> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.ctx.at_ms(&vs.at);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for raw in self.selected(vs) {
+            self.ctx.check_deadline()?;
+            let mut s = Series {
+                metric: raw.labels.clone(),
+                ..Default::default()
+            };
+            for ts in self.steps() {
+                let ref_t = at.unwrap_or(ts) - offset;
+                match self.lookup(raw, ref_t) {
+                    Some((_, SampleValue::Float(f))) => s.floats.push(FPoint { t: ts, f }),
+                    Some((_, SampleValue::Histogram(h))) => {
+                        total += h.size_units().saturating_sub(1);
+                        s.histograms.push(HPoint { t: ts, h })
+                    }
+                    None => {}
+                }
+            }
+            total += s.floats.len() + s.histograms.len();
+            self.ctx.check_samples(total)?;
+            if !s.floats.is_empty() || !s.histograms.is_empty() {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A matrix selector evaluated at the (single) evaluation time.
+    pub(crate) fn matrix_selector(&self, ms: &MatrixSelector) -> Result<Matrix> {
+        let input = self.range_input_selector(ms)?;
+        let maxt = input.maxt(self.start);
+        let mint = maxt - input.range;
+        let mut out = Vec::new();
+        for s in input.series {
+            let (f, h) = s.window(mint, maxt);
+            if f.is_empty() && h.is_empty() {
+                continue;
+            }
+            out.push(Series {
+                metric: s.metric.clone(),
+                floats: f.to_vec(),
+                histograms: h.to_vec(),
+                drop_name: false,
+            });
+        }
+        self.ctx.check_samples(total_points(&out))?;
+        Ok(out)
+    }
+
+    pub(crate) fn range_input_selector(&self, ms: &MatrixSelector) -> Result<RangeInput> {
+        let series = self
+            .selected(&ms.vs)
+            .iter()
+            .map(RangeSeries::from_raw)
+            .collect();
+        Ok(RangeInput {
+            series,
+            range: ms.range.as_millis() as i64,
+            offset: offset_ms(&ms.vs.offset),
+            at: self.ctx.at_ms(&ms.vs.at),
+        })
+    }
+
+    /// Evaluates a subquery as a range input for functions.
+    pub(crate) fn range_input_subquery(&self, sq: &SubqueryExpr) -> Result<RangeInput> {
+        let m = self.subquery(sq)?;
+        let series = m
+            .into_iter()
+            .map(|mut s| {
+                for p in &mut s.histograms {
+                    use crate::histogram::CounterResetHint as H;
+                    if matches!(p.h.counter_reset_hint, H::CounterReset | H::NotCounterReset) {
+                        let mut h = (*p.h).clone();
+                        h.counter_reset_hint = H::Unknown;
+                        p.h = Arc::new(h);
+                    }
+                }
+                RangeSeries::from_series(s)
+            })
+            .collect();
+        Ok(RangeInput {
+            series,
+            range: sq.range.as_millis() as i64,
+            offset: offset_ms(&sq.offset),
+            at: self.ctx.at_ms(&sq.at),
+        })
+    }
+
+    /// Evaluates the inner expression of a subquery on its own step grid;
+    /// the result holds the points of every subquery step.
+    pub(crate) fn subquery(&self, sq: &SubqueryExpr) -> Result<Matrix> {
+        let offset = offset_ms(&sq.offset);
+        let range = sq.range.as_millis() as i64;
+        let (pstart, pend) = match self.ctx.at_ms(&sq.at) {
+            Some(at) => (at, at),
+            None => {
+                let pend = if self.interval > 0 {
+                    self.start + ((self.end - self.start) / self.interval) * self.interval
+                } else {
+                    self.end
+                };
+                (self.start, pend)
+            }
+        };
+        let end = pend - offset;
+        let interval = match sq.step {
+            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            _ => self.ctx.query_step_for_subquery(),
+        }
+        .max(1);
+        let lo = pstart - offset - range;
+        // Go's integer division truncates toward zero; keep that for parity.
+        let mut start = interval * (lo / interval);
+        if start <= lo {
+            start += interval;
+        }
+        let child = self.child(start, end, interval);
+        child.eval(&sq.expr)?.into_matrix()
+    }
+}
+
+impl super::QueryCtx {
+    /// Default subquery step: the query's step, or 1m for instant queries
+    /// (Prometheus's test engine uses a fixed 1m; the API uses the global
+    /// evaluation interval, which defaults to 1m).
+    pub(crate) fn query_step_for_subquery(&self) -> i64 {
+        60_000
+    }
+}

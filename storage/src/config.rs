@@ -1,0 +1,87 @@
+//! Storage settings (the `[storage]` table of the config file).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long each signal's data is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Age after which metric partitions are deleted (whole UTC days). `0s` keeps forever.
+    #[serde(with = "humantime_serde")]
+    pub metrics: Duration,
+    /// Age after which log partitions are deleted. `0s` keeps forever.
+    #[serde(with = "humantime_serde")]
+    pub logs: Duration,
+    /// Age after which trace partitions are deleted. `0s` keeps forever.
+    #[serde(with = "humantime_serde")]
+    pub traces: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let days = |d: u64| Duration::from_secs(d * 86_400);
+        RetentionConfig {
+            metrics: days(30),
+            logs: days(30),
+            traces: days(14),
+        }
+    }
+}
+
+/// The storage engine's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for the WAL, the catalog and (with local storage) the Parquet files.
+    pub data_dir: PathBuf,
+    /// Flush memtables to Parquet once they hold this many bytes in all.
+    pub flush_bytes: u64,
+    /// Flush memtables at the latest this long after their first write.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Refuse writes (HTTP 429 / gRPC UNAVAILABLE) while more than this many bytes wait in
+    /// memtables, so memory stays bounded when flushing falls behind.
+    pub max_pending_bytes: u64,
+    /// Merge a partition's files once it has at least this many.
+    pub compaction_min_files: usize,
+    /// How often compaction and retention run.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+    /// Retention per signal.
+    pub retention: RetentionConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            flush_bytes: 256 * 1024 * 1024,
+            flush_interval: Duration::from_secs(600),
+            max_pending_bytes: 2 * 1024 * 1024 * 1024,
+            compaction_min_files: 8,
+            maintenance_interval: Duration::from_secs(300),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Checks settings that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.flush_bytes == 0 {
+            return Err("storage.flush_bytes must be greater than 0".into());
+        }
+        if self.max_pending_bytes < self.flush_bytes {
+            return Err("storage.max_pending_bytes must be at least storage.flush_bytes".into());
+        }
+        if self.flush_interval.is_zero() {
+            return Err("storage.flush_interval must be greater than 0".into());
+        }
+        if self.compaction_min_files < 2 {
+            return Err("storage.compaction_min_files must be at least 2".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,669 @@
+//! The storage engine: durable writes, read-your-writes snapshots, flush, compaction and
+//! retention.
+//!
+//! Write path: rows -> Arrow batch -> WAL record (fsynced, group commit) -> memtable and
+//! label index -> acknowledged. Writes hold the `gate` shared; a flush takes it exclusively
+//! just long enough to rotate the WAL and freeze the memtables, so every record in the
+//! older segments is in a frozen memtable. Frozen memtables are written as Parquet files,
+//! the catalog is replaced atomically (naming the files and the segment replay starts
+//! from), and only then are the older WAL segments deleted.
+//!
+//! The catalog's in-memory copy and the memtables live in one `State` under one lock, so
+//! a query snapshot never sees a row twice (frozen and flushed) or not at all.
+
+use crate::catalog::{Catalog, FileMeta};
+use crate::config::StorageConfig;
+use crate::error::{Error, Result};
+use crate::files::{FileStore, decode_parquet, encode_parquet, sort_batches};
+use crate::index::{LabelIndex, LabelMatcher};
+use crate::model::{
+    Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span,
+};
+use crate::schema::{self, time_column};
+use crate::telemetry;
+use crate::tenant::TenantId;
+use crate::wal::{SegmentSeq, Wal};
+use crate::wal_entry::{self, Entry};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+struct MemTable {
+    batches: Vec<RecordBatch>,
+    bytes: u64,
+    first_write: Instant,
+}
+
+struct Frozen {
+    tenant: TenantId,
+    signal: Signal,
+    batches: Vec<RecordBatch>,
+    bytes: u64,
+}
+
+#[derive(Default)]
+struct State {
+    active: HashMap<(TenantId, Signal), MemTable>,
+    frozen: Vec<Frozen>,
+    catalog: Catalog,
+    series: HashMap<TenantId, LabelIndex>,
+    streams: HashMap<TenantId, LabelIndex>,
+    metadata: HashMap<TenantId, BTreeMap<String, MetricMetadata>>,
+}
+
+impl State {
+    fn pending_bytes(&self) -> u64 {
+        self.active.values().map(|m| m.bytes).sum::<u64>()
+            + self.frozen.iter().map(|f| f.bytes).sum::<u64>()
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Rows {
+                tenant,
+                signal,
+                batch,
+            } => {
+                match signal {
+                    Signal::Metrics => index_batch(
+                        self.series.entry(tenant.clone()).or_default(),
+                        &batch,
+                        "series_id",
+                        "labels",
+                    ),
+                    Signal::Logs => index_batch(
+                        self.streams.entry(tenant.clone()).or_default(),
+                        &batch,
+                        "stream_id",
+                        "stream_labels",
+                    ),
+                    Signal::Traces => {}
+                }
+                let bytes = batch.get_array_memory_size() as u64;
+                telemetry::MEMTABLE_BYTES.add(bytes as i64);
+                let mem = self
+                    .active
+                    .entry((tenant, signal))
+                    .or_insert_with(|| MemTable {
+                        batches: Vec::new(),
+                        bytes: 0,
+                        first_write: Instant::now(),
+                    });
+                mem.bytes += bytes;
+                mem.batches.push(batch);
+            }
+            Entry::Metadata { tenant, metadata } => {
+                let map = self.metadata.entry(tenant).or_default();
+                for m in metadata {
+                    map.insert(m.metric_family_name.clone(), m);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the label sets of a batch's rows to an index.
+fn index_batch(index: &mut LabelIndex, batch: &RecordBatch, id_col: &str, map_col: &str) {
+    let (Some(ids), Some(maps)) = (batch.column_by_name(id_col), batch.column_by_name(map_col))
+    else {
+        return;
+    };
+    let Some(ids) = ids.as_primitive_opt::<UInt64Type>() else {
+        return;
+    };
+    let Some(maps) = maps.as_map_opt() else {
+        return;
+    };
+    let before = index.len();
+    for row in 0..batch.num_rows() {
+        let id = SeriesId(ids.value(row));
+        if index.contains(id) {
+            continue;
+        }
+        index.insert(id, &labels_at(maps, row));
+    }
+    if id_col == "series_id" {
+        telemetry::SERIES.add((index.len() - before) as i64);
+    }
+}
+
+/// The labels stored in row `row` of a map column.
+pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
+    let entries = maps.value(row);
+    let (Some(keys), Some(values)) = (
+        entries.column(0).as_any().downcast_ref::<StringArray>(),
+        entries.column(1).as_any().downcast_ref::<StringArray>(),
+    ) else {
+        return Labels::default();
+    };
+    Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
+}
+
+/// Read-only view of one tenant's data of one signal at one moment.
+pub struct Snapshot {
+    /// Rows still in memory (not yet in files), in write order.
+    pub batches: Vec<RecordBatch>,
+    /// Files overlapping the requested time range.
+    pub files: Vec<FileMeta>,
+    /// Absolute local directory the files' paths are relative to.
+    pub files_root: PathBuf,
+}
+
+struct Inner {
+    config: StorageConfig,
+    wal: Wal,
+    files: FileStore,
+    gate: tokio::sync::RwLock<()>,
+    maintenance: tokio::sync::Mutex<()>,
+    state: RwLock<State>,
+}
+
+/// Handle to the storage engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` (UTC) of a nanosecond timestamp.
+pub fn day_of(ns: i64) -> String {
+    let days = ns.div_euclid(86_400_000_000_000);
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Nanosecond timestamps of a batch's time column.
+fn times_ns(signal: Signal, batch: &RecordBatch) -> Vec<i64> {
+    let (col, unit) = time_column(signal);
+    let Some(c) = batch.column_by_name(col) else {
+        return Vec::new();
+    };
+    if unit == 1 {
+        c.as_primitive_opt::<TimestampNanosecondType>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_default()
+    } else {
+        c.as_primitive_opt::<TimestampMillisecondType>()
+            .map(|a| a.values().iter().map(|v| v.saturating_mul(unit)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the store in `config.data_dir`, replaying the WAL.
+    pub fn open(config: StorageConfig) -> Result<Storage> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let catalog = Catalog::load(&dir)?;
+        let files = FileStore::local(&dir.join("files"))?;
+        let (wal, replay) = Wal::open(&dir.join("wal"), catalog.replay_from())?;
+        let mut state = State::default();
+        for (tenant, list) in &catalog.metadata {
+            if let Ok(t) = TenantId::new(tenant.clone()) {
+                let map = state.metadata.entry(t).or_default();
+                for m in list {
+                    map.insert(m.metric_family_name.clone(), m.clone());
+                }
+            }
+        }
+        for f in &catalog.files {
+            let (index, id_col, map_col) = match f.signal {
+                Signal::Metrics => (state.series.entry(f.tenant.clone()).or_default(), "series_id", "labels"),
+                Signal::Logs => (state.streams.entry(f.tenant.clone()).or_default(), "stream_id", "stream_labels"),
+                Signal::Traces => continue,
+            };
+            let path = files.local_path(&f.path);
+            let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            for batch in decode_parquet(data.into(), Some(&[id_col, map_col]), None)? {
+                index_batch(index, &batch, id_col, map_col);
+            }
+        }
+        let mut dropped = replay.dropped_records;
+        let replayed = replay.records.len();
+        for record in replay.records {
+            match wal_entry::decode(&record) {
+                Some(entry) => state.apply(entry),
+                None => dropped += 1,
+            }
+        }
+        tracing::info!(
+            data_dir = %dir.display(),
+            files = catalog.files.len(),
+            wal_records = replayed,
+            dropped_records = dropped,
+            "storage opened"
+        );
+        update_file_gauges(&catalog);
+        state.catalog = catalog;
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                config,
+                wal,
+                files,
+                gate: tokio::sync::RwLock::new(()),
+                maintenance: tokio::sync::Mutex::new(()),
+                state: RwLock::new(state),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.config
+    }
+
+    fn check_pressure(&self) -> Result<()> {
+        let pending = self.inner.state.read().pending_bytes();
+        let limit = self.inner.config.max_pending_bytes;
+        if pending > limit {
+            return Err(Error::Overloaded {
+                pending_bytes: pending,
+                limit_bytes: limit,
+            });
+        }
+        Ok(())
+    }
+
+    async fn write_entry(&self, payload: Vec<u8>, entry: Entry, rows: (Signal, u64)) -> Result<()> {
+        let _gate = self.inner.gate.read().await;
+        self.inner.wal.append(payload).await?;
+        self.inner.state.write().apply(entry);
+        telemetry::ROWS_WRITTEN.add(rows.0, rows.1);
+        Ok(())
+    }
+
+    async fn write_batch(&self, tenant: &TenantId, signal: Signal, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let t = tenant.clone();
+        let (payload, batch) = tokio::task::spawn_blocking(move || {
+            wal_entry::encode_rows(&t, signal, &batch).map(|p| (p, batch))
+        })
+        .await
+        .map_err(|_| Error::ShuttingDown)??;
+        let rows = batch.num_rows() as u64;
+        let entry = Entry::Rows {
+            tenant: tenant.clone(),
+            signal,
+            batch,
+        };
+        self.write_entry(payload, entry, (signal, rows)).await
+    }
+
+    /// Durably writes metric samples and metadata; returns once they are fsynced.
+    pub async fn write_metrics(&self, tenant: &TenantId, write: MetricsWrite) -> Result<()> {
+        self.check_pressure()?;
+        let new_meta: Vec<MetricMetadata> = {
+            let state = self.inner.state.read();
+            let known = state.metadata.get(tenant);
+            write
+                .metadata
+                .into_iter()
+                .filter(|m| known.and_then(|k| k.get(&m.metric_family_name)) != Some(m))
+                .collect()
+        };
+        if !new_meta.is_empty() {
+            let payload = wal_entry::encode_metadata(tenant, &new_meta)?;
+            let entry = Entry::Metadata {
+                tenant: tenant.clone(),
+                metadata: new_meta,
+            };
+            self.write_entry(payload, entry, (Signal::Metrics, 0)).await?;
+        }
+        let samples = write.samples;
+        let batch = tokio::task::spawn_blocking(move || schema::metrics_batch(&samples))
+            .await
+            .map_err(|_| Error::ShuttingDown)??;
+        self.write_batch(tenant, Signal::Metrics, batch).await
+    }
+
+    /// Durably writes log records.
+    pub async fn write_logs(&self, tenant: &TenantId, records: Vec<LogRecord>) -> Result<()> {
+        self.check_pressure()?;
+        let batch = tokio::task::spawn_blocking(move || schema::logs_batch(&records))
+            .await
+            .map_err(|_| Error::ShuttingDown)??;
+        self.write_batch(tenant, Signal::Logs, batch).await
+    }
+
+    /// Durably writes spans.
+    pub async fn write_spans(&self, tenant: &TenantId, spans: Vec<Span>) -> Result<()> {
+        self.check_pressure()?;
+        let batch = tokio::task::spawn_blocking(move || schema::spans_batch(&spans))
+            .await
+            .map_err(|_| Error::ShuttingDown)??;
+        self.write_batch(tenant, Signal::Traces, batch).await
+    }
+
+    /// The data of one tenant and signal that may hold rows in `[start_ns, end_ns]`.
+    pub fn snapshot(&self, tenant: &TenantId, signal: Signal, start_ns: i64, end_ns: i64) -> Snapshot {
+        let state = self.inner.state.read();
+        let mut batches = Vec::new();
+        for f in state.frozen.iter().filter(|f| &f.tenant == tenant && f.signal == signal) {
+            batches.extend(f.batches.iter().cloned());
+        }
+        if let Some(m) = state.active.get(&(tenant.clone(), signal)) {
+            batches.extend(m.batches.iter().cloned());
+        }
+        Snapshot {
+            batches,
+            files: state.catalog.files_for(tenant, signal, start_ns, end_ns),
+            files_root: self.inner.files.root().to_path_buf(),
+        }
+    }
+
+    /// The series (or, for logs, streams) of a tenant matching every matcher.
+    pub fn select_labels(&self, tenant: &TenantId, signal: Signal, matchers: &[LabelMatcher]) -> Vec<(SeriesId, Labels)> {
+        let state = self.inner.state.read();
+        let index = match signal {
+            Signal::Metrics => state.series.get(tenant),
+            Signal::Logs => state.streams.get(tenant),
+            Signal::Traces => None,
+        };
+        index
+            .map(|idx| idx.resolve(&idx.select(matchers)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Metric metadata of a tenant, by family name.
+    pub fn metadata(&self, tenant: &TenantId) -> BTreeMap<String, MetricMetadata> {
+        self.inner
+            .state
+            .read()
+            .metadata
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Bytes waiting in memtables.
+    pub fn pending_bytes(&self) -> u64 {
+        self.inner.state.read().pending_bytes()
+    }
+
+    /// Writes every memtable to Parquet and truncates the WAL.
+    pub async fn flush(&self) -> Result<()> {
+        let _m = self.inner.maintenance.lock().await;
+        let started = Instant::now();
+        let seq: SegmentSeq = {
+            let _gate = self.inner.gate.write().await;
+            let seq = self.inner.wal.rotate().await?;
+            let mut state = self.inner.state.write();
+            let active = std::mem::take(&mut state.active);
+            for ((tenant, signal), mem) in active {
+                state.frozen.push(Frozen {
+                    tenant,
+                    signal,
+                    batches: mem.batches,
+                    bytes: mem.bytes,
+                });
+            }
+            seq
+        };
+        let jobs: Vec<(TenantId, Signal, Vec<RecordBatch>)> = self
+            .inner
+            .state
+            .read()
+            .frozen
+            .iter()
+            .map(|f| (f.tenant.clone(), f.signal, f.batches.clone()))
+            .collect();
+        let mut catalog = self.inner.state.read().catalog.clone();
+        for (tenant, signal, batches) in jobs {
+            let new_files = self.write_files(&mut catalog, &tenant, signal, batches, 0).await?;
+            catalog.files.extend(new_files);
+        }
+        catalog.wal_replay_from = seq.0;
+        catalog.metadata = {
+            let state = self.inner.state.read();
+            state
+                .metadata
+                .iter()
+                .map(|(t, m)| (t.to_string(), m.values().cloned().collect()))
+                .collect()
+        };
+        self.store_catalog(&catalog).await?;
+        {
+            let mut state = self.inner.state.write();
+            let freed: u64 = state.frozen.iter().map(|f| f.bytes).sum();
+            telemetry::MEMTABLE_BYTES.add(-(freed as i64));
+            state.frozen.clear();
+            update_file_gauges(&catalog);
+            state.catalog = catalog;
+        }
+        self.inner.wal.remove_before(seq)?;
+        telemetry::WAL_DISK_BYTES.set(self.inner.wal.disk_bytes() as i64);
+        telemetry::FLUSHES.add(1);
+        telemetry::FLUSH_SECONDS.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn store_catalog(&self, catalog: &Catalog) -> Result<()> {
+        let c = catalog.clone();
+        let dir = self.inner.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || c.store(&dir))
+            .await
+            .map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Sorts rows, splits them by day and writes one file per day.
+    async fn write_files(
+        &self,
+        catalog: &mut Catalog,
+        tenant: &TenantId,
+        signal: Signal,
+        batches: Vec<RecordBatch>,
+        level: u32,
+    ) -> Result<Vec<FileMeta>> {
+        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i64, i64, u64, Vec<u8>)>> {
+            let sorted = sort_batches(signal, &batches)?;
+            let times = times_ns(signal, &sorted);
+            let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
+            let distinct: BTreeSet<&String> = days.iter().collect();
+            let mut out = Vec::new();
+            for day in distinct {
+                let part = if days.iter().all(|d| d == day) {
+                    sorted.clone()
+                } else {
+                    let mask = BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
+                    filter_record_batch(&sorted, &mask)?
+                };
+                let part_times = times_ns(signal, &part);
+                let min = part_times.iter().copied().min().unwrap_or(0);
+                let max = part_times.iter().copied().max().unwrap_or(0);
+                let bytes = encode_parquet(signal, &part)?;
+                out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|_| Error::ShuttingDown)??;
+        let mut metas = Vec::new();
+        for (day, min, max, rows, bytes) in encoded {
+            let id = catalog.next_file_id;
+            catalog.next_file_id += 1;
+            let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
+            let size = bytes.len() as u64;
+            self.inner.files.put(&path, bytes).await?;
+            metas.push(FileMeta {
+                id,
+                tenant: tenant.clone(),
+                signal,
+                partition: day,
+                path,
+                min_time_ns: min,
+                max_time_ns: max,
+                rows,
+                bytes: size,
+                level,
+            });
+        }
+        Ok(metas)
+    }
+
+    /// Merges the files of partitions that have at least `compaction_min_files` of them.
+    pub async fn compact(&self) -> Result<usize> {
+        let _m = self.inner.maintenance.lock().await;
+        let catalog = self.inner.state.read().catalog.clone();
+        let mut groups: BTreeMap<(TenantId, Signal, String), Vec<FileMeta>> = BTreeMap::new();
+        for f in &catalog.files {
+            groups
+                .entry((f.tenant.clone(), f.signal, f.partition.clone()))
+                .or_default()
+                .push(f.clone());
+        }
+        let mut merged = 0;
+        for ((tenant, signal, _), inputs) in groups {
+            if inputs.len() < self.inner.config.compaction_min_files {
+                continue;
+            }
+            let mut batches = Vec::new();
+            for f in &inputs {
+                let data = self.inner.files.get(&f.path).await?;
+                batches.extend(
+                    tokio::task::spawn_blocking(move || decode_parquet(data, None, None))
+                        .await
+                        .map_err(|_| Error::ShuttingDown)??,
+                );
+            }
+            let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
+            let mut next = self.inner.state.read().catalog.clone();
+            let outputs = self.write_files(&mut next, &tenant, signal, batches, level).await?;
+            let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
+            next.files.retain(|f| !gone.contains(&f.id));
+            next.files.extend(outputs);
+            self.store_catalog(&next).await?;
+            {
+                let mut state = self.inner.state.write();
+                update_file_gauges(&next);
+                state.catalog = next;
+            }
+            for f in &inputs {
+                self.inner.files.delete(&f.path).await?;
+            }
+            telemetry::COMPACTIONS.add(1);
+            merged += 1;
+        }
+        Ok(merged)
+    }
+
+    /// Deletes files whose whole partition day is older than the signal's retention.
+    pub async fn apply_retention(&self, now_ns: i64) -> Result<usize> {
+        let _m = self.inner.maintenance.lock().await;
+        let retention = &self.inner.config.retention;
+        let mut next = self.inner.state.read().catalog.clone();
+        let expired: Vec<FileMeta> = next
+            .files
+            .iter()
+            .filter(|f| {
+                let keep = match f.signal {
+                    Signal::Metrics => retention.metrics,
+                    Signal::Logs => retention.logs,
+                    Signal::Traces => retention.traces,
+                };
+                !keep.is_zero()
+                    && f.max_time_ns < now_ns.saturating_sub(keep.as_nanos().min(i64::MAX as u128) as i64)
+            })
+            .cloned()
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let gone: BTreeSet<u64> = expired.iter().map(|f| f.id).collect();
+        next.files.retain(|f| !gone.contains(&f.id));
+        self.store_catalog(&next).await?;
+        {
+            let mut state = self.inner.state.write();
+            update_file_gauges(&next);
+            state.catalog = next;
+        }
+        for f in &expired {
+            self.inner.files.delete(&f.path).await?;
+        }
+        telemetry::RETENTION_DELETED_FILES.add(expired.len() as u64);
+        Ok(expired.len())
+    }
+
+    fn flush_due(&self) -> bool {
+        let state = self.inner.state.read();
+        let bytes: u64 = state.active.values().map(|m| m.bytes).sum();
+        bytes >= self.inner.config.flush_bytes
+            || state
+                .active
+                .values()
+                .any(|m| m.first_write.elapsed() >= self.inner.config.flush_interval)
+    }
+
+    /// Runs flushing, compaction and retention until `cancel` fires, then flushes once more.
+    pub async fn run_background(self, cancel: CancellationToken) {
+        let mut last_maintenance = Instant::now();
+        let tick = Duration::from_millis(500);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            if self.flush_due()
+                && let Err(e) = self.flush().await
+            {
+                tracing::error!(error = %e, "flush failed; data stays in the WAL and memtables");
+            }
+            if last_maintenance.elapsed() >= self.inner.config.maintenance_interval {
+                last_maintenance = Instant::now();
+                if let Err(e) = self.compact().await {
+                    tracing::error!(error = %e, "compaction failed");
+                }
+                if let Err(e) = self.apply_retention(now_ns()).await {
+                    tracing::error!(error = %e, "retention failed");
+                }
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "final flush failed; the WAL keeps the data");
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    /// All tenants with any data.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let state = self.inner.state.read();
+        let mut t: BTreeSet<TenantId> = state.catalog.files.iter().map(|f| f.tenant.clone()).collect();
+        t.extend(state.active.keys().map(|(t, _)| t.clone()));
+        t.into_iter().collect()
+    }
+}
+
+fn update_file_gauges(catalog: &Catalog) {
+    telemetry::FILES.set(catalog.files.len() as i64);
+    telemetry::FILE_BYTES.set(catalog.files.iter().map(|f| f.bytes as i64).sum());
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+use crate::model::{Labels, Sample, SampleValue};
+use datafusion::arrow::array::Float64Array;
+
+fn config(dir: &Path) -> StorageConfig {
+    StorageConfig {
+        data_dir: dir.to_path_buf(),
+        compaction_min_files: 2,
+        ..StorageConfig::default()
+    }
+}
+
+fn sample(name: &str, job: &str, ts: i64, v: f64) -> Sample {
+    Sample {
+        labels: Labels::from_pairs([("__name__", name), ("job", job)]),
+        timestamp_ms: ts,
+        value: SampleValue::Float(v),
+        exemplars: vec![],
+    }
+}
+
+fn values(snapshot: &Snapshot, storage: &Storage) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut batches = snapshot.batches.clone();
+    for f in &snapshot.files {
+        let data = std::fs::read(storage.inner.files.local_path(&f.path)).expect("read");
+        batches.extend(decode_parquet(data.into(), None, None).expect("decode"));
+    }
+    for b in batches {
+        let col = b
+            .column_by_name("value")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned())
+            .expect("value column");
+        out.extend(col.iter().flatten());
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn write(storage: &Storage, tenant: &TenantId, samples: Vec<Sample>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(storage.write_metrics(
+        tenant,
+        MetricsWrite {
+            samples,
+            metadata: vec![],
+        },
+    ))
+    .expect("write");
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(f)
+}
+
+#[test]
+fn writes_are_readable_at_once_and_after_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    {
+        let s = Storage::open(config(dir.path())).expect("open");
+        write(&s, &t, vec![sample("up", "a", 1000, 1.0), sample("up", "b", 1000, 2.0)]);
+        let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+        assert_eq!(values(&snap, &s), vec![1.0, 2.0]);
+    }
+    // No flush happened: the data comes back from the WAL.
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &s), vec![1.0, 2.0]);
+    let series = s.select_labels(&t, Signal::Metrics, &[]);
+    assert_eq!(series.len(), 2);
+}
+
+#[test]
+fn flush_moves_rows_to_files_without_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    {
+        let s = Storage::open(config(dir.path())).expect("open");
+        write(&s, &t, vec![sample("up", "a", 1000, 1.0)]);
+        block(s.flush()).expect("flush");
+        write(&s, &t, vec![sample("up", "a", 2000, 3.0)]);
+        let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+        assert_eq!(snap.files.len(), 1);
+        assert_eq!(values(&snap, &s), vec![1.0, 3.0]);
+    }
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &s), vec![1.0, 3.0]);
+    // The label index is rebuilt from files too.
+    assert_eq!(s.select_labels(&t, Signal::Metrics, &[]).len(), 1);
+}
+
+#[test]
+fn tenants_are_separate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Storage::open(config(dir.path())).expect("open");
+    let a = TenantId::new("a").expect("tenant");
+    let b = TenantId::new("b").expect("tenant");
+    write(&s, &a, vec![sample("up", "x", 1000, 1.0)]);
+    write(&s, &b, vec![sample("up", "x", 1000, 2.0)]);
+    block(s.flush()).expect("flush");
+    assert_eq!(values(&s.snapshot(&a, Signal::Metrics, i64::MIN, i64::MAX), &s), vec![1.0]);
+    assert_eq!(values(&s.snapshot(&b, Signal::Metrics, i64::MIN, i64::MAX), &s), vec![2.0]);
+}
+
+#[test]
+fn compaction_merges_and_retention_drops_old_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    for i in 0..3 {
+        write(&s, &t, vec![sample("up", "a", 1000 + i, i as f64)]);
+        block(s.flush()).expect("flush");
+    }
+    assert_eq!(s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX).files.len(), 3);
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 1);
+    assert_eq!(values(&snap, &s), vec![0.0, 1.0, 2.0]);
+    // Samples from 1970 are far past the 30-day default.
+    assert_eq!(block(s.apply_retention(now_ns())).expect("retention"), 1);
+    assert!(s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX).files.is_empty());
+}
+
+#[test]
+fn overload_is_refused_not_buffered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.flush_bytes = 1;
+    c.max_pending_bytes = 1;
+    let s = Storage::open(c).expect("open");
+    let t = TenantId::default_tenant();
+    write(&s, &t, vec![sample("up", "a", 1000, 1.0)]);
+    let err = block(s.write_metrics(
+        &t,
+        MetricsWrite {
+            samples: vec![sample("up", "a", 2000, 1.0)],
+            metadata: vec![],
+        },
+    ));
+    assert!(matches!(err, Err(Error::Overloaded { .. })));
+}
+
+#[test]
+fn day_partitions_are_utc_days() {
+    assert_eq!(day_of(0), "1970-01-01");
+    assert_eq!(day_of(1_709_164_800_000_000_000), "2024-02-29");
+    assert_eq!(day_of(-1), "1969-12-31");
+}

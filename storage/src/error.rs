@@ -1,0 +1,50 @@
+//! The storage crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors from the storage engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid tenant id {id:?}: {reason}")]
+    InvalidTenant { id: String, reason: &'static str },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the write-ahead log is failed after an fsync/write error and accepts no writes: {reason}")]
+    WalFailed { reason: String },
+    #[error("the storage engine is shutting down")]
+    ShuttingDown,
+    #[error("memory limit reached: {pending_bytes} bytes wait to be flushed (limit {limit_bytes})")]
+    Overloaded { pending_bytes: u64, limit_bytes: u64 },
+    #[error("arrow error: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("parquet error: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+    #[error("catalog {path} is corrupt: {source}")]
+    CorruptCatalog {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("serialization error: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("query error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result with the storage error by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

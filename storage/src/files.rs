@@ -1,0 +1,184 @@
+//! Parquet files: encoding choices, writing sorted zstd files through the object store,
+//! and reading them back.
+//!
+//! The object store's local backend does not fsync; for local storage we fsync the file and
+//! its directory ourselves before the catalog may name it.
+
+use crate::error::{Error, Result};
+use crate::model::Signal;
+use crate::schema::{schema, sort_columns};
+use crate::wal::sync_dir;
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::schema::types::ColumnPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows per Parquet row group: small enough that a trace-id or series lookup skips most of
+/// a file, large enough for good compression.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Where data files live: an object store plus, for local storage, its root directory.
+#[derive(Clone)]
+pub struct FileStore {
+    store: Arc<dyn ObjectStore>,
+    root: PathBuf,
+}
+
+impl FileStore {
+    /// A file store on the local filesystem under `root`.
+    pub fn local(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let store = LocalFileSystem::new_with_prefix(root)?;
+        Ok(FileStore {
+            store: Arc::new(store),
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The absolute local path of a stored file.
+    pub fn local_path(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes bytes durably at `path` (relative to the root).
+    pub async fn put(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        let location = ObjectPath::from(path);
+        self.store.put(&location, Bytes::from(data).into()).await?;
+        let local = self.local_path(path);
+        let dir = local.parent().map(Path::to_path_buf);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            std::fs::File::open(&local)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&local, e))?;
+            if let Some(dir) = dir {
+                sync_dir(&dir)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::ShuttingDown)?
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        match self.store.delete(&ObjectPath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        Ok(self.store.get(&ObjectPath::from(path)).await?.bytes().await?)
+    }
+}
+
+/// Concatenates batches and sorts them by the signal's access path.
+pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let batch = concat_batches(&schema(signal), batches)?;
+    let columns: Vec<SortColumn> = sort_columns(signal)
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|c| SortColumn {
+            values: c.clone(),
+            options: None,
+        })
+        .collect();
+    let indices = lexsort_to_indices(&columns, None)?;
+    Ok(take_record_batch(&batch, &indices)?)
+}
+
+fn writer_properties(signal: Signal) -> Result<WriterProperties> {
+    let s = schema(signal);
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(true);
+    let sorting: Vec<SortingColumn> = sort_columns(signal)
+        .iter()
+        .filter_map(|name| s.index_of(name).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    b = b.set_sorting_columns(Some(sorting));
+    // Time and id columns are near-monotonic within a series or trace: delta encoding turns
+    // them into a few bits per row, which dictionaries cannot.
+    for col in [
+        "timestamp",
+        "observed_timestamp",
+        "start_time",
+        "end_time",
+        "duration",
+        "series_id",
+        "stream_id",
+    ] {
+        if s.index_of(col).is_ok() {
+            let path = ColumnPath::from(col);
+            b = b
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    if signal == Signal::Traces {
+        let path = ColumnPath::from("trace_id");
+        b = b
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_fpp(path, 0.01);
+    }
+    Ok(b.build())
+}
+
+/// Encodes a sorted batch as a Parquet file.
+pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(buf)
+}
+
+/// Reads a Parquet file, optionally only some columns and rows.
+pub fn decode_parquet(
+    data: Bytes,
+    columns: Option<&[&str]>,
+    selection: Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    if let Some(cols) = columns {
+        let schema = builder.parquet_schema();
+        let indices: Vec<usize> = (0..schema.num_columns())
+            .filter(|i| {
+                let path = schema.column(*i).path().parts().to_vec();
+                path.first().is_some_and(|root| cols.contains(&root.as_str()))
+            })
+            .collect();
+        let mask = ProjectionMask::leaves(schema, indices);
+        builder = builder.with_projection(mask);
+    }
+    if let Some(sel) = selection {
+        builder = builder.with_row_selection(sel);
+    }
+    let reader = builder.with_batch_size(64 * 1024).build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        out.push(batch?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,391 @@
+//! Arrow schemas of the three signal tables and the conversion of model rows into batches.
+//!
+//! These schemas are the columns users see in SQL (`metrics`, `logs`, `spans`) and the
+//! columns of the Parquet files; the README documents each one.
+
+use crate::error::Result;
+use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder,
+    UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use std::sync::{Arc, LazyLock};
+
+fn map_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(Fields::from(vec![
+                Field::new("keys", DataType::Utf8, false),
+                Field::new("values", DataType::Utf8, true),
+            ])),
+            false,
+        )),
+        false,
+    )
+}
+
+fn ts_ns() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, None)
+}
+
+fn origin_fields() -> Vec<Field> {
+    vec![
+        Field::new("service_name", DataType::Utf8, false),
+        Field::new("resource_attributes", DataType::Utf8, false),
+        Field::new("resource_dropped_attributes_count", DataType::UInt32, false),
+        Field::new("resource_schema_url", DataType::Utf8, false),
+        Field::new("scope_name", DataType::Utf8, false),
+        Field::new("scope_version", DataType::Utf8, false),
+        Field::new("scope_attributes", DataType::Utf8, false),
+        Field::new("scope_dropped_attributes_count", DataType::UInt32, false),
+        Field::new("scope_schema_url", DataType::Utf8, false),
+    ]
+}
+
+static METRICS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("metric_name", DataType::Utf8, false),
+        Field::new("labels", map_type(), false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("value", DataType::Float64, true),
+        Field::new("histogram", DataType::Utf8, true),
+        Field::new("exemplars", DataType::Utf8, true),
+    ]))
+});
+
+static LOGS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("timestamp", ts_ns(), false),
+        Field::new("observed_timestamp", ts_ns(), false),
+        Field::new("stream_id", DataType::UInt64, false),
+        Field::new("stream_labels", map_type(), false),
+        Field::new("severity_number", DataType::Int32, false),
+        Field::new("severity_text", DataType::Utf8, false),
+        Field::new("body", DataType::Utf8, false),
+        Field::new("body_type", DataType::Utf8, false),
+        Field::new("attributes", DataType::Utf8, false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("trace_id", DataType::Utf8, false),
+        Field::new("span_id", DataType::Utf8, false),
+        Field::new("event_name", DataType::Utf8, false),
+    ];
+    fields.extend(origin_fields());
+    Arc::new(Schema::new(fields))
+});
+
+static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("trace_id", DataType::Utf8, false),
+        Field::new("span_id", DataType::Utf8, false),
+        Field::new("parent_span_id", DataType::Utf8, false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Int32, false),
+        Field::new("start_time", ts_ns(), false),
+        Field::new("end_time", ts_ns(), false),
+        Field::new("duration", DataType::Int64, false),
+        Field::new("attributes", DataType::Utf8, false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("events", DataType::Utf8, false),
+        Field::new("dropped_events_count", DataType::UInt32, false),
+        Field::new("links", DataType::Utf8, false),
+        Field::new("dropped_links_count", DataType::UInt32, false),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("status_message", DataType::Utf8, false),
+    ];
+    fields.extend(origin_fields());
+    Arc::new(Schema::new(fields))
+});
+
+/// The table schema of a signal.
+pub fn schema(signal: Signal) -> SchemaRef {
+    match signal {
+        Signal::Metrics => METRICS.clone(),
+        Signal::Logs => LOGS.clone(),
+        Signal::Traces => SPANS.clone(),
+    }
+}
+
+/// The SQL table name of a signal.
+pub fn table_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metrics => "metrics",
+        Signal::Logs => "logs",
+        Signal::Traces => "spans",
+    }
+}
+
+/// The columns a signal's files are sorted by (their main access path).
+pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
+    match signal {
+        Signal::Metrics => &["series_id", "timestamp"],
+        Signal::Logs => &["stream_id", "timestamp"],
+        Signal::Traces => &["trace_id", "start_time"],
+    }
+}
+
+/// The column holding the time a row is partitioned by, and its unit in nanoseconds.
+pub fn time_column(signal: Signal) -> (&'static str, i64) {
+    match signal {
+        Signal::Metrics => ("timestamp", 1_000_000),
+        Signal::Logs => ("timestamp", 1),
+        Signal::Traces => ("start_time", 1),
+    }
+}
+
+fn labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(
+        Some(MapFieldNames {
+            entry: "entries".into(),
+            key: "keys".into(),
+            value: "values".into(),
+        }),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+}
+
+fn append_labels(b: &mut MapBuilder<StringBuilder, StringBuilder>, labels: &Labels) -> Result<()> {
+    for l in labels.iter() {
+        b.keys().append_value(&l.name);
+        b.values().append_value(&l.value);
+    }
+    b.append(true)?;
+    Ok(())
+}
+
+/// Converts samples into a `metrics` batch.
+pub fn metrics_batch(samples: &[Sample]) -> Result<RecordBatch> {
+    let n = samples.len();
+    let mut series_id = UInt64Builder::with_capacity(n);
+    let mut name = StringBuilder::with_capacity(n, n * 16);
+    let mut labels = labels_builder();
+    let mut ts = TimestampMillisecondBuilder::with_capacity(n);
+    let mut value = Float64Builder::with_capacity(n);
+    let mut hist = StringBuilder::new();
+    let mut exemplars = StringBuilder::new();
+    for s in samples {
+        series_id.append_value(s.labels.series_id().0);
+        name.append_value(s.labels.metric_name());
+        append_labels(&mut labels, &s.labels)?;
+        ts.append_value(s.timestamp_ms);
+        match &s.value {
+            SampleValue::Float(v) => {
+                value.append_value(*v);
+                hist.append_null();
+            }
+            SampleValue::Histogram(h) => {
+                value.append_null();
+                hist.append_value(serde_json::to_string(h)?);
+            }
+        }
+        if s.exemplars.is_empty() {
+            exemplars.append_null();
+        } else {
+            exemplars.append_value(serde_json::to_string(&s.exemplars)?);
+        }
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(series_id.finish()),
+        Arc::new(name.finish()),
+        Arc::new(labels.finish()),
+        Arc::new(ts.finish()),
+        Arc::new(value.finish()),
+        Arc::new(hist.finish()),
+        Arc::new(exemplars.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema(Signal::Metrics), cols)?)
+}
+
+/// Builders for the resource/scope columns shared by logs and spans.
+struct OriginBuilders {
+    service_name: StringBuilder,
+    resource_attributes: StringBuilder,
+    resource_dropped: UInt32Builder,
+    resource_schema_url: StringBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    scope_attributes: StringBuilder,
+    scope_dropped: UInt32Builder,
+    scope_schema_url: StringBuilder,
+}
+
+impl OriginBuilders {
+    fn new() -> Self {
+        OriginBuilders {
+            service_name: StringBuilder::new(),
+            resource_attributes: StringBuilder::new(),
+            resource_dropped: UInt32Builder::new(),
+            resource_schema_url: StringBuilder::new(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+            scope_attributes: StringBuilder::new(),
+            scope_dropped: UInt32Builder::new(),
+            scope_schema_url: StringBuilder::new(),
+        }
+    }
+
+    fn append(&mut self, o: &Origin) {
+        self.service_name.append_value(&o.service_name);
+        self.resource_attributes
+            .append_value(json_or_empty(&o.resource_attributes));
+        self.resource_dropped
+            .append_value(o.resource_dropped_attributes_count);
+        self.resource_schema_url.append_value(&o.resource_schema_url);
+        self.scope_name.append_value(&o.scope_name);
+        self.scope_version.append_value(&o.scope_version);
+        self.scope_attributes
+            .append_value(json_or_empty(&o.scope_attributes));
+        self.scope_dropped
+            .append_value(o.scope_dropped_attributes_count);
+        self.scope_schema_url.append_value(&o.scope_schema_url);
+    }
+
+    fn finish(mut self, cols: &mut Vec<ArrayRef>) {
+        cols.push(Arc::new(self.service_name.finish()));
+        cols.push(Arc::new(self.resource_attributes.finish()));
+        cols.push(Arc::new(self.resource_dropped.finish()));
+        cols.push(Arc::new(self.resource_schema_url.finish()));
+        cols.push(Arc::new(self.scope_name.finish()));
+        cols.push(Arc::new(self.scope_version.finish()));
+        cols.push(Arc::new(self.scope_attributes.finish()));
+        cols.push(Arc::new(self.scope_dropped.finish()));
+        cols.push(Arc::new(self.scope_schema_url.finish()));
+    }
+}
+
+fn json_or_empty(s: &str) -> &str {
+    if s.is_empty() { "{}" } else { s }
+}
+
+/// Converts log records into a `logs` batch.
+pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut ts = TimestampNanosecondBuilder::with_capacity(n);
+    let mut observed = TimestampNanosecondBuilder::with_capacity(n);
+    let mut stream_id = UInt64Builder::with_capacity(n);
+    let mut stream = labels_builder();
+    let mut sev_num = Int32Builder::with_capacity(n);
+    let mut sev_text = StringBuilder::new();
+    let mut body = StringBuilder::new();
+    let mut body_type = StringBuilder::new();
+    let mut attrs = StringBuilder::new();
+    let mut dropped = UInt32Builder::with_capacity(n);
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut trace_id = StringBuilder::new();
+    let mut span_id = StringBuilder::new();
+    let mut event_name = StringBuilder::new();
+    let mut origin = OriginBuilders::new();
+    for r in records {
+        ts.append_value(r.timestamp_ns);
+        observed.append_value(r.observed_timestamp_ns);
+        stream_id.append_value(r.stream.series_id().0);
+        append_labels(&mut stream, &r.stream)?;
+        sev_num.append_value(r.severity_number);
+        sev_text.append_value(&r.severity_text);
+        body.append_value(&r.body);
+        body_type.append_value(&r.body_type);
+        attrs.append_value(json_or_empty(&r.attributes));
+        dropped.append_value(r.dropped_attributes_count);
+        flags.append_value(r.flags);
+        trace_id.append_value(&r.trace_id);
+        span_id.append_value(&r.span_id);
+        event_name.append_value(&r.event_name);
+        origin.append(&r.origin);
+    }
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(ts.finish()),
+        Arc::new(observed.finish()),
+        Arc::new(stream_id.finish()),
+        Arc::new(stream.finish()),
+        Arc::new(sev_num.finish()),
+        Arc::new(sev_text.finish()),
+        Arc::new(body.finish()),
+        Arc::new(body_type.finish()),
+        Arc::new(attrs.finish()),
+        Arc::new(dropped.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(event_name.finish()),
+    ];
+    origin.finish(&mut cols);
+    Ok(RecordBatch::try_new(schema(Signal::Logs), cols)?)
+}
+
+/// Converts spans into a `spans` batch.
+pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
+    let n = spans.len();
+    let mut trace_id = StringBuilder::new();
+    let mut span_id = StringBuilder::new();
+    let mut parent = StringBuilder::new();
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut name = StringBuilder::new();
+    let mut kind = Int32Builder::with_capacity(n);
+    let mut start = TimestampNanosecondBuilder::with_capacity(n);
+    let mut end = TimestampNanosecondBuilder::with_capacity(n);
+    let mut duration = Int64Builder::with_capacity(n);
+    let mut attrs = StringBuilder::new();
+    let mut dropped_attrs = UInt32Builder::with_capacity(n);
+    let mut events = StringBuilder::new();
+    let mut dropped_events = UInt32Builder::with_capacity(n);
+    let mut links = StringBuilder::new();
+    let mut dropped_links = UInt32Builder::with_capacity(n);
+    let mut status_code = Int32Builder::with_capacity(n);
+    let mut status_message = StringBuilder::new();
+    let mut origin = OriginBuilders::new();
+    for s in spans {
+        trace_id.append_value(&s.trace_id);
+        span_id.append_value(&s.span_id);
+        parent.append_value(&s.parent_span_id);
+        trace_state.append_value(&s.trace_state);
+        flags.append_value(s.flags);
+        name.append_value(&s.name);
+        kind.append_value(s.kind);
+        start.append_value(s.start_time_ns);
+        end.append_value(s.end_time_ns);
+        duration.append_value(s.end_time_ns.saturating_sub(s.start_time_ns));
+        attrs.append_value(json_or_empty(&s.attributes));
+        dropped_attrs.append_value(s.dropped_attributes_count);
+        events.append_value(serde_json::to_string(&s.events)?);
+        dropped_events.append_value(s.dropped_events_count);
+        links.append_value(serde_json::to_string(&s.links)?);
+        dropped_links.append_value(s.dropped_links_count);
+        status_code.append_value(s.status_code);
+        status_message.append_value(&s.status_message);
+        origin.append(&s.origin);
+    }
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(end.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(attrs.finish()),
+        Arc::new(dropped_attrs.finish()),
+        Arc::new(events.finish()),
+        Arc::new(dropped_events.finish()),
+        Arc::new(links.finish()),
+        Arc::new(dropped_links.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+    ];
+    origin.finish(&mut cols);
+    Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+}

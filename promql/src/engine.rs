@@ -65,7 +65,7 @@ pub struct Engine {
 
 /// Parses a query, mapping errors to `bad_data`.
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr> {
-    promql_parser::parser::parse(query).map_err(|e| Error::BadData(format!("invalid parameter \"query\": {e}")))
+    promql_parser::parser::parse(query).map_err(Error::BadData)
 }
 
 impl Engine {
@@ -88,6 +88,16 @@ impl Engine {
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
         self.exec(source, &expr, time_ms, time_ms, 0)
+    }
+
+    /// Evaluates an already parsed expression at `time_ms`.
+    pub fn instant_query_expr(
+        &self,
+        source: &dyn SeriesSource,
+        expr: &promql_parser::parser::Expr,
+        time_ms: i64,
+    ) -> Result<QueryResult> {
+        self.exec(source, expr, time_ms, time_ms, 0)
     }
 
     /// Evaluates `query` at every `step_ms` from `start_ms` to `end_ms`.
@@ -117,6 +127,24 @@ impl Engine {
             )));
         }
         let expr = parse(query)?;
+        self.range_query_expr(source, &expr, start_ms, end_ms, step_ms)
+    }
+
+    /// Like [`Engine::range_query`] for an already parsed expression.
+    pub fn range_query_expr(
+        &self,
+        source: &dyn SeriesSource,
+        expr: &promql_parser::parser::Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        if step_ms <= 0 {
+            return Err(Error::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                    .into(),
+            ));
+        }
         match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => {}
             t => {
@@ -126,7 +154,7 @@ impl Engine {
                 )));
             }
         }
-        self.exec(source, &expr, start_ms, end_ms, step_ms)
+        self.exec(source, expr, start_ms, end_ms, step_ms)
     }
 
     fn exec(

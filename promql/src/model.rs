@@ -152,19 +152,10 @@ impl Labels {
 }
 
 impl fmt::Display for Labels {
-    /// Formats like Prometheus: `{a="b", c="d"}`, with a bare metric name
-    /// in front when present.
+    /// Formats like Prometheus's `Labels.String()`: `{a="b", c="d"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.get(METRIC_NAME);
-        let rest: Vec<_> = self.0.iter().filter(|(k, _)| k != METRIC_NAME).collect();
-        if !name.is_empty() {
-            write!(f, "{name}")?;
-            if rest.is_empty() {
-                return Ok(());
-            }
-        }
         write!(f, "{{")?;
-        for (i, (k, v)) in rest.iter().enumerate() {
+        for (i, (k, v)) in self.0.iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
             }

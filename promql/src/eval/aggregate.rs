@@ -545,7 +545,7 @@ impl Evaluator<'_> {
             for s in &v[0] {
                 let mut m = s.metric.clone();
                 let value = match &s.h {
-                    Some(h) => h.to_string(),
+                    Some(h) => h.go_string(),
                     None => crate::json::format_float(s.f),
                 };
                 m.set(&label, &value);

@@ -128,6 +128,8 @@ struct ElemResult {
     f: f64,
     h: Option<Arc<FloatHistogram>>,
     keep: bool,
+    /// The operand types do not combine; the pair yields no output at all.
+    skip: bool,
 }
 
 /// Evaluates `l op r` for two elements (floats or histograms). Annotations
@@ -144,6 +146,7 @@ fn elem_binop(
         f: 0.0,
         h: None,
         keep: false,
+        skip: true,
     };
     let incompatible = |lt: &str, rt: &str| {
         ev.ctx.info(format!(
@@ -163,7 +166,12 @@ fn elem_binop(
                 Op::Lte => (l, l <= r),
                 _ => (scalar_binop(op, l, r), true),
             };
-            ElemResult { f, h: None, keep }
+            ElemResult {
+                f,
+                h: None,
+                keep,
+                skip: false,
+            }
         }
         (None, Some(h)) => {
             if op == Op::Mul {
@@ -171,6 +179,7 @@ fn elem_binop(
                     f: 0.0,
                     h: Some(Arc::new((**h).clone().mul(l).compact())),
                     keep: true,
+                    skip: false,
                 };
             }
             incompatible("float", "histogram");
@@ -181,11 +190,13 @@ fn elem_binop(
                 f: 0.0,
                 h: Some(Arc::new((**h).clone().mul(r).compact())),
                 keep: true,
+                    skip: false,
             },
             Op::Div => ElemResult {
                 f: 0.0,
                 h: Some(Arc::new((**h).clone().div(r).compact())),
                 keep: true,
+                    skip: false,
             },
             _ => {
                 incompatible("histogram", "float");
@@ -225,6 +236,7 @@ fn elem_binop(
                             f: 0.0,
                             h: Some(Arc::new(res.compact())),
                             keep: true,
+                    skip: false,
                         }
                     }
                 }
@@ -235,6 +247,7 @@ fn elem_binop(
                     f: 0.0,
                     h: Some(a.clone()),
                     keep: if op == Op::Eql { eq } else { !eq },
+                    skip: false,
                 }
             }
             _ => {
@@ -354,6 +367,9 @@ impl Evaluator<'_> {
                 std::mem::swap(&mut lh, &mut rh);
             }
             let mut res = elem_binop(self, op, lf, rf, lh, rh);
+            if res.skip {
+                continue;
+            }
             if op.is_comparison() && swap {
                 res.f = rf;
                 res.h = rh.cloned();
@@ -430,6 +446,9 @@ impl Evaluator<'_> {
                 std::mem::swap(&mut hl, &mut hr);
             }
             let mut res = elem_binop(self, op, fl, fr, hl, hr);
+            if res.skip {
+                return Ok(());
+            }
             if return_bool {
                 res.h = None;
                 res.f = btos(res.keep);

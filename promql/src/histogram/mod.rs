@@ -730,6 +730,43 @@ fn map_custom(sparse: &[(i32, f64)], bounds: &[f64], target: &[f64]) -> Sparse {
     out
 }
 
+impl FloatHistogram {
+    /// Prometheus's `FloatHistogram.String()` form, e.g.
+    /// `{count:20, sum:10, [-2,-1):2, [-0.001,0.001]:2, (0.5,1]:1}`.
+    pub fn go_string(&self) -> String {
+        use crate::annotations::go_g;
+        let fmt_b = |b: &Bucket| {
+            format!(
+                "{}{},{}{}:{}",
+                if b.lower_inclusive { '[' } else { '(' },
+                go_g(b.lower),
+                go_g(b.upper),
+                if b.upper_inclusive { ']' } else { ')' },
+                go_g(b.count)
+            )
+        };
+        let mut s = format!("{{count:{}, sum:{}", go_g(self.count), go_g(self.sum));
+        for &(idx, c) in self.neg_sparse().iter().rev() {
+            if c != 0.0 {
+                s.push_str(", ");
+                s.push_str(&fmt_b(&self.bucket_at(idx, c, false)));
+            }
+        }
+        if self.zero_count != 0.0 {
+            s.push_str(", ");
+            s.push_str(&fmt_b(&self.zero_bucket()));
+        }
+        for &(idx, c) in &self.pos_sparse() {
+            if c != 0.0 {
+                s.push_str(", ");
+                s.push_str(&fmt_b(&self.bucket_at(idx, c, true)));
+            }
+        }
+        s.push('}');
+        s
+    }
+}
+
 impl fmt::Display for FloatHistogram {
     /// The test-expression form, e.g. `{{schema:1 count:3 sum:2 buckets:[1 2]}}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

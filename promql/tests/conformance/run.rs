@@ -207,6 +207,9 @@ impl Runner {
         if ev.expects.fail.is_some() {
             return Err(format!("expected error evaluating {q:?} but got none"));
         }
+        if std::env::var("PROMQL_DEBUG_LINE").ok() == Some(ev.line.to_string()) {
+            println!("DEBUG {q}: {:?} warnings={:?} infos={:?}", res.value, res.warnings, res.infos);
+        }
         check_annos(&ev.expects.warn, ev.expects.no_warn, ev.expects.any_warn, &res.warnings, "warn")?;
         check_annos(&ev.expects.info, ev.expects.no_info, ev.expects.any_info, &res.infos, "info")?;
         compare(ev, &res.value, ev.expects.ordered)
@@ -333,10 +336,12 @@ fn set_at(e: &mut Expr, ts: i64) -> bool {
             }
             Expr::Subquery(sq) => {
                 if sq.at.is_some() {
+                    check_unsafe(&sq.expr, ok);
                     return;
                 }
+                // Selectors inside a subquery with @ keep their own times.
                 sq.at = Some(at_of(ts));
-                walk(&mut sq.expr, ts, ok);
+                check_unsafe(&sq.expr, ok);
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = a.param.as_mut() {
@@ -358,6 +363,30 @@ fn set_at(e: &mut Expr, ts: i64) -> bool {
                     walk(a, ts, ok);
                 }
             }
+            _ => {}
+        }
+    }
+    fn check_unsafe(e: &Expr, ok: &mut bool) {
+        match e {
+            Expr::Call(c) => {
+                if UNSAFE.contains(&c.func.name) {
+                    *ok = false;
+                }
+                c.args.args.iter().for_each(|a| check_unsafe(a, ok));
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    check_unsafe(p, ok);
+                }
+                check_unsafe(&a.expr, ok);
+            }
+            Expr::Unary(u) => check_unsafe(&u.expr, ok),
+            Expr::Binary(b) => {
+                check_unsafe(&b.lhs, ok);
+                check_unsafe(&b.rhs, ok);
+            }
+            Expr::Paren(p) => check_unsafe(&p.expr, ok),
+            Expr::Subquery(s) => check_unsafe(&s.expr, ok),
             _ => {}
         }
     }

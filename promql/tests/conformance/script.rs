@@ -125,6 +125,8 @@ pub fn parse(input: &str) -> Vec<Cmd> {
         let lineno = i + 1;
         if word == "clear" {
             cmds.push(Cmd::Clear);
+            i += 1;
+            continue;
         } else if word.starts_with("load") {
             let caps = load_re.as_ref().and_then(|r| r.captures(l));
             let res = (|| -> Result<Cmd, String> {

@@ -407,11 +407,8 @@ impl Evaluator<'_> {
         let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
         let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
         let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let (fill_for_rhs, fill_for_lhs) = if one_to_many {
-            (m.fill_lhs, m.fill_rhs)
-        } else {
-            (m.fill_rhs, m.fill_lhs)
-        };
+        // Like Prometheus, fill values are not swapped for group_right.
+        let (fill_for_rhs, fill_for_lhs) = (m.fill_rhs, m.fill_lhs);
         // The "one" side, by signature.
         let mut right: HashMap<Labels, &Sample> = HashMap::new();
         for rs in rhs {

@@ -203,7 +203,7 @@ pub(crate) fn eval(ev: &Evaluator<'_>, c: &Call, args: &[&Expr]) -> Result<Matri
                 let sp = split(ev, &v[0]);
                 let mut o = Vec::new();
                 for q in qs {
-                    let qs = crate::json::format_float(q);
+                    let qs = crate::json::format_openmetrics_float(q);
                     for s in &sp.native {
                         let mut l = s.metric.clone();
                         l.set(&qlabel, &qs);

@@ -31,6 +31,36 @@ pub enum Outcome {
 pub struct Runner {
     engine: Engine,
     source: MemorySource,
+    /// Last loaded sample per series, to continue counter reset hints.
+    last: HashMap<Labels, RawSample>,
+}
+
+/// Sets counter reset hints like Prometheus's TSDB does when histograms
+/// are appended: the first histogram of a run is "unknown", later ones are
+/// "reset" or "not_reset"; gauge histograms and explicit hints stay.
+fn tsdb_hints(mut prev: Option<RawSample>, mut samples: Vec<RawSample>) -> Vec<RawSample> {
+    use strata_promql::histogram::CounterResetHint as H;
+    for s in &mut samples {
+        if let SampleValue::Histogram(h) = &s.value
+            && h.counter_reset_hint == H::Unknown
+            && !strata_promql::model::is_stale_nan(h.sum)
+            && let Some(RawSample {
+                value: SampleValue::Histogram(p),
+                ..
+            }) = &prev
+            && !strata_promql::model::is_stale_nan(p.sum)
+        {
+            let mut nh = (**h).clone();
+            nh.counter_reset_hint = if nh.detect_reset(p) {
+                H::CounterReset
+            } else {
+                H::NotCounterReset
+            };
+            s.value = SampleValue::Histogram(Arc::new(nh));
+        }
+        prev = Some(s.clone());
+    }
+    samples
 }
 
 impl Runner {
@@ -38,6 +68,7 @@ impl Runner {
         Runner {
             engine,
             source: MemorySource::new(),
+            last: HashMap::new(),
         }
     }
 
@@ -49,6 +80,7 @@ impl Runner {
             match c {
                 Cmd::Clear => {
                     self.source.clear();
+                    self.last.clear();
                     broken = None;
                 }
                 Cmd::Load {
@@ -86,14 +118,20 @@ impl Runner {
     }
 
     fn load(&mut self, gap: i64, with_nhcb: bool, series: &[(Labels, Vec<SeqVal>)]) {
-        for (labels, vals) in series {
-            let samples = to_samples(gap, vals);
-            self.source.add(labels.clone(), samples);
-        }
+        let mut batch: Vec<(Labels, Vec<RawSample>)> = series
+            .iter()
+            .map(|(l, v)| (l.clone(), to_samples(gap, v)))
+            .collect();
         if with_nhcb {
-            for (labels, samples) in convert_classic(gap, series) {
-                self.source.add(labels, samples);
+            batch.extend(convert_classic(gap, series));
+        }
+        for (labels, samples) in batch {
+            let prev = self.last.get(&labels).cloned();
+            let samples = tsdb_hints(prev, samples);
+            if let Some(l) = samples.last() {
+                self.last.insert(labels.clone(), l.clone());
             }
+            self.source.add(labels, samples);
         }
     }
 

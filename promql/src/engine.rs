@@ -180,6 +180,13 @@ impl Engine {
             source,
             &mut series,
         )?;
+        let mut stats = HashSet::new();
+        crate::eval::prepare::stats_selectors(expr, &mut stats);
+        for (k, v) in series.iter_mut() {
+            if stats.contains(k) {
+                *v = v.iter().map(crate::eval::prepare::with_stats_hints).collect();
+            }
+        }
         let mut wrap = HashSet::new();
         let (_, should_wrap) = step_invariant(expr, &mut wrap);
         if should_wrap {

@@ -258,3 +258,96 @@ fn select_one(
     out.insert(addr(vs), series);
     Ok(())
 }
+
+/// Selectors whose histograms only feed `histogram_count`/`_sum`/`_avg`:
+/// Prometheus reads them with its stats iterator, which detects counter
+/// resets on the fly (and so can report "reset" hints).
+pub(crate) fn stats_selectors(expr: &Expr, out: &mut HashSet<usize>) {
+    fn walk(e: &Expr, path: &mut Vec<PathNode>, out: &mut HashSet<usize>) {
+        match e {
+            Expr::VectorSelector(vs) => mark(vs, path, out),
+            Expr::MatrixSelector(ms) => mark(&ms.vs, path, out),
+            Expr::Subquery(s) => {
+                path.push(PathNode::Subquery);
+                walk(&s.expr, path, out);
+                path.pop();
+            }
+            Expr::Call(c) => {
+                path.push(PathNode::Call(c.func.name));
+                for a in &c.args.args {
+                    walk(a, path, out);
+                }
+                path.pop();
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    walk(p, path, out);
+                }
+                walk(&a.expr, path, out);
+            }
+            Expr::Binary(b) => {
+                walk(&b.lhs, path, out);
+                walk(&b.rhs, path, out);
+            }
+            Expr::Unary(u) => walk(&u.expr, path, out),
+            Expr::Paren(p) => walk(&p.expr, path, out),
+            _ => {}
+        }
+    }
+    fn mark(vs: &VectorSelector, path: &[PathNode], out: &mut HashSet<usize>) {
+        let mut skip = false;
+        for p in path.iter().rev() {
+            match p {
+                PathNode::Subquery => {
+                    skip = false;
+                    break;
+                }
+                PathNode::Call("histogram_count" | "histogram_sum" | "histogram_avg") => skip = true,
+                PathNode::Call("histogram_quantile" | "histogram_quantiles" | "histogram_fraction") => {
+                    skip = false;
+                    break;
+                }
+                PathNode::Call(_) => {}
+            }
+        }
+        if skip {
+            out.insert(addr(vs));
+        }
+    }
+    walk(expr, &mut Vec::new(), out);
+}
+
+enum PathNode {
+    Subquery,
+    Call(&'static str),
+}
+
+/// Re-derives histogram counter reset hints the way the stats iterator does.
+pub(crate) fn with_stats_hints(raw: &RawSeries) -> RawSeries {
+    use crate::histogram::CounterResetHint as H;
+    use crate::model::{SampleValue, is_stale_nan};
+    let mut out = raw.clone();
+    let mut last: Option<std::sync::Arc<crate::histogram::FloatHistogram>> = None;
+    for s in &mut out.samples {
+        let SampleValue::Histogram(h) = &s.value else {
+            continue;
+        };
+        if is_stale_nan(h.sum) {
+            continue;
+        }
+        let cur = h.clone();
+        if h.counter_reset_hint == H::Unknown
+            && let Some(prev) = &last
+        {
+            let mut nh = (**h).clone();
+            nh.counter_reset_hint = if h.detect_reset(prev) {
+                H::CounterReset
+            } else {
+                H::NotCounterReset
+            };
+            s.value = SampleValue::Histogram(std::sync::Arc::new(nh));
+        }
+        last = Some(cur);
+    }
+    out
+}

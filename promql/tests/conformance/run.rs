@@ -51,8 +51,10 @@ fn tsdb_hints(mut prev: Option<RawSample>, mut samples: Vec<RawSample>) -> Vec<R
             && !strata_promql::model::is_stale_nan(p.sum)
         {
             let mut nh = (**h).clone();
+            // A detected reset starts a new chunk whose first sample reads
+            // back as "unknown" (prometheus/prometheus#15346).
             nh.counter_reset_hint = if nh.detect_reset(p) {
-                H::CounterReset
+                H::Unknown
             } else {
                 H::NotCounterReset
             };

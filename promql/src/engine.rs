@@ -184,7 +184,10 @@ impl Engine {
         crate::eval::prepare::stats_selectors(expr, &mut stats);
         for (k, v) in series.iter_mut() {
             if stats.contains(k) {
-                *v = v.iter().map(crate::eval::prepare::with_stats_hints).collect();
+                *v = v
+                    .iter()
+                    .map(crate::eval::prepare::with_stats_hints)
+                    .collect();
             }
         }
         let mut wrap = HashSet::new();
@@ -237,7 +240,7 @@ fn group_thousands(n: i64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -46,9 +46,7 @@ impl Matcher {
     /// Creates a matcher; regex kinds compile `value` fully anchored.
     pub fn new(kind: MatchKind, name: &str, value: &str) -> Result<Self, regex::Error> {
         let re = match kind {
-            MatchKind::Regex | MatchKind::NotRegex => {
-                Some(Regex::new(&format!("^(?s:{value})$"))?)
-            }
+            MatchKind::Regex | MatchKind::NotRegex => Some(Regex::new(&format!("^(?s:{value})$"))?),
             _ => None,
         };
         Ok(Matcher {

@@ -15,7 +15,7 @@ use super::{Cursor, Evaluator, SeriesCollector, total_points};
 use crate::annotations::go_g;
 use crate::error::{Error, Result, exec_err};
 use crate::histogram::{CounterResetHint, FloatHistogram};
-use crate::model::{Labels, Matrix, METRIC_NAME, Sample, Series};
+use crate::model::{Labels, METRIC_NAME, Matrix, Sample, Series};
 
 /// Kahan-compensated increment: returns (sum, compensation).
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -190,7 +190,8 @@ impl Evaluator<'_> {
         for (step, ts) in self.steps().enumerate() {
             self.ctx.check_deadline()?;
             let param = p.get(step).copied().unwrap_or(f64::NAN);
-            let mut groups: Vec<Group> = (0..group_metric.len()).map(|_| Group::default()).collect();
+            let mut groups: Vec<Group> =
+                (0..group_metric.len()).map(|_| Group::default()).collect();
             let mut vec_at: Vec<(usize, Sample)> = Vec::new();
             for (si, s) in input.iter().enumerate() {
                 if let Some(sample) = cursors[si].next(s, ts) {
@@ -224,7 +225,9 @@ impl Evaluator<'_> {
                 .info(format!("ignored histogram in {name} aggregation"));
         };
         for (gi, s) in vec_at {
-            let Some(g) = groups.get_mut(*gi) else { continue };
+            let Some(g) = groups.get_mut(*gi) else {
+                continue;
+            };
             let (f, h) = (s.f, s.h.as_ref());
             if !g.seen {
                 *g = Group {
@@ -266,11 +269,9 @@ impl Evaluator<'_> {
                         g.values = vec![f];
                     }
                     "group" => g.f = 1.0,
-                    "min" | "max" => {
-                        if h.is_some() {
-                            g.seen = false;
-                            ignored(op);
-                        }
+                    "min" | "max" if h.is_some() => {
+                        g.seen = false;
+                        ignored(op);
                     }
                     _ => {}
                 }
@@ -395,7 +396,7 @@ impl Evaluator<'_> {
                     }
                     if g.has_hist {
                         let h = g.h.take().unwrap_or_default();
-                        hist = Some(if op == "avg" { h.div(g.count) } else { h }.compact());
+                        hist = Some(if op == "avg" { h.div_by(g.count) } else { h }.compact());
                     } else if op == "sum" {
                         g.f += g.kahan_c;
                     } else if g.incremental_mean {
@@ -454,7 +455,9 @@ impl Evaluator<'_> {
         }
         let ku = k.max(0) as usize;
         for (gi, s) in vec_at {
-            let Some(g) = groups.get_mut(*gi) else { continue };
+            let Some(g) = groups.get_mut(*gi) else {
+                continue;
+            };
             if !g.seen {
                 g.seen = true;
                 g.heap.clear();
@@ -527,10 +530,19 @@ impl Evaluator<'_> {
         out
     }
 
-    fn count_values(&self, a: &AggregateExpr, without: bool, mut names: Vec<String>) -> Result<Matrix> {
+    fn count_values(
+        &self,
+        a: &AggregateExpr,
+        without: bool,
+        mut names: Vec<String>,
+    ) -> Result<Matrix> {
         let label = match a.param.as_deref().map(super::unwrap_parens) {
             Some(Expr::StringLiteral(s)) => s.val.clone(),
-            _ => return Err(Error::BadData("count_values: expected string parameter".into())),
+            _ => {
+                return Err(Error::BadData(
+                    "count_values: expected string parameter".into(),
+                ));
+            }
         };
         if label.is_empty() {
             return Err(exec_err!("invalid label name {:?}", label));

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::{Evaluator, drop_metric_name};
 use crate::annotations::go_q;
@@ -177,7 +177,7 @@ fn elem_binop(
             if op == Op::Mul {
                 return ElemResult {
                     f: 0.0,
-                    h: Some(Arc::new((**h).clone().mul(l).compact())),
+                    h: Some(Arc::new((**h).clone().scale(l).compact())),
                     keep: true,
                     skip: false,
                 };
@@ -188,15 +188,15 @@ fn elem_binop(
         (Some(h), None) => match op {
             Op::Mul => ElemResult {
                 f: 0.0,
-                h: Some(Arc::new((**h).clone().mul(r).compact())),
+                h: Some(Arc::new((**h).clone().scale(r).compact())),
                 keep: true,
-                    skip: false,
+                skip: false,
             },
             Op::Div => ElemResult {
                 f: 0.0,
-                h: Some(Arc::new((**h).clone().div(r).compact())),
+                h: Some(Arc::new((**h).clone().div_by(r).compact())),
                 keep: true,
-                    skip: false,
+                skip: false,
             },
             _ => {
                 incompatible("histogram", "float");
@@ -219,13 +219,18 @@ fn elem_binop(
                         none
                     }
                     Ok((collision, reconciled)) => {
-                        let opname = if op == Op::Add { "addition" } else { "subtraction" };
+                        let opname = if op == Op::Add {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        };
                         if op == Op::Sub {
                             res.counter_reset_hint = CounterResetHint::Gauge;
                         }
                         if collision {
-                            ev.ctx
-                                .warn(format!("conflicting counter resets during histogram {opname}"));
+                            ev.ctx.warn(format!(
+                                "conflicting counter resets during histogram {opname}"
+                            ));
                         }
                         if reconciled {
                             ev.ctx.info(format!(
@@ -236,7 +241,7 @@ fn elem_binop(
                             f: 0.0,
                             h: Some(Arc::new(res.compact())),
                             keep: true,
-                    skip: false,
+                            skip: false,
                         }
                     }
                 }
@@ -315,13 +320,11 @@ impl Evaluator<'_> {
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let (lt, rt) = (b.lhs.value_type(), b.rhs.value_type());
         match (lt, rt) {
-            (ValueType::Scalar, ValueType::Scalar) => {
-                self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
-                    let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
-                    let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);
-                    Ok(vec![Sample::float(Labels::empty(), scalar_binop(op, l, r))])
-                })
-            }
+            (ValueType::Scalar, ValueType::Scalar) => self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
+                let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
+                let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);
+                Ok(vec![Sample::float(Labels::empty(), scalar_binop(op, l, r))])
+            }),
             (ValueType::Vector, ValueType::Vector) => {
                 let set_op = matches!(op, Op::And | Op::Or | Op::Unless);
                 let m = matching_of(b, set_op);
@@ -332,18 +335,14 @@ impl Evaluator<'_> {
                     _ => self.vector_binop(op, &v[0], &v[1], &m, return_bool),
                 })
             }
-            (ValueType::Vector, ValueType::Scalar) => {
-                self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
-                    let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);
-                    Ok(self.vector_scalar_binop(op, &v[0], r, false, return_bool))
-                })
-            }
-            (ValueType::Scalar, ValueType::Vector) => {
-                self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
-                    let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
-                    Ok(self.vector_scalar_binop(op, &v[1], l, true, return_bool))
-                })
-            }
+            (ValueType::Vector, ValueType::Scalar) => self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
+                let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);
+                Ok(self.vector_scalar_binop(op, &v[0], r, false, return_bool))
+            }),
+            (ValueType::Scalar, ValueType::Vector) => self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
+                let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
+                Ok(self.vector_scalar_binop(op, &v[1], l, true, return_bool))
+            }),
             _ => Err(exec_err!(
                 "binary expression must contain only scalar and instant vector types"
             )),
@@ -421,7 +420,10 @@ impl Evaluator<'_> {
                 }
                 return Err(exec_err!(
                     "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    sig, side, a, b
+                    sig,
+                    side,
+                    a,
+                    b
                 ));
             }
             right.insert(sig, rs);

@@ -309,7 +309,10 @@ impl<'c> Evaluator<'c> {
     fn eval_step_invariant(&self, expr: &Expr) -> Result<Val> {
         let one = self.child(self.start, self.start, self.interval);
         let v = one.eval_inner(expr)?;
-        if matches!(unwrap_parens(expr), Expr::MatrixSelector(_) | Expr::Subquery(_)) {
+        if matches!(
+            unwrap_parens(expr),
+            Expr::MatrixSelector(_) | Expr::Subquery(_)
+        ) {
             return Ok(v);
         }
         let Val::Matrix(mut m) = v else {
@@ -319,10 +322,7 @@ impl<'c> Evaluator<'c> {
             if let Some(p) = s.floats.first().copied() {
                 s.floats = self.steps().map(|t| FPoint { t, f: p.f }).collect();
             } else if let Some(p) = s.histograms.first().cloned() {
-                s.histograms = self
-                    .steps()
-                    .map(|t| HPoint { t, h: p.h.clone() })
-                    .collect();
+                s.histograms = self.steps().map(|t| HPoint { t, h: p.h.clone() }).collect();
             }
         }
         self.ctx.check_samples(total_points(&m))?;
@@ -345,7 +345,7 @@ impl<'c> Evaluator<'c> {
                         p.f = -p.f;
                     }
                     for p in &mut s.histograms {
-                        p.h = std::sync::Arc::new((*p.h).clone().mul(-1.0));
+                        p.h = std::sync::Arc::new((*p.h).clone().scale(-1.0));
                     }
                 }
                 Ok(Val::Matrix(m))

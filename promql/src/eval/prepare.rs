@@ -302,8 +302,12 @@ pub(crate) fn stats_selectors(expr: &Expr, out: &mut HashSet<usize>) {
                     skip = false;
                     break;
                 }
-                PathNode::Call("histogram_count" | "histogram_sum" | "histogram_avg") => skip = true,
-                PathNode::Call("histogram_quantile" | "histogram_quantiles" | "histogram_fraction") => {
+                PathNode::Call("histogram_count" | "histogram_sum" | "histogram_avg") => {
+                    skip = true
+                }
+                PathNode::Call(
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction",
+                ) => {
                     skip = false;
                     break;
                 }

@@ -208,7 +208,11 @@ pub(crate) fn eval_instant(ev: &Evaluator<'_>, c: &Call, args: &[&Expr]) -> Resu
                 go_min(scalar_at(v, 0), scalar_at(v, 1)),
             )],
             "round" => {
-                let to = if args.len() >= 2 { scalar_at(v, 1) } else { 1.0 };
+                let to = if args.len() >= 2 {
+                    scalar_at(v, 1)
+                } else {
+                    1.0
+                };
                 let inv = 1.0 / to;
                 simple(&v[0], |f| (f * inv + 0.5).floor() / inv)
             }
@@ -226,7 +230,11 @@ pub(crate) fn eval_instant(ev: &Evaluator<'_>, c: &Call, args: &[&Expr]) -> Resu
             }
             "scalar" => {
                 let floats: Vec<f64> = v[0].iter().filter(|s| s.h.is_none()).map(|s| s.f).collect();
-                let f = if floats.len() == 1 { floats[0] } else { f64::NAN };
+                let f = if floats.len() == 1 {
+                    floats[0]
+                } else {
+                    f64::NAN
+                };
                 vec![Sample::float(Labels::empty(), f)]
             }
             "vector" => vec![Sample::float(Labels::empty(), scalar_at(v, 0))],

@@ -42,7 +42,10 @@ fn absent_labels(e: &Expr) -> Labels {
     };
     let mut out = Labels::empty();
     let mut has = std::collections::HashSet::new();
-    for set in crate::eval::prepare::selector_matchers(vs).into_iter().take(1) {
+    for set in crate::eval::prepare::selector_matchers(vs)
+        .into_iter()
+        .take(1)
+    {
         for m in set {
             if m.name == METRIC_NAME {
                 continue;
@@ -89,8 +92,10 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
         }
         _ => {}
     }
-    if matches!(name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc")
-        && ev.start != ev.end
+    if matches!(
+        name,
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+    ) && ev.start != ev.end
     {
         ev.ctx.warn(
             "sort is ineffective for range queries since results are always ordered by labels",
@@ -255,9 +260,8 @@ fn label_replace(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
     let repl = string_arg(c, 2)?;
     let src = string_arg(c, 3)?;
     let re_str = string_arg(c, 4)?;
-    let re = Regex::new(&format!("^(?s:{re_str})$")).map_err(|_| {
-        exec_err!("invalid regular expression in label_replace(): {re_str}")
-    })?;
+    let re = Regex::new(&format!("^(?s:{re_str})$"))
+        .map_err(|_| exec_err!("invalid regular expression in label_replace(): {re_str}"))?;
     if !valid_label_name(&dst) {
         return Err(exec_err!(
             "invalid destination label name in label_replace(): {dst}"

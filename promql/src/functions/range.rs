@@ -5,8 +5,8 @@
 use crate::error::{Result, exec_err};
 use crate::eval::Evaluator;
 use crate::eval::aggregate_kahan as kahan_inc;
-use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::histogram::quantile::quantile;
+use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::model::{FPoint, HPoint, Labels, METRIC_NAME};
 
 /// Context of one window evaluation.
@@ -309,7 +309,7 @@ fn avg_over_time(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint]) -> Option<Ou
     }
     if f.is_empty() {
         let (sum, n) = sum_hist(rc, h)?;
-        return Some(Out::H(sum.div(n).compact()));
+        return Some(Out::H(sum.div_by(n).compact()));
     }
     let (mut sum, mut count) = (f[0].f, 1.0);
     let (mut mean, mut c) = (0.0, 0.0);
@@ -487,12 +487,16 @@ fn extrapolated_rate(
         factor /= rc.range_ms as f64 / 1000.0;
     }
     match result_h {
-        Some(rh) => Some(Out::H(rh.mul(factor))),
+        Some(rh) => Some(Out::H(rh.scale(factor))),
         None => Some(Out::F(result_f * factor)),
     }
 }
 
-fn histogram_rate(rc: &RangeCtx<'_, '_>, pts: &[HPoint], is_counter: bool) -> Option<FloatHistogram> {
+fn histogram_rate(
+    rc: &RangeCtx<'_, '_>,
+    pts: &[HPoint],
+    is_counter: bool,
+) -> Option<FloatHistogram> {
     let mut prev: FloatHistogram = (*pts[0].h).clone();
     let last = &pts[pts.len() - 1].h;
     let mut using_custom = prev.uses_custom_buckets();
@@ -587,7 +591,11 @@ fn instant_value(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint], is_rate: boo
     }
     let mut ss: Vec<S<'_>> = f[f.len().saturating_sub(2)..]
         .iter()
-        .map(|p| S { t: p.t, f: p.f, h: None })
+        .map(|p| S {
+            t: p.t,
+            f: p.f,
+            h: None,
+        })
         .collect();
     for p in &h[h.len().saturating_sub(2)..] {
         let s = S {
@@ -665,7 +673,7 @@ fn instant_value(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint], is_rate: boo
             res.counter_reset_hint = CounterResetHint::Gauge;
             let mut res = res.compact();
             if is_rate {
-                res = res.div(interval as f64 / 1000.0);
+                res = res.div_by(interval as f64 / 1000.0);
             }
             Out::H(res)
         }

@@ -3,13 +3,8 @@
 
 /// `EXPONENTIAL_BOUNDS[schema][i]` is the fraction for bucket index `i mod 2^schema`.
 pub(crate) const EXPONENTIAL_BOUNDS: [&[f64]; 9] = [
-    &[
-        0.5,
-    ],
-    &[
-        0.5,
-        0.7071067811865475,
-    ],
+    &[0.5],
+    &[0.5, 0.7071067811865475],
     &[
         0.5,
         0.5946035575013605,

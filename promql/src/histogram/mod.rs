@@ -44,7 +44,9 @@ pub enum CounterResetHint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HistogramError {
     /// Exponential and custom-bucket histograms cannot be combined.
-    #[error("cannot apply this operation on histograms with a mix of exponential and custom bucket schemas")]
+    #[error(
+        "cannot apply this operation on histograms with a mix of exponential and custom bucket schemas"
+    )]
     IncompatibleSchema,
 }
 
@@ -190,7 +192,8 @@ fn merge_sparse(a: &[(i32, f64)], b: &[(i32, f64)], negate_b: bool) -> Sparse {
 
 /// Bucket index in `to` schema for index `idx` in `from` schema (`to <= from`).
 fn target_idx(idx: i32, from: i32, to: i32) -> i32 {
-    ((idx - 1) >> (from - to)) + 1
+    let shift = (from - to).clamp(0, 31) as u32;
+    (idx.wrapping_sub(1) >> shift).wrapping_add(1)
 }
 
 /// Reduces a sparse list to a lower schema.
@@ -209,7 +212,9 @@ fn reduce_sparse(sparse: &[(i32, f64)], from: i32, to: i32) -> Sparse {
 /// Upper bound of exponential bucket `idx` in `schema`.
 pub(crate) fn bound_exponential(idx: i32, schema: i32) -> f64 {
     if schema < 0 {
-        let exp = (idx as i64) << (-schema);
+        let exp = (idx as i64)
+            .checked_shl((-schema).min(62) as u32)
+            .unwrap_or(i64::MAX);
         if exp == 1024 {
             return f64::MAX;
         }
@@ -296,7 +301,7 @@ impl FloatHistogram {
     }
 
     /// Scales all counts and the sum by `factor`.
-    pub fn mul(mut self, factor: f64) -> Self {
+    pub fn scale(mut self, factor: f64) -> Self {
         self.zero_count *= factor;
         self.count *= factor;
         self.sum *= factor;
@@ -314,7 +319,7 @@ impl FloatHistogram {
     }
 
     /// Divides all counts and the sum by `scalar`; division by zero drops all buckets.
-    pub fn div(mut self, scalar: f64) -> Self {
+    pub fn div_by(mut self, scalar: f64) -> Self {
         self.zero_count /= scalar;
         self.count /= scalar;
         self.sum /= scalar;
@@ -562,7 +567,8 @@ impl FloatHistogram {
         if self.zero_threshold < previous.zero_threshold {
             return true;
         }
-        let (prev_zc, new_threshold) = previous.zero_count_for_larger_threshold(self.zero_threshold);
+        let (prev_zc, new_threshold) =
+            previous.zero_count_for_larger_threshold(self.zero_threshold);
         if new_threshold != self.zero_threshold {
             return true;
         }
@@ -572,7 +578,9 @@ impl FloatHistogram {
         let zt = self.zero_threshold;
         let keep = |v: Sparse, schema: i32| -> Sparse {
             v.into_iter()
-                .filter(|(idx, _)| schema == CUSTOM_BUCKETS_SCHEMA || bound_exponential(*idx, schema) > zt)
+                .filter(|(idx, _)| {
+                    schema == CUSTOM_BUCKETS_SCHEMA || bound_exponential(*idx, schema) > zt
+                })
                 .collect()
         };
         let reduce = |v: Sparse| {
@@ -716,10 +724,7 @@ fn map_custom(sparse: &[(i32, f64)], bounds: &[f64], target: &[f64]) -> Sparse {
     let mut out: Sparse = Vec::new();
     for &(idx, c) in sparse {
         let ti = match bounds.get(idx.max(0) as usize) {
-            Some(b) => target
-                .iter()
-                .position(|t| t >= b)
-                .unwrap_or(target.len()),
+            Some(b) => target.iter().position(|t| t >= b).unwrap_or(target.len()),
             None => target.len(),
         } as i32;
         match out.last_mut() {

@@ -101,12 +101,18 @@ pub fn histogram_quantile(q: f64, h: &FloatHistogram) -> (f64, NativeFlags) {
     }
     let fraction = rank / bucket.count;
     if h.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
-        return (bucket.lower + (bucket.upper - bucket.lower) * fraction, flags);
+        return (
+            bucket.lower + (bucket.upper - bucket.lower) * fraction,
+            flags,
+        );
     }
     let log_lower = bucket.lower.abs().log2();
     let log_upper = bucket.upper.abs().log2();
     if bucket.lower > 0.0 {
-        return ((log_lower + (log_upper - log_lower) * fraction).exp2(), flags);
+        return (
+            (log_lower + (log_upper - log_lower) * fraction).exp2(),
+            flags,
+        );
     }
     (
         -(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(),

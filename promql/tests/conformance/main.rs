@@ -95,7 +95,9 @@ fn promql_conformance() {
                 run::Outcome::Pass => {
                     p += 1;
                     if known.contains_key(&key) {
-                        problems.push(format!("{name}:{line} passes but is listed in known_failures.txt"));
+                        problems.push(format!(
+                            "{name}:{line} passes but is listed in known_failures.txt"
+                        ));
                     }
                 }
                 run::Outcome::Fail(reason) => {
@@ -119,7 +121,10 @@ fn promql_conformance() {
         tf += fl;
         ts += sk;
     }
-    println!("{:28} passed {tp:4}  failed {tf:4}  skipped {ts:4}", "TOTAL");
+    println!(
+        "{:28} passed {tp:4}  failed {tf:4}  skipped {ts:4}",
+        "TOTAL"
+    );
     if std::env::var("PROMQL_UPDATE_KNOWN_FAILURES").is_ok() && only.is_none() {
         let mut out = String::from(
             "# PromQL conformance cases that do not pass yet: <file> <line of eval> <reason>.\n\

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use strata_promql::Labels;
 use strata_promql::histogram::{CUSTOM_BUCKETS_SCHEMA, FloatHistogram, Span};
 use strata_promql::model::{RawSample, SampleValue};
-use strata_promql::Labels;
 
 use crate::series::SeqVal;
 
@@ -64,7 +64,10 @@ impl Temp {
 }
 
 /// Returns the NHCB series built from the classic histograms in `series`.
-pub fn convert_classic(gap: i64, series: &[(Labels, Vec<SeqVal>)]) -> Vec<(Labels, Vec<RawSample>)> {
+pub fn convert_classic(
+    gap: i64,
+    series: &[(Labels, Vec<SeqVal>)],
+) -> Vec<(Labels, Vec<RawSample>)> {
     let mut groups: BTreeMap<Labels, BTreeMap<i64, Temp>> = BTreeMap::new();
     for (labels, vals) in series {
         let name = labels.get("__name__");

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr};
 use strata_promql::histogram::FloatHistogram;
-use strata_promql::model::{RawSample, SampleValue, Sample, Series, Value};
+use strata_promql::model::{RawSample, Sample, SampleValue, Series, Value};
 use strata_promql::{Engine, Labels, MemorySource, QueryResult, almost_equal};
 
 use crate::nhcb::convert_classic;
@@ -106,7 +106,8 @@ impl Runner {
                         out.push((ev.line, Outcome::Skip(b.clone())));
                         continue;
                     }
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.eval(ev)));
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.eval(ev)));
                     let o = match r {
                         Ok(Ok(())) => Outcome::Pass,
                         Ok(Err(e)) => Outcome::Fail(e),
@@ -139,9 +140,9 @@ impl Runner {
 
     fn eval(&self, ev: &Eval) -> Result<(), String> {
         if ev.is_range {
-            let r = self
-                .engine
-                .range_query(&self.source, &ev.expr, ev.start, ev.end, ev.step.max(1));
+            let r =
+                self.engine
+                    .range_query(&self.source, &ev.expr, ev.start, ev.end, ev.step.max(1));
             return self.check(ev, &ev.expr, r, None);
         }
         let r = self.engine.instant_query(&self.source, &ev.expr, ev.at);
@@ -173,7 +174,13 @@ impl Runner {
         Ok(())
     }
 
-    fn range_mode_check(&self, ev: &Eval, q: &str, expr: Option<&Expr>, t: i64) -> Result<(), String> {
+    fn range_mode_check(
+        &self,
+        ev: &Eval,
+        q: &str,
+        expr: Option<&Expr>,
+        t: i64,
+    ) -> Result<(), String> {
         if ev.exclude_from_range || ev.expects.ordered {
             return Ok(());
         }
@@ -182,9 +189,10 @@ impl Runner {
             return Ok(());
         }
         let r = match expr {
-            Some(e) => self
-                .engine
-                .range_query_expr(&self.source, e, t - 60_000, t + 60_000, 60_000),
+            Some(e) => {
+                self.engine
+                    .range_query_expr(&self.source, e, t - 60_000, t + 60_000, 60_000)
+            }
             None => self
                 .engine
                 .range_query(&self.source, q, t - 60_000, t + 60_000, 60_000),
@@ -248,10 +256,25 @@ impl Runner {
             return Err(format!("expected error evaluating {q:?} but got none"));
         }
         if std::env::var("PROMQL_DEBUG_LINE").ok() == Some(ev.line.to_string()) {
-            println!("DEBUG {q}: {:?} warnings={:?} infos={:?}", res.value, res.warnings, res.infos);
+            println!(
+                "DEBUG {q}: {:?} warnings={:?} infos={:?}",
+                res.value, res.warnings, res.infos
+            );
         }
-        check_annos(&ev.expects.warn, ev.expects.no_warn, ev.expects.any_warn, &res.warnings, "warn")?;
-        check_annos(&ev.expects.info, ev.expects.no_info, ev.expects.any_info, &res.infos, "info")?;
+        check_annos(
+            &ev.expects.warn,
+            ev.expects.no_warn,
+            ev.expects.any_warn,
+            &res.warnings,
+            "warn",
+        )?;
+        check_annos(
+            &ev.expects.info,
+            ev.expects.no_info,
+            ev.expects.any_info,
+            &res.infos,
+            "info",
+        )?;
         compare(ev, &res.value, ev.expects.ordered)
     }
 }
@@ -262,7 +285,11 @@ fn strip_position(s: &str) -> &str {
         && let Some(open) = t.rfind(" (")
     {
         let inner = &t[open + 2..t.len() - 1];
-        if inner.split(':').count() == 2 && inner.split(':').all(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty()) {
+        if inner.split(':').count() == 2
+            && inner
+                .split(':')
+                .all(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+        {
             return &t[..open];
         }
     }
@@ -272,9 +299,7 @@ fn strip_position(s: &str) -> &str {
 fn msg_matches(m: &MsgMatch, msg: &str, annotation: bool) -> bool {
     match m {
         MsgMatch::Any => true,
-        MsgMatch::Exact(e) => {
-            e == msg || (annotation && strip_position(e) == msg)
-        }
+        MsgMatch::Exact(e) => e == msg || (annotation && strip_position(e) == msg),
         MsgMatch::Regex(r) => {
             if r.is_match(msg) {
                 return true;
@@ -317,7 +342,9 @@ fn check_annos(
     }
     for e in expected {
         if !actual.iter().any(|a| msg_matches(e, a, true)) {
-            return Err(format!("expected {kind} annotation {e:?} not found in {actual:?}"));
+            return Err(format!(
+                "expected {kind} annotation {e:?} not found in {actual:?}"
+            ));
         }
     }
     for a in actual {
@@ -351,8 +378,21 @@ fn to_samples(gap: i64, vals: &[SeqVal]) -> Vec<RawSample> {
 /// subquery that has one). Returns false if the query must not be rewritten.
 fn set_at(e: &mut Expr, ts: i64) -> bool {
     const UNSAFE: [&str; 15] = [
-        "days_in_month", "day_of_month", "day_of_week", "day_of_year", "end", "hour", "minute",
-        "month", "year", "predict_linear", "range", "start", "step", "time", "timestamp",
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "end",
+        "hour",
+        "minute",
+        "month",
+        "year",
+        "predict_linear",
+        "range",
+        "start",
+        "step",
+        "time",
+        "timestamp",
     ];
     fn at_of(ts: i64) -> AtModifier {
         let t = if ts >= 0 {
@@ -364,16 +404,8 @@ fn set_at(e: &mut Expr, ts: i64) -> bool {
     }
     fn walk(e: &mut Expr, ts: i64, ok: &mut bool) {
         match e {
-            Expr::VectorSelector(vs) => {
-                if vs.at.is_none() {
-                    vs.at = Some(at_of(ts));
-                }
-            }
-            Expr::MatrixSelector(ms) => {
-                if ms.vs.at.is_none() {
-                    ms.vs.at = Some(at_of(ts));
-                }
-            }
+            Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = Some(at_of(ts)),
+            Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = Some(at_of(ts)),
             Expr::Subquery(sq) => {
                 if sq.at.is_some() {
                     check_unsafe(&sq.expr, ok);
@@ -447,14 +479,22 @@ fn compare_hist(exp: &FloatHistogram, act: &FloatHistogram, hint_set: bool) -> b
     if exp.uses_custom_buckets() && exp.custom_values != act.custom_values {
         return false;
     }
-    if exp.zero_threshold != act.zero_threshold || !almost_equal(exp.zero_count, act.zero_count, EPS) {
+    if exp.zero_threshold != act.zero_threshold
+        || !almost_equal(exp.zero_count, act.zero_count, EPS)
+    {
         return false;
     }
-    let eqb = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| almost_equal(*x, *y, EPS));
-    if exp.positive_spans != act.positive_spans || !eqb(&exp.positive_buckets, &act.positive_buckets) {
+    let eqb = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| almost_equal(*x, *y, EPS))
+    };
+    if exp.positive_spans != act.positive_spans
+        || !eqb(&exp.positive_buckets, &act.positive_buckets)
+    {
         return false;
     }
-    if exp.negative_spans != act.negative_spans || !eqb(&exp.negative_buckets, &act.negative_buckets) {
+    if exp.negative_spans != act.negative_spans
+        || !eqb(&exp.negative_buckets, &act.negative_buckets)
+    {
         return false;
     }
     !hint_set || exp.counter_reset_hint == act.counter_reset_hint
@@ -479,7 +519,11 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
             let mut seen = 0;
             for s in m {
                 let Some((vals, _)) = expected.get(&s.metric) else {
-                    return Err(format!("unexpected metric {} in result: {}", s.metric, fmt_series(s)));
+                    return Err(format!(
+                        "unexpected metric {} in result: {}",
+                        s.metric,
+                        fmt_series(s)
+                    ));
                 };
                 seen += 1;
                 compare_series(ev, s, vals)?;
@@ -504,11 +548,18 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
                     return Err(format!(
                         "unexpected metric {} in result, has value {}",
                         s.metric,
-                        s.h.as_ref().map(|h| h.to_string()).unwrap_or(s.f.to_string())
+                        s.h.as_ref()
+                            .map(|h| h.to_string())
+                            .unwrap_or(s.f.to_string())
                     ));
                 };
                 if ordered && *pos != i + 1 {
-                    return Err(format!("expected metric {} at position {} but was at {}", s.metric, pos, i + 1));
+                    return Err(format!(
+                        "expected metric {} at position {} but was at {}",
+                        s.metric,
+                        pos,
+                        i + 1
+                    ));
                 }
                 match (vals.first(), &s.h) {
                     (Some(SeqVal::Hist(eh, set)), Some(h)) => {
@@ -517,14 +568,22 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
                         }
                     }
                     (Some(SeqVal::Hist(eh, _)), None) => {
-                        return Err(format!("expected histogram {eh} for {} but got float {}", s.metric, s.f));
+                        return Err(format!(
+                            "expected histogram {eh} for {} but got float {}",
+                            s.metric, s.f
+                        ));
                     }
                     (Some(SeqVal::Float(f)), None) => {
                         if !almost_equal(*f, s.f, EPS) {
                             return Err(format!("expected {f} for {} but got {}", s.metric, s.f));
                         }
                     }
-                    (_, Some(h)) => return Err(format!("expected float for {} but got histogram {h}", s.metric)),
+                    (_, Some(h)) => {
+                        return Err(format!(
+                            "expected float for {} but got histogram {h}",
+                            s.metric
+                        ));
+                    }
                     _ => return Err(format!("bad expectation for {}", s.metric)),
                 }
                 seen.insert(&s.metric);
@@ -539,7 +598,9 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
         }
         Value::Scalar { v, .. } => {
             let Some(SeqVal::Float(e)) = &ev.expect_scalar else {
-                return Err(format!("expected vector or matrix result, but got scalar {v}"));
+                return Err(format!(
+                    "expected vector or matrix result, but got scalar {v}"
+                ));
             };
             if !almost_equal(*e, *v, EPS) {
                 return Err(format!("expected scalar {e} but got {v}"));
@@ -547,7 +608,10 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
         }
         Value::String { v, .. } => {
             if ev.expected_string.as_deref() != Some(v.as_str()) {
-                return Err(format!("expected string {:?} but got {v:?}", ev.expected_string));
+                return Err(format!(
+                    "expected string {:?} but got {v:?}",
+                    ev.expected_string
+                ));
             }
         }
     }
@@ -555,8 +619,16 @@ fn compare(ev: &Eval, v: &Value, ordered: bool) -> Result<(), String> {
 }
 
 fn fmt_series(s: &Series) -> String {
-    let f: Vec<String> = s.floats.iter().map(|p| format!("{}@{}", p.f, p.t)).collect();
-    let h: Vec<String> = s.histograms.iter().map(|p| format!("{}@{}", p.h, p.t)).collect();
+    let f: Vec<String> = s
+        .floats
+        .iter()
+        .map(|p| format!("{}@{}", p.f, p.t))
+        .collect();
+    let h: Vec<String> = s
+        .histograms
+        .iter()
+        .map(|p| format!("{}@{}", p.h, p.t))
+        .collect();
     format!("floats {f:?} histograms {h:?}")
 }
 
@@ -589,12 +661,20 @@ fn compare_series(ev: &Eval, s: &Series, vals: &[SeqVal]) -> Result<(), String> 
     }
     for ((t, f), p) in ef.iter().zip(&s.floats) {
         if *t != p.t || !almost_equal(*f, p.f, EPS) {
-            return Err(format!("expected {f}@{t} for {} but got {}", s.metric, fmt_series(s)));
+            return Err(format!(
+                "expected {f}@{t} for {} but got {}",
+                s.metric,
+                fmt_series(s)
+            ));
         }
     }
     for ((t, h, set), p) in eh.iter().zip(&s.histograms) {
         if *t != p.t || !compare_hist(h, &p.h, *set) {
-            return Err(format!("expected {h}@{t} for {} but got {}", s.metric, fmt_series(s)));
+            return Err(format!(
+                "expected {h}@{t} for {} but got {}",
+                s.metric,
+                fmt_series(s)
+            ));
         }
     }
     Ok(())

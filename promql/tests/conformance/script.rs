@@ -54,7 +54,11 @@ pub enum Cmd {
     },
     Eval(Box<Eval>),
     /// A command the runner cannot execute, with the reason.
-    Unsupported { line: usize, is_eval: bool, reason: String },
+    Unsupported {
+        line: usize,
+        is_eval: bool,
+        reason: String,
+    },
 }
 
 fn parse_msg(kind: &str, rest: Option<(&str, &str)>) -> Result<MsgMatch, String> {
@@ -69,8 +73,9 @@ fn parse_msg(kind: &str, rest: Option<(&str, &str)>) -> Result<MsgMatch, String>
 }
 
 fn parse_expect(line: &str, e: &mut Expects) -> Result<(), String> {
-    let re = Regex::new(r"^expect\s+(ordered|fail|warn|no_warn|info|no_info)(?:\s+(regex|msg):(.+))?$")
-        .map_err(|e| e.to_string())?;
+    let re =
+        Regex::new(r"^expect\s+(ordered|fail|warn|no_warn|info|no_info)(?:\s+(regex|msg):(.+))?$")
+            .map_err(|e| e.to_string())?;
     let caps = re
         .captures(line.trim())
         .ok_or_else(|| format!("invalid expect statement {line:?}"))?;
@@ -107,15 +112,23 @@ pub fn parse(input: &str) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     let mut i = 0;
     let load_re = Regex::new(r"^load(?:_(with_nhcb))?\s+(.+?)$").ok();
-    let inst_re = Regex::new(r"^eval(?:_(fail|warn|ordered|info))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$").ok();
-    let range_re = Regex::new(r"^eval(?:_(fail|warn|info))?\s+range\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+?)\s+(.+)$").ok();
+    let inst_re =
+        Regex::new(r"^eval(?:_(fail|warn|ordered|info))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$").ok();
+    let range_re = Regex::new(
+        r"^eval(?:_(fail|warn|info))?\s+range\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+?)\s+(.+)$",
+    )
+    .ok();
     while i < lines.len() {
         let l = &lines[i];
         if l.is_empty() {
             i += 1;
             continue;
         }
-        let word = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let word = l
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         // The block of indented lines belonging to this command.
         let mut j = i + 1;
         while j < lines.len() && !lines[j].is_empty() {
@@ -215,6 +228,8 @@ fn parse_eval(
         _ => {}
     }
     let mut pos = 0usize;
+    let range_vec_re =
+        Regex::new(r"^\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+)$").map_err(|e| e.to_string())?;
     for b in block {
         if ev.expects.fail.is_some() {
             if let Some(m) = b.strip_prefix("expected_fail_message") {
@@ -229,8 +244,9 @@ fn parse_eval(
             }
         }
         if let Some(r) = b.strip_prefix("expect range vector") {
-            let re = Regex::new(r"^\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+)$").map_err(|e| e.to_string())?;
-            let c = re.captures(r).ok_or("invalid range vector definition")?;
+            let c = range_vec_re
+                .captures(r)
+                .ok_or("invalid range vector definition")?;
             ev.start = parse_duration(c.get(1).map(|m| m.as_str()).unwrap_or(""))?;
             ev.end = parse_duration(c.get(2).map(|m| m.as_str()).unwrap_or(""))?;
             ev.step = parse_duration(c.get(3).map(|m| m.as_str()).unwrap_or(""))?;

@@ -1,9 +1,9 @@
 //! Parsing of series descriptions in test scripts:
 //! `metric{label="value"} 1 2+3x4 _ _x2 stale {{schema:1 sum:3 count:2 buckets:[1 2]}}x3`.
 
+use strata_promql::Labels;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::model::stale_nan;
-use strata_promql::Labels;
 
 /// One value of a sequence.
 #[derive(Clone, Debug)]
@@ -34,7 +34,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         if st == i {
             return Err(format!("invalid duration {s:?}"));
         }
-        let n: i64 = s[st..i].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: i64 = s[st..i]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
         let us = i;
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
@@ -197,7 +199,9 @@ fn parse_hist(body: &str) -> Result<(FloatHistogram, bool), String> {
     let (mut off, mut noff) = (0i32, 0i32);
     let mut rest = body.trim();
     while !rest.is_empty() {
-        let colon = rest.find(':').ok_or_else(|| format!("bad histogram {body:?}"))?;
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| format!("bad histogram {body:?}"))?;
         let key = rest[..colon].trim();
         rest = rest[colon + 1..].trim_start();
         let (val, r) = if rest.starts_with('[') {

@@ -1,1 +1,10 @@
-//! placeholder
+//! Strata's query layer: SQL over every signal (DataFusion over memtables and Parquet),
+//! and the HTTP query APIs. PromQL evaluation lives in the `strata-promql` crate; this
+//! crate adapts storage to it.
+
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod sql;
+
+pub use error::{Error, Result};

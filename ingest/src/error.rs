@@ -1,0 +1,91 @@
+//! The ingest crate's error type, and the one place it maps to HTTP status and gRPC code.
+
+use axum::http::StatusCode;
+
+/// Why a write was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid tenant: {0}")]
+    Tenant(#[source] strata_storage::Error),
+    #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: use gzip or identity")]
+    UnsupportedEncoding(String),
+    #[error("request body is larger than the limit of {limit} bytes{}", if *.decompressed { " after decompression" } else { "" })]
+    TooLarge { limit: usize, decompressed: bool },
+    #[error("malformed gzip body: {0}")]
+    BadGzip(String),
+    #[error("malformed protobuf body: {0}")]
+    BadProtobuf(#[from] prost::DecodeError),
+    #[error("malformed OTLP/JSON body: {0}")]
+    BadJson(#[from] serde_json::Error),
+    #[error("malformed remote-write body: {0}")]
+    RemoteWrite(#[from] crate::remote_write::DecodeError),
+    #[error("{0}")]
+    Storage(#[source] strata_storage::Error),
+}
+
+impl From<strata_storage::Error> for Error {
+    fn from(e: strata_storage::Error) -> Self {
+        match e {
+            strata_storage::Error::InvalidTenant { .. } => Error::Tenant(e),
+            other => Error::Storage(other),
+        }
+    }
+}
+
+/// Result with the ingest error by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::Tenant(_) | Error::BadGzip(_) | Error::BadProtobuf(_) | Error::BadJson(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::RemoteWrite(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RemoteWrite(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Storage(strata_storage::Error::Overloaded { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The gRPC status for this error.
+    pub fn grpc_status(&self) -> tonic::Status {
+        let msg = self.client_message();
+        match self.http_status() {
+            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                tonic::Status::invalid_argument(msg)
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => tonic::Status::resource_exhausted(msg),
+            _ => tonic::Status::unavailable(msg),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for overload and outage answers.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Storage(strata_storage::Error::Overloaded { .. }) => Some(5),
+            Error::Storage(_) => Some(30),
+            _ => None,
+        }
+    }
+
+    /// The text sent to the client: what was wrong, never internal paths.
+    pub fn client_message(&self) -> String {
+        match self {
+            Error::Storage(strata_storage::Error::Overloaded { .. }) => {
+                "Strata is overloaded: too much data waits to be flushed; retry later".into()
+            }
+            Error::Storage(_) => "Strata cannot store data right now; retry later".into(),
+            other => other.to_string(),
+        }
+    }
+}

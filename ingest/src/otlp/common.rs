@@ -1,0 +1,56 @@
+//! Pieces shared by the log and span conversions: ids and resource/scope origin.
+
+use crate::attributes::{attribute_text, attributes_json};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use strata_storage::model::Origin;
+
+/// Lower-case hex of an id; empty stays empty.
+pub fn hex_id(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// Checks an id's length: 16 bytes for traces, 8 for spans, or absent.
+pub fn check_id(bytes: &[u8], len: usize, what: &str) -> Result<(), String> {
+    if bytes.is_empty() || bytes.len() == len {
+        Ok(())
+    } else {
+        Err(format!("{what} must be {len} bytes, got {}", bytes.len()))
+    }
+}
+
+/// The `service.name` resource attribute, or OpenTelemetry's `unknown_service` default.
+pub fn service_name(resource: Option<&Resource>) -> String {
+    resource
+        .and_then(|r| attribute_text(&r.attributes, "service.name"))
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+/// The origin (resource and scope) of the items of one scope block.
+pub fn origin(
+    resource: Option<&Resource>,
+    resource_schema_url: &str,
+    scope: Option<&InstrumentationScope>,
+    scope_schema_url: &str,
+) -> Origin {
+    Origin {
+        service_name: service_name(resource),
+        resource_attributes: resource
+            .map(|r| attributes_json(&r.attributes))
+            .unwrap_or_else(|| "{}".into()),
+        resource_dropped_attributes_count: resource.map_or(0, |r| r.dropped_attributes_count),
+        resource_schema_url: resource_schema_url.to_owned(),
+        scope_name: scope.map(|s| s.name.clone()).unwrap_or_default(),
+        scope_version: scope.map(|s| s.version.clone()).unwrap_or_default(),
+        scope_attributes: scope
+            .map(|s| attributes_json(&s.attributes))
+            .unwrap_or_else(|| "{}".into()),
+        scope_dropped_attributes_count: scope.map_or(0, |s| s.dropped_attributes_count),
+        scope_schema_url: scope_schema_url.to_owned(),
+    }
+}
+
+/// Nanoseconds as the signed form storage uses; values past year 2262 are clamped.
+pub fn nanos(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

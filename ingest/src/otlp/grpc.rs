@@ -1,0 +1,145 @@
+//! OTLP/gRPC receiver: the trace, metrics and logs collector services, gzip accepted.
+
+use crate::error::Error;
+use crate::service::Ingester;
+use crate::telemetry::REQUESTS_FAILED;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use strata_storage::TenantId;
+use strata_storage::model::Signal;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+/// Implements the three OTLP collector services over one [`Ingester`].
+#[derive(Clone)]
+pub struct OtlpGrpc {
+    ingester: Ingester,
+}
+
+fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
+    let value = match req.metadata().get("x-scope-orgid") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| Status::invalid_argument("x-scope-orgid is not visible ASCII"))?,
+        ),
+    };
+    TenantId::from_header(value).map_err(|e| Error::from(e).grpc_status())
+}
+
+fn failed(signal: Signal, e: Error) -> Status {
+    REQUESTS_FAILED.add(signal, 1);
+    tracing::debug!(%signal, error = %e, "OTLP/gRPC request refused");
+    e.grpc_status()
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let t = tenant(&request)?;
+        let o = self
+            .ingester
+            .traces(&t, request.into_inner())
+            .await
+            .map_err(|e| failed(Signal::Traces, e))?;
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let t = tenant(&request)?;
+        let o = self
+            .ingester
+            .metrics(&t, request.into_inner())
+            .await
+            .map_err(|e| failed(Signal::Metrics, e))?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let t = tenant(&request)?;
+        let o = self
+            .ingester
+            .logs(&t, request.into_inner())
+            .await
+            .map_err(|e| failed(Signal::Logs, e))?;
+        Ok(Response::new(ExportLogsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }))
+    }
+}
+
+/// Serves the OTLP gRPC services on `listener` until `shutdown` completes.
+pub async fn serve(
+    ingester: Ingester,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let limit = ingester.limits().max_request_bytes;
+    let svc = OtlpGrpc { ingester };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .add_service(
+            TraceServiceServer::new(svc.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            MetricsServiceServer::new(svc.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            LogsServiceServer::new(svc)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

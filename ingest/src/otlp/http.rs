@@ -1,0 +1,245 @@
+//! OTLP/HTTP receiver: `POST /v1/{traces,metrics,logs}` with protobuf or JSON bodies,
+//! optionally gzip-compressed; the response uses the request's encoding.
+
+use crate::body::{decode_content, read_limited};
+use crate::error::Error;
+use crate::service::{Ingester, Outcome};
+use crate::telemetry::REQUESTS_FAILED;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use strata_storage::TenantId;
+use strata_storage::model::Signal;
+use strata_storage::tenant::TENANT_HEADER;
+
+/// The body encodings OTLP/HTTP allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, Error> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+            "application/json" => Ok(Encoding::Json),
+            _ => Err(Error::UnsupportedContentType(ct.to_owned())),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// An error answer in the request's encoding.
+pub fn error_response(err: &Error, encoding: Encoding) -> Response {
+    let status = err.http_status();
+    let code = err.grpc_status().code() as i32;
+    let message = err.client_message();
+    let body = match encoding {
+        Encoding::Protobuf => RpcStatus { code, message }.encode_to_vec(),
+        Encoding::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response();
+    if let Some(secs) = err.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// The tenant a request names (header absent: `default`).
+pub fn tenant_of(headers: &HeaderMap) -> Result<TenantId, Error> {
+    let value = match headers.get(TENANT_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            Error::Tenant(strata_storage::Error::InvalidTenant {
+                id: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                reason: "it is not visible ASCII",
+            })
+        })?),
+    };
+    Ok(TenantId::from_header(value)?)
+}
+
+/// One OTLP signal's request and response types.
+trait OtlpSignal: Message + Default + serde::de::DeserializeOwned + Send + 'static {
+    type Response: Message + serde::Serialize;
+    const SIGNAL: Signal;
+    fn store(
+        ingester: &Ingester,
+        tenant: &TenantId,
+        req: Self,
+    ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send;
+    fn respond(outcome: Outcome) -> Self::Response;
+}
+
+impl OtlpSignal for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const SIGNAL: Signal = Signal::Traces;
+    async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
+        ingester.traces(tenant, req).await
+    }
+    fn respond(o: Outcome) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }
+    }
+}
+
+impl OtlpSignal for ExportMetricsServiceRequest {
+    type Response = ExportMetricsServiceResponse;
+    const SIGNAL: Signal = Signal::Metrics;
+    async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
+        ingester.metrics(tenant, req).await
+    }
+    fn respond(o: Outcome) -> Self::Response {
+        ExportMetricsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }
+    }
+}
+
+impl OtlpSignal for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const SIGNAL: Signal = Signal::Logs;
+    async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
+        ingester.logs(tenant, req).await
+    }
+    fn respond(o: Outcome) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: o.rejected as i64,
+                error_message: o.message,
+            }),
+        }
+    }
+}
+
+async fn export<R: OtlpSignal>(ingester: Ingester, headers: HeaderMap, body: Body) -> Response {
+    let encoding = match Encoding::from_headers(&headers) {
+        Ok(e) => e,
+        Err(e) => {
+            REQUESTS_FAILED.add(R::SIGNAL, 1);
+            return error_response(&e, Encoding::Json);
+        }
+    };
+    match export_inner::<R>(&ingester, &headers, body, encoding).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            REQUESTS_FAILED.add(R::SIGNAL, 1);
+            tracing::debug!(signal = %R::SIGNAL, error = %e, "OTLP/HTTP request refused");
+            error_response(&e, encoding)
+        }
+    }
+}
+
+async fn export_inner<R: OtlpSignal>(
+    ingester: &Ingester,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<Response, Error> {
+    let tenant = tenant_of(headers)?;
+    let limit = ingester.limits().max_request_bytes;
+    let raw = read_limited(body, limit).await?;
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let req: R = tokio::task::spawn_blocking(move || -> Result<R, Error> {
+        let data = decode_content(content_encoding.as_deref(), raw, limit)?;
+        match encoding {
+            Encoding::Protobuf => Ok(R::decode(data)?),
+            Encoding::Json => Ok(serde_json::from_slice(&data)?),
+        }
+    })
+    .await
+    .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))??;
+    let outcome = R::store(ingester, &tenant, req).await?;
+    let resp = R::respond(outcome);
+    let body = match encoding {
+        Encoding::Protobuf => resp.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(&resp)?,
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response())
+}
+
+/// The OTLP/HTTP routes.
+pub fn router(ingester: Ingester) -> Router {
+    Router::new()
+        .route(
+            "/v1/traces",
+            post(|State(i): State<Ingester>, h: HeaderMap, b: Body| {
+                export::<ExportTraceServiceRequest>(i, h, b)
+            }),
+        )
+        .route(
+            "/v1/metrics",
+            post(|State(i): State<Ingester>, h: HeaderMap, b: Body| {
+                export::<ExportMetricsServiceRequest>(i, h, b)
+            }),
+        )
+        .route(
+            "/v1/logs",
+            post(|State(i): State<Ingester>, h: HeaderMap, b: Body| {
+                export::<ExportLogsServiceRequest>(i, h, b)
+            }),
+        )
+        .with_state(ingester)
+}

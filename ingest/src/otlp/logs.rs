@@ -1,0 +1,165 @@
+//! OTLP logs -> storage log records, with stream labels from configured resource attributes.
+
+use crate::attributes::{any_kind, any_to_text, attribute_text, attributes_json};
+use crate::limits::Limits;
+use crate::otlp::common::{check_id, hex_id, nanos, origin};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use strata_storage::model::{Labels, LogRecord};
+
+/// The stream label holding the severity.
+pub const LEVEL_LABEL: &str = "level";
+
+/// What became of a logs request.
+#[derive(Debug, Default)]
+pub struct LogsConversion {
+    pub records: Vec<LogRecord>,
+    pub rejected: u64,
+    pub errors: Vec<String>,
+}
+
+/// A resource attribute name as a label name: every character outside `[a-zA-Z0-9_]`
+/// becomes `_` (as Loki does: `service.name` -> `service_name`).
+pub fn label_name(attr: &str) -> String {
+    let mut s: String = attr
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// The level label of a record: its severity text in lower case, else one derived from the
+/// severity number, else `unknown`.
+pub fn level(severity_number: i32, severity_text: &str) -> String {
+    if !severity_text.is_empty() {
+        return severity_text.to_ascii_lowercase();
+    }
+    match severity_number {
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warn",
+        17..=20 => "error",
+        21..=24 => "fatal",
+        _ => "unknown",
+    }
+    .to_owned()
+}
+
+/// Converts a request; items that break a limit are rejected one by one.
+pub fn convert(
+    req: &ExportLogsServiceRequest,
+    stream_attributes: &[String],
+    limits: &Limits,
+) -> LogsConversion {
+    let mut out = LogsConversion::default();
+    for rl in &req.resource_logs {
+        let resource = rl.resource.as_ref();
+        let mut stream_pairs: Vec<(String, String)> = stream_attributes
+            .iter()
+            .filter_map(|a| {
+                resource
+                    .and_then(|r| attribute_text(&r.attributes, a))
+                    .map(|v| (label_name(a), v))
+            })
+            .collect();
+        if !stream_pairs.iter().any(|(n, _)| n == "service_name") {
+            stream_pairs.push((
+                "service_name".into(),
+                crate::otlp::common::service_name(resource),
+            ));
+        }
+        for sl in &rl.scope_logs {
+            let origin = origin(resource, &rl.schema_url, sl.scope.as_ref(), &sl.schema_url);
+            for lr in &sl.log_records {
+                let problem = check_id(&lr.trace_id, 16, "trace_id")
+                    .and_then(|_| check_id(&lr.span_id, 8, "span_id"))
+                    .and_then(|_| limits.check_attributes(lr.attributes.len()))
+                    .and_then(|_| {
+                        let body = any_to_text(lr.body.as_ref());
+                        limits.check_log_body(body.len()).map(|_| body)
+                    });
+                let body = match problem {
+                    Ok(body) => body,
+                    Err(e) => {
+                        out.rejected += 1;
+                        if out.errors.len() < 10 {
+                            out.errors.push(format!("log record rejected: {e}"));
+                        }
+                        continue;
+                    }
+                };
+                let mut pairs = stream_pairs.clone();
+                pairs.push((
+                    LEVEL_LABEL.into(),
+                    level(lr.severity_number, &lr.severity_text),
+                ));
+                let observed = nanos(lr.observed_time_unix_nano);
+                let ts = if lr.time_unix_nano == 0 {
+                    observed
+                } else {
+                    nanos(lr.time_unix_nano)
+                };
+                out.records.push(LogRecord {
+                    timestamp_ns: ts,
+                    observed_timestamp_ns: observed,
+                    severity_number: lr.severity_number,
+                    severity_text: lr.severity_text.clone(),
+                    body,
+                    body_type: any_kind(lr.body.as_ref()).to_owned(),
+                    attributes: attributes_json(&lr.attributes),
+                    dropped_attributes_count: lr.dropped_attributes_count,
+                    flags: lr.flags,
+                    trace_id: hex_id(&lr.trace_id),
+                    span_id: hex_id(&lr.span_id),
+                    event_name: lr.event_name.clone(),
+                    origin: origin.clone(),
+                    stream: Labels::from_pairs(pairs),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_the_shared_example() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/otlp-examples/logs.json"
+        );
+        let text = std::fs::read_to_string(path).expect("example");
+        let req: ExportLogsServiceRequest = serde_json::from_str(&text).expect("parse");
+        let out = convert(&req, &["service.name".into()], &Limits::default());
+        assert_eq!(out.rejected, 0);
+        assert!(!out.records.is_empty());
+        let r = &out.records[0];
+        assert_eq!(
+            r.stream.get("service_name"),
+            Some(r.origin.service_name.as_str())
+        );
+        assert!(r.stream.get(LEVEL_LABEL).is_some());
+        assert_eq!(r.trace_id.len(), 32);
+    }
+
+    #[test]
+    fn label_names_and_levels() {
+        assert_eq!(label_name("k8s.namespace.name"), "k8s_namespace_name");
+        assert_eq!(label_name("1x"), "_1x");
+        assert_eq!(level(17, ""), "error");
+        assert_eq!(level(9, "INFO"), "info");
+        assert_eq!(level(0, ""), "unknown");
+    }
+}

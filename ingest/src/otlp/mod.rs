@@ -1,0 +1,8 @@
+//! OTLP receivers (gRPC and HTTP) and the conversions of OTLP data to the storage model.
+
+pub mod common;
+pub mod grpc;
+pub mod http;
+pub mod logs;
+pub mod metrics;
+pub mod traces;

@@ -1,0 +1,217 @@
+//! The ingester: turns decoded requests into storage writes, applying limits per item.
+//! Every receiver (OTLP gRPC, OTLP HTTP, remote write) goes through it.
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::otlp::metrics::{
+    DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
+};
+use crate::otlp::{logs, traces};
+use crate::telemetry::{ITEMS_ACCEPTED, ITEMS_REJECTED};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use strata_storage::model::{MetricsWrite, Signal};
+use strata_storage::{Storage, TenantId};
+
+/// Ingest settings (the `[ingest]` table of the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Resource attributes that, with the severity, form a log record's stream labels
+    /// (dots become underscores: `service.name` -> `service_name`).
+    pub log_stream_attributes: Vec<String>,
+    /// Resource attributes promoted to labels on every metric series of their resource.
+    pub promote_resource_attributes: Vec<String>,
+    /// Add unit and `_total` suffixes to OTLP metric names, as Prometheus does by default.
+    pub add_metric_suffixes: bool,
+    /// Per-item and per-request limits.
+    pub limits: Limits,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            log_stream_attributes: [
+                "service.name",
+                "service.namespace",
+                "deployment.environment",
+                "deployment.environment.name",
+                "k8s.namespace.name",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            promote_resource_attributes: Vec::new(),
+            add_metric_suffixes: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The result of a write that was at least partly accepted.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Outcome {
+    /// Items rejected individually (the rest were stored).
+    pub rejected: u64,
+    /// Why, for the first few; empty when nothing was rejected.
+    pub message: String,
+}
+
+impl Outcome {
+    fn new(rejected: u64, errors: &[String]) -> Self {
+        Outcome {
+            rejected,
+            message: errors.join("; "),
+        }
+    }
+}
+
+/// Shared entry point of all receivers. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingester {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    config: IngestConfig,
+    translator: MetricsTranslator,
+    deltas: Mutex<HashMap<TenantId, DeltaAccumulator>>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))
+}
+
+impl Ingester {
+    pub fn new(storage: Storage, config: IngestConfig) -> Self {
+        let translator = MetricsTranslator::new(TranslationConfig {
+            promote_resource_attributes: config.promote_resource_attributes.clone(),
+            add_metric_suffixes: config.add_metric_suffixes,
+        });
+        Ingester {
+            inner: Arc::new(Inner {
+                storage,
+                config,
+                translator,
+                deltas: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// Drops samples whose series break the label limits; returns how many and why.
+    fn enforce_label_limits(&self, write: &mut MetricsWrite) -> (u64, Vec<String>) {
+        let limits = &self.inner.config.limits;
+        let mut errors = Vec::new();
+        let before = write.samples.len();
+        write
+            .samples
+            .retain(|s| match limits.check_labels(&s.labels) {
+                Ok(()) => true,
+                Err(e) => {
+                    if errors.len() < 10 {
+                        errors.push(e);
+                    }
+                    false
+                }
+            });
+        ((before - write.samples.len()) as u64, errors)
+    }
+
+    async fn store_metrics(
+        &self,
+        tenant: &TenantId,
+        mut write: MetricsWrite,
+        rejected: u64,
+        mut errors: Vec<String>,
+    ) -> Result<Outcome> {
+        let (over, limit_errors) = self.enforce_label_limits(&mut write);
+        errors.extend(limit_errors);
+        let rejected = rejected + over;
+        let accepted = write.samples.len() as u64;
+        self.inner.storage.write_metrics(tenant, write).await?;
+        ITEMS_ACCEPTED.add(Signal::Metrics, accepted);
+        ITEMS_REJECTED.add(Signal::Metrics, rejected);
+        Ok(Outcome::new(rejected, &errors))
+    }
+
+    /// Stores an OTLP metrics request.
+    pub async fn metrics(
+        &self,
+        tenant: &TenantId,
+        req: ExportMetricsServiceRequest,
+    ) -> Result<Outcome> {
+        let this = self.clone();
+        let t = tenant.clone();
+        let translation = blocking(move || {
+            let mut deltas = this.inner.deltas.lock();
+            let acc = deltas
+                .entry(t)
+                .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
+            this.inner.translator.translate(&req, acc)
+        })
+        .await?;
+        self.store_metrics(
+            tenant,
+            translation.write,
+            translation.rejected_points,
+            translation.errors,
+        )
+        .await
+    }
+
+    /// Stores a Prometheus remote-write request (snappy-compressed protobuf).
+    pub async fn remote_write(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        let max = self.inner.config.limits.max_request_bytes;
+        let write = blocking(move || crate::remote_write::decode(&body, max)).await??;
+        self.store_metrics(tenant, write, 0, Vec::new()).await
+    }
+
+    /// Stores an OTLP logs request.
+    pub async fn logs(&self, tenant: &TenantId, req: ExportLogsServiceRequest) -> Result<Outcome> {
+        let this = self.clone();
+        let conv = blocking(move || {
+            logs::convert(
+                &req,
+                &this.inner.config.log_stream_attributes,
+                &this.inner.config.limits,
+            )
+        })
+        .await?;
+        let accepted = conv.records.len() as u64;
+        self.inner.storage.write_logs(tenant, conv.records).await?;
+        ITEMS_ACCEPTED.add(Signal::Logs, accepted);
+        ITEMS_REJECTED.add(Signal::Logs, conv.rejected);
+        Ok(Outcome::new(conv.rejected, &conv.errors))
+    }
+
+    /// Stores an OTLP traces request.
+    pub async fn traces(
+        &self,
+        tenant: &TenantId,
+        req: ExportTraceServiceRequest,
+    ) -> Result<Outcome> {
+        let this = self.clone();
+        let conv = blocking(move || traces::convert(&req, &this.inner.config.limits)).await?;
+        let accepted = conv.spans.len() as u64;
+        self.inner.storage.write_spans(tenant, conv.spans).await?;
+        ITEMS_ACCEPTED.add(Signal::Traces, accepted);
+        ITEMS_REJECTED.add(Signal::Traces, conv.rejected);
+        Ok(Outcome::new(conv.rejected, &conv.errors))
+    }
+}

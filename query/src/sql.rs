@@ -1,0 +1,124 @@
+//! SQL over every signal through DataFusion.
+//!
+//! Each query gets a session with three tables, `metrics`, `logs` and `spans`, holding the
+//! tenant's data: rows still in memtables (read-your-writes) plus the Parquet files the
+//! catalog names. A table is a view over both parts, so filters and projections push down
+//! into the Parquet scan (row-group and page pruning by statistics).
+
+use crate::error::{Error, Result};
+use crate::json::batches_to_rows;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use strata_storage::model::Signal;
+use strata_storage::schema::{schema, table_name};
+use strata_storage::{Storage, TenantId};
+
+/// SQL settings (the `[query]` table's SQL part).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlLimits {
+    /// Most rows one SQL answer may hold.
+    pub max_rows: usize,
+    /// Longest a SQL query may run.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            max_rows: 100_000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A SQL answer: column names and rows of JSON values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SqlAnswer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+async fn register(
+    ctx: &SessionContext,
+    storage: &Storage,
+    tenant: &TenantId,
+    signal: Signal,
+) -> Result<()> {
+    let snap = storage.snapshot(tenant, signal, i64::MIN, i64::MAX);
+    let name = table_name(signal);
+    let schema = schema(signal);
+    let mem = Arc::new(MemTable::try_new(schema.clone(), vec![snap.batches])?);
+    if snap.files.is_empty() {
+        ctx.register_table(name, mem)?;
+        return Ok(());
+    }
+    let urls = snap
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(snap.files_root.join(&f.path).to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let files = Arc::new(ListingTable::try_new(config)?);
+    let mem_name = format!("__{name}_memtable");
+    let files_name = format!("__{name}_files");
+    ctx.register_table(mem_name.as_str(), mem)?;
+    ctx.register_table(files_name.as_str(), files)?;
+    ctx.sql(&format!(
+        "CREATE VIEW {name} AS SELECT * FROM {files_name} UNION ALL SELECT * FROM {mem_name}"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Runs one SQL statement for a tenant.
+pub async fn run(
+    storage: &Storage,
+    tenant: &TenantId,
+    query: &str,
+    limits: &SqlLimits,
+) -> Result<SqlAnswer> {
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    for signal in Signal::ALL {
+        register(&ctx, storage, tenant, signal).await?;
+    }
+    let work = async {
+        let df = ctx.sql(query).await?;
+        let columns: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let df = df.limit(0, Some(limits.max_rows + 1))?;
+        let batches = df.collect().await?;
+        let rows = batches_to_rows(&batches);
+        if rows.len() > limits.max_rows {
+            return Err(Error::TooManyRows {
+                limit: limits.max_rows,
+            });
+        }
+        Ok(SqlAnswer { columns, rows })
+    };
+    match tokio::time::timeout(limits.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            seconds: limits.timeout.as_secs_f64(),
+        }),
+    }
+}

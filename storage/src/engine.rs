@@ -16,17 +16,13 @@ use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{FileStore, decode_parquet, encode_parquet, sort_batches};
 use crate::index::{LabelIndex, LabelMatcher};
-use crate::model::{
-    Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span,
-};
+use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
 use crate::telemetry;
 use crate::tenant::TenantId;
 use crate::wal::{SegmentSeq, Wal};
 use crate::wal_entry::{self, Entry};
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
 use parking_lot::RwLock;
@@ -231,8 +227,16 @@ impl Storage {
         }
         for f in &catalog.files {
             let (index, id_col, map_col) = match f.signal {
-                Signal::Metrics => (state.series.entry(f.tenant.clone()).or_default(), "series_id", "labels"),
-                Signal::Logs => (state.streams.entry(f.tenant.clone()).or_default(), "stream_id", "stream_labels"),
+                Signal::Metrics => (
+                    state.series.entry(f.tenant.clone()).or_default(),
+                    "series_id",
+                    "labels",
+                ),
+                Signal::Logs => (
+                    state.streams.entry(f.tenant.clone()).or_default(),
+                    "stream_id",
+                    "stream_labels",
+                ),
                 Signal::Traces => continue,
             };
             let path = files.local_path(&f.path);
@@ -294,7 +298,12 @@ impl Storage {
         Ok(())
     }
 
-    async fn write_batch(&self, tenant: &TenantId, signal: Signal, batch: RecordBatch) -> Result<()> {
+    async fn write_batch(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+        batch: RecordBatch,
+    ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -331,7 +340,8 @@ impl Storage {
                 tenant: tenant.clone(),
                 metadata: new_meta,
             };
-            self.write_entry(payload, entry, (Signal::Metrics, 0)).await?;
+            self.write_entry(payload, entry, (Signal::Metrics, 0))
+                .await?;
         }
         let samples = write.samples;
         let batch = tokio::task::spawn_blocking(move || schema::metrics_batch(&samples))
@@ -359,10 +369,20 @@ impl Storage {
     }
 
     /// The data of one tenant and signal that may hold rows in `[start_ns, end_ns]`.
-    pub fn snapshot(&self, tenant: &TenantId, signal: Signal, start_ns: i64, end_ns: i64) -> Snapshot {
+    pub fn snapshot(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Snapshot {
         let state = self.inner.state.read();
         let mut batches = Vec::new();
-        for f in state.frozen.iter().filter(|f| &f.tenant == tenant && f.signal == signal) {
+        for f in state
+            .frozen
+            .iter()
+            .filter(|f| &f.tenant == tenant && f.signal == signal)
+        {
             batches.extend(f.batches.iter().cloned());
         }
         if let Some(m) = state.active.get(&(tenant.clone(), signal)) {
@@ -376,7 +396,12 @@ impl Storage {
     }
 
     /// The series (or, for logs, streams) of a tenant matching every matcher.
-    pub fn select_labels(&self, tenant: &TenantId, signal: Signal, matchers: &[LabelMatcher]) -> Vec<(SeriesId, Labels)> {
+    pub fn select_labels(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+        matchers: &[LabelMatcher],
+    ) -> Vec<(SeriesId, Labels)> {
         let state = self.inner.state.read();
         let index = match signal {
             Signal::Metrics => state.series.get(tenant),
@@ -433,7 +458,9 @@ impl Storage {
             .collect();
         let mut catalog = self.inner.state.read().catalog.clone();
         for (tenant, signal, batches) in jobs {
-            let new_files = self.write_files(&mut catalog, &tenant, signal, batches, 0).await?;
+            let new_files = self
+                .write_files(&mut catalog, &tenant, signal, batches, 0)
+                .await?;
             catalog.files.extend(new_files);
         }
         catalog.wal_replay_from = seq.0;
@@ -478,27 +505,30 @@ impl Storage {
         batches: Vec<RecordBatch>,
         level: u32,
     ) -> Result<Vec<FileMeta>> {
-        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<(String, i64, i64, u64, Vec<u8>)>> {
-            let sorted = sort_batches(signal, &batches)?;
-            let times = times_ns(signal, &sorted);
-            let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
-            let distinct: BTreeSet<&String> = days.iter().collect();
-            let mut out = Vec::new();
-            for day in distinct {
-                let part = if days.iter().all(|d| d == day) {
-                    sorted.clone()
-                } else {
-                    let mask = BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
-                    filter_record_batch(&sorted, &mask)?
-                };
-                let part_times = times_ns(signal, &part);
-                let min = part_times.iter().copied().min().unwrap_or(0);
-                let max = part_times.iter().copied().max().unwrap_or(0);
-                let bytes = encode_parquet(signal, &part)?;
-                out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
-            }
-            Ok(out)
-        })
+        let encoded = tokio::task::spawn_blocking(
+            move || -> Result<Vec<(String, i64, i64, u64, Vec<u8>)>> {
+                let sorted = sort_batches(signal, &batches)?;
+                let times = times_ns(signal, &sorted);
+                let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
+                let distinct: BTreeSet<&String> = days.iter().collect();
+                let mut out = Vec::new();
+                for day in distinct {
+                    let part = if days.iter().all(|d| d == day) {
+                        sorted.clone()
+                    } else {
+                        let mask =
+                            BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
+                        filter_record_batch(&sorted, &mask)?
+                    };
+                    let part_times = times_ns(signal, &part);
+                    let min = part_times.iter().copied().min().unwrap_or(0);
+                    let max = part_times.iter().copied().max().unwrap_or(0);
+                    let bytes = encode_parquet(signal, &part)?;
+                    out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
+                }
+                Ok(out)
+            },
+        )
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();
@@ -551,7 +581,9 @@ impl Storage {
             }
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
-            let outputs = self.write_files(&mut next, &tenant, signal, batches, level).await?;
+            let outputs = self
+                .write_files(&mut next, &tenant, signal, batches, level)
+                .await?;
             let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
             next.files.retain(|f| !gone.contains(&f.id));
             next.files.extend(outputs);
@@ -585,7 +617,8 @@ impl Storage {
                     Signal::Traces => retention.traces,
                 };
                 !keep.is_zero()
-                    && f.max_time_ns < now_ns.saturating_sub(keep.as_nanos().min(i64::MAX as u128) as i64)
+                    && f.max_time_ns
+                        < now_ns.saturating_sub(keep.as_nanos().min(i64::MAX as u128) as i64)
             })
             .cloned()
             .collect();
@@ -654,7 +687,12 @@ impl Storage {
     /// All tenants with any data.
     pub fn tenants(&self) -> Vec<TenantId> {
         let state = self.inner.state.read();
-        let mut t: BTreeSet<TenantId> = state.catalog.files.iter().map(|f| f.tenant.clone()).collect();
+        let mut t: BTreeSet<TenantId> = state
+            .catalog
+            .files
+            .iter()
+            .map(|f| f.tenant.clone())
+            .collect();
         t.extend(state.active.keys().map(|(t, _)| t.clone()));
         t.into_iter().collect()
     }

@@ -13,12 +13,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("the write-ahead log is failed after an fsync/write error and accepts no writes: {reason}")]
+    #[error(
+        "the write-ahead log is failed after an fsync/write error and accepts no writes: {reason}"
+    )]
     WalFailed { reason: String },
     #[error("the storage engine is shutting down")]
     ShuttingDown,
     #[error("memory limit reached: {pending_bytes} bytes wait to be flushed (limit {limit_bytes})")]
-    Overloaded { pending_bytes: u64, limit_bytes: u64 },
+    Overloaded {
+        pending_bytes: u64,
+        limit_bytes: u64,
+    },
     #[error("arrow error: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("parquet error: {0}")]

@@ -10,17 +10,19 @@ use crate::schema::{schema, sort_columns};
 use crate::wal::sync_dir;
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,7 +84,12 @@ impl FileStore {
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
-        Ok(self.store.get(&ObjectPath::from(path)).await?.bytes().await?)
+        Ok(self
+            .store
+            .get(&ObjectPath::from(path))
+            .await?
+            .bytes()
+            .await?)
     }
 }
 
@@ -148,7 +155,8 @@ fn writer_properties(signal: Signal) -> Result<WriterProperties> {
 /// Encodes a sorted batch as a Parquet file.
 pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
     writer.write(batch)?;
     writer.close()?;
     Ok(buf)
@@ -166,7 +174,8 @@ pub fn decode_parquet(
         let indices: Vec<usize> = (0..schema.num_columns())
             .filter(|i| {
                 let path = schema.column(*i).path().parts().to_vec();
-                path.first().is_some_and(|root| cols.contains(&root.as_str()))
+                path.first()
+                    .is_some_and(|root| cols.contains(&root.as_str()))
             })
             .collect();
         let mask = ProjectionMask::leaves(schema, indices);

@@ -117,9 +117,7 @@ impl LabelIndex {
         &'a self,
         ordinals: &'a RoaringBitmap,
     ) -> impl Iterator<Item = &'a (SeriesId, Labels)> + 'a {
-        ordinals
-            .iter()
-            .filter_map(|o| self.entries.get(o as usize))
+        ordinals.iter().filter_map(|o| self.entries.get(o as usize))
     }
 
     /// All label names.
@@ -131,11 +129,7 @@ impl LabelIndex {
     pub fn label_values(&self, name: &str) -> Vec<(&str, u64)> {
         self.postings
             .get(name)
-            .map(|vals| {
-                vals.iter()
-                    .map(|(v, p)| (v.as_str(), p.0.len()))
-                    .collect()
-            })
+            .map(|vals| vals.iter().map(|(v, p)| (v.as_str(), p.0.len())).collect())
             .unwrap_or_default()
     }
 }

@@ -241,7 +241,8 @@ impl OriginBuilders {
             .append_value(json_or_empty(&o.resource_attributes));
         self.resource_dropped
             .append_value(o.resource_dropped_attributes_count);
-        self.resource_schema_url.append_value(&o.resource_schema_url);
+        self.resource_schema_url
+            .append_value(&o.resource_schema_url);
         self.scope_name.append_value(&o.scope_name);
         self.scope_version.append_value(&o.scope_version);
         self.scope_attributes

@@ -215,19 +215,14 @@ pub static MEMTABLE_BYTES: Gauge = Gauge::new(
     "strata_memtable_bytes",
     "Bytes of Arrow data held in memtables, waiting to be flushed.",
 );
-pub static FLUSHES: Counter = Counter::new(
-    "strata_flushes_total",
-    "Memtable flushes to Parquet files.",
-);
+pub static FLUSHES: Counter =
+    Counter::new("strata_flushes_total", "Memtable flushes to Parquet files.");
 pub static FLUSH_SECONDS: Histogram = Histogram::new(
     "strata_flush_duration_seconds",
     "Time to flush all memtables to Parquet.",
     LATENCY_BUCKETS,
 );
-pub static FILES: Gauge = Gauge::new(
-    "strata_files",
-    "Parquet files named by the catalog.",
-);
+pub static FILES: Gauge = Gauge::new("strata_files", "Parquet files named by the catalog.");
 pub static FILE_BYTES: Gauge = Gauge::new(
     "strata_file_bytes",
     "Bytes in Parquet files named by the catalog.",

@@ -94,6 +94,9 @@ mod tests {
 
     #[test]
     fn absent_header_is_default() {
-        assert_eq!(TenantId::from_header(None).ok(), Some(TenantId::default_tenant()));
+        assert_eq!(
+            TenantId::from_header(None).ok(),
+            Some(TenantId::default_tenant())
+        );
     }
 }

@@ -401,7 +401,9 @@ mod tests {
         rt().block_on(async {
             let (wal, _) = Wal::open(dir.path(), SegmentSeq(0)).expect("open");
             wal.append(b"good".to_vec()).await.expect("append");
-            wal.append(b"will-be-flipped".to_vec()).await.expect("append");
+            wal.append(b"will-be-flipped".to_vec())
+                .await
+                .expect("append");
         });
         let seg = list_segments(dir.path()).expect("list")[0];
         let path = segment_path(dir.path(), seg);

@@ -68,7 +68,11 @@ fn writes_are_readable_at_once_and_after_reopen() {
     let t = TenantId::default_tenant();
     {
         let s = Storage::open(config(dir.path())).expect("open");
-        write(&s, &t, vec![sample("up", "a", 1000, 1.0), sample("up", "b", 1000, 2.0)]);
+        write(
+            &s,
+            &t,
+            vec![sample("up", "a", 1000, 1.0), sample("up", "b", 1000, 2.0)],
+        );
         let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
         assert_eq!(values(&snap, &s), vec![1.0, 2.0]);
     }
@@ -109,8 +113,14 @@ fn tenants_are_separate() {
     write(&s, &a, vec![sample("up", "x", 1000, 1.0)]);
     write(&s, &b, vec![sample("up", "x", 1000, 2.0)]);
     block(s.flush()).expect("flush");
-    assert_eq!(values(&s.snapshot(&a, Signal::Metrics, i64::MIN, i64::MAX), &s), vec![1.0]);
-    assert_eq!(values(&s.snapshot(&b, Signal::Metrics, i64::MIN, i64::MAX), &s), vec![2.0]);
+    assert_eq!(
+        values(&s.snapshot(&a, Signal::Metrics, i64::MIN, i64::MAX), &s),
+        vec![1.0]
+    );
+    assert_eq!(
+        values(&s.snapshot(&b, Signal::Metrics, i64::MIN, i64::MAX), &s),
+        vec![2.0]
+    );
 }
 
 #[test]
@@ -122,14 +132,23 @@ fn compaction_merges_and_retention_drops_old_partitions() {
         write(&s, &t, vec![sample("up", "a", 1000 + i, i as f64)]);
         block(s.flush()).expect("flush");
     }
-    assert_eq!(s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX).files.len(), 3);
+    assert_eq!(
+        s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX)
+            .files
+            .len(),
+        3
+    );
     assert_eq!(block(s.compact()).expect("compact"), 1);
     let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
     assert_eq!(snap.files.len(), 1);
     assert_eq!(values(&snap, &s), vec![0.0, 1.0, 2.0]);
     // Samples from 1970 are far past the 30-day default.
     assert_eq!(block(s.apply_retention(now_ns())).expect("retention"), 1);
-    assert!(s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX).files.is_empty());
+    assert!(
+        s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX)
+            .files
+            .is_empty()
+    );
 }
 
 #[test]

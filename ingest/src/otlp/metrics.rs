@@ -47,6 +47,9 @@ const MAX_SCHEMA: i32 = 8;
 /// The zero threshold Prometheus gives translated exponential histograms; used when the OTLP
 /// point's own threshold is zero (exact zeros only), which it is equivalent to.
 const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;
+/// Largest bucket index magnitude accepted (bounds past 2^(2^30 / 256) are not even
+/// representable as f64); keeps every span offset within i32.
+const MAX_BUCKET_INDEX: i64 = 1 << 30;
 /// Exemplar labels longer than this (in characters, names and values together) keep only
 /// the trace and span ids (OpenMetrics' limit, as Prometheus applies it).
 const MAX_EXEMPLAR_RUNES: usize = 128;
@@ -1186,7 +1189,8 @@ impl ExpHistogram {
                 p.scale
             ));
         }
-        let reduce = (p.scale - MAX_SCHEMA).max(0) as u32;
+        // Any scale is accepted, as in Prometheus; past 63 every bucket merges the same way.
+        let reduce = (i64::from(p.scale) - i64::from(MAX_SCHEMA)).clamp(0, 63) as u32;
         let empty = exponential_histogram_data_point::Buckets::default();
         let side = |b: Option<&exponential_histogram_data_point::Buckets>| {
             let b = b.unwrap_or(&empty);
@@ -1196,8 +1200,11 @@ impl ExpHistogram {
                     continue;
                 }
                 let otlp_index = i64::from(b.offset) + i as i64;
-                let index = i32::try_from((otlp_index >> reduce) + 1)
-                    .map_err(|_| format!("bucket index {otlp_index} is out of range"))?;
+                let index = (otlp_index >> reduce) + 1;
+                if index.abs() > MAX_BUCKET_INDEX {
+                    return Err(format!("bucket index {otlp_index} is out of range"));
+                }
+                let index = index as i32;
                 *out.entry(index).or_insert(0.0) += *c as f64;
             }
             Ok::<_, String>(out)

@@ -762,6 +762,23 @@ fn exponential_scale_above_8_is_reduced_by_merging_buckets() {
 }
 
 #[test]
+fn extreme_scales_and_offsets_do_not_panic() {
+    let p = exp_point(i32::MAX, i32::MIN, vec![1, 2]);
+    let t = translate(&request(
+        svc(),
+        vec![metric("x", "", exp_histogram(CUMULATIVE, vec![p]))],
+    ));
+    assert_eq!(exp_sample(&t).schema, 8);
+    let p = exp_point(0, i32::MAX, vec![1, 2]);
+    let t = translate(&request(
+        svc(),
+        vec![metric("x", "", exp_histogram(CUMULATIVE, vec![p]))],
+    ));
+    assert_eq!(t.rejected_points, 1);
+    assert!(t.errors[0].contains("out of range"), "{:?}", t.errors);
+}
+
+#[test]
 fn exponential_scale_below_minus_4_is_rejected() {
     let p = exp_point(-5, 0, vec![1]);
     let t = translate(&request(

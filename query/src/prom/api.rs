@@ -1,0 +1,347 @@
+//! The router and the query endpoints (`/api/v1/query`, `/api/v1/query_range`,
+//! `/api/v1/format_query`), plus what every handler shares: tenant and parameter
+//! extraction and running storage reads and evaluation off the reactor with a deadline.
+
+use super::PromApiConfig;
+use super::params::{
+    Params, invalid_param, limit_param, parse_duration_ms, parse_time, time_param,
+};
+use super::response::{ApiError, Outcome};
+use super::source::{Limit, Scanner, SourceLimits, StorageSource};
+use super::{meta, status};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::routing::get;
+use promql_parser::parser::value::ValueType;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use strata_promql::{Engine, EngineOptions, ErrorType, Value};
+use strata_storage::tenant::TENANT_HEADER;
+use strata_storage::{Storage, TenantId};
+
+/// What every handler needs.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub storage: Storage,
+    pub config: Arc<PromApiConfig>,
+    pub started: SystemTime,
+}
+
+/// Serves Prometheus's HTTP query API over `storage` (see the module docs for the routes).
+pub fn router(storage: Storage, config: PromApiConfig) -> Router {
+    let state = ApiState {
+        storage,
+        config: Arc::new(config),
+        started: SystemTime::now(),
+    };
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/series", get(meta::series).post(meta::series))
+        .route("/api/v1/labels", get(meta::labels).post(meta::labels))
+        .route("/api/v1/label/{name}/values", get(meta::label_values))
+        .route("/api/v1/metadata", get(meta::metadata))
+        .route(
+            "/api/v1/query_exemplars",
+            get(meta::query_exemplars).post(meta::query_exemplars),
+        )
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .with_state(state)
+}
+
+/// A request's tenant and parameters.
+pub(crate) struct Req {
+    pub tenant: TenantId,
+    pub params: Params,
+}
+
+/// Reads the tenant header and the merged URL/form parameters.
+pub(crate) fn request(
+    method: &Method,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &Bytes,
+) -> Result<Req, ApiError> {
+    let tenant = headers
+        .get(TENANT_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let tenant = TenantId::from_header(tenant).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form = (is_form && matches!(*method, Method::POST | Method::PUT | Method::PATCH))
+        .then_some(body.as_ref());
+    Ok(Req {
+        tenant,
+        params: Params::new(uri.query(), form),
+    })
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The API error of a read stopped by a limit.
+pub(crate) fn limit_error(l: &Limit) -> ApiError {
+    let typ = match l {
+        Limit::TooManySeries(_) | Limit::TooManySamples => ErrorType::Execution,
+        Limit::Timeout => ErrorType::Timeout,
+        Limit::Canceled => ErrorType::Canceled,
+    };
+    ApiError {
+        typ,
+        message: l.to_string(),
+    }
+}
+
+/// Sets the flag when dropped: the handler's future was dropped (client gone) or finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` on the blocking pool with a scanner for `tenant` that stops at the deadline
+/// or when the request goes away; a late answer becomes a `timeout` error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &ApiState,
+    tenant: TenantId,
+    timeout: Duration,
+    f: impl FnOnce(Scanner) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let scanner = Scanner::new(
+        state.storage.clone(),
+        tenant,
+        Instant::now().checked_add(timeout),
+        cancel,
+    );
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || f(scanner))).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(_) => Err(limit_error(&Limit::Timeout)),
+    }
+}
+
+/// The effective timeout: the config's, shortened by a `timeout` parameter.
+pub(crate) fn timeout_param(p: &Params, config: &PromApiConfig) -> Result<Duration, ApiError> {
+    let v = p.get("timeout");
+    if v.is_empty() {
+        return Ok(config.query_timeout);
+    }
+    let ms = parse_duration_ms(v).map_err(|e| invalid_param("timeout", e))?;
+    let asked = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    Ok(asked.min(config.query_timeout))
+}
+
+fn lookback_param(p: &Params, config: &PromApiConfig) -> Result<Duration, ApiError> {
+    let v = p.get("lookback_delta");
+    if v.is_empty() {
+        return Ok(config.lookback_delta);
+    }
+    let ms = parse_duration_ms(v).map_err(|e| invalid_param("lookback_delta", e))?;
+    Ok(match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => Duration::from_millis(ms),
+        _ => config.lookback_delta,
+    })
+}
+
+fn parse_query(p: &Params) -> Result<promql_parser::parser::Expr, ApiError> {
+    strata_promql::parse(p.get("query")).map_err(|e| invalid_param("query", e))
+}
+
+enum Range {
+    Instant(i64),
+    Range { start: i64, end: i64, step: i64 },
+}
+
+struct Evaluation {
+    expr: promql_parser::parser::Expr,
+    range: Range,
+    timeout: Duration,
+    lookback: Duration,
+    limit: usize,
+}
+
+async fn evaluate(state: &ApiState, tenant: TenantId, ev: Evaluation) -> Outcome {
+    let config = state.config.clone();
+    let result = blocking(state, tenant, ev.timeout, move |scanner| {
+        let engine = Engine::new(EngineOptions {
+            lookback_delta: ev.lookback,
+            max_samples: config.max_samples,
+            timeout: ev.timeout,
+            ..EngineOptions::default()
+        });
+        let source = StorageSource::new(
+            scanner,
+            SourceLimits {
+                max_series: config.max_series,
+                max_samples: config.max_samples,
+            },
+        );
+        let res = match ev.range {
+            Range::Instant(t) => engine.instant_query_expr(&source, &ev.expr, t),
+            Range::Range { start, end, step } => {
+                engine.range_query_expr(&source, &ev.expr, start, end, step)
+            }
+        };
+        res.map_err(|e| match e {
+            strata_promql::Error::Source(inner) => match source.limit_hit() {
+                Some(l) => limit_error(&l),
+                None => ApiError::internal(inner),
+            },
+            other => ApiError {
+                typ: other.error_type(),
+                message: other.to_string(),
+            },
+        })
+    })
+    .await;
+    match result {
+        Ok(mut r) => {
+            if ev.limit > 0 {
+                let truncated = match &mut r.value {
+                    Value::Vector(v) if v.len() > ev.limit => {
+                        v.truncate(ev.limit);
+                        true
+                    }
+                    Value::Matrix(m) if m.len() > ev.limit => {
+                        m.truncate(ev.limit);
+                        true
+                    }
+                    _ => false,
+                };
+                if truncated {
+                    r.warnings.push("results truncated due to limit".into());
+                }
+            }
+            Outcome::Ok {
+                data: r.to_api_json(),
+                warnings: r.warnings,
+                infos: r.infos,
+            }
+        }
+        Err(e) => e.into(),
+    }
+}
+
+async fn query(
+    State(state): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Outcome {
+    let prepared = (|| {
+        let req = request(&method, &headers, &uri, &body)?;
+        let p = &req.params;
+        let limit = limit_param(p)?;
+        let time = time_param(p, "time", now_ms())?;
+        let timeout = timeout_param(p, &state.config)?;
+        let lookback = lookback_param(p, &state.config)?;
+        let expr = parse_query(p)?;
+        Ok::<_, ApiError>((
+            req.tenant,
+            Evaluation {
+                expr,
+                range: Range::Instant(time),
+                timeout,
+                lookback,
+                limit,
+            },
+        ))
+    })();
+    match prepared {
+        Ok((tenant, ev)) => evaluate(&state, tenant, ev).await,
+        Err(e) => e.into(),
+    }
+}
+
+fn range_type_name(t: ValueType) -> Option<&'static str> {
+    match t {
+        ValueType::Vector | ValueType::Scalar => None,
+        ValueType::Matrix => Some("range vector"),
+        ValueType::String => Some("string"),
+    }
+}
+
+async fn query_range(
+    State(state): State<ApiState>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Outcome {
+    let prepared = (|| {
+        let req = request(&method, &headers, &uri, &body)?;
+        let p = &req.params;
+        let limit = limit_param(p)?;
+        let start = parse_time(p.get("start")).map_err(|e| invalid_param("start", e))?;
+        let end = parse_time(p.get("end")).map_err(|e| invalid_param("end", e))?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let step = parse_duration_ms(p.get("step")).map_err(|e| invalid_param("step", e))?;
+        if step <= 0 {
+            return Err(ApiError::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end - start) / step > 11_000 {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        let timeout = timeout_param(p, &state.config)?;
+        let lookback = lookback_param(p, &state.config)?;
+        let expr = parse_query(p)?;
+        if let Some(t) = range_type_name(expr.value_type()) {
+            return Err(invalid_param(
+                "query",
+                format!(
+                    "invalid expression type {t:?} for range query, must be Scalar or instant Vector"
+                ),
+            ));
+        }
+        Ok((
+            req.tenant,
+            Evaluation {
+                expr,
+                range: Range::Range { start, end, step },
+                timeout,
+                lookback,
+                limit,
+            },
+        ))
+    })();
+    match prepared {
+        Ok((tenant, ev)) => evaluate(&state, tenant, ev).await,
+        Err(e) => e.into(),
+    }
+}
+
+async fn format_query(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Outcome {
+    let formatted = request(&method, &headers, &uri, &body)
+        .and_then(|req| parse_query(&req.params))
+        .map(|expr| expr.prettify());
+    match formatted {
+        Ok(s) => Outcome::data(serde_json::Value::String(s)),
+        Err(e) => e.into(),
+    }
+}

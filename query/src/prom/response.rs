@@ -1,0 +1,117 @@
+//! Prometheus's API envelope (`status`, `data`, `errorType`, `error`, `warnings`, `infos`)
+//! and the one place that maps error types to HTTP status codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use strata_promql::ErrorType;
+
+/// An error answered in Prometheus's envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The `errorType`.
+    pub typ: ErrorType,
+    /// The `error` text shown to the client.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A `bad_data` error (400).
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        ApiError {
+            typ: ErrorType::BadData,
+            message: message.into(),
+        }
+    }
+
+    /// An `internal` error (500); the detail is logged, never sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "prometheus api request failed");
+        ApiError {
+            typ: ErrorType::Internal,
+            message: "internal error while running the query".into(),
+        }
+    }
+
+    /// The HTTP status of this error, as Prometheus's `respondError` picks it.
+    pub fn status(&self) -> StatusCode {
+        match self.typ {
+            ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            // Prometheus answers canceled queries with nginx's "client closed request".
+            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn annotations(body: &mut Map<String, Value>, warnings: Vec<String>, infos: Vec<String>) {
+    if !warnings.is_empty() {
+        body.insert("warnings".into(), json!(warnings));
+    }
+    if !infos.is_empty() {
+        body.insert("infos".into(), json!(infos));
+    }
+}
+
+/// A success response.
+pub fn success(data: Value, warnings: Vec<String>, infos: Vec<String>) -> Response {
+    let mut body = Map::new();
+    body.insert("status".into(), json!("success"));
+    body.insert("data".into(), data);
+    annotations(&mut body, warnings, infos);
+    (StatusCode::OK, axum::Json(Value::Object(body))).into_response()
+}
+
+/// An error response.
+pub fn failure(err: ApiError, warnings: Vec<String>, infos: Vec<String>) -> Response {
+    let mut body = Map::new();
+    body.insert("status".into(), json!("error"));
+    body.insert("errorType".into(), json!(err.typ.as_str()));
+    body.insert("error".into(), json!(err.message));
+    annotations(&mut body, warnings, infos);
+    (err.status(), axum::Json(Value::Object(body))).into_response()
+}
+
+/// What a handler produced.
+pub enum Outcome {
+    /// Data plus annotations.
+    Ok {
+        data: Value,
+        warnings: Vec<String>,
+        infos: Vec<String>,
+    },
+    /// An error.
+    Err(ApiError),
+}
+
+impl From<ApiError> for Outcome {
+    fn from(e: ApiError) -> Self {
+        Outcome::Err(e)
+    }
+}
+
+impl Outcome {
+    /// Data without annotations.
+    pub fn data(data: Value) -> Self {
+        Outcome::Ok {
+            data,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        match self {
+            Outcome::Ok {
+                data,
+                warnings,
+                infos,
+            } => success(data, warnings, infos),
+            Outcome::Err(e) => failure(e, Vec::new(), Vec::new()),
+        }
+    }
+}

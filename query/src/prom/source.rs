@@ -1,0 +1,547 @@
+//! Reading metric samples out of storage for the PromQL engine and the metadata endpoints.
+//!
+//! [`StorageSource`] implements the engine's [`SeriesSource`] for one tenant: matchers are
+//! resolved on the roaring label index, then the samples of those series ids are read from
+//! Parquet files (pruned by the catalog's time range, row-group statistics on `series_id` and
+//! `timestamp`, and `series_id` page statistics) and from the memtable batches. Everything
+//! here is synchronous: callers run it inside `spawn_blocking`.
+//!
+//! Invariants: a series' samples come back sorted by time with one sample per timestamp
+//! (the latest written wins: files are read before memtables, both in write order); staleness
+//! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
+//! batches with a [`Limit`] that the API maps to Prometheus's error types.
+
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
+use strata_promql::{
+    MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
+};
+use strata_storage::index::{LabelMatcher, MatchOp};
+use strata_storage::model::{NativeHistogram, Signal};
+use strata_storage::{Storage, TenantId};
+
+/// Why a read stopped before it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    /// A selector matched more series than allowed.
+    TooManySeries(usize),
+    /// More samples than allowed would be loaded.
+    TooManySamples,
+    /// The deadline passed.
+    Timeout,
+    /// The client went away.
+    Canceled,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::TooManySeries(n) => write!(
+                f,
+                "the query selects more than {n} series; narrow its label matchers"
+            ),
+            Limit::TooManySamples => f.write_str(
+                "query processing would load too many samples into memory in query execution",
+            ),
+            Limit::Timeout => f.write_str("query timed out in query execution"),
+            Limit::Canceled => f.write_str("query was canceled in query execution"),
+        }
+    }
+}
+
+/// A failed read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanError {
+    /// A limit, the deadline or cancellation stopped the read.
+    Limit(Limit),
+    /// Storage could not be read; the text is for logs, not clients.
+    Storage(String),
+}
+
+impl From<Limit> for ScanError {
+    fn from(l: Limit) -> Self {
+        ScanError::Limit(l)
+    }
+}
+
+fn storage_err(e: impl std::fmt::Display) -> ScanError {
+    ScanError::Storage(e.to_string())
+}
+
+/// Converts an engine matcher to a label-index matcher (regexes fully anchored, `.` matches
+/// newlines, as in Prometheus).
+pub fn index_matcher(m: &Matcher) -> Result<LabelMatcher, regex::Error> {
+    let anchored = |v: &str| regex::Regex::new(&format!("^(?s:{v})$"));
+    let op = match m.kind {
+        MatchKind::Equal => MatchOp::Equal(m.value.clone()),
+        MatchKind::NotEqual => MatchOp::NotEqual(m.value.clone()),
+        MatchKind::Regex => MatchOp::Regex(anchored(&m.value)?),
+        MatchKind::NotRegex => MatchOp::NotRegex(anchored(&m.value)?),
+    };
+    Ok(LabelMatcher {
+        name: m.name.clone(),
+        op,
+    })
+}
+
+/// Converts a stored native histogram to the engine's form.
+pub fn float_histogram(h: NativeHistogram) -> FloatHistogram {
+    let spans = |s: Vec<strata_storage::model::BucketSpan>| {
+        s.into_iter()
+            .map(|s| Span {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect()
+    };
+    FloatHistogram {
+        counter_reset_hint: match h.counter_reset_hint {
+            1 => CounterResetHint::CounterReset,
+            2 => CounterResetHint::NotCounterReset,
+            3 => CounterResetHint::Gauge,
+            _ => CounterResetHint::Unknown,
+        },
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count: h.zero_count,
+        count: h.count,
+        sum: h.sum,
+        positive_spans: spans(h.positive_spans),
+        negative_spans: spans(h.negative_spans),
+        positive_buckets: h.positive_buckets,
+        negative_buckets: h.negative_buckets,
+        custom_values: h.custom_values,
+    }
+}
+
+/// Reads rows of chosen series and a time range from one tenant's metrics.
+pub struct Scanner {
+    storage: Storage,
+    tenant: TenantId,
+    deadline: Option<Instant>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Scanner {
+    /// A scanner that stops at `deadline` or once `cancel` is set.
+    pub fn new(
+        storage: Storage,
+        tenant: TenantId,
+        deadline: Option<Instant>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        Scanner {
+            storage,
+            tenant,
+            deadline,
+            cancel,
+        }
+    }
+
+    /// The storage handle.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The tenant read.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Fails once the deadline passed or the request was canceled.
+    pub fn check(&self) -> Result<(), Limit> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Limit::Canceled);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Limit::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with batches holding exactly the rows whose series id is in `ids` (sorted,
+    /// deduplicated) and whose timestamp lies in `[start_ms, end_ms]`, projected to
+    /// `columns` plus `series_id` and `timestamp`. Files come first, then memtables.
+    pub fn scan(
+        &self,
+        ids: &[u64],
+        start_ms: i64,
+        end_ms: i64,
+        columns: &[&str],
+        f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        if ids.is_empty() || end_ms < start_ms {
+            return Ok(());
+        }
+        let mut cols: Vec<&str> = vec!["series_id", "timestamp"];
+        for c in columns {
+            if !cols.contains(c) {
+                cols.push(c);
+            }
+        }
+        let snap = self.storage.snapshot(
+            &self.tenant,
+            Signal::Metrics,
+            start_ms.saturating_mul(1_000_000),
+            end_ms.saturating_mul(1_000_000),
+        );
+        for file in &snap.files {
+            self.check()?;
+            let path = snap.files_root.join(&file.path);
+            self.scan_file(&path, ids, start_ms, end_ms, &cols, f)?;
+        }
+        for batch in &snap.batches {
+            self.check()?;
+            let indices: Vec<usize> = cols
+                .iter()
+                .filter_map(|c| batch.schema().index_of(c).ok())
+                .collect();
+            let projected = batch.project(&indices).map_err(storage_err)?;
+            if let Some(b) = keep_rows(&projected, ids, start_ms, end_ms)? {
+                f(&b)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_file(
+        &self,
+        path: &Path,
+        ids: &[u64],
+        start_ms: i64,
+        end_ms: i64,
+        cols: &[&str],
+        f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+            .map_err(storage_err)?;
+        let meta = builder.metadata().clone();
+        let schema = builder.schema().clone();
+        let pschema = builder.parquet_schema();
+        let id_stats =
+            StatisticsConverter::try_new("series_id", &schema, pschema).map_err(storage_err)?;
+        let ts_stats =
+            StatisticsConverter::try_new("timestamp", &schema, pschema).map_err(storage_err)?;
+        let keep = keep_row_groups(&meta, &id_stats, &ts_stats, ids, start_ms, end_ms)
+            .map_err(storage_err)?;
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let selection = page_selection(&meta, &id_stats, &keep, ids);
+        let leaves: Vec<usize> = (0..pschema.num_columns())
+            .filter(|i| {
+                pschema
+                    .column(*i)
+                    .path()
+                    .parts()
+                    .first()
+                    .is_some_and(|root| cols.contains(&root.as_str()))
+            })
+            .collect();
+        let mask = ProjectionMask::leaves(pschema, leaves);
+        builder = builder
+            .with_row_groups(keep)
+            .with_projection(mask)
+            .with_batch_size(16 * 1024);
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel);
+        }
+        let reader = builder.build().map_err(storage_err)?;
+        for batch in reader {
+            self.check()?;
+            let batch = batch.map_err(storage_err)?;
+            if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
+                f(&b)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether any of the sorted `ids` lies in `[lo, hi]`.
+fn any_in(ids: &[u64], lo: u64, hi: u64) -> bool {
+    let i = ids.partition_point(|id| *id < lo);
+    ids.get(i).is_some_and(|id| *id <= hi)
+}
+
+fn keep_row_groups(
+    meta: &ParquetMetaData,
+    id_stats: &StatisticsConverter<'_>,
+    ts_stats: &StatisticsConverter<'_>,
+    ids: &[u64],
+    start_ms: i64,
+    end_ms: i64,
+) -> datafusion::parquet::errors::Result<Vec<usize>> {
+    let rgs = meta.row_groups();
+    let id_min = id_stats.row_group_mins(rgs.iter())?;
+    let id_max = id_stats.row_group_maxes(rgs.iter())?;
+    let ts_min = ts_stats.row_group_mins(rgs.iter())?;
+    let ts_max = ts_stats.row_group_maxes(rgs.iter())?;
+    let (id_min, id_max) = (
+        id_min.as_primitive_opt::<UInt64Type>(),
+        id_max.as_primitive_opt::<UInt64Type>(),
+    );
+    let (ts_min, ts_max) = (
+        ts_min.as_primitive_opt::<TimestampMillisecondType>(),
+        ts_max.as_primitive_opt::<TimestampMillisecondType>(),
+    );
+    let mut keep = Vec::new();
+    for i in 0..rgs.len() {
+        let ids_ok = match (id_min, id_max) {
+            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
+                any_in(ids, lo.value(i), hi.value(i))
+            }
+            _ => true,
+        };
+        let time_ok = match (ts_min, ts_max) {
+            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
+                lo.value(i) <= end_ms && hi.value(i) >= start_ms
+            }
+            _ => true,
+        };
+        if ids_ok && time_ok {
+            keep.push(i);
+        }
+    }
+    Ok(keep)
+}
+
+/// Skips the `series_id` pages of the kept row groups that cannot hold a wanted id; `None`
+/// when the file has no page index.
+fn page_selection(
+    meta: &ParquetMetaData,
+    id_stats: &StatisticsConverter<'_>,
+    keep: &[usize],
+    ids: &[u64],
+) -> Option<RowSelection> {
+    let (ci, oi) = (meta.column_index()?, meta.offset_index()?);
+    let mins = id_stats.data_page_mins(ci, oi, keep).ok()?;
+    let maxes = id_stats.data_page_maxes(ci, oi, keep).ok()?;
+    let counts = id_stats
+        .data_page_row_counts(oi, meta.row_groups(), keep)
+        .ok()??;
+    let (mins, maxes) = (
+        mins.as_primitive_opt::<UInt64Type>()?,
+        maxes.as_primitive_opt::<UInt64Type>()?,
+    );
+    if mins.len() != counts.len() || maxes.len() != counts.len() {
+        return None;
+    }
+    let mut selectors: Vec<RowSelector> = Vec::with_capacity(counts.len());
+    for p in 0..counts.len() {
+        let rows = usize::try_from(counts.value(p)).ok()?;
+        let wanted =
+            !(mins.is_valid(p) && maxes.is_valid(p)) || any_in(ids, mins.value(p), maxes.value(p));
+        selectors.push(if wanted {
+            RowSelector::select(rows)
+        } else {
+            RowSelector::skip(rows)
+        });
+    }
+    Some(RowSelection::from(selectors))
+}
+
+/// The rows of `batch` with a wanted id and time, or `None` when there are none.
+fn keep_rows(
+    batch: &RecordBatch,
+    ids: &[u64],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Option<RecordBatch>, ScanError> {
+    let (Some(id_col), Some(ts_col)) = (
+        batch
+            .column_by_name("series_id")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+        batch
+            .column_by_name("timestamp")
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
+    ) else {
+        return Err(ScanError::Storage(
+            "metrics batch without series_id/timestamp columns".into(),
+        ));
+    };
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| {
+            let t = ts_col.value(i);
+            Some(t >= start_ms && t <= end_ms && ids.binary_search(&id_col.value(i)).is_ok())
+        })
+        .collect();
+    match mask.true_count() {
+        0 => Ok(None),
+        n if n == batch.num_rows() => Ok(Some(batch.clone())),
+        _ => filter_record_batch(batch, &mask)
+            .map(Some)
+            .map_err(storage_err),
+    }
+}
+
+/// Limits of one query's reads.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceLimits {
+    /// Most series one selector may match.
+    pub max_series: usize,
+    /// Most samples all selectors together may load.
+    pub max_samples: usize,
+}
+
+/// The engine's view of one tenant's metrics.
+pub struct StorageSource {
+    scanner: Scanner,
+    limits: SourceLimits,
+    loaded: Cell<usize>,
+    stopped: RefCell<Option<Limit>>,
+}
+
+impl StorageSource {
+    /// A source over `scanner`'s tenant.
+    pub fn new(scanner: Scanner, limits: SourceLimits) -> Self {
+        StorageSource {
+            scanner,
+            limits,
+            loaded: Cell::new(0),
+            stopped: RefCell::new(None),
+        }
+    }
+
+    /// The limit that stopped a `select`, if one did.
+    pub fn limit_hit(&self) -> Option<Limit> {
+        self.stopped.borrow().clone()
+    }
+
+    fn select_inner(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RawSeries>, ScanError> {
+        self.scanner.check()?;
+        let index_matchers = matchers
+            .iter()
+            .map(index_matcher)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage_err)?;
+        let found = self.scanner.storage().select_labels(
+            self.scanner.tenant(),
+            Signal::Metrics,
+            &index_matchers,
+        );
+        if found.len() > self.limits.max_series {
+            return Err(Limit::TooManySeries(self.limits.max_series).into());
+        }
+        let mut slot: HashMap<u64, usize> = HashMap::with_capacity(found.len());
+        for (i, (id, _)) in found.iter().enumerate() {
+            slot.insert(id.0, i);
+        }
+        let mut ids: Vec<u64> = slot.keys().copied().collect();
+        ids.sort_unstable();
+        let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
+        let max_samples = self.limits.max_samples;
+        self.scanner
+            .scan(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
+                let (Some(id_col), Some(ts_col)) = (
+                    b.column_by_name("series_id")
+                        .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+                    b.column_by_name("timestamp")
+                        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
+                ) else {
+                    return Err(ScanError::Storage("metrics batch lacks columns".into()));
+                };
+                let values = b
+                    .column_by_name("value")
+                    .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
+                let hists = b
+                    .column_by_name("histogram")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+                let loaded = self.loaded.get() + b.num_rows();
+                if loaded > max_samples {
+                    return Err(Limit::TooManySamples.into());
+                }
+                self.loaded.set(loaded);
+                for row in 0..b.num_rows() {
+                    let Some(series) = slot
+                        .get(&id_col.value(row))
+                        .and_then(|i| samples.get_mut(*i))
+                    else {
+                        continue;
+                    };
+                    let value = match (values, hists) {
+                        (_, Some(h)) if h.is_valid(row) => {
+                            let nh: NativeHistogram = serde_json::from_str(h.value(row))
+                                .map_err(|e| storage_err(format!("bad histogram row: {e}")))?;
+                            SampleValue::Histogram(Arc::new(float_histogram(nh)))
+                        }
+                        (Some(v), _) if v.is_valid(row) => SampleValue::Float(v.value(row)),
+                        _ => continue,
+                    };
+                    series.push(RawSample {
+                        t: ts_col.value(row),
+                        value,
+                    });
+                }
+                Ok(())
+            })?;
+        let mut out = Vec::new();
+        for ((_, labels), mut s) in found.into_iter().zip(samples) {
+            if s.is_empty() {
+                continue;
+            }
+            s.sort_by_key(|x| x.t);
+            let mut deduped: Vec<RawSample> = Vec::with_capacity(s.len());
+            for x in s {
+                match deduped.last_mut() {
+                    Some(last) if last.t == x.t => *last = x,
+                    _ => deduped.push(x),
+                }
+            }
+            out.push(RawSeries {
+                labels: engine_labels(&labels),
+                samples: deduped,
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+/// Converts storage labels to the engine's.
+pub fn engine_labels(l: &strata_storage::model::Labels) -> strata_promql::Labels {
+    strata_promql::Labels::from_pairs(l.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+}
+
+impl SeriesSource for StorageSource {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RawSeries>, SourceError> {
+        match self.select_inner(matchers, start_ms, end_ms) {
+            Ok(s) => Ok(s),
+            Err(ScanError::Limit(l)) => {
+                let msg = l.to_string();
+                *self.stopped.borrow_mut() = Some(l);
+                Err(SourceError::new(msg))
+            }
+            Err(ScanError::Storage(m)) => Err(SourceError::new(m)),
+        }
+    }
+}

@@ -100,6 +100,7 @@ mod tests {
     fn kv(key: &str, value: Value) -> KeyValue {
         KeyValue {
             key: key.into(),
+            key_strindex: 0,
             value: Some(AnyValue { value: Some(value) }),
         }
     }

@@ -143,6 +143,9 @@ pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
     Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
 }
 
+/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes).
+type EncodedPart = (String, i64, i64, u64, Vec<u8>);
+
 /// Read-only view of one tenant's data of one signal at one moment.
 pub struct Snapshot {
     /// Rows still in memory (not yet in files), in write order.
@@ -505,30 +508,28 @@ impl Storage {
         batches: Vec<RecordBatch>,
         level: u32,
     ) -> Result<Vec<FileMeta>> {
-        let encoded = tokio::task::spawn_blocking(
-            move || -> Result<Vec<(String, i64, i64, u64, Vec<u8>)>> {
-                let sorted = sort_batches(signal, &batches)?;
-                let times = times_ns(signal, &sorted);
-                let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
-                let distinct: BTreeSet<&String> = days.iter().collect();
-                let mut out = Vec::new();
-                for day in distinct {
-                    let part = if days.iter().all(|d| d == day) {
-                        sorted.clone()
-                    } else {
-                        let mask =
-                            BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
-                        filter_record_batch(&sorted, &mask)?
-                    };
-                    let part_times = times_ns(signal, &part);
-                    let min = part_times.iter().copied().min().unwrap_or(0);
-                    let max = part_times.iter().copied().max().unwrap_or(0);
-                    let bytes = encode_parquet(signal, &part)?;
-                    out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
-                }
-                Ok(out)
-            },
-        )
+        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
+            let sorted = sort_batches(signal, &batches)?;
+            let times = times_ns(signal, &sorted);
+            let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
+            let distinct: BTreeSet<&String> = days.iter().collect();
+            let mut out = Vec::new();
+            for day in distinct {
+                let part = if days.iter().all(|d| d == day) {
+                    sorted.clone()
+                } else {
+                    let mask =
+                        BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
+                    filter_record_batch(&sorted, &mask)?
+                };
+                let part_times = times_ns(signal, &part);
+                let min = part_times.iter().copied().min().unwrap_or(0);
+                let max = part_times.iter().copied().max().unwrap_or(0);
+                let bytes = encode_parquet(signal, &part)?;
+                out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
+            }
+            Ok(out)
+        })
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();

@@ -1,25 +1,26 @@
 //! OTLP/gRPC receiver: the trace, metrics and logs collector services, gzip accepted.
 
 use crate::error::Error;
+use crate::otlp::http::OtlpSignal;
 use crate::service::Ingester;
 use crate::telemetry::REQUESTS_FAILED;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use strata_storage::TenantId;
 use strata_storage::model::Signal;
@@ -61,12 +62,9 @@ impl TraceService for OtlpGrpc {
             .traces(&t, request.into_inner())
             .await
             .map_err(|e| failed(Signal::Traces, e))?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: o.rejected as i64,
-                error_message: o.message,
-            }),
-        }))
+        Ok(Response::new(
+            <ExportTraceServiceRequest as OtlpSignal>::respond(o),
+        ))
     }
 }
 
@@ -82,12 +80,9 @@ impl MetricsService for OtlpGrpc {
             .metrics(&t, request.into_inner())
             .await
             .map_err(|e| failed(Signal::Metrics, e))?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: o.rejected as i64,
-                error_message: o.message,
-            }),
-        }))
+        Ok(Response::new(
+            <ExportMetricsServiceRequest as OtlpSignal>::respond(o),
+        ))
     }
 }
 
@@ -103,12 +98,9 @@ impl LogsService for OtlpGrpc {
             .logs(&t, request.into_inner())
             .await
             .map_err(|e| failed(Signal::Logs, e))?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: o.rejected as i64,
-                error_message: o.message,
-            }),
-        }))
+        Ok(Response::new(
+            <ExportLogsServiceRequest as OtlpSignal>::respond(o),
+        ))
     }
 }
 

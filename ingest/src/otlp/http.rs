@@ -107,7 +107,9 @@ pub fn tenant_of(headers: &HeaderMap) -> Result<TenantId, Error> {
 }
 
 /// One OTLP signal's request and response types.
-trait OtlpSignal: Message + Default + serde::de::DeserializeOwned + Send + 'static {
+pub(crate) trait OtlpSignal:
+    Message + Default + serde::de::DeserializeOwned + Send + 'static
+{
     type Response: Message + serde::Serialize;
     const SIGNAL: Signal;
     fn store(
@@ -126,7 +128,7 @@ impl OtlpSignal for ExportTraceServiceRequest {
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (o.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: o.rejected as i64,
                 error_message: o.message,
             }),
@@ -142,7 +144,7 @@ impl OtlpSignal for ExportMetricsServiceRequest {
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (o.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: o.rejected as i64,
                 error_message: o.message,
             }),
@@ -158,7 +160,7 @@ impl OtlpSignal for ExportLogsServiceRequest {
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (o.rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (o.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: o.rejected as i64,
                 error_message: o.message,
             }),

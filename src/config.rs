@@ -36,6 +36,8 @@ impl Default for ServerConfig {
 pub struct QueryConfig {
     /// Limits of `POST /api/v1/sql`.
     pub sql: SqlLimits,
+    /// The Prometheus query API (`/api/v1/query`, `/api/v1/query_range`, ...).
+    pub prometheus: strata_query::prom::PromApiConfig,
 }
 
 /// Strata's own logs.

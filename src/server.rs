@@ -52,12 +52,14 @@ pub fn api_router(config: &Config, storage: Storage, ingester: Ingester) -> Rout
         storage,
         sql_limits: std::sync::Arc::new(config.query.sql.clone()),
     };
+    let prometheus = strata_query::prom::router(query.storage.clone(), config.query.prometheus.clone());
     Router::new()
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
         .route("/metrics", get(metrics_handler))
         .merge(strata_ingest::remote_write_http::router(ingester))
         .merge(strata_query::http::router(query))
+        .merge(prometheus)
 }
 
 /// Runs Strata until SIGINT/SIGTERM.

@@ -27,7 +27,7 @@ fn retention_text(d: std::time::Duration) -> String {
     let s = d.as_secs();
     if s == 0 {
         "0s".to_owned()
-    } else if s % 86_400 == 0 {
+    } else if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
     } else {
         humantime::format_duration(d).to_string()

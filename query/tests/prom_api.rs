@@ -1,0 +1,676 @@
+//! Integration tests of the query crate's HTTP APIs against a real `Storage` in a tempdir:
+//! the Prometheus API (`strata_query::prom::router`) with data both flushed to Parquet and
+//! still in memtables, and (in `prom_compare`) a side-by-side comparison with a real
+//! Prometheus when one is installed.
+
+mod prom_compare;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use strata_query::prom::{PromApiConfig, router};
+use strata_storage::model::{
+    BucketSpan, Exemplar, Labels, MetricMetadata, MetricType, MetricsWrite, NativeHistogram,
+    Sample, SampleValue, stale_marker,
+};
+use strata_storage::{Storage, StorageConfig, TenantId};
+use tower::ServiceExt;
+
+/// Start of the test data (Unix ms); samples every 15 s for 10 minutes (i = 0..=40).
+const T0: i64 = 1_700_000_000_000;
+const STEP: i64 = 15_000;
+/// Samples with i <= FLUSHED are written to Parquet; later ones stay in memtables.
+const FLUSHED: i64 = 20;
+
+fn secs(i: i64) -> i64 {
+    (T0 + i * STEP) / 1000
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied())
+}
+
+fn float(l: &Labels, i: i64, v: f64) -> Sample {
+    Sample {
+        labels: l.clone(),
+        timestamp_ms: T0 + i * STEP,
+        value: SampleValue::Float(v),
+        exemplars: Vec::new(),
+    }
+}
+
+fn native(i: i64) -> NativeHistogram {
+    let n = 2.0 * i as f64;
+    NativeHistogram {
+        schema: 0,
+        zero_threshold: 1e-128,
+        zero_count: 0.0,
+        count: 2.0 * n,
+        sum: 3.0 * i as f64,
+        positive_spans: vec![BucketSpan {
+            offset: 0,
+            length: 2,
+        }],
+        positive_buckets: vec![n, n],
+        negative_spans: Vec::new(),
+        negative_buckets: Vec::new(),
+        counter_reset_hint: 0,
+        custom_values: Vec::new(),
+    }
+}
+
+/// The samples of step `i` of every test series.
+fn samples_at(i: i64) -> Vec<Sample> {
+    let f = i as f64;
+    let mut out = vec![
+        float(
+            &labels(&[("__name__", "temp"), ("job", "a"), ("instance", "x")]),
+            i,
+            f,
+        ),
+        float(
+            &labels(&[("__name__", "temp"), ("job", "a"), ("instance", "z")]),
+            i,
+            2.0 * f,
+        ),
+        float(
+            &labels(&[("__name__", "temp"), ("job", "b"), ("instance", "y")]),
+            i,
+            100.0 + f,
+        ),
+        float(
+            &labels(&[("__name__", "http_requests_total"), ("job", "a")]),
+            i,
+            15.0 * f,
+        ),
+    ];
+    if i == 30 {
+        out[3].exemplars.push(Exemplar {
+            labels: labels(&[("trace_id", "abc123")]),
+            value: 450.0,
+            timestamp_ms: T0 + i * STEP,
+        });
+    }
+    for (le, per_step) in [("0.1", 1.0), ("1", 3.0), ("+Inf", 4.0)] {
+        out.push(float(
+            &labels(&[
+                ("__name__", "latency_seconds_bucket"),
+                ("le", le),
+                ("job", "a"),
+            ]),
+            i,
+            per_step * f,
+        ));
+    }
+    let up = labels(&[("__name__", "up"), ("job", "a")]);
+    if i < FLUSHED {
+        out.push(float(&up, i, 1.0));
+    } else if i == FLUSHED {
+        // The staleness marker lands in a Parquet file.
+        out.push(float(&up, i, stale_marker()));
+    }
+    out.push(Sample {
+        labels: labels(&[("__name__", "rpc_duration_seconds"), ("job", "a")]),
+        timestamp_ms: T0 + i * STEP,
+        value: SampleValue::Histogram(Box::new(native(i))),
+        exemplars: Vec::new(),
+    });
+    out
+}
+
+async fn setup() -> (tempfile::TempDir, Storage, Router) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .expect("open storage");
+    let tenant = TenantId::default_tenant();
+    let meta = vec![MetricMetadata {
+        metric_family_name: "http_requests_total".into(),
+        metric_type: MetricType::Counter,
+        unit: String::new(),
+        help: "Requests served.".into(),
+    }];
+    for i in 0..=40 {
+        let write = MetricsWrite {
+            samples: samples_at(i),
+            metadata: if i == 0 { meta.clone() } else { Vec::new() },
+        };
+        storage.write_metrics(&tenant, write).await.expect("write");
+        if i == FLUSHED {
+            storage.flush().await.expect("flush");
+        }
+    }
+    let app = router(storage.clone(), PromApiConfig::default());
+    (dir, storage, app)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn qs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+    (status, v)
+}
+
+async fn get(app: &Router, path: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    let uri = format!("{path}?{}", qs(params));
+    send(app, Request::get(uri).body(Body::empty()).expect("request")).await
+}
+
+async fn post_form(app: &Router, path: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(qs(params)))
+        .expect("request");
+    send(app, req).await
+}
+
+fn ok(data: Value) -> Value {
+    json!({ "status": "success", "data": data })
+}
+
+/// The single float value of a one-element instant vector.
+fn single_value(v: &Value) -> f64 {
+    let result = v["data"]["result"].as_array().expect("result array");
+    assert_eq!(result.len(), 1, "{v}");
+    result[0]["value"][1]
+        .as_str()
+        .expect("value string")
+        .parse()
+        .expect("float")
+}
+
+#[tokio::test]
+async fn instant_and_range_queries_read_files_and_memtables() {
+    let (_dir, _storage, app) = setup().await;
+    let t = secs(40).to_string();
+    let (status, v) = get(&app, "/api/v1/query", &[("query", "temp"), ("time", &t)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "vector", "result": [
+            {"metric": {"__name__": "temp", "instance": "x", "job": "a"}, "value": [secs(40), "40"]},
+            {"metric": {"__name__": "temp", "instance": "y", "job": "b"}, "value": [secs(40), "140"]},
+            {"metric": {"__name__": "temp", "instance": "z", "job": "a"}, "value": [secs(40), "80"]},
+        ]}))
+    );
+
+    // Across the flush boundary (i = 20): i = 16 and 20 come from Parquet, 24 from memory.
+    let (start, end) = (secs(16).to_string(), secs(24).to_string());
+    let (status, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "temp{instance=\"x\"}"),
+            ("start", &start),
+            ("end", &end),
+            ("step", "1m"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "matrix", "result": [
+            {"metric": {"__name__": "temp", "instance": "x", "job": "a"},
+             "values": [[secs(16), "16"], [secs(20), "20"], [secs(24), "24"]]},
+        ]}))
+    );
+
+    // The same as a form POST with RFC 3339 times and a float-seconds step.
+    let (status, v2) = post_form(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "temp{instance=\"x\"}"),
+            ("start", "2023-11-14T22:17:20Z"),
+            ("end", "2023-11-14T22:19:20Z"),
+            ("step", "60"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v2, v);
+
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "sum by (job) (temp)"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "vector", "result": [
+            {"metric": {"job": "a"}, "value": [secs(40), "120"]},
+            {"metric": {"job": "b"}, "value": [secs(40), "140"]},
+        ]}))
+    );
+
+    let (_, v) = get(&app, "/api/v1/query", &[("query", "1 + 2"), ("time", &t)]).await;
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "scalar", "result": [secs(40), "3"]}))
+    );
+}
+
+#[tokio::test]
+async fn rate_and_histogram_quantiles() {
+    let (_dir, _storage, app) = setup().await;
+    let t = secs(40).to_string();
+    // The counter grows by 15 every 15 s.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "rate(http_requests_total[5m])"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["result"][0]["metric"], json!({"job": "a"}));
+    assert!((single_value(&v) - 1.0).abs() < 1e-9, "{v}");
+
+    // Classic buckets: per step +1 (le 0.1), +3 (le 1), +4 (+Inf); the median lies halfway
+    // through the (0.1, 1] bucket.
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[
+            (
+                "query",
+                "histogram_quantile(0.5, sum by (le) (rate(latency_seconds_bucket[5m])))",
+            ),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert_eq!(v["data"]["result"][0]["metric"], json!({}));
+    assert!((single_value(&v) - 0.55).abs() < 1e-9, "{v}");
+
+    // Native histogram: buckets (0.5, 1] and (1, 2] hold half of the observations each.
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[
+            ("query", "histogram_quantile(0.5, rpc_duration_seconds)"),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert!((single_value(&v) - 1.0).abs() < 1e-9, "{v}");
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[
+            (
+                "query",
+                "histogram_quantile(0.5, rate(rpc_duration_seconds[5m]))",
+            ),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert!((single_value(&v) - 1.0).abs() < 1e-9, "{v}");
+
+    // The histogram itself, as Prometheus renders it.
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "rpc_duration_seconds"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "vector", "result": [
+            {"metric": {"__name__": "rpc_duration_seconds", "job": "a"},
+             "histogram": [secs(40), {"count": "160", "sum": "120",
+                 "buckets": [[0, "0.5", "1", "80"], [0, "1", "2", "80"]]}]},
+        ]}))
+    );
+}
+
+#[tokio::test]
+async fn staleness_marker_read_from_parquet_ends_the_series() {
+    let (_dir, _storage, app) = setup().await;
+    let (start, end) = (secs(17).to_string(), secs(22).to_string());
+    let (_, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "up"),
+            ("start", &start),
+            ("end", &end),
+            ("step", "15s"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        v,
+        ok(json!({"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up", "job": "a"},
+             "values": [[secs(17), "1"], [secs(18), "1"], [secs(19), "1"]]},
+        ]}))
+    );
+    let t = secs(21).to_string();
+    let (_, v) = get(&app, "/api/v1/query", &[("query", "up"), ("time", &t)]).await;
+    assert_eq!(v, ok(json!({"resultType": "vector", "result": []})));
+}
+
+#[tokio::test]
+async fn series_labels_and_values() {
+    let (_dir, _storage, app) = setup().await;
+    let (start, end) = (secs(0).to_string(), secs(40).to_string());
+    let (status, v) = get(
+        &app,
+        "/api/v1/series",
+        &[
+            ("match[]", "temp"),
+            ("match[]", "up"),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v,
+        ok(json!([
+            {"__name__": "temp", "instance": "x", "job": "a"},
+            {"__name__": "temp", "instance": "y", "job": "b"},
+            {"__name__": "temp", "instance": "z", "job": "a"},
+            {"__name__": "up", "job": "a"},
+        ]))
+    );
+    // `up` has no samples after its staleness marker; `temp` does.
+    let late = secs(30).to_string();
+    let (_, v) = get(
+        &app,
+        "/api/v1/series",
+        &[
+            ("match[]", "{job=\"a\",__name__=~\"up|temp\"}"),
+            ("start", &late),
+        ],
+    )
+    .await;
+    assert_eq!(
+        v,
+        ok(json!([
+            {"__name__": "temp", "instance": "x", "job": "a"},
+            {"__name__": "temp", "instance": "z", "job": "a"},
+        ]))
+    );
+    let (_, v) = get(
+        &app,
+        "/api/v1/series",
+        &[("match[]", "temp"), ("limit", "1")],
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": [{"__name__": "temp", "instance": "x", "job": "a"}],
+               "warnings": ["results truncated due to limit"]})
+    );
+
+    let (_, v) = get(&app, "/api/v1/labels", &[]).await;
+    assert_eq!(v, ok(json!(["__name__", "instance", "job", "le"])));
+    let (_, v) = post_form(&app, "/api/v1/labels", &[("match[]", "up")]).await;
+    assert_eq!(v, ok(json!(["__name__", "job"])));
+
+    let (_, v) = get(&app, "/api/v1/label/__name__/values", &[]).await;
+    assert_eq!(
+        v,
+        ok(json!([
+            "http_requests_total",
+            "latency_seconds_bucket",
+            "rpc_duration_seconds",
+            "temp",
+            "up"
+        ]))
+    );
+    let (_, v) = get(
+        &app,
+        "/api/v1/label/instance/values",
+        &[("match[]", "temp{job=\"a\"}")],
+    )
+    .await;
+    assert_eq!(v, ok(json!(["x", "z"])));
+    let (status, v) = get(&app, "/api/v1/label/0bad/values", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], json!("invalid label name: \"0bad\""));
+
+    let (status, v) = get(&app, "/api/v1/series", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!({"status": "error", "errorType": "bad_data", "error": "no match[] parameter provided"})
+    );
+    let (status, v) = get(&app, "/api/v1/series", &[("match[]", "{job=~\".*\"}")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        json!(
+            "invalid parameter \"match[]\": vector selector must contain at least one non-empty matcher"
+        )
+    );
+
+    // Another tenant sees nothing.
+    let req = Request::get("/api/v1/label/__name__/values")
+        .header("X-Scope-OrgID", "other")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send(&app, req).await.1, ok(json!([])));
+}
+
+#[tokio::test]
+async fn metadata_exemplars_format_and_status() {
+    let (_dir, _storage, app) = setup().await;
+    let (_, v) = get(&app, "/api/v1/metadata", &[]).await;
+    assert_eq!(
+        v,
+        ok(
+            json!({"http_requests_total": [{"type": "counter", "help": "Requests served.", "unit": ""}]})
+        )
+    );
+    let (start, end) = (secs(0).to_string(), secs(40).to_string());
+    let (_, v) = get(
+        &app,
+        "/api/v1/query_exemplars",
+        &[
+            ("query", "rate(http_requests_total[5m])"),
+            ("start", &start),
+            ("end", &end),
+        ],
+    )
+    .await;
+    assert_eq!(
+        v,
+        ok(json!([{
+            "seriesLabels": {"__name__": "http_requests_total", "job": "a"},
+            "exemplars": [{"labels": {"trace_id": "abc123"}, "value": "450", "timestamp": secs(30)}],
+        }]))
+    );
+    let (_, v) = get(
+        &app,
+        "/api/v1/format_query",
+        &[("query", "sum by(job)(rate(x[5m]))")],
+    )
+    .await;
+    assert_eq!(v, ok(json!("sum by (job) (rate(x[5m]))")));
+
+    let (_, v) = get(&app, "/api/v1/status/buildinfo", &[]).await;
+    assert_eq!(v["data"]["version"], json!("3.0.0"));
+    let (_, v) = get(&app, "/api/v1/status/runtimeinfo", &[]).await;
+    assert_eq!(v["data"]["storageRetention"], json!("30d"));
+    let (_, v) = get(&app, "/api/v1/status/tsdb", &[]).await;
+    assert_eq!(v["data"]["headStats"]["numSeries"], json!(9));
+    assert_eq!(v["data"]["headStats"]["minTime"], json!(T0));
+    assert_eq!(v["data"]["headStats"]["maxTime"], json!(T0 + 40 * STEP));
+    assert_eq!(
+        v["data"]["seriesCountByMetricName"][0],
+        json!({"name": "latency_seconds_bucket", "value": 3})
+    );
+}
+
+#[tokio::test]
+async fn errors_use_prometheus_types_and_codes() {
+    let (_dir, _storage, app) = setup().await;
+    let (status, v) = get(&app, "/api/v1/query", &[("query", "sum(")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["status"], json!("error"));
+    assert_eq!(v["errorType"], json!("bad_data"));
+    let msg = v["error"].as_str().expect("error text");
+    assert!(msg.starts_with("invalid parameter \"query\": "), "{msg}");
+    assert!(msg.len() > "invalid parameter \"query\": ".len(), "{msg}");
+
+    let (status, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "temp"),
+            ("start", "0"),
+            ("end", "100000"),
+            ("step", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!({"status": "error", "errorType": "bad_data",
+               "error": "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"})
+    );
+
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "temp"), ("time", "yesterday")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        json!(
+            "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"yesterday\" to a valid timestamp"
+        )
+    );
+    let (status, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "temp"),
+            ("start", "10"),
+            ("end", "20"),
+            ("step", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        json!(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+        )
+    );
+    let (status, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "temp[5m]"),
+            ("start", "10"),
+            ("end", "20"),
+            ("step", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        json!(
+            "invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+        )
+    );
+
+    // Many-to-many matching fails at evaluation: 422 execution.
+    let t = secs(40).to_string();
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "temp + on(job) temp"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errorType"], json!("execution"));
+
+    let req = Request::get("/api/v1/query?query=up")
+        .header("X-Scope-OrgID", "../etc")
+        .body(Body::empty())
+        .expect("request");
+    let (status, v) = send(&app, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["errorType"], json!("bad_data"));
+
+    // Limits: too many series for one selector, too many samples.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .expect("open");
+    let write = MetricsWrite {
+        samples: (0..40).flat_map(samples_at).collect(),
+        metadata: Vec::new(),
+    };
+    storage
+        .write_metrics(&TenantId::default_tenant(), write)
+        .await
+        .expect("write");
+    let small = router(
+        storage,
+        PromApiConfig {
+            max_series: 2,
+            max_samples: 30,
+            ..PromApiConfig::default()
+        },
+    );
+    let (status, v) = get(&small, "/api/v1/query", &[("query", "temp"), ("time", &t)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errorType"], json!("execution"));
+    let (status, v) = get(
+        &small,
+        "/api/v1/query",
+        &[
+            ("query", "sum_over_time(http_requests_total[10m])"),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        v["error"],
+        json!("query processing would load too many samples into memory in query execution")
+    );
+}

@@ -22,7 +22,11 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
 fn process_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -31,16 +35,25 @@ async fn metrics_handler() -> impl IntoResponse {
     strata_storage::telemetry::render_all(strata_storage::telemetry::STORAGE_METRICS, &mut out);
     strata_storage::telemetry::render_all(strata_ingest::telemetry::INGEST_METRICS, &mut out);
     out.push_str("# HELP strata_process_resident_memory_bytes Resident memory of the Strata process.\n# TYPE strata_process_resident_memory_bytes gauge\n");
-    out.push_str(&format!("strata_process_resident_memory_bytes {}\n", process_rss_bytes()));
+    out.push_str(&format!(
+        "strata_process_resident_memory_bytes {}\n",
+        process_rss_bytes()
+    ));
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }
 
 async fn ready_handler() -> impl IntoResponse {
     if strata_storage::telemetry::WAL_FAILED.get() != 0 {
-        (StatusCode::SERVICE_UNAVAILABLE, "Strata is not ready: the WAL refuses writes.\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Strata is not ready: the WAL refuses writes.\n",
+        )
     } else {
         (StatusCode::OK, "Strata is Ready.\n")
     }
@@ -52,7 +65,8 @@ pub fn api_router(config: &Config, storage: Storage, ingester: Ingester) -> Rout
         storage,
         sql_limits: std::sync::Arc::new(config.query.sql.clone()),
     };
-    let prometheus = strata_query::prom::router(query.storage.clone(), config.query.prometheus.clone());
+    let prometheus =
+        strata_query::prom::router(query.storage.clone(), config.query.prometheus.clone());
     Router::new()
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
@@ -85,9 +99,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let c = cancel.clone();
     let otlp_http = tokio::spawn(
-        axum::serve(otlp_http_listener, strata_ingest::otlp::http::router(ingester.clone()))
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .into_future(),
+        axum::serve(
+            otlp_http_listener,
+            strata_ingest::otlp::http::router(ingester.clone()),
+        )
+        .with_graceful_shutdown(async move { c.cancelled().await })
+        .into_future(),
     );
     let c = cancel.clone();
     let api = tokio::spawn(

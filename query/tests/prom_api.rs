@@ -1,9 +1,10 @@
 //! Integration tests of the query crate's HTTP APIs against a real `Storage` in a tempdir:
 //! the Prometheus API (`strata_query::prom::router`) with data both flushed to Parquet and
-//! still in memtables, and (in `prom_compare`) a side-by-side comparison with a real
+//! still in memtables, and (in `compare`) a side-by-side comparison with a real
 //! Prometheus when one is installed.
 
-mod prom_compare;
+#[path = "prom_api/compare.rs"]
+mod compare;
 
 use axum::Router;
 use axum::body::Body;

@@ -615,6 +615,22 @@ async fn errors_use_prometheus_types_and_codes() {
         )
     );
 
+    // A zero timeout cannot be met: 503 timeout.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "temp"), ("timeout", "0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["errorType"], json!("timeout"));
+    let (status, v) = get(&app, "/api/v1/query", &[("query", "temp"), ("limit", "-1")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        json!("invalid parameter \"limit\": limit must be non-negative")
+    );
+
     // Many-to-many matching fails at evaluation: 422 execution.
     let t = secs(40).to_string();
     let (status, v) = get(

@@ -51,3 +51,20 @@ impl PromApiConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_human_durations_and_rejects_unknown_fields() {
+        let c: PromApiConfig =
+            serde_json::from_str(r#"{"lookback_delta": "2m", "query_timeout": "30s"}"#)
+                .expect("config");
+        assert_eq!(c.lookback_delta, Duration::from_secs(120));
+        assert_eq!(c.query_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_samples, PromApiConfig::default().max_samples);
+        assert!(c.validate().is_ok());
+        assert!(serde_json::from_str::<PromApiConfig>(r#"{"lookback": "2m"}"#).is_err());
+    }
+}

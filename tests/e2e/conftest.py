@@ -1,6 +1,6 @@
 """Fixtures that run the real `strata` binary for end-to-end tests.
 
-The binary is target/debug/strata unless STRATA_BIN names another. Each test gets its
+The binary is $CARGO_TARGET_DIR (default target/)/debug/strata unless STRATA_BIN names another. Each test gets its
 own data directory and free loopback ports.
 """
 
@@ -49,7 +49,8 @@ class Strata:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self):
-        binary = os.environ.get("STRATA_BIN", str(ROOT / "target" / "debug" / "strata"))
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        binary = os.environ.get("STRATA_BIN", str(target / "debug" / "strata"))
         args = [
             binary,
             "--data-dir", str(self.data_dir),

@@ -78,21 +78,7 @@ pub(crate) fn go_g(f: f64) -> String {
     }
     let exp = f.abs().log10().floor() as i32;
     if !(-4..6).contains(&exp) {
-        let s = format!("{f:e}");
-        // Rust: 1e21 / 1.5e-7; Go: 1e+21 / 1.5e-07.
-        if let Some((m, e)) = s.split_once('e') {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ("-", d),
-                None => ("+", e),
-            };
-            let digits = if digits.len() < 2 {
-                format!("0{digits}")
-            } else {
-                digits.to_string()
-            };
-            return format!("{m}e{sign}{digits}");
-        }
-        return s;
+        return crate::json::go_exponent(f);
     }
     format!("{f}")
 }

@@ -22,25 +22,30 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// `f` in Go's `%e`-style exponent notation (`1e+21`, `1.5e-07`): Rust writes `1e21` and
+/// `1.5e-7`, so the exponent gets its sign and at least two digits.
+pub(crate) fn go_exponent(f: f64) -> String {
+    let s = format!("{f:e}");
+    let Some((m, e)) = s.split_once('e') else {
+        return s;
+    };
+    let (sign, digits) = match e.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', e),
+    };
+    if digits.len() < 2 {
+        format!("{m}e{sign}0{digits}")
+    } else {
+        format!("{m}e{sign}{digits}")
+    }
+}
+
 /// Formats a sample value the way Prometheus's JSON API does ('e' notation
 /// below 1e-6 and from 1e21 on).
 pub fn format_api_float(f: f64) -> String {
     let a = f.abs();
     if f.is_finite() && a != 0.0 && !(1e-6..1e21).contains(&a) {
-        let s = format!("{f:e}");
-        if let Some((m, e)) = s.split_once('e') {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            let digits = if digits.len() < 2 {
-                format!("0{digits}")
-            } else {
-                digits.to_string()
-            };
-            return format!("{m}e{sign}{digits}");
-        }
-        return s;
+        return go_exponent(f);
     }
     format_float(f)
 }

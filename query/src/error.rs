@@ -33,7 +33,15 @@ impl From<datafusion::error::DataFusionError> for Error {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         use datafusion::error::DataFusionError as D;
         match e {
-            D::IoError(_) | D::ObjectStore(_) | D::Internal(_) => Error::Internal(Box::new(e)),
+            // Storage-side failures may name files and paths: never the client's fault, and
+            // their text stays in our logs.
+            D::IoError(_)
+            | D::ObjectStore(_)
+            | D::ParquetError(_)
+            | D::External(_)
+            | D::ExecutionJoin(_)
+            | D::Internal(_) => Error::Internal(Box::new(e)),
+            D::Diagnostic(_, inner) => Error::from(*inner),
             D::Context(ctx, inner) => match Error::from(*inner) {
                 Error::BadQuery(m) => Error::BadQuery(format!("{ctx}: {m}")),
                 other => other,

@@ -25,10 +25,7 @@ struct SqlRequest {
 }
 
 fn tenant(headers: &HeaderMap) -> Result<TenantId, Error> {
-    let v = headers
-        .get(TENANT_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    TenantId::from_header(v).map_err(Error::Tenant)
+    TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())).map_err(Error::Tenant)
 }
 
 fn error_json(e: &Error) -> Response {

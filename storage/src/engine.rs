@@ -218,7 +218,6 @@ impl Storage {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let catalog = Catalog::load(&dir)?;
         let files = FileStore::local(&dir.join("files"))?;
-        let (wal, replay) = Wal::open(&dir.join("wal"), catalog.replay_from())?;
         let mut state = State::default();
         for (tenant, list) in &catalog.metadata {
             if let Ok(t) = TenantId::new(tenant.clone()) {
@@ -242,20 +241,25 @@ impl Storage {
                 ),
                 Signal::Traces => continue,
             };
+            // Only the footer and the two index columns are read, not the whole file.
             let path = files.local_path(&f.path);
-            let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            for batch in decode_parquet(data.into(), Some(&[id_col, map_col]), None)? {
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            for batch in decode_parquet(file, Some(&[id_col, map_col]), None)? {
                 index_batch(index, &batch, id_col, map_col);
             }
         }
-        let mut dropped = replay.dropped_records;
-        let replayed = replay.records.len();
-        for record in replay.records {
-            match wal_entry::decode(&record) {
-                Some(entry) => state.apply(entry),
-                None => dropped += 1,
-            }
-        }
+        let mut undecodable = 0u64;
+        let (wal, replay) =
+            Wal::open(
+                &dir.join("wal"),
+                catalog.replay_from(),
+                |record| match wal_entry::decode(record) {
+                    Some(entry) => state.apply(entry),
+                    None => undecodable += 1,
+                },
+            )?;
+        let dropped = replay.dropped_records + undecodable;
+        let replayed = replay.records;
         tracing::info!(
             data_dir = %dir.display(),
             files = catalog.files.len(),

@@ -19,6 +19,7 @@ use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, 
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::reader::ChunkReader;
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -162,9 +163,10 @@ pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads a Parquet file, optionally only some columns and rows.
-pub fn decode_parquet(
-    data: Bytes,
+/// Reads a Parquet file (in memory, or an open local file, of which only the footer and
+/// the chosen columns' chunks are read), optionally only some columns and rows.
+pub fn decode_parquet<R: ChunkReader + 'static>(
+    data: R,
     columns: Option<&[&str]>,
     selection: Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {

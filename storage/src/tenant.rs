@@ -42,11 +42,18 @@ impl TenantId {
         TenantId("default".to_owned())
     }
 
-    /// Resolves an optional header value: absent means the default tenant.
-    pub fn from_header(value: Option<&str>) -> Result<Self> {
+    /// Resolves the raw bytes of an optional `X-Scope-OrgID` header (or gRPC metadata
+    /// value): absent means the default tenant; bytes that are not UTF-8 are invalid.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Self> {
         match value {
             None => Ok(Self::default_tenant()),
-            Some(v) => Self::new(v.trim()),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(v) => Self::new(v.trim()),
+                Err(_) => Err(Error::InvalidTenant {
+                    id: String::from_utf8_lossy(bytes).into_owned(),
+                    reason: "it is not UTF-8",
+                }),
+            },
         }
     }
 
@@ -98,5 +105,10 @@ mod tests {
             TenantId::from_header(None).ok(),
             Some(TenantId::default_tenant())
         );
+        assert_eq!(
+            TenantId::from_header(Some(b" team-a ")).ok(),
+            TenantId::new("team-a").ok()
+        );
+        assert!(TenantId::from_header(Some(b"\xff")).is_err());
     }
 }

@@ -41,8 +41,8 @@ enum Command {
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Payloads of every intact record of segments at or after the requested one, in order.
-    pub records: Vec<Vec<u8>>,
+    /// Intact records handed to the caller.
+    pub records: u64,
     /// Records or tails dropped because they were torn or corrupt.
     pub dropped_records: u64,
     pub dropped_bytes: u64,
@@ -84,14 +84,15 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Reads the intact records of one segment. Returns the records and the byte offset where
-/// the intact prefix ends (== file length when the segment is whole).
-fn read_segment(path: &Path) -> Result<(Vec<Vec<u8>>, u64, u64)> {
+/// Hands each intact record of one segment to `on_record`, in order. Returns how many there
+/// were, the byte offset where the intact prefix ends and the file length (equal when the
+/// segment is whole).
+fn read_segment(path: &Path, on_record: &mut dyn FnMut(&[u8])) -> Result<(u64, u64, u64)> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(|e| Error::io(path, e))?;
-    let mut records = Vec::new();
+    let mut records = 0u64;
     let mut pos = 0usize;
     while pos < data.len() {
         let Some(header) = data.get(pos..pos + HEADER_LEN) else {
@@ -108,16 +109,22 @@ fn read_segment(path: &Path) -> Result<(Vec<Vec<u8>>, u64, u64)> {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        records.push(payload.to_vec());
+        on_record(payload);
+        records += 1;
         pos += HEADER_LEN + len;
     }
     Ok((records, pos as u64, data.len() as u64))
 }
 
 impl Wal {
-    /// Opens the WAL in `dir`, replaying segments numbered `from` or later (older ones hold
-    /// data already in catalogued files and are deleted). Appends go to a fresh segment.
-    pub fn open(dir: &Path, from: SegmentSeq) -> Result<(Wal, Replay)> {
+    /// Opens the WAL in `dir`, handing every intact record of the segments numbered `from`
+    /// or later to `on_record`, in order, one segment in memory at a time (older segments
+    /// hold data already in catalogued files and are deleted). Appends go to a fresh segment.
+    pub fn open(
+        dir: &Path,
+        from: SegmentSeq,
+        mut on_record: impl FnMut(&[u8]),
+    ) -> Result<(Wal, Replay)> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let segments = list_segments(dir)?;
         let mut replay = Replay::default();
@@ -128,8 +135,8 @@ impl Wal {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
-            let (records, good_len, file_len) = read_segment(&path)?;
-            replay.records.extend(records);
+            let (records, good_len, file_len) = read_segment(&path, &mut on_record)?;
+            replay.records += records;
             if good_len < file_len {
                 let lost = file_len - good_len;
                 replay.dropped_records += 1;
@@ -334,6 +341,13 @@ impl Writer {
 mod tests {
     use super::*;
 
+    /// Opens the WAL and collects the replayed records.
+    fn open(dir: &Path, from: SegmentSeq) -> Result<(Wal, Replay, Vec<Vec<u8>>)> {
+        let mut records = Vec::new();
+        let (wal, replay) = Wal::open(dir, from, |r| records.push(r.to_vec()))?;
+        Ok((wal, replay, records))
+    }
+
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -345,35 +359,35 @@ mod tests {
     fn appends_replay_in_order_across_rotation() {
         let dir = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
-            let (wal, replay) = Wal::open(dir.path(), SegmentSeq(0)).expect("open");
-            assert!(replay.records.is_empty());
+            let (wal, _replay, records) = open(dir.path(), SegmentSeq(0)).expect("open");
+            assert!(records.is_empty());
             wal.append(b"one".to_vec()).await.expect("append");
             wal.rotate().await.expect("rotate");
             wal.append(b"two".to_vec()).await.expect("append");
         });
-        let (_wal, replay) = Wal::open(dir.path(), SegmentSeq(0)).expect("reopen");
-        assert_eq!(replay.records, vec![b"one".to_vec(), b"two".to_vec()]);
+        let (_wal, _replay, records) = open(dir.path(), SegmentSeq(0)).expect("reopen");
+        assert_eq!(records, vec![b"one".to_vec(), b"two".to_vec()]);
     }
 
     #[test]
     fn replay_skips_segments_before_the_flushed_point() {
         let dir = tempfile::tempdir().expect("tempdir");
         let seq = rt().block_on(async {
-            let (wal, _) = Wal::open(dir.path(), SegmentSeq(0)).expect("open");
+            let (wal, _, _) = open(dir.path(), SegmentSeq(0)).expect("open");
             wal.append(b"flushed".to_vec()).await.expect("append");
             let seq = wal.rotate().await.expect("rotate");
             wal.append(b"pending".to_vec()).await.expect("append");
             seq
         });
-        let (_wal, replay) = Wal::open(dir.path(), seq).expect("reopen");
-        assert_eq!(replay.records, vec![b"pending".to_vec()]);
+        let (_wal, _replay, records) = open(dir.path(), seq).expect("reopen");
+        assert_eq!(records, vec![b"pending".to_vec()]);
     }
 
     #[test]
     fn torn_tail_is_cut_and_later_appends_survive() {
         let dir = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
-            let (wal, _) = Wal::open(dir.path(), SegmentSeq(0)).expect("open");
+            let (wal, _, _) = open(dir.path(), SegmentSeq(0)).expect("open");
             wal.append(b"intact".to_vec()).await.expect("append");
             wal.append(b"torn-record".to_vec()).await.expect("append");
         });
@@ -385,21 +399,21 @@ mod tests {
             .open(&path)
             .and_then(|f| f.set_len(len - 3))
             .expect("truncate");
-        let (wal, replay) = Wal::open(dir.path(), SegmentSeq(0)).expect("reopen");
-        assert_eq!(replay.records, vec![b"intact".to_vec()]);
+        let (wal, replay, records) = open(dir.path(), SegmentSeq(0)).expect("reopen");
+        assert_eq!(records, vec![b"intact".to_vec()]);
         assert_eq!(replay.dropped_records, 1);
         rt().block_on(async { wal.append(b"after".to_vec()).await.expect("append") });
         drop(wal);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let (_wal, replay) = Wal::open(dir.path(), SegmentSeq(0)).expect("reopen");
-        assert_eq!(replay.records, vec![b"intact".to_vec(), b"after".to_vec()]);
+        let (_wal, _replay, records) = open(dir.path(), SegmentSeq(0)).expect("reopen");
+        assert_eq!(records, vec![b"intact".to_vec(), b"after".to_vec()]);
     }
 
     #[test]
     fn corrupted_bytes_are_dropped_not_fatal() {
         let dir = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
-            let (wal, _) = Wal::open(dir.path(), SegmentSeq(0)).expect("open");
+            let (wal, _, _) = open(dir.path(), SegmentSeq(0)).expect("open");
             wal.append(b"good".to_vec()).await.expect("append");
             wal.append(b"will-be-flipped".to_vec())
                 .await
@@ -411,8 +425,8 @@ mod tests {
         let last = data.len() - 2;
         data[last] ^= 0xff;
         fs::write(&path, data).expect("write");
-        let (_wal, replay) = Wal::open(dir.path(), SegmentSeq(0)).expect("reopen");
-        assert_eq!(replay.records, vec![b"good".to_vec()]);
+        let (_wal, replay, records) = open(dir.path(), SegmentSeq(0)).expect("reopen");
+        assert_eq!(records, vec![b"good".to_vec()]);
         assert!(replay.dropped_bytes > 0);
     }
 }

@@ -34,13 +34,7 @@ pub struct OtlpGrpc {
 }
 
 fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
-    let value = match req.metadata().get("x-scope-orgid") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| Status::invalid_argument("x-scope-orgid is not visible ASCII"))?,
-        ),
-    };
+    let value = req.metadata().get("x-scope-orgid").map(|v| v.as_bytes());
     TenantId::from_header(value).map_err(|e| Error::from(e).grpc_status())
 }
 

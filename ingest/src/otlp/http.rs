@@ -94,16 +94,9 @@ pub fn error_response(err: &Error, encoding: Encoding) -> Response {
 
 /// The tenant a request names (header absent: `default`).
 pub fn tenant_of(headers: &HeaderMap) -> Result<TenantId, Error> {
-    let value = match headers.get(TENANT_HEADER) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            Error::Tenant(strata_storage::Error::InvalidTenant {
-                id: String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                reason: "it is not visible ASCII",
-            })
-        })?),
-    };
-    Ok(TenantId::from_header(value)?)
+    Ok(TenantId::from_header(
+        headers.get(TENANT_HEADER).map(|v| v.as_bytes()),
+    )?)
 }
 
 /// One OTLP signal's request and response types.

@@ -68,10 +68,8 @@ pub(crate) fn request(
     uri: &Uri,
     body: &Bytes,
 ) -> Result<Req, ApiError> {
-    let tenant = headers
-        .get(TENANT_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let tenant = TenantId::from_header(tenant).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -24,7 +24,7 @@ fn values(snapshot: &Snapshot, storage: &Storage) -> Vec<f64> {
     let mut batches = snapshot.batches.clone();
     for f in &snapshot.files {
         let data = std::fs::read(storage.inner.files.local_path(&f.path)).expect("read");
-        batches.extend(decode_parquet(data.into(), None, None).expect("decode"));
+        batches.extend(decode_parquet(bytes::Bytes::from(data), None, None).expect("decode"));
     }
     for b in batches {
         let col = b

@@ -83,6 +83,12 @@ impl State {
                     ),
                     Signal::Traces => {}
                 }
+                // Metric rows drop their label strings: the index holds each set once.
+                let batch = if signal == Signal::Metrics {
+                    schema::strip_metric_labels(&batch).unwrap_or(batch)
+                } else {
+                    batch
+                };
                 let bytes = batch.get_array_memory_size() as u64;
                 telemetry::MEMTABLE_BYTES.add(bytes as i64);
                 let mem = self
@@ -375,8 +381,57 @@ impl Storage {
         self.write_batch(tenant, Signal::Traces, batch).await
     }
 
-    /// The data of one tenant and signal that may hold rows in `[start_ns, end_ns]`.
+    /// The data of one tenant and signal that may hold rows in `[start_ns, end_ns]`, every
+    /// column filled.
     pub fn snapshot(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Snapshot {
+        let mut snap = self.snapshot_by_series(tenant, signal, start_ns, end_ns);
+        if signal == Signal::Metrics && !snap.batches.is_empty() {
+            let labels = self.series_labels(tenant, &snap.batches);
+            let lookup = |id: u64| labels.get(&id).cloned();
+            snap.batches = snap
+                .batches
+                .iter()
+                .map(|b| schema::fill_metric_labels(b, &lookup).unwrap_or_else(|_| b.clone()))
+                .collect();
+        }
+        snap
+    }
+
+    /// The label sets of the series that rows of metric batches belong to.
+    fn series_labels(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, Labels> {
+        let state = self.inner.state.read();
+        let Some(index) = state.series.get(tenant) else {
+            return HashMap::new();
+        };
+        let mut out = HashMap::new();
+        for b in batches {
+            let Some(ids) = b
+                .column_by_name("series_id")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            else {
+                continue;
+            };
+            for id in ids.values().iter() {
+                if !out.contains_key(id) {
+                    if let Some(l) = index.labels_of(SeriesId(*id)) {
+                        out.insert(*id, l.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Like [`Storage::snapshot`], but metric rows still in memory come with an empty
+    /// `metric_name` and `labels`: readers that select series through the label index
+    /// (PromQL) know each series' labels already and skip rebuilding them per row.
+    pub fn snapshot_by_series(
         &self,
         tenant: &TenantId,
         signal: Signal,
@@ -465,8 +520,9 @@ impl Storage {
             .collect();
         let mut catalog = self.inner.state.read().catalog.clone();
         for (tenant, signal, batches) in jobs {
+            let labels = (signal == Signal::Metrics).then(|| self.series_labels(&tenant, &batches));
             let new_files = self
-                .write_files(&mut catalog, &tenant, signal, batches, 0)
+                .write_files(&mut catalog, &tenant, signal, batches, labels, 0)
                 .await?;
             catalog.files.extend(new_files);
         }
@@ -503,17 +559,23 @@ impl Storage {
             .map_err(|_| Error::ShuttingDown)?
     }
 
-    /// Sorts rows, splits them by day and writes one file per day.
+    /// Sorts rows, splits them by day and writes one file per day. Metric rows from
+    /// memtables come without label columns; `labels` fills them back by series id.
     async fn write_files(
         &self,
         catalog: &mut Catalog,
         tenant: &TenantId,
         signal: Signal,
         batches: Vec<RecordBatch>,
+        labels: Option<HashMap<u64, Labels>>,
         level: u32,
     ) -> Result<Vec<FileMeta>> {
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
-            let sorted = sort_batches(signal, &batches)?;
+            let mut sorted = sort_batches(signal, &batches)?;
+            drop(batches);
+            if let Some(labels) = labels {
+                sorted = schema::fill_metric_labels(&sorted, &|id| labels.get(&id).cloned())?;
+            }
             let times = times_ns(signal, &sorted);
             let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
             let distinct: BTreeSet<&String> = days.iter().collect();
@@ -587,7 +649,7 @@ impl Storage {
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
             let outputs = self
-                .write_files(&mut next, &tenant, signal, batches, level)
+                .write_files(&mut next, &tenant, signal, batches, None, level)
                 .await?;
             let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
             next.files.retain(|f| !gone.contains(&f.id));

@@ -71,6 +71,12 @@ impl LabelIndex {
         }
     }
 
+    /// The label set of a series, if indexed.
+    pub fn labels_of(&self, id: SeriesId) -> Option<&Labels> {
+        let ord = *self.ordinals.get(&id)?;
+        self.entries.get(ord as usize).map(|(_, l)| l)
+    }
+
     pub fn contains(&self, id: SeriesId) -> bool {
         self.ordinals.contains_key(&id)
     }

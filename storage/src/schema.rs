@@ -8,7 +8,7 @@ use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span}
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
     StringBuilder, TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder,
-    UInt64Builder,
+    UInt64Array, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, LazyLock};
@@ -205,6 +205,72 @@ pub fn metrics_batch(samples: &[Sample]) -> Result<RecordBatch> {
         Arc::new(exemplars.finish()),
     ];
     Ok(RecordBatch::try_new(schema(Signal::Metrics), cols)?)
+}
+
+/// A `metrics` batch with `metric_name` and `labels` emptied (every row `""` and `{}`).
+///
+/// Memtables keep metric rows this way: a label set is held once per series by the label
+/// index, so repeating it on every sample would multiply memory by five or more.
+/// [`fill_metric_labels`] puts the columns back for readers that need them.
+pub fn strip_metric_labels(batch: &RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    let mut name = StringBuilder::with_capacity(n, 0);
+    let mut labels = labels_builder();
+    for _ in 0..n {
+        name.append_value("");
+        labels.append(true)?;
+    }
+    replace_label_columns(batch, Arc::new(name.finish()), Arc::new(labels.finish()))
+}
+
+/// Refills `metric_name` and `labels` of a batch made by [`strip_metric_labels`], looking
+/// label sets up by `series_id`. A series `lookup` does not know gets empty labels.
+pub fn fill_metric_labels(
+    batch: &RecordBatch,
+    lookup: &dyn Fn(u64) -> Option<Labels>,
+) -> Result<RecordBatch> {
+    let Some(ids) = batch
+        .column_by_name("series_id")
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+    else {
+        return Ok(batch.clone());
+    };
+    let n = batch.num_rows();
+    let mut name = StringBuilder::with_capacity(n, n * 16);
+    let mut labels = labels_builder();
+    let mut current: Option<(u64, Labels)> = None;
+    for row in 0..n {
+        let id = ids.value(row);
+        if current.as_ref().map(|(c, _)| *c) != Some(id) {
+            current = Some((id, lookup(id).unwrap_or_default()));
+        }
+        let l = current.as_ref().map(|(_, l)| l);
+        name.append_value(l.map(Labels::metric_name).unwrap_or(""));
+        match l {
+            Some(l) => append_labels(&mut labels, l)?,
+            None => labels.append(true)?,
+        }
+    }
+    replace_label_columns(batch, Arc::new(name.finish()), Arc::new(labels.finish()))
+}
+
+fn replace_label_columns(
+    batch: &RecordBatch,
+    name: ArrayRef,
+    labels: ArrayRef,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| match f.name().as_str() {
+            "metric_name" => name.clone(),
+            "labels" => labels.clone(),
+            _ => c.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 /// Builders for the resource/scope columns shared by logs and spans.

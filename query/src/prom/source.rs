@@ -195,7 +195,7 @@ impl Scanner {
                 cols.push(c);
             }
         }
-        let snap = self.storage.snapshot(
+        let snap = self.storage.snapshot_by_series(
             &self.tenant,
             Signal::Metrics,
             start_ms.saturating_mul(1_000_000),

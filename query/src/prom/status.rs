@@ -105,7 +105,7 @@ pub(crate) async fn tsdb(
             *values_by_label.entry(name.clone()).or_default() += 1;
             *bytes_by_label.entry(name.clone()).or_default() += value.len() as u64;
         }
-        let snap = storage.snapshot(&tenant, Signal::Metrics, i64::MIN, i64::MAX);
+        let snap = storage.snapshot_by_series(&tenant, Signal::Metrics, i64::MIN, i64::MAX);
         let mut min = snap.files.iter().map(|f| f.min_time_ns / 1_000_000).min();
         let mut max = snap.files.iter().map(|f| f.max_time_ns / 1_000_000).max();
         for b in &snap.batches {

@@ -176,3 +176,97 @@ fn day_partitions_are_utc_days() {
     assert_eq!(day_of(1_709_164_800_000_000_000), "2024-02-29");
     assert_eq!(day_of(-1), "1969-12-31");
 }
+
+/// `(metric_name, job label, value)` of every row of a snapshot, memtable and files.
+fn named_rows(snapshot: &Snapshot, storage: &Storage) -> Vec<(String, String, f64)> {
+    let mut batches = snapshot.batches.clone();
+    for f in &snapshot.files {
+        let data = std::fs::read(storage.inner.files.local_path(&f.path)).expect("read");
+        batches.extend(decode_parquet(bytes::Bytes::from(data), None, None).expect("decode"));
+    }
+    let mut out = Vec::new();
+    for b in batches {
+        let names = b
+            .column_by_name("metric_name")
+            .and_then(|c| c.as_string_opt::<i32>().cloned())
+            .expect("metric_name");
+        let maps = b
+            .column_by_name("labels")
+            .and_then(|c| c.as_map_opt().cloned())
+            .expect("labels");
+        let vals = b
+            .column_by_name("value")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned())
+            .expect("value");
+        for row in 0..b.num_rows() {
+            let labels = labels_at(&maps, row);
+            assert_eq!(labels.metric_name(), names.value(row));
+            out.push((
+                names.value(row).to_string(),
+                labels.get("job").unwrap_or("").to_string(),
+                vals.value(row),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.2.total_cmp(&b.2));
+    out
+}
+
+#[test]
+fn memtable_metric_rows_hold_labels_once_per_series_yet_read_back_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    let samples: Vec<Sample> = (0..1000)
+        .map(|i| {
+            let mut smp = sample(
+                "http_server_request_duration_seconds_count",
+                "checkout-service-with-a-long-name",
+                1000 + i,
+                i as f64,
+            );
+            smp.labels = Labels::from_pairs([
+                (
+                    "__name__",
+                    "http_server_request_duration_seconds_count".to_string(),
+                ),
+                ("job", "checkout-service-with-a-long-name".to_string()),
+                ("instance", format!("pod-{}", i % 10)),
+                ("http_route", "/api/v1/orders/{order_id}/items".to_string()),
+            ]);
+            smp
+        })
+        .collect();
+    let full = schema::metrics_batch(&samples).expect("batch");
+    write(&s, &t, samples);
+    // Memory: the rows kept are a fraction of the labelled batch.
+    let kept = s.pending_bytes();
+    assert!(
+        kept * 3 < full.get_array_memory_size() as u64,
+        "memtable keeps {kept} bytes for a {} byte labelled batch",
+        full.get_array_memory_size()
+    );
+    // SQL-style readers see the labels and names; PromQL-style ones skip them.
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    let rows = named_rows(&snap, &s);
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(
+        |(n, j, _)| n == "http_server_request_duration_seconds_count"
+            && j == "checkout-service-with-a-long-name"
+    ));
+    let lean = s.snapshot_by_series(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(
+        lean.batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+        1000
+    );
+    // A flush writes the labels into the file, and they survive a reopen.
+    block(s.flush()).expect("flush");
+    drop(s);
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert!(snap.batches.is_empty());
+    let rows = named_rows(&snap, &s);
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(rows[7].1, "checkout-service-with-a-long-name");
+    assert_eq!(rows[7].2, 7.0);
+}

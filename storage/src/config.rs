@@ -46,6 +46,9 @@ pub struct StorageConfig {
     pub max_pending_bytes: u64,
     /// Merge a partition's files once it has at least this many.
     pub compaction_min_files: usize,
+    /// Never merge files into one of more than this many rows: compaction holds its
+    /// inputs in memory, so this bounds its memory (metrics: ~40 bytes a row).
+    pub compaction_max_rows: u64,
     /// How often compaction and retention run.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
@@ -61,6 +64,7 @@ impl Default for StorageConfig {
             flush_interval: Duration::from_secs(600),
             max_pending_bytes: 2 * 1024 * 1024 * 1024,
             compaction_min_files: 8,
+            compaction_max_rows: 10_000_000,
             maintenance_interval: Duration::from_secs(300),
             retention: RetentionConfig::default(),
         }
@@ -78,6 +82,9 @@ impl StorageConfig {
         }
         if self.flush_interval.is_zero() {
             return Err("storage.flush_interval must be greater than 0".into());
+        }
+        if self.compaction_max_rows == 0 {
+            return Err("storage.compaction_max_rows must be greater than 0".into());
         }
         if self.compaction_min_files < 2 {
             return Err("storage.compaction_min_files must be at least 2".into());

@@ -14,7 +14,7 @@
 use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::files::{FileStore, decode_parquet, encode_parquet, sort_batches};
+use crate::files::{FileStore, decode_parquet, encode_parquet_with, sort_batches};
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
@@ -571,11 +571,12 @@ impl Storage {
         level: u32,
     ) -> Result<Vec<FileMeta>> {
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
-            let mut sorted = sort_batches(signal, &batches)?;
+            let sorted = sort_batches(signal, &batches)?;
             drop(batches);
-            if let Some(labels) = labels {
-                sorted = schema::fill_metric_labels(&sorted, &|id| labels.get(&id).cloned())?;
-            }
+            let prepare = |b: RecordBatch| match &labels {
+                Some(labels) => schema::fill_metric_labels(&b, &|id| labels.get(&id).cloned()),
+                None => Ok(b),
+            };
             let times = times_ns(signal, &sorted);
             let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
             let distinct: BTreeSet<&String> = days.iter().collect();
@@ -591,7 +592,7 @@ impl Storage {
                 let part_times = times_ns(signal, &part);
                 let min = part_times.iter().copied().min().unwrap_or(0);
                 let max = part_times.iter().copied().max().unwrap_or(0);
-                let bytes = encode_parquet(signal, &part)?;
+                let bytes = encode_parquet_with(signal, &part, &prepare)?;
                 out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
             }
             Ok(out)
@@ -633,23 +634,54 @@ impl Storage {
                 .push(f.clone());
         }
         let mut merged = 0;
-        for ((tenant, signal, _), inputs) in groups {
+        let max_rows = self.inner.config.compaction_max_rows;
+        for ((tenant, signal, _), mut candidates) in groups {
+            // Smallest first, up to the row cap: the memory compaction needs stays bounded
+            // and files that reached the cap are left alone.
+            candidates.sort_by_key(|f| (f.rows, f.id));
+            let mut inputs = Vec::new();
+            let mut rows = 0u64;
+            for f in candidates {
+                if rows + f.rows > max_rows {
+                    break;
+                }
+                rows += f.rows;
+                inputs.push(f);
+            }
             if inputs.len() < self.inner.config.compaction_min_files {
                 continue;
             }
+            // Metric label sets are read from the index rather than from every row.
+            let without_labels = signal == Signal::Metrics;
             let mut batches = Vec::new();
             for f in &inputs {
                 let data = self.inner.files.get(&f.path).await?;
                 batches.extend(
-                    tokio::task::spawn_blocking(move || decode_parquet(data, None, None))
-                        .await
-                        .map_err(|_| Error::ShuttingDown)??,
+                    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                        if !without_labels {
+                            return decode_parquet(data, None, None);
+                        }
+                        let metrics = schema::schema(Signal::Metrics);
+                        let cols: Vec<&str> = metrics
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .filter(|n| *n != "metric_name" && *n != "labels")
+                            .collect();
+                        decode_parquet(data, Some(&cols), None)?
+                            .iter()
+                            .map(schema::metrics_batch_without_labels)
+                            .collect()
+                    })
+                    .await
+                    .map_err(|_| Error::ShuttingDown)??,
                 );
             }
+            let labels = without_labels.then(|| self.series_labels(&tenant, &batches));
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
             let outputs = self
-                .write_files(&mut next, &tenant, signal, batches, None, level)
+                .write_files(&mut next, &tenant, signal, batches, labels, level)
                 .await?;
             let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
             next.files.retain(|f| !gone.contains(&f.id));

@@ -155,13 +155,32 @@ fn writer_properties(signal: Signal) -> Result<WriterProperties> {
 
 /// Encodes a sorted batch as a Parquet file.
 pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
+    encode_parquet_with(signal, batch, &|b| Ok(b))
+}
+
+/// Encodes a sorted batch as a Parquet file, passing it through `prepare` one slice at a
+/// time: a flush fills metric label columns this way, so only one slice is ever held
+/// with its labels spelled out.
+pub fn encode_parquet_with(
+    signal: Signal,
+    batch: &RecordBatch,
+    prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
+) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
-    writer.write(batch)?;
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let len = ENCODE_SLICE_ROWS.min(batch.num_rows() - offset);
+        writer.write(&prepare(batch.slice(offset, len))?)?;
+        offset += len;
+    }
     writer.close()?;
     Ok(buf)
 }
+
+/// Rows passed to the Parquet writer at a time.
+const ENCODE_SLICE_ROWS: usize = 64 * 1024;
 
 /// Reads a Parquet file (in memory, or an open local file, of which only the footer and
 /// the chosen columns' chunks are read), optionally only some columns and rows.

@@ -213,14 +213,38 @@ pub fn metrics_batch(samples: &[Sample]) -> Result<RecordBatch> {
 /// index, so repeating it on every sample would multiply memory by five or more.
 /// [`fill_metric_labels`] puts the columns back for readers that need them.
 pub fn strip_metric_labels(batch: &RecordBatch) -> Result<RecordBatch> {
-    let n = batch.num_rows();
+    let (name, labels) = empty_label_columns(batch.num_rows())?;
+    replace_label_columns(batch, name, labels)
+}
+
+/// A stripped `metrics` batch (as [`strip_metric_labels`] makes) from one read without
+/// the `metric_name` and `labels` columns.
+pub fn metrics_batch_without_labels(partial: &RecordBatch) -> Result<RecordBatch> {
+    let (name, labels) = empty_label_columns(partial.num_rows())?;
+    let schema = schema(Signal::Metrics);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        cols.push(match f.name().as_str() {
+            "metric_name" => name.clone(),
+            "labels" => labels.clone(),
+            other => partial.column_by_name(other).cloned().ok_or_else(|| {
+                datafusion::arrow::error::ArrowError::SchemaError(format!(
+                    "metrics batch lacks column {other}"
+                ))
+            })?,
+        });
+    }
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+fn empty_label_columns(n: usize) -> Result<(ArrayRef, ArrayRef)> {
     let mut name = StringBuilder::with_capacity(n, 0);
     let mut labels = labels_builder();
     for _ in 0..n {
         name.append_value("");
         labels.append(true)?;
     }
-    replace_label_columns(batch, Arc::new(name.finish()), Arc::new(labels.finish()))
+    Ok((Arc::new(name.finish()), Arc::new(labels.finish())))
 }
 
 /// Refills `metric_name` and `labels` of a batch made by [`strip_metric_labels`], looking

@@ -270,3 +270,39 @@ fn memtable_metric_rows_hold_labels_once_per_series_yet_read_back_whole() {
     assert_eq!(rows[7].1, "checkout-service-with-a-long-name");
     assert_eq!(rows[7].2, 7.0);
 }
+
+#[test]
+fn compaction_keeps_labels_and_respects_the_row_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = config(dir.path());
+    c.compaction_max_rows = 5;
+    let s = Storage::open(c).expect("open");
+    // Four one-row files and one four-row file in the same day.
+    for i in 0..4 {
+        write(
+            &s,
+            &t,
+            vec![sample("up", &format!("job{i}"), 1000 + i, i as f64)],
+        );
+        block(s.flush()).expect("flush");
+    }
+    write(
+        &s,
+        &t,
+        (0..4)
+            .map(|i| sample("load", "big", 2000 + i, 10.0 + i as f64))
+            .collect(),
+    );
+    block(s.flush()).expect("flush");
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    // The four small files merged (4 rows); adding the big one would pass the cap.
+    let mut rows: Vec<u64> = snap.files.iter().map(|f| f.rows).collect();
+    rows.sort();
+    assert_eq!(rows, vec![4, 4]);
+    let named = named_rows(&snap, &s);
+    assert_eq!(named.len(), 8);
+    assert_eq!(named[2], ("up".to_string(), "job2".to_string(), 2.0));
+    assert_eq!(named[5], ("load".to_string(), "big".to_string(), 11.0));
+}

@@ -112,6 +112,34 @@ impl State {
     }
 }
 
+/// Deletes `.parquet` files under `root` that the catalog does not name: left behind by
+/// a crash between a catalog update and the deletion of the files it replaced (or a
+/// flush that wrote a file but never catalogued it). Returns how many went.
+fn remove_orphan_files(root: &Path, catalog: &Catalog) -> usize {
+    let known: BTreeSet<PathBuf> = catalog.files.iter().map(|f| root.join(&f.path)).collect();
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(path),
+                Ok(t) if t.is_file() => {
+                    let parquet = path.extension().is_some_and(|e| e == "parquet");
+                    if parquet && !known.contains(&path) && std::fs::remove_file(&path).is_ok() {
+                        removed += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    removed
+}
+
 /// Adds the label sets of a batch's rows to an index.
 fn index_batch(index: &mut LabelIndex, batch: &RecordBatch, id_col: &str, map_col: &str) {
     let (Some(ids), Some(maps)) = (batch.column_by_name(id_col), batch.column_by_name(map_col))
@@ -162,10 +190,18 @@ pub struct Snapshot {
     pub files_root: PathBuf,
 }
 
+/// How long a file dropped from the catalog (by compaction or retention) stays on disk:
+/// a query that took its snapshot just before may still be reading it. Longer than any
+/// query timeout.
+const DELETE_GRACE: Duration = Duration::from_secs(10 * 60);
+
 struct Inner {
     config: StorageConfig,
     wal: Wal,
     files: FileStore,
+    /// Files no longer in the catalog, with when they left it; deleted after
+    /// [`DELETE_GRACE`].
+    graveyard: parking_lot::Mutex<Vec<(Instant, String)>>,
     gate: tokio::sync::RwLock<()>,
     maintenance: tokio::sync::Mutex<()>,
     state: RwLock<State>,
@@ -274,12 +310,17 @@ impl Storage {
             "storage opened"
         );
         update_file_gauges(&catalog);
+        let orphans = remove_orphan_files(files.root(), &catalog);
+        if orphans > 0 {
+            tracing::info!(files = orphans, "removed data files no catalog names");
+        }
         state.catalog = catalog;
         Ok(Storage {
             inner: Arc::new(Inner {
                 config,
                 wal,
                 files,
+                graveyard: parking_lot::Mutex::new(Vec::new()),
                 gate: tokio::sync::RwLock::new(()),
                 maintenance: tokio::sync::Mutex::new(()),
                 state: RwLock::new(state),
@@ -693,7 +734,7 @@ impl Storage {
                 state.catalog = next;
             }
             for f in &inputs {
-                self.inner.files.delete(&f.path).await?;
+                self.bury(&f.path);
             }
             telemetry::COMPACTIONS.add(1);
             merged += 1;
@@ -733,10 +774,38 @@ impl Storage {
             state.catalog = next;
         }
         for f in &expired {
-            self.inner.files.delete(&f.path).await?;
+            self.bury(&f.path);
         }
         telemetry::RETENTION_DELETED_FILES.add(expired.len() as u64);
         Ok(expired.len())
+    }
+
+    /// Schedules the deletion of a file the catalog no longer names.
+    fn bury(&self, path: &str) {
+        self.inner
+            .graveyard
+            .lock()
+            .push((Instant::now(), path.to_string()));
+    }
+
+    /// Deletes files that left the catalog at least `grace` ago. Returns how many.
+    pub async fn reap(&self, grace: Duration) -> Result<usize> {
+        let due: Vec<String> = {
+            let mut g = self.inner.graveyard.lock();
+            let (due, keep): (Vec<_>, Vec<_>) =
+                g.drain(..).partition(|(at, _)| at.elapsed() >= grace);
+            *g = keep;
+            due.into_iter().map(|(_, p)| p).collect()
+        };
+        for (i, path) in due.iter().enumerate() {
+            if let Err(e) = self.inner.files.delete(path).await {
+                // Keep what is left for the next round.
+                let mut g = self.inner.graveyard.lock();
+                g.extend(due[i..].iter().map(|p| (Instant::now(), p.clone())));
+                return Err(e);
+            }
+        }
+        Ok(due.len())
     }
 
     fn flush_due(&self) -> bool {
@@ -763,6 +832,9 @@ impl Storage {
             {
                 tracing::error!(error = %e, "flush failed; data stays in the WAL and memtables");
             }
+            if let Err(e) = self.reap(DELETE_GRACE).await {
+                tracing::error!(error = %e, "deleting replaced files failed; retrying later");
+            }
             if last_maintenance.elapsed() >= self.inner.config.maintenance_interval {
                 last_maintenance = Instant::now();
                 if let Err(e) = self.compact().await {
@@ -775,6 +847,11 @@ impl Storage {
         }
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the data");
+        }
+        // No query runs any more: files waiting out their grace period can go (and any
+        // left behind are removed as orphans at the next start).
+        if let Err(e) = self.reap(Duration::ZERO).await {
+            tracing::error!(error = %e, "deleting replaced files failed");
         }
     }
 

@@ -20,6 +20,10 @@ pub struct Limits {
     pub max_attributes_per_item: usize,
     /// Longest log body, in bytes.
     pub max_log_body_bytes: usize,
+    /// Most metric series one tenant may have; samples of further new series are rejected
+    /// (existing series keep being written). `0` means no limit. Concurrent writes may
+    /// overshoot it by the new series of the requests in flight.
+    pub max_series_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +35,7 @@ impl Default for Limits {
             max_label_value_bytes: 4096,
             max_attributes_per_item: 256,
             max_log_body_bytes: 1024 * 1024,
+            max_series_per_tenant: 2_000_000,
         }
     }
 }

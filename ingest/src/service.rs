@@ -13,9 +13,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use strata_storage::model::{MetricsWrite, Signal};
+use strata_storage::model::{MetricsWrite, SeriesId, Signal};
 use strata_storage::{Storage, TenantId};
 
 /// Ingest settings (the `[ingest]` table of the config file).
@@ -133,6 +133,52 @@ impl Ingester {
         ((before - write.samples.len()) as u64, errors)
     }
 
+    /// Drops samples of new series past the tenant's series limit; returns how many and why.
+    fn enforce_series_limit(
+        &self,
+        tenant: &TenantId,
+        write: &mut MetricsWrite,
+    ) -> (u64, Vec<String>) {
+        let limit = self.inner.config.limits.max_series_per_tenant;
+        if limit == 0 || write.samples.is_empty() {
+            return (0, Vec::new());
+        }
+        let ids: Vec<SeriesId> = write.samples.iter().map(|s| s.labels.series_id()).collect();
+        let (mut count, known) = self.inner.storage.series_status(tenant, &ids);
+        if count + ids.len() <= limit {
+            return (0, Vec::new());
+        }
+        let mut admitted: HashSet<SeriesId> = HashSet::new();
+        let mut refused = 0u64;
+        let mut first: Option<String> = None;
+        let mut keep = Vec::with_capacity(ids.len());
+        for ((id, known), sample) in ids.iter().zip(&known).zip(&write.samples) {
+            let ok = *known
+                || admitted.contains(id)
+                || (count < limit && {
+                    admitted.insert(*id);
+                    count += 1;
+                    true
+                });
+            if !ok {
+                refused += 1;
+                first.get_or_insert_with(|| sample.labels.to_string());
+            }
+            keep.push(ok);
+        }
+        let mut flags = keep.into_iter();
+        write.samples.retain(|_| flags.next().unwrap_or(false));
+        let errors = first
+            .map(|series| {
+                vec![format!(
+                    "tenant {tenant} has reached its limit of {limit} series \
+                     (limits.max_series_per_tenant); new series such as {series} are refused"
+                )]
+            })
+            .unwrap_or_default();
+        (refused, errors)
+    }
+
     async fn store_metrics(
         &self,
         tenant: &TenantId,
@@ -142,7 +188,9 @@ impl Ingester {
     ) -> Result<Outcome> {
         let (over, limit_errors) = self.enforce_label_limits(&mut write);
         errors.extend(limit_errors);
-        let rejected = rejected + over;
+        let (refused, series_errors) = self.enforce_series_limit(tenant, &mut write);
+        errors.extend(series_errors);
+        let rejected = rejected + over + refused;
         let accepted = write.samples.len() as u64;
         self.inner.storage.write_metrics(tenant, write).await?;
         ITEMS_ACCEPTED.add(Signal::Metrics, accepted);
@@ -213,5 +261,81 @@ impl Ingester {
         ITEMS_ACCEPTED.add(Signal::Traces, accepted);
         ITEMS_REJECTED.add(Signal::Traces, conv.rejected);
         Ok(Outcome::new(conv.rejected, &conv.errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_storage::StorageConfig;
+    use strata_storage::model::{Labels, Sample, SampleValue};
+
+    fn sample(job: &str, ts: i64) -> Sample {
+        Sample {
+            labels: Labels::from_pairs([("__name__", "up"), ("job", job)]),
+            timestamp_ms: ts,
+            value: SampleValue::Float(1.0),
+            exemplars: vec![],
+        }
+    }
+
+    fn write(samples: Vec<Sample>) -> MetricsWrite {
+        MetricsWrite {
+            samples,
+            metadata: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn new_series_past_the_tenant_limit_are_refused_existing_ones_still_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        })
+        .expect("open");
+        let mut config = IngestConfig::default();
+        config.limits.max_series_per_tenant = 2;
+        let ingester = Ingester::new(storage.clone(), config);
+        let a = TenantId::new("a").expect("tenant");
+        let b = TenantId::new("b").expect("tenant");
+
+        let o = ingester
+            .store_metrics(&a, write(vec![sample("x", 1), sample("y", 1)]), 0, vec![])
+            .await
+            .expect("write");
+        assert_eq!(o.rejected, 0);
+        // One more sample of each known series plus two new ones: only the new go.
+        let o = ingester
+            .store_metrics(
+                &a,
+                write(vec![
+                    sample("x", 2),
+                    sample("z", 2),
+                    sample("y", 2),
+                    sample("w", 2),
+                ]),
+                0,
+                vec![],
+            )
+            .await
+            .expect("write");
+        assert_eq!(o.rejected, 2);
+        assert!(o.message.contains("limit of 2 series"), "{}", o.message);
+        assert!(o.message.contains("max_series_per_tenant"), "{}", o.message);
+        assert_eq!(storage.select_labels(&a, Signal::Metrics, &[]).len(), 2);
+        let rows: usize = storage
+            .snapshot(&a, Signal::Metrics, i64::MIN, i64::MAX)
+            .batches
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 4);
+        // The limit is per tenant.
+        let o = ingester
+            .store_metrics(&b, write(vec![sample("z", 1), sample("w", 1)]), 0, vec![])
+            .await
+            .expect("write");
+        assert_eq!(o.rejected, 0);
     }
 }

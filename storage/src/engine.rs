@@ -516,6 +516,18 @@ impl Storage {
             .unwrap_or_default()
     }
 
+    /// How many series a tenant has, and which of `ids` are among them.
+    pub fn series_status(&self, tenant: &TenantId, ids: &[SeriesId]) -> (usize, Vec<bool>) {
+        let state = self.inner.state.read();
+        match state.series.get(tenant) {
+            Some(index) => (
+                index.len(),
+                ids.iter().map(|id| index.contains(*id)).collect(),
+            ),
+            None => (0, vec![false; ids.len()]),
+        }
+    }
+
     /// Metric metadata of a tenant, by family name.
     pub fn metadata(&self, tenant: &TenantId) -> BTreeMap<String, MetricMetadata> {
         self.inner

@@ -9,9 +9,9 @@ use crate::model::Signal;
 use crate::schema::{schema, sort_columns};
 use crate::wal::sync_dir;
 use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::{
-    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+    SortColumn, concat, concat_batches, interleave_record_batch, lexsort_to_indices,
 };
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -94,19 +94,47 @@ impl FileStore {
     }
 }
 
-/// Concatenates batches and sorts them by the signal's access path.
+/// Merges batches into one sorted by the signal's access path. Only the sort key columns
+/// are concatenated; rows are then gathered straight from the inputs, so a flush holds
+/// the memtable plus one sorted copy, not two.
 pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let batch = concat_batches(&schema(signal), batches)?;
-    let columns: Vec<SortColumn> = sort_columns(signal)
+    let schema = schema(signal);
+    let mut columns = Vec::new();
+    for name in sort_columns(signal) {
+        let parts: Vec<&dyn Array> = batches
+            .iter()
+            .filter_map(|b| b.column_by_name(name).map(|c| c.as_ref()))
+            .collect();
+        if parts.len() == batches.len() && !parts.is_empty() {
+            columns.push(SortColumn {
+                values: concat(&parts)?,
+                options: None,
+            });
+        }
+    }
+    if columns.is_empty() {
+        return Ok(concat_batches(&schema, batches)?);
+    }
+    let indices = lexsort_to_indices(&columns, None)?;
+    drop(columns);
+    // Global row number -> (batch, row within it).
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut total = 0usize;
+    for b in batches {
+        starts.push(total);
+        total += b.num_rows();
+    }
+    let pairs: Vec<(usize, usize)> = indices
+        .values()
         .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|c| SortColumn {
-            values: c.clone(),
-            options: None,
+        .map(|&i| {
+            let i = i as usize;
+            let b = starts.partition_point(|&s| s <= i) - 1;
+            (b, i - starts[b])
         })
         .collect();
-    let indices = lexsort_to_indices(&columns, None)?;
-    Ok(take_record_batch(&batch, &indices)?)
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(interleave_record_batch(&refs, &pairs)?)
 }
 
 fn writer_properties(signal: Signal) -> Result<WriterProperties> {
@@ -211,4 +239,61 @@ pub fn decode_parquet<R: ChunkReader + 'static>(
         out.push(batch?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Labels, Sample, SampleValue};
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float64Type, TimestampMillisecondType, UInt64Type};
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let samples: Vec<Sample> = rows
+            .iter()
+            .map(|(job, ts)| Sample {
+                labels: Labels::from_pairs([("__name__", "up"), ("job", *job)]),
+                timestamp_ms: *ts,
+                value: SampleValue::Float(*ts as f64),
+                exemplars: vec![],
+            })
+            .collect();
+        crate::schema::metrics_batch(&samples).expect("batch")
+    }
+
+    #[test]
+    fn sort_batches_orders_rows_of_all_inputs_by_series_then_time() {
+        let inputs = vec![
+            batch(&[("b", 3), ("a", 2)]),
+            batch(&[]),
+            batch(&[("a", 1), ("b", 1), ("a", 3)]),
+        ];
+        let sorted = sort_batches(Signal::Metrics, &inputs).expect("sort");
+        assert_eq!(sorted.num_rows(), 5);
+        let ids = sorted.column(0).as_primitive::<UInt64Type>();
+        let ts = sorted
+            .column_by_name("timestamp")
+            .expect("timestamp")
+            .as_primitive::<TimestampMillisecondType>();
+        let values = sorted
+            .column_by_name("value")
+            .expect("value")
+            .as_primitive::<Float64Type>();
+        let keys: Vec<(u64, i64)> = (0..5).map(|i| (ids.value(i), ts.value(i))).collect();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(keys, expected);
+        // Whole rows moved together: each value still equals its timestamp.
+        for i in 0..5 {
+            assert_eq!(values.value(i), ts.value(i) as f64);
+        }
+        let labels = sorted.column_by_name("labels").expect("labels").as_map();
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "a")])
+            .series_id()
+            .0;
+        for i in 0..5 {
+            let job = crate::engine::labels_at(labels, i);
+            assert_eq!(ids.value(i) == a, job.get("job") == Some("a"));
+        }
+    }
 }

@@ -357,7 +357,9 @@ impl fmt::Display for Field {
 
 fn write_operand(f: &mut fmt::Formatter<'_>, e: &Field) -> fmt::Result {
     match e {
-        Field::Binary { .. } | Field::Exists(..) => write!(f, "({e})"),
+        Field::Binary { .. } | Field::Exists(..) | Field::Not(_) | Field::Neg(_) => {
+            write!(f, "({e})")
+        }
         _ => write!(f, "{e}"),
     }
 }

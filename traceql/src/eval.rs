@@ -203,13 +203,15 @@ impl<'a> Ctx<'a> {
                 let mut out = Vec::new();
                 let name = format!("by({e})");
                 for s in &input {
+                    let mut index: HashMap<GroupKey, usize> = HashMap::new();
                     let mut groups: Vec<(Value, Vec<u32>)> = Vec::new();
                     for &i in &s.spans {
-                        let v = self.field(e, self.at(i as usize)).to_value();
-                        match groups.iter_mut().find(|(k, _)| group_key_eq(k, &v)) {
-                            Some((_, spans)) => spans.push(i),
-                            None => groups.push((v, vec![i])),
-                        }
+                        let v = self.field(e, self.at(i as usize));
+                        let g = *index.entry(GroupKey::of(v)).or_insert_with(|| {
+                            groups.push((v.to_value(), Vec::new()));
+                            groups.len() - 1
+                        });
+                        groups[g].1.push(i);
                     }
                     for (k, spans) in groups {
                         let mut g = s.with_spans(spans);
@@ -481,21 +483,24 @@ impl<'a> Ctx<'a> {
     }
 
     fn matches(&self, f: &'a Filter, span: usize) -> bool {
+        if !f.uses_events && !f.uses_links {
+            return self.field(&f.expr, self.at(span)).is_true();
+        }
+        // the span matches when the expression holds for some event (and/or link); a
+        // span without events is evaluated once with event fields nil
         let s = &self.trace.spans[span];
-        let events: Vec<Option<usize>> = if f.uses_events && !s.events.is_empty() {
-            (0..s.events.len()).map(Some).collect()
-        } else {
-            vec![None]
-        };
-        let links: Vec<Option<usize>> = if f.uses_links && !s.links.is_empty() {
-            (0..s.links.len()).map(Some).collect()
-        } else {
-            vec![None]
-        };
-        events.iter().any(|&event| {
-            links
-                .iter()
-                .any(|&link| self.field(&f.expr, At { span, event, link }).is_true())
+        let n_events = if f.uses_events { s.events.len() } else { 0 };
+        let n_links = if f.uses_links { s.links.len() } else { 0 };
+        let pick = |i: usize, n: usize| (n > 0).then_some(i);
+        (0..n_events.max(1)).any(|e| {
+            (0..n_links.max(1)).any(|l| {
+                let at = At {
+                    span,
+                    event: pick(e, n_events),
+                    link: pick(l, n_links),
+                };
+                self.field(&f.expr, at).is_true()
+            })
         })
     }
 
@@ -683,10 +688,33 @@ fn union(a: &[Set], b: &[Set]) -> Vec<u32> {
     spans
 }
 
-fn group_key_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
-        _ => a == b,
+/// Hashable identity of a `by()` value; groups keep first-appearance order.
+#[derive(PartialEq, Eq, Hash)]
+enum GroupKey<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Duration(i64),
+    Str(&'a str),
+    Status(crate::value::StatusCode),
+    Kind(crate::value::SpanKind),
+    Array(String),
+}
+
+impl<'a> GroupKey<'a> {
+    fn of(v: Ev<'a>) -> Self {
+        match v {
+            Ev::Nil => GroupKey::Nil,
+            Ev::Bool(b) => GroupKey::Bool(b),
+            Ev::Int(i) => GroupKey::Int(i),
+            Ev::Float(f) => GroupKey::Float(f.to_bits()),
+            Ev::Duration(d) => GroupKey::Duration(d),
+            Ev::Str(s) => GroupKey::Str(s),
+            Ev::Status(s) => GroupKey::Status(s),
+            Ev::Kind(k) => GroupKey::Kind(k),
+            Ev::Array(a) => GroupKey::Array(format!("{a:?}")),
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub fn parse(q: &str) -> Result<Query, ParseError> {
         src: q,
         toks: tokens,
         pos: 0,
+        depth: 0,
+        operators: 0,
     };
     let pipeline = p.pipeline()?;
     let query_hints = p.with_hints()?;
@@ -105,7 +107,15 @@ struct Parser<'s> {
     src: &'s str,
     toks: Vec<Token>,
     pos: usize,
+    /// Current nesting of recursive rules, bounded by `MAX_NESTING`.
+    depth: usize,
+    /// Operators seen so far, bounded by `MAX_OPERATORS` (evaluation recurses on them).
+    operators: usize,
 }
+
+/// Bounds that keep parsing and evaluation recursion far from the stack limit.
+const MAX_NESTING: usize = 64;
+const MAX_OPERATORS: usize = 512;
 
 fn set_op(t: &Tok) -> Option<(SpansetOp, u8)> {
     Some(match t {
@@ -215,6 +225,28 @@ impl Parser<'_> {
         }
     }
 
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.err(
+                self.offset(),
+                format!("query is nested too deeply (more than {MAX_NESTING} levels)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_operator(&mut self, at: usize) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(self.err(
+                at,
+                format!("query has too many operators (more than {MAX_OPERATORS})"),
+            ));
+        }
+        Ok(())
+    }
+
     fn expect_eof(&self) -> Result<(), ParseError> {
         match self.peek() {
             Tok::Eof => Ok(()),
@@ -230,6 +262,13 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- pipelines
 
     fn pipeline(&mut self) -> Result<Pipeline, ParseError> {
+        self.enter()?;
+        let r = self.pipeline_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn pipeline_inner(&mut self) -> Result<Pipeline, ParseError> {
         let mut stages = vec![self.stage()?];
         while *self.peek() == Tok::Pipe {
             self.bump();
@@ -354,6 +393,13 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- spanset expressions
 
     fn set_expr(&mut self, min_prec: u8) -> Result<SpansetExpr, ParseError> {
+        self.enter()?;
+        let r = self.set_expr_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn set_expr_inner(&mut self, min_prec: u8) -> Result<SpansetExpr, ParseError> {
         let mut lhs = self.set_operand()?;
         while let Some((op, prec)) = set_op(self.peek()) {
             if prec < min_prec {
@@ -373,6 +419,7 @@ impl Parser<'_> {
                     }
                 }
             }
+            self.count_operator(at)?;
             lhs = SpansetExpr::Op(op, Box::new(lhs), Box::new(rhs));
         }
         Ok(lhs)
@@ -466,6 +513,13 @@ impl Parser<'_> {
     }
 
     fn scalar(&mut self, min_prec: u8) -> Result<Scalar, ParseError> {
+        self.enter()?;
+        let r = self.scalar_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn scalar_inner(&mut self, min_prec: u8) -> Result<Scalar, ParseError> {
         let mut lhs = self.scalar_unary()?;
         loop {
             let (op, prec) = match self.peek() {
@@ -480,7 +534,9 @@ impl Parser<'_> {
             if prec < min_prec {
                 break;
             }
+            let op_at = self.offset();
             self.bump();
+            self.count_operator(op_at)?;
             let next = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.scalar(next)?;
             lhs = Scalar::Arith(op, Box::new(lhs), Box::new(rhs));
@@ -548,6 +604,13 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- field expressions
 
     fn field_expr(&mut self, min_prec: u8) -> Result<Field, ParseError> {
+        self.enter()?;
+        let r = self.field_expr_inner(min_prec);
+        self.depth -= 1;
+        r
+    }
+
+    fn field_expr_inner(&mut self, min_prec: u8) -> Result<Field, ParseError> {
         let mut lhs = self.field_unary()?;
         while let Some((op, prec)) = field_op(self.peek()) {
             if prec < min_prec {
@@ -558,6 +621,7 @@ impl Parser<'_> {
             let next = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs_at = self.offset();
             let rhs = self.field_expr(next)?;
+            self.count_operator(op_at)?;
             lhs = self.binary(op, lhs, rhs, op_at, rhs_at)?;
         }
         Ok(lhs)
@@ -879,3 +943,6 @@ fn collect_reported(p: &Pipeline, out: &mut Vec<Field>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,3 +55,61 @@ fn parse_error_display() {
         "{e}"
     );
 }
+
+#[test]
+fn long_operator_chains_evaluate() {
+    let t = trace();
+    // 200 comparisons: 399 operators, the most a filter may hold is 512
+    let conds: Vec<String> = (0..200).map(|i| format!("duration > {i}ns")).collect();
+    let q = parse(&format!("{{ {} }}", conds.join(" && "))).expect("parses");
+    let sets = evaluate(&q, &t);
+    assert_eq!(sets[0].spans, vec![0, 1]);
+    let q = parse(&vec!["{ status = error }"; 250].join(" >> ")).expect("parses");
+    assert!(evaluate(&q, &t).is_empty());
+    let q = parse(&vec!["{ }"; 250].join(" && ")).expect("parses");
+    assert_eq!(evaluate(&q, &t)[0].spans, vec![0, 1]);
+}
+
+#[test]
+fn empty_trace_never_matches() {
+    let t = TraceData {
+        trace_id: "x".into(),
+        spans: Vec::new(),
+    };
+    for q in ["{ }", "count() = 0", "{ } | count() >= 0", "{ } !>> { }"] {
+        assert!(evaluate(&parse(q).expect("parses"), &t).is_empty(), "{q}");
+    }
+}
+
+#[test]
+fn malformed_parent_links_do_not_hang_or_panic() {
+    // a -> b -> a cycle, a span that is its own parent, duplicate ids
+    let span = |id: &str, parent: &str| SpanData {
+        span_id: id.into(),
+        parent_span_id: Some(parent.into()),
+        name: id.into(),
+        ..Default::default()
+    };
+    let t = TraceData {
+        trace_id: "x".into(),
+        spans: vec![
+            span("a", "b"),
+            span("b", "a"),
+            span("c", "c"),
+            span("c", "a"),
+        ],
+    };
+    for q in [
+        "{ } >> { }",
+        "{ } << { }",
+        "{ } ~ { }",
+        "{ } &>> { }",
+        "{ span:childCount > 0 }",
+        "{ parent.span.x = 1 }",
+        "{ rootName = \"a\" }",
+    ] {
+        let _ = evaluate(&parse(q).expect("parses"), &t);
+    }
+    let sets = evaluate(&parse(r#"{ name = "a" } > { }"#).expect("parses"), &t);
+    assert_eq!(sets[0].spans, vec![1, 3]);
+}

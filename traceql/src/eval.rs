@@ -582,6 +582,7 @@ impl<'a> Ctx<'a> {
                 .link
                 .and_then(|l| s.links.get(l))
                 .and_then(|l| find(&l.attributes)),
+            // rejected by the parser: the trace model has no scope attributes
             AttrScope::Instrumentation => None,
         };
         found.unwrap_or(Ev::Nil)

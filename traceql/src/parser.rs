@@ -667,19 +667,22 @@ impl Parser<'_> {
         } else {
             None
         };
-        Ok(Field::Binary {
+        let e = Field::Binary {
             op,
             lhs: Box::new(lhs),
             rhs: Box::new(rhs),
             regex,
-        })
+        };
+        // operands are already checked: an error here is about this operator
+        self.type_of(&e, op_at)?;
+        Ok(e)
     }
 
     fn field_unary(&mut self) -> Result<Field, ParseError> {
         match self.peek() {
             Tok::Not => {
-                self.bump();
                 let at = self.offset();
+                self.bump();
                 let e = self.field_expr(UNARY_OPERAND_PREC)?;
                 let ty = self.type_of(&e, at)?;
                 if !matches!(ty, Ty::Bool | Ty::Unknown) {
@@ -688,8 +691,8 @@ impl Parser<'_> {
                 Ok(Field::Not(Box::new(e)))
             }
             Tok::Sub => {
-                self.bump();
                 let at = self.offset();
+                self.bump();
                 let e = self.field_expr(UNARY_OPERAND_PREC)?;
                 match e {
                     Field::Lit(Value::Int(i)) => Ok(Field::Lit(Value::Int(i.wrapping_neg()))),
@@ -722,6 +725,14 @@ impl Parser<'_> {
             Tok::Int(i) => Ok(Field::Lit(Value::Int(i))),
             Tok::Float(f) => Ok(Field::Lit(Value::Float(f))),
             Tok::Duration(d) => Ok(Field::Lit(Value::Duration(d))),
+            Tok::Attr {
+                scope: AttrScope::Instrumentation,
+                ..
+            } => Err(self.err(
+                at,
+                "instrumentation scope attributes are not supported \
+                 (instrumentation:name and instrumentation:version are)",
+            )),
             Tok::Attr {
                 scope,
                 parent,

@@ -57,14 +57,23 @@ fn error_positions_are_line_and_column() {
 }
 
 #[test]
-fn type_errors_point_at_the_expression() {
+fn type_errors_point_at_the_operator() {
     let e = err("{ true } && { span.a = 1 && name = 2 }");
-    assert_eq!(e.col, 15);
+    assert_eq!(e.col, 34);
     assert!(
         e.message
-            .starts_with("binary operations must operate on the same type"),
+            .starts_with("binary operations must operate on the same type: name = 2"),
         "{e}"
     );
+    let e = err("{ !name }");
+    assert_eq!(e.col, 3);
+    assert!(
+        e.message
+            .starts_with("illegal operation for the given type: !name"),
+        "{e}"
+    );
+    let e = err("{ name != -name }");
+    assert_eq!(e.col, 11);
 }
 
 #[test]

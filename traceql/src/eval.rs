@@ -7,6 +7,7 @@
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ast::*;
 use crate::data::TraceData;
@@ -24,6 +25,7 @@ pub struct Spanset {
     /// For each entry of `spans`, the attributes and intrinsics the query reads (its
     /// conditions and `select()`), as Tempo reports them on matched spans. Keys are bare
     /// attribute names (`http.method`, `service.name`) or intrinsic names (`status`).
+    /// Empty (not one empty list per span) when the query reads no such field.
     pub span_attributes: Vec<Vec<(String, Value)>>,
 }
 
@@ -40,11 +42,14 @@ pub fn evaluate(q: &Query, trace: &TraceData) -> Vec<Spanset> {
     let out = ctx.pipeline(&q.pipeline, vec![all]);
     out.into_iter()
         .map(|s| {
-            let span_attributes = s
-                .spans
-                .iter()
-                .map(|&i| ctx.reported(&q.reported, i as usize))
-                .collect();
+            let span_attributes = if q.reported.is_empty() {
+                Vec::new()
+            } else {
+                s.spans
+                    .iter()
+                    .map(|&i| ctx.reported(&q.reported, i as usize))
+                    .collect()
+            };
             Spanset {
                 spans: s.spans.iter().map(|&i| i as usize).collect(),
                 attributes: s.attrs,
@@ -89,12 +94,15 @@ struct Tree {
 impl Tree {
     fn build(trace: &TraceData) -> Tree {
         let n = trace.spans.len();
-        let by_id: HashMap<&str, u32> = trace
-            .spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.span_id.as_str(), i as u32))
-            .collect();
+        let mut by_id: HashMap<&str, u32, BuildHasherDefault<FxHasher>> =
+            HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default());
+        by_id.extend(
+            trace
+                .spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.span_id.as_str(), i as u32)),
+        );
         let parent: Vec<Option<u32>> = trace
             .spans
             .iter()
@@ -203,7 +211,8 @@ impl<'a> Ctx<'a> {
                 let mut out = Vec::new();
                 let name = format!("by({e})");
                 for s in &input {
-                    let mut index: HashMap<GroupKey, usize> = HashMap::new();
+                    let mut index: HashMap<GroupKey, usize, BuildHasherDefault<FxHasher>> =
+                        HashMap::default();
                     let mut groups: Vec<(Value, Vec<u32>)> = Vec::new();
                     for &i in &s.spans {
                         let v = self.field(e, self.at(i as usize));
@@ -565,10 +574,12 @@ impl<'a> Ctx<'a> {
                 .map(|(_, v)| Ev::from_value(v))
         };
         let resource = || -> Option<Ev<'a>> {
-            find(&s.resource_attributes).or_else(|| {
-                (a.name == "service.name" && !s.service_name.is_empty())
-                    .then_some(Ev::Str(s.service_name.as_str()))
-            })
+            // `service_name` is the resource's service.name and is one pointer away,
+            // where the attribute list is three
+            if a.name == "service.name" && !s.service_name.is_empty() {
+                return Some(Ev::Str(s.service_name.as_str()));
+            }
+            find(&s.resource_attributes)
         };
         let found = match a.scope {
             AttrScope::Span => find(&s.attributes),
@@ -687,6 +698,30 @@ fn union(a: &[Set], b: &[Set]) -> Vec<u32> {
     spans.sort_unstable();
     spans.dedup();
     spans
+}
+
+/// FxHash (as in rustc): span ids are short, trusted-length strings hashed once per
+/// span; SipHash's DoS resistance is not needed for a map that lives for one trace.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Hashable identity of a `by()` value; groups keep first-appearance order.

@@ -648,6 +648,24 @@ impl Parser<'_> {
                             "nil can only be compared with an attribute or an intrinsic",
                         ));
                     }
+                    if op == BinOp::Eq
+                        && let Field::Intrinsic(i) = &other
+                        && !matches!(
+                            i,
+                            Intrinsic::ParentId
+                                | Intrinsic::RootName
+                                | Intrinsic::RootServiceName
+                                | Intrinsic::EventName
+                                | Intrinsic::EventTimeSinceStart
+                                | Intrinsic::LinkTraceId
+                                | Intrinsic::LinkSpanId
+                        )
+                    {
+                        return Err(self.err(
+                            op_at,
+                            format!("{other} = nil is not valid because intrinsics cannot be nil"),
+                        ));
+                    }
                     Ok(Field::Exists(Box::new(other), op == BinOp::Neq))
                 }
                 _ => Err(self.err(

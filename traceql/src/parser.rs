@@ -269,6 +269,12 @@ impl Parser<'_> {
     }
 
     fn pipeline_inner(&mut self) -> Result<Pipeline, ParseError> {
+        if self.is_ident("coalesce") {
+            return Err(self.err(
+                self.offset(),
+                "coalesce() must follow another pipeline stage, as in \"{ } | by(name) | coalesce()\"",
+            ));
+        }
         let mut stages = vec![self.stage()?];
         while *self.peek() == Tok::Pipe {
             self.bump();
@@ -646,6 +652,18 @@ impl Parser<'_> {
                         return Err(self.err(
                             op_at,
                             "nil can only be compared with an attribute or an intrinsic",
+                        ));
+                    }
+                    if op == BinOp::Eq
+                        && let Field::Attr(a) = &other
+                        && a.scope == AttrScope::Resource
+                        && !a.parent
+                        && a.name == "service.name"
+                    {
+                        return Err(self.err(
+                            op_at,
+                            "resource.service.name = nil is not valid because \
+                             resource.service.name cannot be nil",
                         ));
                     }
                     if op == BinOp::Eq

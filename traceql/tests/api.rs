@@ -113,3 +113,13 @@ fn malformed_parent_links_do_not_hang_or_panic() {
     let sets = evaluate(&parse(r#"{ name = "a" } > { }"#).expect("parses"), &t);
     assert_eq!(sets[0].spans, vec![1, 3]);
 }
+
+#[test]
+fn query_and_results_can_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<strata_traceql::Query>();
+    send_sync::<strata_traceql::Spanset>();
+    send_sync::<TraceData>();
+    send_sync::<strata_traceql::ParseError>();
+    send_sync::<strata_traceql::Hints>();
+}

@@ -23,6 +23,73 @@ impl Query {
     pub fn query_hints(&self) -> &[(String, Value)] {
         &self.query_hints
     }
+
+    /// Does the query read span events (`event.*`, `event:*`)? If not, storage may
+    /// leave `SpanData::events` empty.
+    pub fn reads_events(&self) -> bool {
+        self.any_field(&|f| match f {
+            Field::Attr(a) => a.scope == AttrScope::Event,
+            Field::Intrinsic(i) => {
+                matches!(i, Intrinsic::EventName | Intrinsic::EventTimeSinceStart)
+            }
+            _ => false,
+        })
+    }
+
+    /// Does the query read span links (`link.*`, `link:*`)? If not, storage may leave
+    /// `SpanData::links` empty.
+    pub fn reads_links(&self) -> bool {
+        self.any_field(&|f| match f {
+            Field::Attr(a) => a.scope == AttrScope::Link,
+            Field::Intrinsic(i) => matches!(i, Intrinsic::LinkTraceId | Intrinsic::LinkSpanId),
+            _ => false,
+        })
+    }
+
+    fn any_field(&self, pred: &dyn Fn(&Field) -> bool) -> bool {
+        let mut found = false;
+        self.pipeline.visit_fields(&mut |f| found |= pred(f));
+        found
+    }
+}
+
+impl Pipeline {
+    /// Calls `f` on every attribute and intrinsic any stage reads.
+    pub(crate) fn visit_fields<'a>(&'a self, f: &mut impl FnMut(&'a Field)) {
+        fn scalar<'a>(s: &'a Scalar, f: &mut impl FnMut(&'a Field)) {
+            match s {
+                Scalar::Agg(_, Some(e)) => e.visit_refs(f),
+                Scalar::Agg(_, None) | Scalar::Lit(_) => {}
+                Scalar::Arith(_, l, r) => {
+                    scalar(l, f);
+                    scalar(r, f);
+                }
+                Scalar::Neg(e) => scalar(e, f),
+            }
+        }
+        fn set<'a>(e: &'a SpansetExpr, f: &mut impl FnMut(&'a Field)) {
+            match e {
+                SpansetExpr::Filter(flt) => flt.expr.visit_refs(f),
+                SpansetExpr::Op(_, l, r) => {
+                    set(l, f);
+                    set(r, f);
+                }
+                SpansetExpr::Pipeline(p) => p.visit_fields(f),
+            }
+        }
+        for stage in &self.stages {
+            match stage {
+                Stage::Spanset(e) => set(e, f),
+                Stage::ScalarFilter(sf) => {
+                    scalar(&sf.lhs, f);
+                    scalar(&sf.rhs, f);
+                }
+                Stage::By(e) => e.visit_refs(f),
+                Stage::Coalesce => {}
+                Stage::Select(fields) => fields.iter().for_each(|x| x.visit_refs(f)),
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -926,9 +926,10 @@ fn may_yield_many(e: &SpansetExpr) -> bool {
 }
 
 /// The attributes and intrinsics reported on matched spans: everything the query reads,
-/// except span name and duration (reported separately) and trace-level intrinsics.
+/// except span name and duration (reported separately), trace-level intrinsics, and
+/// fields of events, links and parents.
 fn collect_reported(p: &Pipeline, out: &mut Vec<Field>) {
-    fn add(f: &Field, out: &mut Vec<Field>) {
+    p.visit_fields(&mut |f| {
         let keep = match f {
             Field::Attr(a) => !a.parent && !matches!(a.scope, AttrScope::Event | AttrScope::Link),
             Field::Intrinsic(i) => matches!(
@@ -951,44 +952,7 @@ fn collect_reported(p: &Pipeline, out: &mut Vec<Field>) {
         if keep && !dup {
             out.push(f.clone());
         }
-    }
-    fn set(e: &SpansetExpr, out: &mut Vec<Field>) {
-        match e {
-            SpansetExpr::Filter(f) => f.expr.visit_refs(&mut |r| add(r, out)),
-            SpansetExpr::Op(_, l, r) => {
-                set(l, out);
-                set(r, out);
-            }
-            SpansetExpr::Pipeline(p) => collect_reported(p, out),
-        }
-    }
-    fn scalar(s: &Scalar, out: &mut Vec<Field>) {
-        match s {
-            Scalar::Agg(_, Some(e)) => e.visit_refs(&mut |r| add(r, out)),
-            Scalar::Agg(_, None) | Scalar::Lit(_) => {}
-            Scalar::Arith(_, l, r) => {
-                scalar(l, out);
-                scalar(r, out);
-            }
-            Scalar::Neg(e) => scalar(e, out),
-        }
-    }
-    for s in &p.stages {
-        match s {
-            Stage::Spanset(e) => set(e, out),
-            Stage::ScalarFilter(f) => {
-                scalar(&f.lhs, out);
-                scalar(&f.rhs, out);
-            }
-            Stage::By(e) => e.visit_refs(&mut |r| add(r, out)),
-            Stage::Coalesce => {}
-            Stage::Select(fs) => {
-                for f in fs {
-                    add(f, out);
-                }
-            }
-        }
-    }
+    });
 }
 
 #[cfg(test)]

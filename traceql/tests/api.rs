@@ -123,3 +123,15 @@ fn query_and_results_can_cross_threads() {
     send_sync::<strata_traceql::ParseError>();
     send_sync::<strata_traceql::Hints>();
 }
+
+#[test]
+fn reads_events_and_links() {
+    let q = |s: &str| parse(s).expect("parses");
+    assert!(!q("{ span.a = 1 } | count() > 1").reads_events());
+    assert!(q("{ event.a = 1 }").reads_events());
+    assert!(q("{ } | by(event:name)").reads_events());
+    assert!(q("{ } >> ({ } | select(event.x))").reads_events());
+    assert!(!q("{ event.a = 1 }").reads_links());
+    assert!(q("{ } | avg(link.weight) > 1").reads_links());
+    assert!(q("{ link:spanID = \"x\" }").reads_links());
+}

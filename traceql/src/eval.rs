@@ -4,15 +4,20 @@
 //! each stage maps every input spanset to zero or more output spansets, and a trace
 //! matches when the last stage leaves at least one.
 
+mod ops;
+mod tree;
+
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use crate::ast::*;
 use crate::data::TraceData;
 use crate::lexer::AttrScope;
 use crate::value::{Ev, Value};
+use ops::{Acc, GroupKey, arith, compare};
+use tree::{FxHasher, Rel, Tree};
 
 /// One result of a query on a trace: a set of matched spans.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,77 +84,6 @@ impl Set {
             slot.1 = v;
         } else {
             self.attrs.push((name, v));
-        }
-    }
-}
-
-/// Parent/child structure of a trace, built once per trace when first needed.
-struct Tree {
-    parent: Vec<Option<u32>>,
-    /// Spans ordered so that every parent comes before its children.
-    preorder: Vec<u32>,
-    child_count: Vec<u32>,
-}
-
-impl Tree {
-    fn build(trace: &TraceData) -> Tree {
-        let n = trace.spans.len();
-        let mut by_id: HashMap<&str, u32, BuildHasherDefault<FxHasher>> =
-            HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default());
-        by_id.extend(
-            trace
-                .spans
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.span_id.as_str(), i as u32)),
-        );
-        let parent: Vec<Option<u32>> = trace
-            .spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.parent_id()
-                    .and_then(|p| by_id.get(p).copied())
-                    .filter(|&p| p as usize != i)
-            })
-            .collect();
-        // children lists in CSR form
-        let mut child_count = vec![0u32; n];
-        for p in parent.iter().flatten() {
-            child_count[*p as usize] += 1;
-        }
-        let mut start = vec![0usize; n + 1];
-        for i in 0..n {
-            start[i + 1] = start[i] + child_count[i] as usize;
-        }
-        let mut fill = start.clone();
-        let mut children = vec![0u32; start[n]];
-        for (i, p) in parent.iter().enumerate() {
-            if let Some(p) = p {
-                children[fill[*p as usize]] = i as u32;
-                fill[*p as usize] += 1;
-            }
-        }
-        let mut preorder = Vec::with_capacity(n);
-        let mut seen = vec![false; n];
-        let mut stack: Vec<u32> = Vec::new();
-        for root in (0..n).filter(|&i| parent[i].is_none()) {
-            stack.push(root as u32);
-            while let Some(s) = stack.pop() {
-                if std::mem::replace(&mut seen[s as usize], true) {
-                    continue;
-                }
-                preorder.push(s);
-                let (a, b) = (start[s as usize], start[s as usize + 1]);
-                stack.extend(children[a..b].iter().rev());
-            }
-        }
-        // spans on a parent cycle (malformed data) are not reachable from a root
-        preorder.extend((0..n as u32).filter(|&i| !seen[i as usize]));
-        Tree {
-            parent,
-            preorder,
-            child_count,
         }
     }
 }
@@ -305,7 +239,7 @@ impl<'a> Ctx<'a> {
             in_r[i as usize] = true;
         }
         // relation(x, set): does x stand in the relation to some span of `set`?
-        let rel = |kind: Rel, set: &[bool]| -> Vec<bool> { self.relation(tree, kind, set) };
+        let rel = |kind: Rel, set: &[bool]| -> Vec<bool> { tree.relation(kind, set) };
         let (kind, negated, union_form) = match op {
             SpansetOp::Child => (Rel::ParentIn, false, false),
             SpansetOp::Parent => (Rel::ChildIn, false, false),
@@ -335,57 +269,6 @@ impl<'a> Ctx<'a> {
             out.extend(l.iter().copied().filter(|&i| l_ok[i as usize]));
             out.sort_unstable();
             out.dedup();
-        }
-        out
-    }
-
-    /// For every span x: does x stand in relation `kind` to some span marked in `set`?
-    fn relation(&self, tree: &Tree, kind: Rel, set: &[bool]) -> Vec<bool> {
-        let n = set.len();
-        let mut out = vec![false; n];
-        match kind {
-            Rel::ParentIn => {
-                for (x, p) in tree.parent.iter().enumerate() {
-                    out[x] = p.is_some_and(|p| set[p as usize]);
-                }
-            }
-            Rel::ChildIn => {
-                for (x, p) in tree.parent.iter().enumerate() {
-                    if let (Some(p), true) = (p, set[x]) {
-                        out[*p as usize] = true;
-                    }
-                }
-            }
-            Rel::AncestorIn => {
-                for &x in &tree.preorder {
-                    if let Some(p) = tree.parent[x as usize] {
-                        out[x as usize] = set[p as usize] || out[p as usize];
-                    }
-                }
-            }
-            Rel::DescendantIn => {
-                for &x in tree.preorder.iter().rev() {
-                    if let Some(p) = tree.parent[x as usize]
-                        && (set[x as usize] || out[x as usize])
-                    {
-                        out[p as usize] = true;
-                    }
-                }
-            }
-            Rel::SiblingIn => {
-                let mut count = vec![0u32; n];
-                for (x, p) in tree.parent.iter().enumerate() {
-                    if let (Some(p), true) = (p, set[x]) {
-                        count[*p as usize] += 1;
-                    }
-                }
-                for (x, p) in tree.parent.iter().enumerate() {
-                    if let Some(p) = p {
-                        let others = count[*p as usize] - u32::from(set[x]);
-                        out[x] = others > 0;
-                    }
-                }
-            }
         }
         out
     }
@@ -661,33 +544,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-#[allow(clippy::enum_variant_names)]
-enum Rel {
-    /// x's parent is in the set.
-    ParentIn,
-    /// some child of x is in the set.
-    ChildIn,
-    /// some ancestor of x is in the set.
-    AncestorIn,
-    /// some descendant of x is in the set.
-    DescendantIn,
-    /// some other child of x's parent is in the set.
-    SiblingIn,
-}
-
-impl Rel {
-    fn converse(self) -> Rel {
-        match self {
-            Rel::ParentIn => Rel::ChildIn,
-            Rel::ChildIn => Rel::ParentIn,
-            Rel::AncestorIn => Rel::DescendantIn,
-            Rel::DescendantIn => Rel::AncestorIn,
-            Rel::SiblingIn => Rel::SiblingIn,
-        }
-    }
-}
-
 /// Sorted union of the spans of all spansets in `a` and `b`.
 fn union(a: &[Set], b: &[Set]) -> Vec<u32> {
     let mut spans: Vec<u32> = a
@@ -698,209 +554,4 @@ fn union(a: &[Set], b: &[Set]) -> Vec<u32> {
     spans.sort_unstable();
     spans.dedup();
     spans
-}
-
-/// FxHash (as in rustc): span ids are short, trusted-length strings hashed once per
-/// span; SipHash's DoS resistance is not needed for a map that lives for one trace.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Hashable identity of a `by()` value; groups keep first-appearance order.
-#[derive(PartialEq, Eq, Hash)]
-enum GroupKey<'a> {
-    Nil,
-    Bool(bool),
-    Int(i64),
-    Float(u64),
-    Duration(i64),
-    Str(&'a str),
-    Status(crate::value::StatusCode),
-    Kind(crate::value::SpanKind),
-    Array(String),
-}
-
-impl<'a> GroupKey<'a> {
-    fn of(v: Ev<'a>) -> Self {
-        match v {
-            Ev::Nil => GroupKey::Nil,
-            Ev::Bool(b) => GroupKey::Bool(b),
-            Ev::Int(i) => GroupKey::Int(i),
-            Ev::Float(f) => GroupKey::Float(f.to_bits()),
-            Ev::Duration(d) => GroupKey::Duration(d),
-            Ev::Str(s) => GroupKey::Str(s),
-            Ev::Status(s) => GroupKey::Status(s),
-            Ev::Kind(k) => GroupKey::Kind(k),
-            Ev::Array(a) => GroupKey::Array(format!("{a:?}")),
-        }
-    }
-}
-
-/// Sum/average of numeric values: ints stay ints, durations stay durations, a mix
-/// becomes a float.
-#[derive(Default)]
-struct Acc {
-    n: usize,
-    int_sum: i64,
-    float_sum: f64,
-    all_int: bool,
-    all_duration: bool,
-    started: bool,
-}
-
-impl Acc {
-    fn add(&mut self, v: Ev<'_>) {
-        if !self.started {
-            self.started = true;
-            self.all_int = true;
-            self.all_duration = true;
-        }
-        self.n += 1;
-        match v {
-            Ev::Int(i) => {
-                self.all_duration = false;
-                self.int_sum = self.int_sum.wrapping_add(i);
-            }
-            Ev::Duration(d) => {
-                self.all_int = false;
-                self.int_sum = self.int_sum.wrapping_add(d);
-            }
-            _ => {
-                self.all_int = false;
-                self.all_duration = false;
-            }
-        }
-        self.float_sum += v.as_f64().unwrap_or(0.0);
-    }
-
-    fn sum(&self) -> Value {
-        if self.all_int {
-            Value::Int(self.int_sum)
-        } else if self.all_duration {
-            Value::Duration(self.int_sum)
-        } else {
-            Value::Float(self.float_sum)
-        }
-    }
-
-    fn avg(&self) -> Value {
-        if self.all_duration {
-            Value::Duration(self.int_sum / self.n as i64)
-        } else {
-            Value::Float(self.float_sum / self.n as f64)
-        }
-    }
-}
-
-/// Arithmetic on two values; ints stay ints (division by zero gives nil), other
-/// numeric mixes are computed as floats (durations as nanoseconds), as in Tempo.
-pub(crate) fn arith<'x>(op: BinOp, l: Ev<'x>, r: Ev<'x>) -> Ev<'x> {
-    if let (Ev::Int(a), Ev::Int(b)) = (l, r) {
-        return match op {
-            BinOp::Add => Ev::Int(a.wrapping_add(b)),
-            BinOp::Sub => Ev::Int(a.wrapping_sub(b)),
-            BinOp::Mul => Ev::Int(a.wrapping_mul(b)),
-            BinOp::Div => a.checked_div(b).map_or(Ev::Nil, Ev::Int),
-            BinOp::Mod => a.checked_rem(b).map_or(Ev::Nil, Ev::Int),
-            BinOp::Pow => match u32::try_from(b) {
-                Ok(e) => Ev::Int(a.wrapping_pow(e)),
-                Err(_) => Ev::Float((a as f64).powf(b as f64)),
-            },
-            _ => Ev::Nil,
-        };
-    }
-    let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
-        return Ev::Nil;
-    };
-    let v = match op {
-        BinOp::Add => a + b,
-        BinOp::Sub => a - b,
-        BinOp::Mul => a * b,
-        BinOp::Div => a / b,
-        BinOp::Mod => a % b,
-        BinOp::Pow => a.powf(b),
-        _ => return Ev::Nil,
-    };
-    Ev::Float(v)
-}
-
-/// A comparison or regex match. Nil on either side is false (also for `!=`), values of
-/// incompatible types are false, arrays match when any element does (`!=`/`!~`: all).
-pub(crate) fn compare(op: BinOp, l: Ev<'_>, r: Ev<'_>, regex: Option<&regex::Regex>) -> bool {
-    match (l, r) {
-        (Ev::Nil, _) | (_, Ev::Nil) => false,
-        (Ev::Array(a), Ev::Array(_)) => {
-            // Tempo rejects array-to-array comparisons; equal arrays are equal
-            op == BinOp::Eq && matches!(r, Ev::Array(b) if a == b)
-        }
-        (Ev::Array(a), _) => {
-            let all = matches!(op, BinOp::Neq | BinOp::Nre);
-            let mut it = a.iter().map(|v| compare(op, Ev::from_value(v), r, regex));
-            if all { it.all(|m| m) } else { it.any(|m| m) }
-        }
-        (_, Ev::Array(a)) => {
-            let all = matches!(op, BinOp::Neq | BinOp::Nre);
-            let mut it = a.iter().map(|v| compare(op, l, Ev::from_value(v), regex));
-            if all { it.all(|m| m) } else { it.any(|m| m) }
-        }
-        (Ev::Str(a), Ev::Str(b)) => match op {
-            BinOp::Re | BinOp::Nre => {
-                let m = match regex {
-                    Some(re) => re.is_match(a),
-                    None => false,
-                };
-                m == (op == BinOp::Re)
-            }
-            _ => ordered(op, a.cmp(b)),
-        },
-        (Ev::Bool(a), Ev::Bool(b)) => match op {
-            BinOp::Eq => a == b,
-            BinOp::Neq => a != b,
-            _ => false,
-        },
-        (Ev::Status(a), Ev::Status(b)) => eq_only(op, a == b),
-        (Ev::Kind(a), Ev::Kind(b)) => eq_only(op, a == b),
-        _ => match l.num_cmp(r) {
-            Some(ord) => ordered(op, ord),
-            None => false,
-        },
-    }
-}
-
-fn eq_only(op: BinOp, equal: bool) -> bool {
-    match op {
-        BinOp::Eq => equal,
-        BinOp::Neq => !equal,
-        _ => false,
-    }
-}
-
-fn ordered(op: BinOp, ord: Ordering) -> bool {
-    match op {
-        BinOp::Eq => ord == Ordering::Equal,
-        BinOp::Neq => ord != Ordering::Equal,
-        BinOp::Lt => ord == Ordering::Less,
-        BinOp::Lte => ord != Ordering::Greater,
-        BinOp::Gt => ord == Ordering::Greater,
-        BinOp::Gte => ord != Ordering::Less,
-        _ => false,
-    }
 }

@@ -11,6 +11,9 @@ use crate::ast::*;
 use crate::error::ParseError;
 use crate::lexer::{AttrScope, Tok, Token, tokenize};
 use crate::value::{SpanKind, StatusCode, Value};
+use types::{Ty, scoped_intrinsic};
+
+mod types;
 
 /// Regexes in queries are bounded so one query cannot take a lot of memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -35,72 +38,6 @@ pub fn parse(q: &str) -> Result<Query, ParseError> {
         reported,
         query_hints,
     })
-}
-
-/// Static type of an expression; `Unknown` for attributes (decided per span).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ty {
-    Unknown,
-    Nil,
-    Bool,
-    Int,
-    Float,
-    Duration,
-    Str,
-    Status,
-    Kind,
-}
-
-impl Ty {
-    fn of_value(v: &Value) -> Ty {
-        match v {
-            Value::Str(_) => Ty::Str,
-            Value::Int(_) => Ty::Int,
-            Value::Float(_) => Ty::Float,
-            Value::Bool(_) => Ty::Bool,
-            Value::Duration(_) => Ty::Duration,
-            Value::Status(_) => Ty::Status,
-            Value::Kind(_) => Ty::Kind,
-            Value::Array(_) => Ty::Unknown,
-            Value::Nil => Ty::Nil,
-        }
-    }
-
-    fn of_intrinsic(i: Intrinsic) -> Ty {
-        match i {
-            Intrinsic::Status => Ty::Status,
-            Intrinsic::Kind => Ty::Kind,
-            Intrinsic::Duration | Intrinsic::TraceDuration | Intrinsic::EventTimeSinceStart => {
-                Ty::Duration
-            }
-            Intrinsic::ChildCount => Ty::Int,
-            _ => Ty::Str,
-        }
-    }
-
-    fn numeric(self) -> bool {
-        matches!(self, Ty::Int | Ty::Float | Ty::Duration)
-    }
-
-    fn matches_operand(self, other: Ty) -> bool {
-        self == Ty::Unknown
-            || other == Ty::Unknown
-            || self == other
-            || (self.numeric() && other.numeric())
-            || self == Ty::Nil
-            || other == Ty::Nil
-    }
-
-    /// Tempo's `binaryTypeValid`.
-    fn valid_for(self, op: BinOp) -> bool {
-        match self {
-            Ty::Unknown => true,
-            Ty::Bool => matches!(op, BinOp::And | BinOp::Or | BinOp::Eq | BinOp::Neq),
-            Ty::Int | Ty::Float | Ty::Duration => op.is_arithmetic() || op.is_comparison(),
-            Ty::Str => op.is_comparison() || matches!(op, BinOp::Re | BinOp::Nre),
-            Ty::Nil | Ty::Status | Ty::Kind => matches!(op, BinOp::Eq | BinOp::Neq),
-        }
-    }
 }
 
 struct Parser<'s> {
@@ -633,6 +570,11 @@ impl Parser<'_> {
         Ok(lhs)
     }
 
+    /// Static type of `e`; an operand-type error is reported at `at`.
+    fn type_of(&self, e: &Field, at: usize) -> Result<Ty, ParseError> {
+        types::type_of(e).map_err(|m| self.err(at, m))
+    }
+
     fn binary(
         &self,
         op: BinOp,
@@ -828,64 +770,6 @@ impl Parser<'_> {
             }
         }
     }
-
-    /// Static type of `e`, failing on operand types Tempo rejects.
-    fn type_of(&self, e: &Field, at: usize) -> Result<Ty, ParseError> {
-        Ok(match e {
-            Field::Lit(v) => Ty::of_value(v),
-            Field::Attr(_) => Ty::Unknown,
-            Field::Intrinsic(i) => Ty::of_intrinsic(*i),
-            Field::Exists(..) => Ty::Bool,
-            Field::Not(_) => Ty::Bool,
-            Field::Neg(inner) => self.type_of(inner, at)?,
-            Field::Binary { op, lhs, rhs, .. } => {
-                let lt = self.type_of(lhs, at)?;
-                let rt = self.type_of(rhs, at)?;
-                if !lt.matches_operand(rt) {
-                    return Err(self.err(
-                        at,
-                        format!("binary operations must operate on the same type: {e}"),
-                    ));
-                }
-                if !lt.valid_for(*op) || !rt.valid_for(*op) {
-                    return Err(self.err(at, format!("illegal operation for the given types: {e}")));
-                }
-                if op.is_arithmetic() {
-                    match (lt, rt) {
-                        (Ty::Int, Ty::Int) => Ty::Int,
-                        (Ty::Unknown, _) | (_, Ty::Unknown) => Ty::Unknown,
-                        _ => Ty::Float,
-                    }
-                } else {
-                    Ty::Bool
-                }
-            }
-        })
-    }
-}
-
-fn scoped_intrinsic(scope: &str, name: &str) -> Option<Intrinsic> {
-    Some(match (scope, name) {
-        ("trace", "duration") => Intrinsic::TraceDuration,
-        ("trace", "rootName") => Intrinsic::RootName,
-        ("trace", "rootService") => Intrinsic::RootServiceName,
-        ("trace", "id") => Intrinsic::TraceId,
-        ("span", "duration") => Intrinsic::Duration,
-        ("span", "name") => Intrinsic::Name,
-        ("span", "kind") => Intrinsic::Kind,
-        ("span", "status") => Intrinsic::Status,
-        ("span", "statusMessage") => Intrinsic::StatusMessage,
-        ("span", "id") => Intrinsic::SpanId,
-        ("span", "parentID") => Intrinsic::ParentId,
-        ("span", "childCount") => Intrinsic::ChildCount,
-        ("event", "name") => Intrinsic::EventName,
-        ("event", "timeSinceStart") => Intrinsic::EventTimeSinceStart,
-        ("link", "traceID") => Intrinsic::LinkTraceId,
-        ("link", "spanID") => Intrinsic::LinkSpanId,
-        ("instrumentation", "name") => Intrinsic::InstrumentationName,
-        ("instrumentation", "version") => Intrinsic::InstrumentationVersion,
-        _ => return None,
-    })
 }
 
 /// Compiles a TraceQL regex: fully anchored, as Tempo (Prometheus' matcher) does.

@@ -1,6 +1,7 @@
 //! Native histograms (`FloatHistogram`) and the arithmetic PromQL needs on
 //! them: addition/subtraction across schemas and zero thresholds, scaling,
-//! counter-reset detection, and bucket iteration with bounds.
+//! counter-reset detection, bucket iteration with bounds, and trimming
+//! (`</`, `>/`).
 //!
 //! The layout mirrors Prometheus's `model/histogram.FloatHistogram`: spans
 //! (offset, length) plus absolute bucket counts. Arithmetic works on a sparse
@@ -9,10 +10,12 @@
 
 mod bounds;
 pub mod quantile;
+mod trim;
 
 use std::fmt;
 
 use bounds::EXPONENTIAL_BOUNDS;
+pub use trim::TrimSide;
 
 /// The schema used by native histograms with custom bucket bounds (NHCB).
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;

@@ -9,12 +9,15 @@
 //! (no empty buckets), which is what Prometheus's `Compact(0)` produces.
 
 mod bounds;
+mod kahan;
 pub mod quantile;
 mod trim;
 
 use std::fmt;
 
 use bounds::EXPONENTIAL_BOUNDS;
+pub use kahan::KahanHistogram;
+pub(crate) use kahan::kahan_inc;
 pub use trim::TrimSide;
 
 /// The schema used by native histograms with custom bucket bounds (NHCB).

@@ -155,8 +155,9 @@ impl Scanner<'_> {
     }
 }
 
-/// Rewrites every trim operator into a marked comparison; returns the new
-/// text and the number of trims.
+/// Rewrites every trim operator into a marked comparison and re-spells raw
+/// bytes that are not valid UTF-8 in string literals (see `raw_bytes`);
+/// returns the new text and the number of trims.
 fn rewrite(q: &str) -> std::result::Result<(String, usize), String> {
     let sc = Scanner { s: q.as_bytes() };
     let s = sc.s;
@@ -166,7 +167,19 @@ fn rewrite(q: &str) -> std::result::Result<(String, usize), String> {
     let mut i = 0;
     while i < s.len() {
         match s[i] {
-            b'"' | b'\'' | b'`' => i = sc.string_end(i),
+            q0 @ (b'"' | b'\'') => {
+                let end = sc.string_end(i);
+                if end - i >= 2
+                    && s[end - 1] == q0
+                    && let Some(lit) = raw_bytes::respell_raw_bytes(&q[i..end])
+                {
+                    out.push_str(&q[copied..i]);
+                    out.push_str(&lit);
+                    copied = end;
+                }
+                i = end;
+            }
+            b'`' => i = sc.string_end(i),
             b'#' => i = sc.comment_end(i),
             c @ (b'<' | b'>') if s.get(i + 1) == Some(&b'/') => {
                 trims += 1;
@@ -397,6 +410,9 @@ fn split_list(s: &str) -> Vec<&str> {
     }
     out
 }
+
+mod raw_bytes;
+pub(crate) use raw_bytes::{display as display_raw, quote as quote_raw, valid_label_name};
 
 #[cfg(test)]
 mod tests;

@@ -548,8 +548,11 @@ impl Evaluator<'_> {
                 ));
             }
         };
-        if label.is_empty() {
-            return Err(exec_err!("invalid label name {:?}", label));
+        if !crate::parse::valid_label_name(&label) {
+            return Err(exec_err!(
+                "invalid label name {}",
+                crate::parse::quote_raw(&label)
+            ));
         }
         if !without {
             names.push(label.clone());

@@ -193,3 +193,43 @@ fn format_query_prints_trims_back() {
         assert_eq!(parse(&got).expect(&got), e, "{q}");
     }
 }
+
+#[test]
+fn raw_bytes_that_are_not_utf8_are_kept_apart() {
+    use super::raw_bytes::{quote, raw_byte, respell_raw_bytes, valid_label_name};
+    let string_arg = |q: &str| -> String {
+        let e = parse(q).expect(q);
+        let Expr::Aggregate(a) = e else {
+            panic!("aggregation expected")
+        };
+        match a.param.as_deref() {
+            Some(Expr::StringLiteral(s)) => s.val.clone(),
+            other => panic!("string expected, got {other:?}"),
+        }
+    };
+    // Invalid: a lone 0xc5 byte (hex and octal escapes alike).
+    for q in [
+        r#"count_values("a\xc5z", m)"#,
+        r#"count_values('a\305z', m)"#,
+    ] {
+        let v = string_arg(q);
+        assert!(!valid_label_name(&v), "{q}");
+        assert_eq!(quote(&v), r#""a\xc5z""#);
+        assert_eq!(
+            v.chars().filter_map(raw_byte).collect::<Vec<_>>(),
+            vec![0xc5]
+        );
+    }
+    // Escapes that spell valid UTF-8 ("å") stay as they are.
+    assert_eq!(string_arg(r#"count_values("\xc3\xa5", m)"#), "å");
+    assert_eq!(string_arg(r#"count_values("\u00c5", m)"#), "Å");
+    assert_eq!(respell_raw_bytes(r#""\x41\u00c5""#), None);
+    assert_eq!(
+        respell_raw_bytes(r#""\xc3\xa5\xff!\n""#).as_deref(),
+        Some(r#""å\U0010ffff!\n""#)
+    );
+    // Raw strings have no escapes.
+    assert_eq!(string_arg(r#"count_values(`\xff`, m)"#), r"\xff");
+    assert!(valid_label_name("Å"));
+    assert!(!valid_label_name(""));
+}

@@ -18,6 +18,7 @@ use promql_parser::label::Labels as LabelList;
 use promql_parser::parser::{BinModifier, BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
 
 use crate::error::{Error, Result};
+use crate::histogram::TrimSide;
 
 /// Reserved label in the matching list of a normalised trim node.
 pub(crate) const TRIM_MARK: &str = "__strata_trim__";
@@ -25,15 +26,6 @@ pub(crate) const TRIM_MARK: &str = "__strata_trim__";
 const GROUP_MARK: &str = "__strata_trim_grouped__";
 /// Every label name starting with this is reserved for the markers.
 const RESERVED_PREFIX: &str = "__strata_trim";
-
-/// Which side a trim operator removes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Trim {
-    /// `</`: keeps the observations below the operand.
-    Upper,
-    /// `>/`: keeps the observations above the operand.
-    Lower,
-}
 
 /// Parses a query, mapping errors to `bad_data`.
 pub fn parse(query: &str) -> Result<Expr> {
@@ -62,15 +54,16 @@ pub fn format_query(expr: &Expr) -> String {
     unmark(&expr.prettify())
 }
 
-/// The trim operator a binary node stands for, if any.
-pub(crate) fn trim_of(b: &BinaryExpr) -> Option<Trim> {
+/// The trim operator a binary node stands for, if any: `</` keeps the
+/// observations below its right operand, `>/` those above.
+pub(crate) fn trim_of(b: &BinaryExpr) -> Option<TrimSide> {
     let m = b.modifier.as_ref()?.matching.as_ref()?;
     if !m.labels().labels.iter().any(|l| l == TRIM_MARK) {
         return None;
     }
     match b.op.to_string().as_str() {
-        "<" => Some(Trim::Upper),
-        ">" => Some(Trim::Lower),
+        "<" => Some(TrimSide::KeepBelow),
+        ">" => Some(TrimSide::KeepAbove),
         _ => None,
     }
 }

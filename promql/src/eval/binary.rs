@@ -14,7 +14,7 @@ use crate::annotations::go_q;
 use crate::error::{Result, exec_err};
 use crate::histogram::{CounterResetHint, FloatHistogram, TrimSide};
 use crate::model::{Labels, Matrix, Sample, Vector};
-use crate::parse::{TRIM_MARK, Trim, trim_of};
+use crate::parse::{TRIM_MARK, trim_of};
 
 /// Binary operator kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,10 +35,8 @@ pub(crate) enum Op {
     And,
     Or,
     Unless,
-    /// `</`
-    TrimUpper,
-    /// `>/`
-    TrimLower,
+    /// `</` (keeps the observations below) or `>/` (above).
+    Trim(TrimSide),
 }
 
 impl Op {
@@ -67,8 +65,7 @@ impl Op {
     /// The operator of a binary node, trims included.
     fn of(b: &BinaryExpr) -> Option<Op> {
         match trim_of(b) {
-            Some(Trim::Upper) => Some(Op::TrimUpper),
-            Some(Trim::Lower) => Some(Op::TrimLower),
+            Some(side) => Some(Op::Trim(side)),
             None => Op::parse(&b.op.to_string()),
         }
     }
@@ -91,8 +88,8 @@ impl Op {
             Op::And => "and",
             Op::Or => "or",
             Op::Unless => "unless",
-            Op::TrimUpper => "</",
-            Op::TrimLower => ">/",
+            Op::Trim(TrimSide::KeepBelow) => "</",
+            Op::Trim(TrimSide::KeepAbove) => ">/",
         }
     }
 
@@ -136,7 +133,7 @@ pub(crate) fn scalar_binop(op: Op, l: f64, r: f64) -> f64 {
         Op::Gte => btos(l >= r),
         Op::Lte => btos(l <= r),
         Op::Atan2 => l.atan2(r),
-        Op::And | Op::Or | Op::Unless | Op::TrimUpper | Op::TrimLower => f64::NAN,
+        Op::And | Op::Or | Op::Unless | Op::Trim(_) => f64::NAN,
     }
 }
 
@@ -173,7 +170,7 @@ fn elem_binop(
         ));
     };
     match (hl, hr) {
-        (None, None) if matches!(op, Op::TrimUpper | Op::TrimLower) => {
+        (None, None) if matches!(op, Op::Trim(_)) => {
             incompatible("float", "float");
             none
         }
@@ -219,19 +216,12 @@ fn elem_binop(
                 keep: true,
                 skip: false,
             },
-            Op::TrimUpper | Op::TrimLower => {
-                let side = if op == Op::TrimUpper {
-                    TrimSide::KeepBelow
-                } else {
-                    TrimSide::KeepAbove
-                };
-                ElemResult {
-                    f: 0.0,
-                    h: Some(Arc::new((**h).clone().trim(r, side))),
-                    keep: true,
-                    skip: false,
-                }
-            }
+            Op::Trim(side) => ElemResult {
+                f: 0.0,
+                h: Some(Arc::new((**h).clone().trim(r, side))),
+                keep: true,
+                skip: false,
+            },
             _ => {
                 incompatible("histogram", "float");
                 none
@@ -357,14 +347,10 @@ impl Evaluator<'_> {
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let (lt, rt) = (b.lhs.value_type(), b.rhs.value_type());
         match (lt, rt) {
-            (ValueType::Scalar, ValueType::Scalar)
-                if matches!(op, Op::TrimUpper | Op::TrimLower) =>
-            {
-                Err(exec_err!(
-                    "operator {} not allowed for Scalar operations",
-                    go_q(op.as_str())
-                ))
-            }
+            (ValueType::Scalar, ValueType::Scalar) if matches!(op, Op::Trim(_)) => Err(exec_err!(
+                "operator {} not allowed for Scalar operations",
+                go_q(op.as_str())
+            )),
             (ValueType::Scalar, ValueType::Scalar) => self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
                 let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
                 let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);

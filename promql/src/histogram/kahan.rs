@@ -203,14 +203,15 @@ impl KahanHistogram {
             return Err(HistogramError::IncompatibleSchema);
         }
         let collision = self.adjust_counter_reset(other.counter_reset_hint);
+        let mut op = buckets_of(&other.positive_spans, &other.positive_buckets);
+        let mut on = buckets_of(&other.negative_spans, &other.negative_buckets);
         if !self.uses_custom_buckets() {
-            let other_zero = self.reconcile_zero_buckets(other);
+            let other_zero = self.reconcile_zero_buckets(other, &op, &on);
             self.zero_count.inc(other_zero.v);
             self.zero_count.inc(other_zero.c);
         }
         self.count.inc(other.count);
         self.sum.inc(other.sum);
-        let mut op = buckets_of(&other.positive_spans, &other.positive_buckets);
         if self.uses_custom_buckets() {
             if custom_bounds_match(&self.custom_values, &other.custom_values) {
                 add_buckets(&mut self.pos, &op, None);
@@ -229,7 +230,6 @@ impl KahanHistogram {
             self.custom_values = bounds;
             return Ok((collision, true));
         }
-        let mut on = buckets_of(&other.negative_spans, &other.negative_buckets);
         if other.schema < self.schema {
             self.pos = reduce(&self.pos, self.schema, other.schema);
             self.neg = reduce(&self.neg, self.schema, other.schema);
@@ -271,9 +271,12 @@ impl KahanHistogram {
     /// Widens the zero buckets of `self` and `other` to a common threshold
     /// (moving covered buckets of `self` into its zero count); returns the
     /// compensated zero count `other` has with that threshold.
-    fn reconcile_zero_buckets(&mut self, other: &FloatHistogram) -> Comp {
-        let other_pos = buckets_of(&other.positive_spans, &other.positive_buckets);
-        let other_neg = buckets_of(&other.negative_spans, &other.negative_buckets);
+    fn reconcile_zero_buckets(
+        &mut self,
+        other: &FloatHistogram,
+        other_pos: &Buckets,
+        other_neg: &Buckets,
+    ) -> Comp {
         let mut other_zero = Comp::plain(other.zero_count);
         let mut other_zt = other.zero_threshold;
         let mut guard = 0;
@@ -284,8 +287,8 @@ impl KahanHistogram {
                     other.schema,
                     other.zero_threshold,
                     Comp::plain(other.zero_count),
-                    &other_pos,
-                    &other_neg,
+                    other_pos,
+                    other_neg,
                     self.zero_threshold,
                 );
             }

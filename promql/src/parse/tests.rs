@@ -1,6 +1,7 @@
 use promql_parser::parser::{BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
 
-use super::{Trim, format_query, parse, trim_of};
+use super::{format_query, parse, trim_of};
+use crate::histogram::TrimSide;
 
 fn binary(e: &Expr) -> &BinaryExpr {
     match e {
@@ -29,18 +30,18 @@ fn user_matching(b: &BinaryExpr) -> Option<(bool, Vec<String>)> {
 fn trim_operators_parse_as_marked_comparisons() {
     let e = parse("h </ 2").expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Upper));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepBelow));
     let m = b.modifier.as_ref().expect("modifier");
     assert!(!m.return_bool);
     assert_eq!(m.card, VectorMatchCardinality::OneToOne);
     assert_eq!(user_matching(b), Some((false, vec![])));
 
     let e = parse("h>/-1.5").expect("parses");
-    assert_eq!(trim_of(binary(&e)), Some(Trim::Lower));
+    assert_eq!(trim_of(binary(&e)), Some(TrimSide::KeepAbove));
 
     // Scalar operands on both sides parse (Prometheus fails at evaluation).
     let e = parse("1 </ 2").expect("parses");
-    assert_eq!(trim_of(binary(&e)), Some(Trim::Upper));
+    assert_eq!(trim_of(binary(&e)), Some(TrimSide::KeepBelow));
 }
 
 #[test]
@@ -63,7 +64,7 @@ fn trim_has_comparison_precedence_and_left_associativity() {
     // `+` and `*` bind tighter: (a + b) </ (c * d).
     let e = parse("a + b </ c * d").expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Upper));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepBelow));
     assert_eq!(binary(&b.lhs).op.to_string(), "+");
     assert_eq!(binary(&b.rhs).op.to_string(), "*");
 
@@ -71,26 +72,26 @@ fn trim_has_comparison_precedence_and_left_associativity() {
     let e = parse("a </ b == c").expect("parses");
     let b = binary(&e);
     assert_eq!(b.op.to_string(), "==");
-    assert_eq!(trim_of(binary(&b.lhs)), Some(Trim::Upper));
+    assert_eq!(trim_of(binary(&b.lhs)), Some(TrimSide::KeepBelow));
 
     // (a >/ b) </ c
     let e = parse("a >/ b </ c").expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Upper));
-    assert_eq!(trim_of(binary(&b.lhs)), Some(Trim::Lower));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepBelow));
+    assert_eq!(trim_of(binary(&b.lhs)), Some(TrimSide::KeepAbove));
 
     // `and` binds looser: a and (b </ c).
     let e = parse("a and b </ c").expect("parses");
     let b = binary(&e);
     assert_eq!(b.op.to_string(), "and");
-    assert_eq!(trim_of(binary(&b.rhs)), Some(Trim::Upper));
+    assert_eq!(trim_of(binary(&b.rhs)), Some(TrimSide::KeepBelow));
 }
 
 #[test]
 fn user_modifiers_are_kept() {
     let e = parse("a >/ on (label) b").expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Lower));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepAbove));
     assert_eq!(user_matching(b), Some((true, vec!["label".to_string()])));
     assert_eq!(
         b.modifier.as_ref().map(|m| m.card.clone()),
@@ -99,7 +100,7 @@ fn user_modifiers_are_kept() {
 
     let e = parse("a </ IGNORING(x, y) group_left (z) b").expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Upper));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepBelow));
     assert_eq!(
         user_matching(b),
         Some((false, vec!["x".to_string(), "y".to_string()]))
@@ -125,7 +126,7 @@ fn user_modifiers_are_kept() {
 fn strings_and_comments_are_not_rewritten() {
     let e = parse(r#"a{x="</"} </ 1 # >/ in a comment"#).expect("parses");
     let b = binary(&e);
-    assert_eq!(trim_of(b), Some(Trim::Upper));
+    assert_eq!(trim_of(b), Some(TrimSide::KeepBelow));
     let Expr::VectorSelector(vs) = b.lhs.as_ref() else {
         panic!("selector expected");
     };

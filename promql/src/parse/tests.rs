@@ -234,3 +234,14 @@ fn raw_bytes_that_are_not_utf8_are_kept_apart() {
     assert!(valid_label_name("Å"));
     assert!(!valid_label_name(""));
 }
+
+#[test]
+fn format_query_of_long_trims_spans_lines_and_parses_back() {
+    let q = "sum by (job, instance) (rate(http_request_duration_seconds[5m])) </ on (job, instance) group_left () sum by (job, instance) (rate(other_metric_total[5m]))";
+    let e = parse(q).expect("parses");
+    let got = format_query(&e);
+    assert!(got.contains('\n'), "{got}");
+    assert!(got.contains("</ on (job, instance) group_left ()"), "{got}");
+    assert!(!got.contains("__strata"), "{got}");
+    assert_eq!(parse(&got).expect(&got), e);
+}

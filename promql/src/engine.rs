@@ -13,6 +13,7 @@ use crate::eval::prepare::{SelectParams, select_all, step_invariant};
 use crate::eval::{Evaluator, QueryCtx, Val, addr, drop_metric_name};
 use crate::functions::merge_same_labelset;
 use crate::model::{Matrix, Sample, Value};
+use crate::parse::parse;
 use crate::source::SeriesSource;
 
 /// Engine configuration.
@@ -61,11 +62,6 @@ impl QueryResult {
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
     opts: EngineOptions,
-}
-
-/// Parses a query, mapping errors to `bad_data`.
-pub fn parse(query: &str) -> Result<promql_parser::parser::Expr> {
-    promql_parser::parser::parse(query).map_err(Error::BadData)
 }
 
 impl Engine {

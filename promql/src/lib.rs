@@ -1,6 +1,7 @@
 //! Strata's PromQL engine.
 //!
-//! Parses queries with `promql-parser` and evaluates them with Prometheus 3
+//! Parses queries with `promql-parser` (extended with the histogram trim
+//! operators `</` and `>/`, see `parse`) and evaluates them with Prometheus 3
 //! semantics over any [`SeriesSource`] (the storage layer implements it; the
 //! in-memory [`MemorySource`] serves tests). The HTTP API calls
 //! [`Engine::instant_query`] / [`Engine::range_query`] and renders the
@@ -23,11 +24,13 @@ mod functions;
 pub mod histogram;
 pub mod json;
 pub mod model;
+mod parse;
 pub mod source;
 
-pub use engine::{Engine, EngineOptions, QueryResult, parse};
+pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
 pub use model::{Labels, RawSample, RawSeries, SampleValue, Value};
+pub use parse::{format_query, parse};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
 
 /// Relative float comparison as Prometheus's `util/almost.Equal` does it.

@@ -80,3 +80,132 @@ fn many_to_many_is_an_execution_error() {
         .expect_err("duplicate match");
     assert_eq!(err.error_type(), ErrorType::Execution);
 }
+
+fn trim_source() -> MemorySource {
+    use std::sync::Arc;
+    use strata_promql::histogram::{FloatHistogram, Span};
+    let mut s = source();
+    // Custom buckets (-Inf,5] (5,10] (10,15] (15,20] (20,+Inf].
+    let h = FloatHistogram {
+        schema: -53,
+        count: 15.0,
+        sum: 172.5,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 5,
+        }],
+        positive_buckets: vec![1.0, 6.0, 4.0, 3.0, 1.0],
+        custom_values: vec![5.0, 10.0, 15.0, 20.0],
+        ..Default::default()
+    };
+    let samples = (0..10)
+        .map(|i| RawSample {
+            t: i * 60_000,
+            value: SampleValue::Histogram(Arc::new(h.clone())),
+        })
+        .collect();
+    s.add(Labels::from_pairs([("__name__", "h"), ("a", "1")]), samples);
+    s
+}
+
+fn one_histogram(v: &Value) -> strata_promql::histogram::FloatHistogram {
+    let Value::Vector(v) = v else {
+        panic!("expected vector, got {v:?}")
+    };
+    assert_eq!(v.len(), 1, "{v:?}");
+    (**v[0].h.as_ref().expect("histogram sample")).clone()
+}
+
+#[test]
+fn trim_operators_cut_histograms() {
+    let e = Engine::new(EngineOptions::default());
+    let src = trim_source();
+    // Linear interpolation inside (10,15]: 3/5 of its 4 observations stay.
+    let r = e.instant_query(&src, "h </ 13", 60_000).expect("query");
+    let h = one_histogram(&r.value);
+    assert_eq!(h.positive_buckets, vec![1.0, 6.0, 2.4]);
+    assert!((h.count - 9.4).abs() < 1e-9);
+    assert!((h.sum - 75.1).abs() < 1e-9, "{}", h.sum);
+    let Value::Vector(v) = &r.value else {
+        unreachable!()
+    };
+    // Like a comparison, a trim keeps the metric name.
+    assert_eq!(v[0].metric.get("__name__"), "h");
+
+    // The cut can come from another expression and be matched with `on`.
+    let r = e
+        .instant_query(&src, "h >/ on(a) (m * 0 + 15)", 60_000)
+        .expect("query");
+    let h = one_histogram(&r.value);
+    assert_eq!(h.positive_buckets, vec![3.0, 1.0]);
+    assert!((h.count - 4.0).abs() < 1e-9);
+
+    // Same precedence as comparisons: `h </ 10 + 3` cuts at 13.
+    let r = e.instant_query(&src, "h </ 10 + 3", 60_000).expect("query");
+    assert!((one_histogram(&r.value).count - 9.4).abs() < 1e-9);
+
+    // Range queries evaluate the trim at every step.
+    let r = e
+        .range_query(&src, "histogram_count(h </ 13)", 0, 540_000, 60_000)
+        .expect("range query");
+    let Value::Matrix(m) = r.value else {
+        panic!("expected matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].floats.len(), 10);
+    assert!(m[0].floats.iter().all(|p| (p.f - 9.4).abs() < 1e-9));
+}
+
+#[test]
+fn trim_of_floats_yields_nothing_with_an_info() {
+    let e = Engine::new(EngineOptions::default());
+    let r = e
+        .instant_query(&trim_source(), "m </ 3", 60_000)
+        .expect("query");
+    assert_eq!(r.value, Value::Vector(vec![]));
+    assert_eq!(
+        r.infos,
+        vec![
+            "PromQL info: incompatible sample types encountered for binary operator \"</\": float </ float"
+                .to_string()
+        ]
+    );
+    // A float on the left of a histogram does not combine either.
+    let r = e
+        .instant_query(&trim_source(), "3 >/ h", 60_000)
+        .expect("query");
+    assert_eq!(r.value, Value::Vector(vec![]));
+    assert_eq!(r.infos.len(), 1, "{:?}", r.infos);
+    assert!(r.infos[0].contains("float >/ histogram"), "{:?}", r.infos);
+}
+
+#[test]
+fn invalid_trims_are_reported() {
+    let e = Engine::new(EngineOptions::default());
+    let src = trim_source();
+    let err = e.instant_query(&src, "1 </ 2", 0).expect_err("scalars");
+    assert_eq!(err.error_type(), ErrorType::Execution);
+    assert_eq!(
+        err.to_string(),
+        "operator \"</\" not allowed for Scalar operations"
+    );
+    for q in [
+        "h </ bool 2",
+        "h </",
+        "h >/ on(a) 2",
+        "h </ on(__strata_trim__) m",
+    ] {
+        let err = e.instant_query(&src, q, 0).expect_err(q);
+        assert_eq!(err.error_type(), ErrorType::BadData, "{q}");
+        assert!(!err.to_string().contains("group_left"), "{q}: {err}");
+    }
+}
+
+#[test]
+fn format_query_keeps_trim_operators() {
+    let expr = strata_promql::parse("sum by (a) (h </ on(a) group_left m) >/ 0").expect("parse");
+    assert_eq!(
+        strata_promql::format_query(&expr),
+        "sum by (a) (h </ on (a) group_left () m) >/ 0"
+    );
+}

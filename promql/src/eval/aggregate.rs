@@ -14,21 +14,10 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use super::{Cursor, Evaluator, SeriesCollector, total_points};
 use crate::annotations::go_g;
 use crate::error::{Error, Result, exec_err};
-use crate::histogram::{CounterResetHint, FloatHistogram};
+use crate::histogram::{CounterResetHint, FloatHistogram, KahanHistogram};
 use crate::model::{Labels, METRIC_NAME, Matrix, Sample, Series};
 
-/// Kahan-compensated increment: returns (sum, compensation).
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use crate::histogram::kahan_inc;
 
 #[derive(Default)]
 struct Group {
@@ -36,7 +25,9 @@ struct Group {
     f: f64,
     mean: f64,
     kahan_c: f64,
-    h: Option<FloatHistogram>,
+    /// Histogram sum (or, with `hist_incremental_mean`, mean) so far.
+    h: Option<KahanHistogram>,
+    hist_incremental_mean: bool,
     count: f64,
     has_float: bool,
     has_hist: bool,
@@ -242,7 +233,7 @@ impl Evaluator<'_> {
                     "avg" | "sum" => match h {
                         None => g.has_float = true,
                         Some(h) => {
-                            g.h = Some((**h).clone());
+                            g.h = Some(KahanHistogram::from(&**h));
                             g.has_hist = true;
                             match h.counter_reset_hint {
                                 CounterResetHint::CounterReset => g.reset_seen = true,
@@ -296,21 +287,28 @@ impl Evaluator<'_> {
                                 CounterResetHint::NotCounterReset => g.not_reset_seen = true,
                                 _ => {}
                             }
-                            if let Some(acc) = g.h.as_mut() {
-                                match acc.add(h) {
-                                    Err(_) => {
-                                        self.ctx.warn(format!(
-                                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
-                                            s.metric.get(METRIC_NAME)
-                                        ));
-                                        g.incompatible = true;
-                                    }
-                                    Ok((_, reconciled)) => {
-                                        if reconciled {
-                                            self.ctx.info(
-                                                "mismatched custom buckets were reconciled during aggregation",
-                                            );
-                                        }
+                            let Some(acc) = g.h.as_mut() else {
+                                // Floats came first: the group is invalid anyway.
+                                continue;
+                            };
+                            let added = if op == "sum" {
+                                acc.add(h)
+                            } else {
+                                acc.add_for_mean(&mut g.hist_incremental_mean, g.count, h)
+                            };
+                            match added {
+                                Err(_) => {
+                                    self.ctx.warn(format!(
+                                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
+                                        s.metric.get(METRIC_NAME)
+                                    ));
+                                    g.incompatible = true;
+                                }
+                                Ok((_, reconciled)) => {
+                                    if reconciled {
+                                        self.ctx.info(
+                                            "mismatched custom buckets were reconciled during aggregation",
+                                        );
                                     }
                                 }
                             }
@@ -395,8 +393,14 @@ impl Evaluator<'_> {
                         continue;
                     }
                     if g.has_hist {
-                        let h = g.h.take().unwrap_or_default();
-                        hist = Some(if op == "avg" { h.div_by(g.count) } else { h }.compact());
+                        let h = g.h.take().map(|acc| {
+                            if op == "avg" && !g.hist_incremental_mean {
+                                acc.finish_mean(g.count)
+                            } else {
+                                acc.finish()
+                            }
+                        });
+                        hist = Some(h.unwrap_or_default());
                     } else if op == "sum" {
                         g.f += g.kahan_c;
                     } else if g.incremental_mean {
@@ -544,8 +548,11 @@ impl Evaluator<'_> {
                 ));
             }
         };
-        if label.is_empty() {
-            return Err(exec_err!("invalid label name {:?}", label));
+        if !crate::parse::valid_label_name(&label) {
+            return Err(exec_err!(
+                "invalid label name {}",
+                crate::parse::quote_raw(&label)
+            ));
         }
         if !without {
             names.push(label.clone());

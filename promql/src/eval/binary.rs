@@ -1,6 +1,7 @@
 //! Binary operators: scalar/scalar, vector/scalar, vector/vector with
 //! `on`/`ignoring`, `group_left`/`group_right`, `bool`, fill modifiers, and
-//! the set operators `and`/`or`/`unless`.
+//! the set operators `and`/`or`/`unless`, and the histogram trim operators
+//! `</` and `>/` (marked comparisons, see `crate::parse`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use super::{Evaluator, drop_metric_name};
 use crate::annotations::go_q;
 use crate::error::{Result, exec_err};
-use crate::histogram::{CounterResetHint, FloatHistogram};
+use crate::histogram::{CounterResetHint, FloatHistogram, TrimSide};
 use crate::model::{Labels, Matrix, Sample, Vector};
+use crate::parse::{TRIM_MARK, trim_of};
 
 /// Binary operator kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub(crate) enum Op {
     And,
     Or,
     Unless,
+    /// `</` (keeps the observations below) or `>/` (above).
+    Trim(TrimSide),
 }
 
 impl Op {
@@ -58,6 +62,14 @@ impl Op {
         })
     }
 
+    /// The operator of a binary node, trims included.
+    fn of(b: &BinaryExpr) -> Option<Op> {
+        match trim_of(b) {
+            Some(side) => Some(Op::Trim(side)),
+            None => Op::parse(&b.op.to_string()),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Op::Add => "+",
@@ -76,6 +88,8 @@ impl Op {
             Op::And => "and",
             Op::Or => "or",
             Op::Unless => "unless",
+            Op::Trim(TrimSide::KeepBelow) => "</",
+            Op::Trim(TrimSide::KeepAbove) => ">/",
         }
     }
 
@@ -119,7 +133,7 @@ pub(crate) fn scalar_binop(op: Op, l: f64, r: f64) -> f64 {
         Op::Gte => btos(l >= r),
         Op::Lte => btos(l <= r),
         Op::Atan2 => l.atan2(r),
-        Op::And | Op::Or | Op::Unless => f64::NAN,
+        Op::And | Op::Or | Op::Unless | Op::Trim(_) => f64::NAN,
     }
 }
 
@@ -156,6 +170,10 @@ fn elem_binop(
         ));
     };
     match (hl, hr) {
+        (None, None) if matches!(op, Op::Trim(_)) => {
+            incompatible("float", "float");
+            none
+        }
         (None, None) => {
             let (f, keep) = match op {
                 Op::Eql => (l, l == r),
@@ -195,6 +213,12 @@ fn elem_binop(
             Op::Div => ElemResult {
                 f: 0.0,
                 h: Some(Arc::new((**h).clone().div_by(r).compact())),
+                keep: true,
+                skip: false,
+            },
+            Op::Trim(side) => ElemResult {
+                f: 0.0,
+                h: Some(Arc::new((**h).clone().trim(r, side))),
                 keep: true,
                 skip: false,
             },
@@ -292,13 +316,17 @@ fn matching_of(b: &BinaryExpr, set_op: bool) -> Matching {
             m.card = VectorMatchCardinality::ManyToMany;
         }
         if let Some(lm) = &md.matching {
-            match lm {
-                LabelModifier::Include(l) => {
-                    m.on = true;
-                    m.labels = l.labels.clone();
-                }
-                LabelModifier::Exclude(l) => m.labels = l.labels.clone(),
+            if let LabelModifier::Include(_) = lm {
+                m.on = true;
             }
+            // The trim marker names no real label; leave it out.
+            m.labels = lm
+                .labels()
+                .labels
+                .iter()
+                .filter(|l| *l != TRIM_MARK)
+                .cloned()
+                .collect();
         }
         if let Some(l) = md.card.labels() {
             m.include = l.labels.clone();
@@ -315,11 +343,14 @@ fn signature(l: &Labels, m: &Matching) -> Labels {
 
 impl Evaluator<'_> {
     pub(crate) fn binary(&self, b: &BinaryExpr) -> Result<Matrix> {
-        let op = Op::parse(&b.op.to_string())
-            .ok_or_else(|| exec_err!("unsupported binary operator {}", b.op))?;
+        let op = Op::of(b).ok_or_else(|| exec_err!("unsupported binary operator {}", b.op))?;
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let (lt, rt) = (b.lhs.value_type(), b.rhs.value_type());
         match (lt, rt) {
+            (ValueType::Scalar, ValueType::Scalar) if matches!(op, Op::Trim(_)) => Err(exec_err!(
+                "operator {} not allowed for Scalar operations",
+                go_q(op.as_str())
+            )),
             (ValueType::Scalar, ValueType::Scalar) => self.range_eval(&[&b.lhs, &b.rhs], |v, _| {
                 let l = v[0].first().map(|s| s.f).unwrap_or(f64::NAN);
                 let r = v[1].first().map(|s| s.f).unwrap_or(f64::NAN);

@@ -286,8 +286,16 @@ pub(crate) fn stats_selectors(expr: &Expr, out: &mut HashSet<usize>) {
                 walk(&a.expr, path, out);
             }
             Expr::Binary(b) => {
+                // Trimming needs the buckets.
+                let trim = crate::parse::trim_of(b).is_some();
+                if trim {
+                    path.push(PathNode::Trim);
+                }
                 walk(&b.lhs, path, out);
                 walk(&b.rhs, path, out);
+                if trim {
+                    path.pop();
+                }
             }
             Expr::Unary(u) => walk(&u.expr, path, out),
             Expr::Paren(p) => walk(&p.expr, path, out),
@@ -298,7 +306,7 @@ pub(crate) fn stats_selectors(expr: &Expr, out: &mut HashSet<usize>) {
         let mut skip = false;
         for p in path.iter().rev() {
             match p {
-                PathNode::Subquery => {
+                PathNode::Subquery | PathNode::Trim => {
                     skip = false;
                     break;
                 }
@@ -323,6 +331,7 @@ pub(crate) fn stats_selectors(expr: &Expr, out: &mut HashSet<usize>) {
 
 enum PathNode {
     Subquery,
+    Trim,
     Call(&'static str),
 }
 

@@ -28,10 +28,7 @@ pub(crate) fn string_arg(c: &Call, i: usize) -> Result<String> {
     }
 }
 
-/// Whether a label name is valid (Prometheus 3 accepts any UTF-8, non-empty).
-fn valid_label_name(s: &str) -> bool {
-    !s.is_empty()
-}
+use crate::parse::{display_raw, valid_label_name};
 
 /// Labels for `absent`/`absent_over_time`: equality matchers of the selector.
 fn absent_labels(e: &Expr) -> Labels {
@@ -264,7 +261,8 @@ fn label_replace(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
         .map_err(|_| exec_err!("invalid regular expression in label_replace(): {re_str}"))?;
     if !valid_label_name(&dst) {
         return Err(exec_err!(
-            "invalid destination label name in label_replace(): {dst}"
+            "invalid destination label name in label_replace(): {}",
+            display_raw(&dst)
         ));
     }
     let arg = c
@@ -301,13 +299,17 @@ fn label_join(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
     for i in 3..c.args.args.len() {
         let s = string_arg(c, i)?;
         if !valid_label_name(&s) {
-            return Err(exec_err!("invalid source label name in label_join(): {s}"));
+            return Err(exec_err!(
+                "invalid source label name in label_join(): {}",
+                display_raw(&s)
+            ));
         }
         srcs.push(s);
     }
     if !valid_label_name(&dst) {
         return Err(exec_err!(
-            "invalid destination label name in label_join(): {dst}"
+            "invalid destination label name in label_join(): {}",
+            display_raw(&dst)
         ));
     }
     let arg = c

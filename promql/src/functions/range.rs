@@ -6,7 +6,7 @@ use crate::error::{Result, exec_err};
 use crate::eval::Evaluator;
 use crate::eval::aggregate_kahan as kahan_inc;
 use crate::histogram::quantile::quantile;
-use crate::histogram::{CounterResetHint, FloatHistogram};
+use crate::histogram::{CounterResetHint, FloatHistogram, KahanHistogram};
 use crate::model::{FPoint, HPoint, Labels, METRIC_NAME};
 
 /// Context of one window evaluation.
@@ -255,7 +255,10 @@ fn compare_over_time(
     Some(Out::F(if ts { best_t as f64 / 1000.0 } else { best }))
 }
 
-fn sum_hist(rc: &RangeCtx<'_, '_>, h: &[HPoint]) -> Option<(FloatHistogram, f64)> {
+/// Compensated sum (`avg`: mean) of the histograms, like Prometheus's
+/// `sum_over_time` / `avg_over_time`; None (with a warning) when exponential
+/// and custom buckets mix.
+fn sum_hist(rc: &RangeCtx<'_, '_>, h: &[HPoint], avg: bool) -> Option<FloatHistogram> {
     let mut reset = false;
     let mut not_reset = false;
     let mut track = |x: &FloatHistogram| match x.counter_reset_hint {
@@ -264,12 +267,18 @@ fn sum_hist(rc: &RangeCtx<'_, '_>, h: &[HPoint]) -> Option<(FloatHistogram, f64)
         _ => {}
     };
     let first = h.first()?;
-    let mut sum = (*first.h).clone();
-    track(&sum);
+    track(&first.h);
+    let mut acc = KahanHistogram::from(&*first.h);
+    let mut incremental = false;
     let mut reconciled = false;
-    for p in &h[1..] {
+    for (i, p) in h.iter().enumerate().skip(1) {
         track(&p.h);
-        match sum.add(&p.h) {
+        let added = if avg {
+            acc.add_for_mean(&mut incremental, (i + 1) as f64, &p.h)
+        } else {
+            acc.add(&p.h)
+        };
+        match added {
             Ok((_, r)) => reconciled |= r,
             Err(_) => {
                 rc.mixed_schema_warn();
@@ -283,7 +292,11 @@ fn sum_hist(rc: &RangeCtx<'_, '_>, h: &[HPoint]) -> Option<(FloatHistogram, f64)
     if reconciled {
         rc.info("mismatched custom buckets were reconciled during aggregation".into());
     }
-    Some((sum, h.len() as f64))
+    Some(if avg && !incremental {
+        acc.finish_mean(h.len() as f64)
+    } else {
+        acc.finish()
+    })
 }
 
 fn sum_over_time(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint]) -> Option<Out> {
@@ -292,8 +305,7 @@ fn sum_over_time(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint]) -> Option<Ou
         return None;
     }
     if f.is_empty() {
-        let (sum, _) = sum_hist(rc, h)?;
-        return Some(Out::H(sum.compact()));
+        return Some(Out::H(sum_hist(rc, h, false)?));
     }
     let (mut sum, mut c) = (0.0, 0.0);
     for p in f {
@@ -308,8 +320,7 @@ fn avg_over_time(rc: &RangeCtx<'_, '_>, f: &[FPoint], h: &[HPoint]) -> Option<Ou
         return None;
     }
     if f.is_empty() {
-        let (sum, n) = sum_hist(rc, h)?;
-        return Some(Out::H(sum.div_by(n).compact()));
+        return Some(Out::H(sum_hist(rc, h, true)?));
     }
     let (mut sum, mut count) = (f[0].f, 1.0);
     let (mut mean, mut c) = (0.0, 0.0);

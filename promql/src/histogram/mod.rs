@@ -1,6 +1,7 @@
 //! Native histograms (`FloatHistogram`) and the arithmetic PromQL needs on
 //! them: addition/subtraction across schemas and zero thresholds, scaling,
-//! counter-reset detection, and bucket iteration with bounds.
+//! counter-reset detection, bucket iteration with bounds, and trimming
+//! (`</`, `>/`).
 //!
 //! The layout mirrors Prometheus's `model/histogram.FloatHistogram`: spans
 //! (offset, length) plus absolute bucket counts. Arithmetic works on a sparse
@@ -8,11 +9,16 @@
 //! (no empty buckets), which is what Prometheus's `Compact(0)` produces.
 
 mod bounds;
+mod kahan;
 pub mod quantile;
+mod trim;
 
 use std::fmt;
 
 use bounds::EXPONENTIAL_BOUNDS;
+pub use kahan::KahanHistogram;
+pub(crate) use kahan::kahan_inc;
+pub use trim::TrimSide;
 
 /// The schema used by native histograms with custom bucket bounds (NHCB).
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;

@@ -64,7 +64,11 @@ fn short(s: &str) -> String {
 
 #[test]
 fn promql_conformance() {
-    let dir = PathBuf::from(DATA);
+    // PROMQL_TESTDATA overrides the location (e.g. from a git worktree that
+    // is not next to `shared/`).
+    let dir = std::env::var_os("PROMQL_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DATA));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("test data directory")
         .filter_map(|e| e.ok().map(|e| e.path()))

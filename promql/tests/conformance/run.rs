@@ -152,7 +152,7 @@ impl Runner {
         }
         self.range_mode_check(ev, &ev.expr, None, ev.at)?;
         // Re-run with @ set on every selector (step invariance).
-        let Ok(mut expr) = promql_parser::parser::parse(&ev.expr) else {
+        let Ok(mut expr) = strata_promql::parse(&ev.expr) else {
             return Ok(());
         };
         if !set_at(&mut expr, ev.at) {

@@ -337,7 +337,7 @@ async fn query_range(
 async fn format_query(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Outcome {
     let formatted = request(&method, &headers, &uri, &body)
         .and_then(|req| parse_query(&req.params))
-        .map(|expr| expr.prettify());
+        .map(|expr| strata_promql::format_query(&expr));
     match formatted {
         Ok(s) => Outcome::data(serde_json::Value::String(s)),
         Err(e) => e.into(),

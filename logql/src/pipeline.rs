@@ -56,7 +56,7 @@ impl LabelSet {
         }
     }
 
-    fn base_has(&self, name: &str) -> bool {
+    pub fn base_has(&self, name: &str) -> bool {
         self.items[..self.base.min(self.items.len())]
             .iter()
             .any(|l| l.name == name && l.cat == Cat::Stream)
@@ -372,17 +372,19 @@ pub(crate) fn sanitize_key(key: &str, is_prefix: bool) -> String {
     out
 }
 
+const JSON_NOT_OBJECT: &str = "Value looks like object, but can't find closing '}' symbol";
+
 fn json_parse(line: &str, lbls: &mut LabelSet) {
-    match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(serde_json::Value::Object(map)) => {
+    if !line.trim_start().starts_with('{') {
+        lbls.set_err("JSONParserErr", JSON_NOT_OBJECT.into());
+        return;
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+        Ok(map) => {
             for (k, v) in map {
                 flatten(&sanitize_key(&k, true), v, lbls);
             }
         }
-        Ok(_) => lbls.set_err(
-            "JSONParserErr",
-            "Value looks like object, but can't find closing '}' symbol".into(),
-        ),
         Err(e) => lbls.set_err("JSONParserErr", e.to_string()),
     }
 }
@@ -401,7 +403,7 @@ fn flatten(prefix: &str, v: serde_json::Value, lbls: &mut LabelSet) {
         }
         Value::Array(_) => {}
         Value::String(s) => lbls.set_parsed(prefix.to_string(), s),
-        Value::Null => lbls.set_parsed(prefix.to_string(), String::new()),
+        Value::Null => {}
         Value::Bool(b) => lbls.set_parsed(prefix.to_string(), b.to_string()),
         Value::Number(n) => lbls.set_parsed(prefix.to_string(), n.to_string()),
     }
@@ -463,28 +465,166 @@ fn json_path<'v>(v: &'v serde_json::Value, path: &str) -> Option<&'v serde_json:
     Some(cur)
 }
 
+/// `unpack`: a JSON object written by Promtail's `pack` stage; its string
+/// fields become labels and `_entry` the line (only when `_entry` exists).
 fn unpack(line: &mut String, lbls: &mut LabelSet) {
+    if !line.starts_with('{') {
+        lbls.set_err(
+            "JSONParserErr",
+            "expecting json object(6), but it is not".into(),
+        );
+        return;
+    }
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
         Ok(map) => {
-            let mut entry = None;
+            let Some(serde_json::Value::String(entry)) = map.get("_entry").cloned() else {
+                return;
+            };
             for (k, v) in map {
-                if let serde_json::Value::String(s) = v {
-                    if k == "_entry" {
-                        entry = Some(s);
-                    } else {
-                        lbls.set_parsed(sanitize_key(&k, true), s);
-                    }
+                if let serde_json::Value::String(s) = v
+                    && k != "_entry"
+                {
+                    lbls.set_parsed(sanitize_key(&k, true), s);
                 }
             }
-            if let Some(e) = entry {
-                *line = e;
-            }
+            *line = entry;
         }
         Err(e) => lbls.set_err("JSONParserErr", e.to_string()),
     }
 }
 
-/// logfmt like go-logfmt as Loki uses it.
+/// Loki's logfmt decoder (adapted from go-logfmt): one key/value per call.
+struct LogfmtDecoder<'a> {
+    line: &'a str,
+    pos: usize,
+    err: Option<String>,
+}
+
+enum Scan<'a> {
+    /// End of line.
+    Eol,
+    /// A malformed token was skipped.
+    Bad,
+    /// A key, with its value if it had one.
+    Kv(&'a str, Option<std::borrow::Cow<'a, str>>),
+}
+
+impl<'a> LogfmtDecoder<'a> {
+    fn unexpected(&mut self, c: u8) {
+        self.err = Some(format!(
+            "logfmt syntax error at pos {} : unexpected '{}'",
+            self.pos + 1,
+            c as char
+        ));
+    }
+
+    fn skip_value(&mut self) -> Scan<'a> {
+        let b = self.line.as_bytes();
+        while self.pos < b.len() && b[self.pos] > b' ' {
+            self.pos += 1;
+        }
+        Scan::Bad
+    }
+
+    fn scan(&mut self) -> Scan<'a> {
+        let line = self.line;
+        let b = line.as_bytes();
+        while self.pos < b.len() && b[self.pos] <= b' ' {
+            self.pos += 1;
+        }
+        if self.pos >= b.len() {
+            return Scan::Eol;
+        }
+        let start = self.pos;
+        let key;
+        loop {
+            if self.pos >= b.len() {
+                return Scan::Kv(&line[start..], None);
+            }
+            let c = b[self.pos];
+            if c == b'=' {
+                if self.pos == start {
+                    self.unexpected(c);
+                    return self.skip_value();
+                }
+                key = &line[start..self.pos];
+                break;
+            } else if c == b'"' {
+                self.unexpected(c);
+                return self.skip_value();
+            } else if c <= b' ' {
+                return Scan::Kv(&line[start..self.pos], None);
+            }
+            self.pos += 1;
+        }
+        // equal sign
+        self.pos += 1;
+        if self.pos >= b.len() || b[self.pos] <= b' ' {
+            return Scan::Kv(key, None);
+        }
+        if b[self.pos] == b'"' {
+            let qstart = self.pos;
+            let mut esc = false;
+            let mut has_esc = false;
+            let mut i = qstart + 1;
+            while i < b.len() {
+                let c = b[i];
+                if esc {
+                    esc = false;
+                } else if c == b'\\' {
+                    esc = true;
+                    has_esc = true;
+                } else if c == b'"' {
+                    self.pos = i + 1;
+                    let raw = &line[qstart + 1..i];
+                    if !has_esc {
+                        return Scan::Kv(
+                            key,
+                            (!raw.is_empty()).then_some(std::borrow::Cow::Borrowed(raw)),
+                        );
+                    }
+                    return match serde_json::from_str::<String>(&line[qstart..=i]) {
+                        Ok(v) => Scan::Kv(key, Some(std::borrow::Cow::Owned(v))),
+                        Err(_) => {
+                            self.err = Some(format!(
+                                "logfmt syntax error at pos {} : invalid quoted value",
+                                self.pos + 1
+                            ));
+                            Scan::Bad
+                        }
+                    };
+                }
+                i += 1;
+            }
+            self.pos = b.len();
+            self.err = Some(format!(
+                "logfmt syntax error at pos {} : unterminated quoted value",
+                self.pos + 1
+            ));
+            return Scan::Bad;
+        }
+        let vstart = self.pos;
+        while self.pos < b.len() {
+            let c = b[self.pos];
+            if c == b'=' || c == b'"' {
+                self.unexpected(c);
+                return self.skip_value();
+            }
+            if c <= b' ' {
+                break;
+            }
+            self.pos += 1;
+        }
+        Scan::Kv(
+            key,
+            Some(std::borrow::Cow::Borrowed(&line[vstart..self.pos])),
+        )
+    }
+}
+
+/// The `logfmt` parser: without `--strict` malformed pairs are skipped;
+/// with it parsing stops and `__error__=LogfmtParserErr` is set. Empty
+/// values and standalone keys are dropped unless `--keep-empty`.
 fn logfmt_parse(
     line: &str,
     strict: bool,
@@ -492,149 +632,41 @@ fn logfmt_parse(
     params: &[ExtractParam],
     lbls: &mut LabelSet,
 ) {
-    let b = line.as_bytes();
-    let mut i = 0;
-    let mut found: Vec<(String, String)> = Vec::new();
-    let mut err: Option<String> = None;
-    while i < b.len() {
-        while i < b.len() && b[i] <= b' ' {
-            i += 1;
-        }
-        if i >= b.len() {
-            break;
-        }
-        // key
-        let ks = i;
-        while i < b.len() && b[i] > b' ' && b[i] != b'=' && b[i] != b'"' {
-            i += 1;
-        }
-        let key = &line[ks..i];
-        if key.is_empty() {
-            err = Some(format!(
-                "logfmt syntax error at pos {}: unexpected '{}'",
-                i + 1,
-                b[i] as char
-            ));
-            if strict {
-                break;
-            }
-            // skip the bad token
-            while i < b.len() && b[i] > b' ' {
-                i += 1;
-            }
-            continue;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            if i < b.len() && b[i] == b'"' {
-                err = Some(format!(
-                    "logfmt syntax error at pos {}: unexpected '\"'",
-                    i + 1
-                ));
-                if strict {
-                    break;
-                }
-                while i < b.len() && b[i] > b' ' {
-                    i += 1;
-                }
-                continue;
-            }
-            // standalone key
-            if keep_empty {
-                found.push((key.to_string(), String::new()));
-            }
-            continue;
-        }
-        i += 1; // '='
-        let value;
-        if i < b.len() && b[i] == b'"' {
-            let mut v = String::new();
-            let mut j = i + 1;
-            let mut closed = false;
-            let mut chars = line[j..].char_indices();
-            while let Some((k, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        j += k + 1;
-                        closed = true;
-                        break;
-                    }
-                    '\\' => match chars.next().map(|x| x.1) {
-                        Some('n') => v.push('\n'),
-                        Some('t') => v.push('\t'),
-                        Some('r') => v.push('\r'),
-                        Some('"') => v.push('"'),
-                        Some('\\') => v.push('\\'),
-                        Some('/') => v.push('/'),
-                        Some(o) => {
-                            v.push('\\');
-                            v.push(o);
-                        }
-                        None => {}
-                    },
-                    c => v.push(c),
-                }
-            }
-            if !closed {
-                err = Some(format!(
-                    "logfmt syntax error at pos {}: unterminated quoted value",
-                    b.len() + 1
-                ));
-                if strict {
-                    break;
-                }
-                i = b.len();
-                continue;
-            }
-            i = j;
-            if i < b.len() && b[i] > b' ' {
-                err = Some(format!(
-                    "logfmt syntax error at pos {}: unexpected '{}'",
-                    i + 1,
-                    b[i] as char
-                ));
-                if strict {
-                    break;
-                }
-                while i < b.len() && b[i] > b' ' {
-                    i += 1;
-                }
-                continue;
-            }
-            value = v;
-        } else {
-            let vs = i;
-            while i < b.len() && b[i] > b' ' {
-                if b[i] == b'"' || b[i] == b'=' {
-                    err = Some(format!(
-                        "logfmt syntax error at pos {}: unexpected '{}'",
-                        i + 1,
-                        b[i] as char
-                    ));
-                }
-                i += 1;
-            }
-            if err.is_some() && strict {
-                break;
-            }
-            value = line[vs..i].to_string();
-        }
-        if value.is_empty() && !keep_empty {
-            continue;
-        }
-        found.push((key.to_string(), value));
-    }
-    if params.is_empty() {
-        for (k, v) in found {
-            lbls.set_parsed(sanitize_key(&k, true), v);
-        }
-    } else {
+    let mut dec = LogfmtDecoder {
+        line,
+        pos: 0,
+        err: None,
+    };
+    if !params.is_empty() {
         for p in params {
-            if let Some((_, v)) = found.iter().rev().find(|(k, _)| *k == p.path) {
-                lbls.set_parsed(p.label.clone(), v.clone());
+            if !lbls.base_has(&p.label) {
+                lbls.set(p.label.clone(), String::new(), Cat::Parsed);
             }
         }
     }
-    if strict && let Some(e) = err {
+    loop {
+        match dec.scan() {
+            Scan::Eol => break,
+            Scan::Bad => {
+                if strict {
+                    break;
+                }
+            }
+            Scan::Kv(key, val) => {
+                let val = val.map(|v| v.into_owned()).unwrap_or_default();
+                if params.is_empty() {
+                    let k = sanitize_key(key, true);
+                    if k.is_empty() || (!keep_empty && val.is_empty()) {
+                        continue;
+                    }
+                    lbls.set_parsed(k, val);
+                } else if let Some(p) = params.iter().find(|p| p.path == key) {
+                    lbls.set_parsed(p.label.clone(), val);
+                }
+            }
+        }
+    }
+    if strict && let Some(e) = dec.err {
         lbls.set_err("LogfmtParserErr", e);
     }
 }

@@ -109,10 +109,10 @@ fn run_case(src: &MemorySource, c: &Value) -> Result<(), String> {
                     serde_json::to_string(&data["result"]).unwrap()
                 ));
             }
-            if let Some(rt) = c.get("resultType") {
-                if &data["resultType"] != rt {
-                    return Err(format!("resultType {} != {}", data["resultType"], rt));
-                }
+            if let Some(rt) = c.get("resultType")
+                && &data["resultType"] != rt
+            {
+                return Err(format!("resultType {} != {}", data["resultType"], rt));
             }
             Ok(())
         }
@@ -123,15 +123,15 @@ fn run_case(src: &MemorySource, c: &Value) -> Result<(), String> {
         (Err(e), None) => Err(format!("unexpected error: {e}")),
         (Err(e), Some(want)) => {
             let msg = e.to_string();
-            if let Some(st) = want.get("status").and_then(Value::as_u64) {
-                if u64::from(e.http_status()) != st {
-                    return Err(format!("status {} != {st} ({msg})", e.http_status()));
-                }
+            if let Some(st) = want.get("status").and_then(Value::as_u64)
+                && u64::from(e.http_status()) != st
+            {
+                return Err(format!("status {} != {st} ({msg})", e.http_status()));
             }
-            if let Some(s) = want.get("contains").and_then(Value::as_str) {
-                if !msg.contains(s) {
-                    return Err(format!("error {msg:?} does not contain {s:?}"));
-                }
+            if let Some(s) = want.get("contains").and_then(Value::as_str)
+                && !msg.contains(s)
+            {
+                return Err(format!("error {msg:?} does not contain {s:?}"));
             }
             for key in ["line", "col"] {
                 if let Some(n) = want.get(key).and_then(Value::as_u64) {

@@ -112,8 +112,18 @@ pub(crate) fn eval_instant(ctx: &mut Ctx<'_>, expr: &Expr, t: i64) -> Result<Que
     }
 }
 
+/// Like Loki's `Sortable`: instant results keep the evaluation order only
+/// when the query contains `sort` or `sort_desc`; otherwise they are sorted
+/// by labels.
 fn keeps_order(e: &Expr) -> bool {
-    matches!(e, Expr::VectorAgg(v) if matches!(v.op, VectorOp::Sort | VectorOp::SortDesc | VectorOp::Topk | VectorOp::Bottomk))
+    match e {
+        Expr::VectorAgg(v) => {
+            matches!(v.op, VectorOp::Sort | VectorOp::SortDesc) || keeps_order(&v.inner)
+        }
+        Expr::Binary(b) => keeps_order(&b.lhs) || keeps_order(&b.rhs),
+        Expr::LabelReplace(l) => keeps_order(&l.inner),
+        _ => false,
+    }
 }
 
 fn eval(ctx: &mut Ctx<'_>, expr: &Expr, steps: &Steps) -> Result<Val> {

@@ -192,8 +192,8 @@ impl Engine {
                         "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
                     ));
                 }
-                let points = (end_ns - start_ns) / step_ns + 1;
-                if points as u64 > self.limits.max_points as u64 {
+                let points = (i128::from(end_ns) - i128::from(start_ns)) / i128::from(step_ns) + 1;
+                if points > self.limits.max_points as i128 {
                     return Err(Error::Invalid(format!(
                         "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
                         self.limits.max_points

@@ -74,7 +74,7 @@ pub enum ErrorClass {
     Unprocessable,
     /// The query hit a resource limit (Loki answers 400 for limits).
     Limit,
-    /// The query ran out of time (503/504).
+    /// The query ran out of time (Loki answers 504 for a deadline).
     Timeout,
     /// The storage failed (500/503).
     Internal,
@@ -86,7 +86,7 @@ impl ErrorClass {
         match self {
             ErrorClass::BadRequest | ErrorClass::Limit => 400,
             ErrorClass::Unprocessable => 422,
-            ErrorClass::Timeout => 503,
+            ErrorClass::Timeout => 504,
             ErrorClass::Internal => 500,
         }
     }

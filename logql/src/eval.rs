@@ -43,7 +43,10 @@ pub(crate) fn eval_range(
     let mut t = start;
     while t <= end {
         times.push(t);
-        t += step;
+        match t.checked_add(step) {
+            Some(n) => t = n,
+            None => break,
+        }
     }
     let steps = Steps { times };
     let v = eval(ctx, expr, &steps)?;
@@ -217,8 +220,11 @@ fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
         return Ok(Val::Vector(Vec::new()));
     };
     // Windows are (t - offset - range, t - offset].
-    let sel_start = first - r.offset_ns - r.range_ns + 1;
-    let sel_end = last - r.offset_ns + 1;
+    let sel_start = first
+        .saturating_sub(r.offset_ns)
+        .saturating_sub(r.range_ns)
+        .saturating_add(1);
+    let sel_end = last.saturating_sub(r.offset_ns).saturating_add(1);
     let streams = ctx.select(&r.log, sel_start, sel_end)?;
     let with_labels = needs_labels(&r.log.stages) || r.unwrap.is_some() || r.grouping.is_some();
     let mut series: HashMap<LabelPairs, Vec<(i64, f64)>> = HashMap::new();
@@ -296,8 +302,8 @@ fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
     if r.op == RangeOp::Absent {
         let labels: Labels = Rc::new(equality_labels(&r.log.matchers));
         for (i, &t) in steps.times.iter().enumerate() {
-            let hi = t - r.offset_ns;
-            let lo = hi - r.range_ns;
+            let hi = t.saturating_sub(r.offset_ns);
+            let lo = hi.saturating_sub(r.range_ns);
             let present = all.iter().any(|(_, pts)| {
                 let a = pts.partition_point(|p| p.0 <= lo);
                 let b = pts.partition_point(|p| p.0 <= hi);
@@ -317,8 +323,8 @@ fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
         let mut a = 0usize;
         let mut b = 0usize;
         for (i, &t) in steps.times.iter().enumerate() {
-            let hi = t - r.offset_ns;
-            let lo = hi - r.range_ns;
+            let hi = t.saturating_sub(r.offset_ns);
+            let lo = hi.saturating_sub(r.range_ns);
             while a < pts.len() && pts[a].0 <= lo {
                 a += 1;
             }

@@ -188,9 +188,13 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                 while j < b.len()
                     && (b[j].is_ascii_alphanumeric()
                         || b[j] == b'.'
-                        || b[j] == 0xC2
-                        || b[j] == 0xB5)
+                        || src[j..].starts_with('µ')
+                        || src[j..].starts_with('μ'))
                 {
+                    if !b[j].is_ascii() {
+                        // µs / μs: step over the whole character.
+                        j += src[j..].chars().next().map_or(1, char::len_utf8) - 1;
+                    }
                     // exponent sign: 1e-3
                     j += 1;
                     if j < b.len()

@@ -16,6 +16,7 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
         src: query,
         toks,
         i: 0,
+        last: 0,
     };
     let e = p.expr(0)?;
     p.expect_eof()?;
@@ -30,6 +31,7 @@ pub fn parse_selector(query: &str) -> Result<Vec<Matcher>, ParseError> {
         src: query,
         toks,
         i: 0,
+        last: 0,
     };
     let m = p.selector()?;
     p.expect_eof()?;
@@ -40,11 +42,17 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     i: usize,
+    /// Index of the token last returned by `next()`.
+    last: usize,
 }
 
 const RANGE_EXPECT: &str = "RANGE";
 
 impl<'a> Parser<'a> {
+    /// Steps back to the token the last `next()` returned.
+    fn unread(&mut self) {
+        self.i = self.last;
+    }
     fn peek(&self) -> &Tok {
         &self.toks[self.i.min(self.toks.len() - 1)].tok
     }
@@ -56,6 +64,7 @@ impl<'a> Parser<'a> {
     }
     fn next(&mut self) -> Tok {
         let t = self.peek().clone();
+        self.last = self.i.min(self.toks.len() - 1);
         if self.i < self.toks.len() - 1 {
             self.i += 1;
         }
@@ -228,7 +237,7 @@ impl<'a> Parser<'a> {
                 match self.next() {
                     Tok::Num(n) => Ok(Expr::Literal(if neg { -n } else { n })),
                     _ => {
-                        self.i -= 1;
+                        self.unread();
                         Err(self.unexpected("NUMBER"))
                     }
                 }
@@ -299,7 +308,7 @@ impl<'a> Parser<'a> {
                 Tok::Comma => continue,
                 Tok::RParen => return Ok(out),
                 _ => {
-                    self.i -= 1;
+                    self.unread();
                     return Err(self.unexpected("COMMA or CLOSE_PARENTHESIS"));
                 }
             }
@@ -369,12 +378,15 @@ impl<'a> Parser<'a> {
         }
         self.expect(Tok::RParen, "CLOSE_PARENTHESIS")?;
         let (regex_s, rpos) = args[3].clone();
-        let regex = Regex::new(&format!("^(?s:{regex_s})$")).map_err(|e| {
-            self.err_at(
-                rpos,
-                format!("invalid regular expression in label_replace(): {e}"),
-            )
-        })?;
+        let regex = regex::RegexBuilder::new(&format!("^(?s:{regex_s})$"))
+            .size_limit(1 << 22)
+            .build()
+            .map_err(|e| {
+                self.err_at(
+                    rpos,
+                    format!("invalid regular expression in label_replace(): {e}"),
+                )
+            })?;
         let dst = args[0].0.clone();
         if !is_label_name(&dst) {
             return Err(self.err_at(
@@ -434,7 +446,7 @@ impl<'a> Parser<'a> {
                 Tok::Duration(d) => offset_ns = d,
                 Tok::Num(0.0) => offset_ns = 0,
                 _ => {
-                    self.i -= 1;
+                    self.unread();
                     return Err(self.unexpected("DURATION"));
                 }
             }
@@ -811,7 +823,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 _ => {
-                    self.i -= 1;
+                    self.unread();
                     return Err(self.unexpected("IDENTIFIER or STRING"));
                 }
             };
@@ -926,7 +938,9 @@ impl<'a> Parser<'a> {
             return Ok(f);
         }
         let name = self.ident("IDENTIFIER")?;
+        let op_idx = self.i;
         let op_tok = self.next();
+        let v_idx = self.i;
         let vpos = self.pos();
         let neg = if *self.peek() == Tok::Sub {
             self.next();
@@ -944,8 +958,7 @@ impl<'a> Parser<'a> {
             Tok::Lte => CmpOp::Lte,
             Tok::Re | Tok::Nre => CmpOp::Eq,
             _ => {
-                self.i -= if neg { 3 } else { 2 };
-                self.i += 1;
+                self.i = op_idx;
                 return Err(self.unexpected("EQ, NEQ, RE, NRE, CMP_EQ, GT, GTE, LT or LTE"));
             }
         };
@@ -984,7 +997,7 @@ impl<'a> Parser<'a> {
                 value: b,
             }),
             _ => {
-                self.i -= 1;
+                self.i = v_idx;
                 Err(self.unexpected(if is_re {
                     "STRING"
                 } else {
@@ -1009,3 +1022,6 @@ pub(crate) fn is_label_name(s: &str) -> bool {
     matches!(it.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && it.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+#[cfg(test)]
+mod tests;

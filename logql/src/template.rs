@@ -469,11 +469,16 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
         }
         "repeat" => {
             want(a, 2, name)?;
-            Val::Str(s(1).repeat(a[0].to_i().clamp(0, 10_000) as usize))
+            let v = s(1);
+            let max = MAX_OUTPUT / v.len().max(1);
+            Val::Str(v.repeat((a[0].to_i().max(0) as usize).min(max)))
         }
         "indent" | "nindent" => {
             want(a, 2, name)?;
             let pad = " ".repeat(a[0].to_i().clamp(0, 1000) as usize);
+            if pad.len() * (s(1).matches('\n').count() + 1) > MAX_OUTPUT {
+                return Err(format!("{name}: result too large"));
+            }
             let body = format!("{pad}{}", s(1).replace('\n', &format!("\n{pad}")));
             Val::Str(if name == "nindent" {
                 format!("\n{body}")
@@ -487,7 +492,7 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
             let r = match re {
                 Some(r) => r,
                 None => {
-                    owned = Regex::new(&s(0)).map_err(|e| format!("{name}: {e}"))?;
+                    owned = compile(&s(0)).map_err(|e| format!("{name}: {e}"))?;
                     &owned
                 }
             };
@@ -505,7 +510,7 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
             let r = match re {
                 Some(r) => r,
                 None => {
-                    owned = Regex::new(&s(0)).map_err(|e| format!("{name}: {e}"))?;
+                    owned = compile(&s(0)).map_err(|e| format!("{name}: {e}"))?;
                     &owned
                 }
             };
@@ -691,6 +696,13 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
     })
 }
 
+/// Largest string a template function may build (`repeat`).
+const MAX_OUTPUT: usize = 1 << 20;
+
+fn compile(re: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(re).size_limit(1 << 22).build()
+}
+
 fn safe_slice(s: &str, mut a: usize, mut b: usize) -> String {
     b = b.min(s.len());
     a = a.min(b);
@@ -791,7 +803,7 @@ fn sprintf(fmt: &str, args: &[Val]) -> String {
             },
             'f' | 'F' => {
                 let v = arg.to_f();
-                let p = prec.unwrap_or(6);
+                let p = prec.unwrap_or(6).min(100);
                 if flags.contains('+') && v >= 0.0 {
                     format!("+{v:.p$}")
                 } else {
@@ -800,7 +812,7 @@ fn sprintf(fmt: &str, args: &[Val]) -> String {
             }
             'g' => go_float(arg.to_f()),
             'e' => {
-                let p = prec.unwrap_or(6);
+                let p = prec.unwrap_or(6).min(100);
                 let s = format!("{:.p$e}", arg.to_f());
                 match s.split_once('e') {
                     Some((m, e)) => {
@@ -821,7 +833,7 @@ fn sprintf(fmt: &str, args: &[Val]) -> String {
             't' => arg.truthy().to_string(),
             other => format!("%!{other}(unsupported)"),
         };
-        let w: usize = width.parse().unwrap_or(0);
+        let w: usize = width.parse::<usize>().unwrap_or(0).min(10_000);
         let n = body.chars().count();
         if n < w {
             let pad = w - n;
@@ -1149,7 +1161,7 @@ fn parse_command(toks: &[ATok], mut i: usize) -> Result<(Command, usize), String
         )
         && let Some(Arg::Str(r)) = args.get(1)
     {
-        let re = Regex::new(r).map_err(|e| format!("{f}: {e}"))?;
+        let re = compile(r).map_err(|e| format!("{f}: {e}"))?;
         args[1] = Arg::Regex(re);
     }
     Ok((Command(args), i))

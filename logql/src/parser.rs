@@ -1,7 +1,5 @@
 //! Recursive-descent LogQL parser producing [`Expr`].
 
-use regex::Regex;
-
 use crate::ast::*;
 use crate::error::ParseError;
 use crate::lexer::{Tok, Token, lex};

@@ -1,13 +1,13 @@
 //! The query engine: log queries (streams) and the entry point of metric
 //! queries, with limits and the deadline.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::ast::{Expr, LogExpr, Stage};
+use crate::ast::{Expr, LogExpr};
 use crate::error::{Error, Result};
+use crate::labels::{Cat, KeyIndex, LRef, LabelSet};
 use crate::model::{Direction, Entry, Limits, LogSource, Selection, Stats, Stream, labels_string};
-use crate::pipeline::{Cat, LabelSet, run_stages};
+use crate::pipeline::run_stages;
 use crate::result::QueryResult;
 
 /// Evaluates parsed LogQL queries against a [`LogSource`] under [`Limits`].
@@ -98,13 +98,6 @@ fn human_bytes(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
-}
-
-/// Whether a pipeline needs per-entry label sets (parsers, label stages).
-pub(crate) fn needs_labels(stages: &[Stage]) -> bool {
-    stages
-        .iter()
-        .any(|s| !matches!(s, Stage::LineFilter(_) | Stage::Decolorize))
 }
 
 impl Engine {
@@ -262,14 +255,21 @@ impl Engine {
             )));
         }
         let streams = ctx.select(log, start_ns, end_ns)?;
-        let with_labels = needs_labels(&log.stages);
-        // Output streams keyed by their final label set.
-        let mut index: HashMap<Vec<(String, String)>, usize> = HashMap::new();
-        let mut out: Vec<Stream> = Vec::new();
-        // (ts, output stream, entry index) for the global limit.
-        let mut lbls = LabelSet::default();
+        // Output streams are keyed by their final label set; categories of
+        // each output stream's labels are kept for categorised encoding.
+        let mut keys = KeyIndex::default();
+        let mut cats: Vec<Vec<Cat>> = Vec::new();
+        let mut found: Vec<(i64, u32, String)> = Vec::new();
+        let mut buf = Vec::new();
+        let mut refs = Vec::new();
         for s in streams {
-            for e in s.entries {
+            let Stream {
+                labels,
+                entries: src_entries,
+            } = s;
+            let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf));
+            let mut base_idx: Option<u32> = None;
+            for e in src_entries {
                 ctx.tick()?;
                 let Entry {
                     ts_ns,
@@ -277,106 +277,108 @@ impl Engine {
                     metadata,
                     ..
                 } = e;
-                let (key, parsed, meta_out) = if with_labels {
-                    lbls.reset(&s.labels, &metadata);
-                    if !run_stages(&log.stages, ts_ns, &mut line, &mut lbls) {
-                        continue;
-                    }
-                    let parsed: Vec<(String, String)> = sorted_cat(&lbls, Cat::Parsed);
-                    let meta: Vec<(String, String)> = sorted_cat(&lbls, Cat::Meta);
-                    (lbls.sorted(), parsed, meta)
-                } else {
-                    if !log.stages.is_empty() {
-                        let mut dummy = LabelSet::default();
-                        if !run_stages(&log.stages, ts_ns, &mut line, &mut dummy) {
-                            continue;
+                lbls.reset();
+                if !metadata.is_empty() {
+                    lbls.add_metadata(metadata);
+                }
+                if !log.stages.is_empty() && !run_stages(&log.stages, ts_ns, &mut line, &mut lbls) {
+                    continue;
+                }
+                let oi = if lbls.is_base() {
+                    match base_idx {
+                        Some(i) => i,
+                        None => {
+                            let i = intern(&mut keys, &mut cats, &lbls, &mut refs);
+                            base_idx = Some(i);
+                            i
                         }
                     }
-                    if metadata.is_empty() {
-                        (s.labels.clone(), Vec::new(), Vec::new())
-                    } else {
-                        lbls.reset(&s.labels, &metadata);
-                        (lbls.sorted(), Vec::new(), sorted_cat(&lbls, Cat::Meta))
-                    }
+                } else {
+                    intern(&mut keys, &mut cats, &lbls, &mut refs)
                 };
-                let idx = *index.entry(key).or_insert_with_key(|k| {
-                    out.push(Stream {
-                        labels: k.clone(),
-                        entries: Vec::new(),
-                    });
-                    out.len() - 1
-                });
-                out[idx].entries.push(Entry {
-                    ts_ns,
-                    line,
-                    metadata: meta_out,
-                    parsed,
-                });
+                found.push((ts_ns, oi, line));
+            }
+            buf = lbls.into_buf();
+        }
+        // Merge all entries by time in the requested direction, then apply
+        // the interval and the limit across streams.
+        let mut order: Vec<u32> = (0..found.len() as u32).collect();
+        let cmp = |a: &u32, b: &u32| {
+            let (x, y) = (&found[*a as usize], &found[*b as usize]);
+            match direction {
+                Direction::Forward => x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(a.cmp(b)),
+                Direction::Backward => y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(b.cmp(a)),
+            }
+        };
+        if interval_ns == 0 && limit < order.len() {
+            if limit == 0 {
+                order.clear();
+            } else {
+                order.select_nth_unstable_by(limit, cmp);
+                order.truncate(limit);
             }
         }
-        // Merge all entries by time in the requested direction, apply the
-        // interval and the limit.
-        let mut all: Vec<(i64, usize, usize)> = Vec::new();
-        for (si, s) in out.iter().enumerate() {
-            for (ei, e) in s.entries.iter().enumerate() {
-                all.push((e.ts_ns, si, ei));
-            }
-        }
-        match direction {
-            Direction::Forward => {
-                all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
-            }
-            Direction::Backward => {
-                all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)))
-            }
-        }
-        let mut keep: Vec<Vec<usize>> = vec![Vec::new(); out.len()];
+        order.sort_unstable_by(cmp);
+        let mut per_stream: Vec<Vec<Entry>> = vec![Vec::new(); keys.len()];
         let mut taken = 0usize;
         let mut last: Option<i64> = None;
-        for (ts, si, ei) in all {
+        for i in order {
             if taken >= limit {
                 break;
             }
+            let (ts, si, line) = &mut found[i as usize];
             let ok = match (last, interval_ns) {
                 (None, _) | (_, 0) => true,
                 (Some(l), iv) => match direction {
-                    Direction::Forward => ts >= l.saturating_add(iv),
-                    Direction::Backward => ts <= l.saturating_sub(iv),
+                    Direction::Forward => *ts >= l.saturating_add(iv),
+                    Direction::Backward => *ts <= l.saturating_sub(iv),
                 },
             };
-            if ok {
-                keep[si].push(ei);
-                taken += 1;
-                last = Some(ts);
-            }
-        }
-        let mut result = Vec::new();
-        for (s, idxs) in out.into_iter().zip(keep) {
-            if idxs.is_empty() {
+            if !ok {
                 continue;
             }
-            let mut entries: Vec<Option<Entry>> = s.entries.into_iter().map(Some).collect();
-            let picked: Vec<Entry> = idxs
-                .into_iter()
-                .filter_map(|i| entries.get_mut(i).and_then(Option::take))
-                .collect();
-            result.push(Stream {
-                labels: s.labels,
-                entries: picked,
+            taken += 1;
+            last = Some(*ts);
+            let si = *si as usize;
+            let labels = &keys.keys[si];
+            let of = |c: Cat| -> Vec<(String, String)> {
+                labels
+                    .iter()
+                    .zip(&cats[si])
+                    .filter(|(_, k)| **k == c)
+                    .map(|(p, _)| p.clone())
+                    .collect()
+            };
+            per_stream[si].push(Entry {
+                ts_ns: *ts,
+                line: std::mem::take(line),
+                metadata: of(Cat::Meta),
+                parsed: of(Cat::Parsed),
             });
         }
+        let mut result: Vec<Stream> = keys
+            .keys
+            .into_iter()
+            .zip(per_stream)
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(labels, entries)| Stream { labels, entries })
+            .collect();
         result.sort_by_cached_key(|s| labels_string(&s.labels));
         Ok(result)
     }
 }
 
-fn sorted_cat(lbls: &LabelSet, cat: Cat) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = lbls
-        .items
-        .iter()
-        .filter(|l| l.cat == cat)
-        .map(|l| (l.name.clone(), l.value.clone()))
-        .collect();
-    v.sort();
-    v
+/// The output index of a label set, registering it if new.
+fn intern(
+    keys: &mut KeyIndex,
+    cats: &mut Vec<Vec<Cat>>,
+    lbls: &LabelSet<'_>,
+    refs: &mut Vec<LRef>,
+) -> u32 {
+    lbls.sorted_refs(refs, |_| true);
+    let (i, new) = keys.get_or_insert(|| lbls.pairs(refs));
+    if new {
+        cats.push(refs.iter().map(|r| lbls.cat(*r)).collect());
+    }
+    i as u32
 }

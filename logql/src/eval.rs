@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::ast::*;
-use crate::engine::{Ctx, needs_labels};
+use crate::engine::Ctx;
 use crate::error::{Error, Result};
+use crate::labels::{KeyIndex, LabelSet};
+use crate::model::{Entry, Stream};
 use crate::model::{LabelPairs, labels_string};
 use crate::pipeline::{
-    Cat, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelSet, equality_labels, label_filter,
-    parse_go_duration, run_stages,
+    Cat, ERROR_DETAILS_LABEL, ERROR_LABEL, equality_labels, label_filter, parse_go_duration,
+    run_stages,
 };
 use crate::result::{QueryResult, Sample, Series};
 
@@ -151,9 +153,20 @@ fn eval(ctx: &mut Ctx<'_>, expr: &Expr, steps: &Steps) -> Result<Val> {
                     .collect(),
             ))
         }
-        Expr::RangeAgg(r) => range_agg(ctx, r, steps),
+        Expr::RangeAgg(r) => range_agg(ctx, r, steps, None),
         Expr::VectorAgg(a) => {
-            let inner = eval(ctx, &a.inner, steps)?;
+            let inner = match (&*a.inner, a.op) {
+                (Expr::RangeAgg(r), VectorOp::Sum)
+                    if r.grouping.is_none() && matches!(r.op, RangeOp::Count | RangeOp::Bytes) =>
+                {
+                    let g = a.grouping.clone().unwrap_or(Grouping {
+                        without: false,
+                        labels: Vec::new(),
+                    });
+                    range_agg(ctx, r, steps, Some(&g))?
+                }
+                _ => eval(ctx, &a.inner, steps)?,
+            };
             let Val::Vector(per_step) = inner else {
                 return Err(Error::Invalid(
                     "vector aggregation expects a vector, got a scalar".into(),
@@ -215,7 +228,16 @@ fn label_replace(l: &LabelReplace, labels: &[(String, String)]) -> Vec<(String, 
 
 // ---- range aggregations ----
 
-fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
+/// Evaluates a range aggregation. `push` is the grouping of an enclosing
+/// `sum` pushed down into sample extraction (for `count_over_time` and
+/// `bytes_over_time`, whose sums are exact): series are then merged while
+/// reading instead of being materialised one per label set.
+fn range_agg(
+    ctx: &mut Ctx<'_>,
+    r: &RangeAgg,
+    steps: &Steps,
+    push: Option<&Grouping>,
+) -> Result<Val> {
     let (Some(&first), Some(&last)) = (steps.times.first(), steps.times.last()) else {
         return Ok(Val::Vector(Vec::new()));
     };
@@ -226,66 +248,70 @@ fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
         .saturating_add(1);
     let sel_end = last.saturating_sub(r.offset_ns).saturating_add(1);
     let streams = ctx.select(&r.log, sel_start, sel_end)?;
-    let with_labels = needs_labels(&r.log.stages) || r.unwrap.is_some() || r.grouping.is_some();
-    let mut series: HashMap<LabelPairs, Vec<(i64, f64)>> = HashMap::new();
-    let mut lbls = LabelSet::default();
+    let grouping = r.grouping.as_ref().or(push);
+    let keep_label = |n: &str| match grouping {
+        None => true,
+        Some(g) => g.labels.iter().any(|l| l == n) != g.without,
+    };
+    let is_bytes = matches!(r.op, RangeOp::Bytes | RangeOp::BytesRate);
+    let mut keys = KeyIndex::default();
+    let mut samples: Vec<Vec<(i64, f64)>> = Vec::new();
+    let mut buf = Vec::new();
+    let mut refs = Vec::new();
     for s in streams {
-        for e in s.entries {
+        let Stream { labels, entries } = s;
+        let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf));
+        let mut base_idx: Option<usize> = None;
+        for e in entries {
             ctx.tick()?;
-            let ts = e.ts_ns;
-            let mut line = e.line;
-            let key = if with_labels || !e.metadata.is_empty() {
-                lbls.reset(&s.labels, &e.metadata);
-                if !run_stages(&r.log.stages, ts, &mut line, &mut lbls) {
-                    continue;
-                }
-                let mut value = 1.0;
-                if let Some(u) = &r.unwrap {
-                    value = unwrap_value(u, &mut lbls);
-                    let mut keep = true;
-                    for f in &u.post_filters {
-                        if !label_filter(f, &mut lbls) {
-                            keep = false;
-                            break;
-                        }
-                    }
-                    if !keep {
-                        continue;
-                    }
-                }
-                if matches!(r.op, RangeOp::Bytes | RangeOp::BytesRate) {
-                    value = line.len() as f64;
-                }
-                let mut key = lbls.sorted();
-                if let Some(g) = &r.grouping {
-                    key = group_labels(&key, g);
-                }
-                series.entry(key).or_default().push((ts, value));
+            let Entry {
+                ts_ns: ts,
+                mut line,
+                metadata,
+                ..
+            } = e;
+            lbls.reset();
+            if !metadata.is_empty() {
+                lbls.add_metadata(metadata);
+            }
+            if !r.log.stages.is_empty() && !run_stages(&r.log.stages, ts, &mut line, &mut lbls) {
                 continue;
-            } else {
-                if !r.log.stages.is_empty() && !run_stages(&r.log.stages, ts, &mut line, &mut lbls)
-                {
+            }
+            let mut value = if is_bytes { line.len() as f64 } else { 1.0 };
+            if let Some(u) = &r.unwrap {
+                value = unwrap_value(u, &mut lbls);
+                if !u.post_filters.iter().all(|f| label_filter(f, &mut lbls)) {
                     continue;
                 }
-                s.labels.clone()
+            }
+            if push.is_some() && r.grouping.is_none() && lbls.has_err() {
+                return Err(pipeline_error(&lbls.sorted()));
+            }
+            let idx = match base_idx {
+                Some(i) if lbls.is_base() => i,
+                _ => {
+                    lbls.sorted_refs(&mut refs, keep_label);
+                    let (i, _) = keys.get_or_insert(|| lbls.pairs(&refs));
+                    if lbls.is_base() {
+                        base_idx = Some(i);
+                    }
+                    i
+                }
             };
-            let value = if matches!(r.op, RangeOp::Bytes | RangeOp::BytesRate) {
-                line.len() as f64
-            } else {
-                1.0
-            };
-            series.entry(key).or_default().push((ts, value));
+            if idx == samples.len() {
+                samples.push(Vec::new());
+            }
+            samples[idx].push((ts, value));
         }
+        buf = lbls.into_buf();
     }
     // Errors are not allowed in metrics unless filtered out.
-    for k in series.keys() {
-        if let Some((_, err)) = k.iter().find(|(n, _)| n == ERROR_LABEL) {
-            return Err(Error::Pipeline(format!(
-                "pipeline error: '{err}' for series: '{}'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"{err}\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
-                labels_string(k)
-            )));
+    for k in &keys.keys {
+        if k.iter().any(|(n, _)| n == ERROR_LABEL) {
+            return Err(pipeline_error(k));
         }
     }
+    let series: Vec<(LabelPairs, Vec<(i64, f64)>)> = keys.keys.into_iter().zip(samples).collect();
     if series.len() > ctx.limits.max_series && r.op != RangeOp::Absent {
         return Err(series_limit(ctx.limits.max_series));
     }
@@ -349,7 +375,19 @@ fn range_agg(ctx: &mut Ctx<'_>, r: &RangeAgg, steps: &Steps) -> Result<Val> {
     Ok(Val::Vector(per_step))
 }
 
-fn unwrap_value(u: &Unwrap, lbls: &mut LabelSet) -> f64 {
+fn pipeline_error(labels: &[(String, String)]) -> Error {
+    let err = labels
+        .iter()
+        .find(|(n, _)| n == ERROR_LABEL)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    Error::Pipeline(format!(
+        "pipeline error: '{err}' for series: '{}'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"{err}\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+        labels_string(labels)
+    ))
+}
+
+fn unwrap_value(u: &Unwrap, lbls: &mut LabelSet<'_>) -> f64 {
     let raw = lbls.get(&u.label).map(str::to_string);
     lbls.del(&u.label);
     if lbls.has_err() {

@@ -20,6 +20,8 @@ pub mod ast;
 mod engine;
 pub mod error;
 mod eval;
+mod json;
+mod labels;
 mod lexer;
 mod matcher;
 pub mod model;

@@ -8,145 +8,15 @@ use crate::ast::*;
 use crate::matcher::MatchOp;
 use crate::template::Scope;
 
-pub(crate) const ERROR_LABEL: &str = "__error__";
-pub(crate) const ERROR_DETAILS_LABEL: &str = "__error_details__";
-const DUPLICATE_SUFFIX: &str = "_extracted";
+pub(crate) use crate::labels::{Cat, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelSet};
 
-/// Where a label came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cat {
-    Stream,
-    Meta,
-    Parsed,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Lbl {
-    pub name: String,
-    pub value: String,
-    pub cat: Cat,
-}
-
-/// The labels of one entry while it flows through the pipeline.
-#[derive(Debug, Default)]
-pub(crate) struct LabelSet {
-    pub items: Vec<Lbl>,
-    /// Number of leading items that are the stream's own labels (`BaseHas`).
-    base: usize,
-}
-
-impl LabelSet {
-    pub fn reset(&mut self, stream: &[(String, String)], meta: &[(String, String)]) {
-        self.items.clear();
-        for (n, v) in stream {
-            self.items.push(Lbl {
-                name: n.clone(),
-                value: v.clone(),
-                cat: Cat::Stream,
-            });
-        }
-        self.base = self.items.len();
-        for (n, v) in meta {
-            let name = if self.base_has(n) {
-                format!("{n}{DUPLICATE_SUFFIX}")
-            } else {
-                n.clone()
-            };
-            self.set(name, v.clone(), Cat::Meta);
-        }
-    }
-
-    pub fn base_has(&self, name: &str) -> bool {
-        self.items[..self.base.min(self.items.len())]
-            .iter()
-            .any(|l| l.name == name && l.cat == Cat::Stream)
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.items
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.value.as_str())
-    }
-
-    pub fn set(&mut self, name: String, value: String, cat: Cat) {
-        if let Some(l) = self.items.iter_mut().find(|l| l.name == name) {
-            l.value = value;
-            if l.cat != Cat::Stream {
-                l.cat = cat;
-            }
-        } else {
-            self.items.push(Lbl { name, value, cat });
-        }
-    }
-
-    /// Adds a parsed label, renaming it `<name>_extracted` if the stream
-    /// already has a label of that name.
-    pub fn set_parsed(&mut self, name: String, value: String) {
-        let name = if self.base_has(&name) {
-            format!("{name}{DUPLICATE_SUFFIX}")
-        } else {
-            name
-        };
-        self.set(name, value, Cat::Parsed);
-    }
-
-    pub fn del(&mut self, name: &str) {
-        if let Some(i) = self.items.iter().position(|l| l.name == name) {
-            self.items.remove(i);
-            if i < self.base {
-                self.base -= 1;
-            }
-        }
-    }
-
-    pub fn has_err(&self) -> bool {
-        self.get(ERROR_LABEL).is_some_and(|v| !v.is_empty())
-    }
-
-    pub fn set_err(&mut self, err: &str, details: String) {
-        if self.has_err() {
-            return;
-        }
-        self.set(ERROR_LABEL.into(), err.into(), Cat::Parsed);
-        if !details.is_empty() {
-            self.set(ERROR_DETAILS_LABEL.into(), details, Cat::Parsed);
-        }
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&Lbl) -> bool) {
-        let mut i = 0;
-        while i < self.items.len() {
-            if keep(&self.items[i]) {
-                i += 1;
-            } else {
-                self.items.remove(i);
-                if i < self.base {
-                    self.base -= 1;
-                }
-            }
-        }
-    }
-
-    /// Sorted `(name, value)` pairs of all labels.
-    pub fn sorted(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self
-            .items
-            .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-struct TScope<'a> {
-    lbls: &'a LabelSet,
+struct TScope<'a, 'b> {
+    lbls: &'a LabelSet<'b>,
     line: &'a str,
     ts: i64,
 }
 
-impl Scope for TScope<'_> {
+impl Scope for TScope<'_, '_> {
     fn label(&self, name: &str) -> Option<&str> {
         self.lbls.get(name)
     }
@@ -175,7 +45,7 @@ pub(crate) fn run_stages(
     stages: &[Stage],
     ts: i64,
     line: &mut String,
-    lbls: &mut LabelSet,
+    lbls: &mut LabelSet<'_>,
 ) -> bool {
     for st in stages {
         match st {
@@ -227,8 +97,8 @@ pub(crate) fn run_stages(
                 }
             }
             Stage::LabelFormat(fmts) => label_format(fmts, ts, line, lbls),
-            Stage::Drop(sels) => lbls.retain(|l| !sels.iter().any(|s| sel_matches(s, l))),
-            Stage::Keep(sels) => lbls.retain(|l| sels.iter().any(|s| sel_matches(s, l))),
+            Stage::Drop(sels) => lbls.retain(|n, v| !sels.iter().any(|s| sel_matches(s, n, v))),
+            Stage::Keep(sels) => lbls.retain(|n, v| sels.iter().any(|s| sel_matches(s, n, v))),
             Stage::Decolorize => {
                 if let Some(re) = ansi_regex()
                     && re.is_match(line)
@@ -247,14 +117,14 @@ fn ansi_regex() -> Option<&'static Regex> {
         .as_ref()
 }
 
-fn sel_matches(s: &LabelSel, l: &Lbl) -> bool {
+fn sel_matches(s: &LabelSel, name: &str, value: &str) -> bool {
     match s {
-        LabelSel::Name(n) => *n == l.name,
-        LabelSel::Matcher(m) => m.name == l.name && m.matches(&l.value),
+        LabelSel::Name(n) => n == name,
+        LabelSel::Matcher(m) => m.name == name && m.matches(value),
     }
 }
 
-fn label_format(fmts: &[LabelFmt], ts: i64, line: &str, lbls: &mut LabelSet) {
+fn label_format(fmts: &[LabelFmt], ts: i64, line: &str, lbls: &mut LabelSet<'_>) {
     // Templates see the labels as they were before this stage.
     let mut results: Vec<(String, Result<String, String>)> = Vec::new();
     for f in fmts {
@@ -285,7 +155,7 @@ fn label_format(fmts: &[LabelFmt], ts: i64, line: &str, lbls: &mut LabelSet) {
     }
 }
 
-pub(crate) fn label_filter(f: &LabelFilter, lbls: &mut LabelSet) -> bool {
+pub(crate) fn label_filter(f: &LabelFilter, lbls: &mut LabelSet<'_>) -> bool {
     match f {
         LabelFilter::And(a, b) => label_filter(a, lbls) && label_filter(b, lbls),
         LabelFilter::Or(a, b) => label_filter(a, lbls) || label_filter(b, lbls),
@@ -314,7 +184,7 @@ pub(crate) fn label_filter(f: &LabelFilter, lbls: &mut LabelSet) -> bool {
 }
 
 fn numeric(
-    lbls: &mut LabelSet,
+    lbls: &mut LabelSet<'_>,
     name: &str,
     op: CmpOp,
     want: f64,
@@ -357,59 +227,21 @@ pub(crate) fn parse_go_duration(s: &str) -> Option<i64> {
 /// Loki's label-name sanitising: characters outside `[a-zA-Z0-9_]` become
 /// `_`, and a leading digit is prefixed with `_`.
 pub(crate) fn sanitize_key(key: &str, is_prefix: bool) -> String {
-    let key = key.trim();
     let mut out = String::with_capacity(key.len() + 1);
-    if is_prefix && key.as_bytes().first().is_some_and(|c| c.is_ascii_digit()) {
-        out.push('_');
-    }
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c);
-        } else {
-            out.push('_');
-        }
-    }
+    crate::json::append_sanitized(&mut out, key, is_prefix);
     out
 }
 
-const JSON_NOT_OBJECT: &str = "Value looks like object, but can't find closing '}' symbol";
-
-fn json_parse(line: &str, lbls: &mut LabelSet) {
-    if !line.trim_start().starts_with('{') {
-        lbls.set_err("JSONParserErr", JSON_NOT_OBJECT.into());
-        return;
-    }
-    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
-        Ok(map) => {
-            for (k, v) in map {
-                flatten(&sanitize_key(&k, true), v, lbls);
-            }
-        }
-        Err(e) => lbls.set_err("JSONParserErr", e.to_string()),
+fn json_parse(line: &str, lbls: &mut LabelSet<'_>) {
+    let res = crate::json::flatten(line, &mut |k, v| {
+        lbls.set_parsed(k.to_string(), v.into_owned());
+    });
+    if let Err(e) = res {
+        lbls.set_err("JSONParserErr", e.to_string());
     }
 }
 
-fn flatten(prefix: &str, v: serde_json::Value, lbls: &mut LabelSet) {
-    use serde_json::Value;
-    if prefix.is_empty() {
-        return;
-    }
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = format!("{prefix}_{}", sanitize_key(&k, false));
-                flatten(&key, v, lbls);
-            }
-        }
-        Value::Array(_) => {}
-        Value::String(s) => lbls.set_parsed(prefix.to_string(), s),
-        Value::Null => {}
-        Value::Bool(b) => lbls.set_parsed(prefix.to_string(), b.to_string()),
-        Value::Number(n) => lbls.set_parsed(prefix.to_string(), n.to_string()),
-    }
-}
-
-fn json_params(line: &str, params: &[ExtractParam], lbls: &mut LabelSet) {
+fn json_params(line: &str, params: &[ExtractParam], lbls: &mut LabelSet<'_>) {
     let v = match serde_json::from_str::<serde_json::Value>(line) {
         Ok(v) => v,
         Err(e) => {
@@ -467,7 +299,7 @@ fn json_path<'v>(v: &'v serde_json::Value, path: &str) -> Option<&'v serde_json:
 
 /// `unpack`: a JSON object written by Promtail's `pack` stage; its string
 /// fields become labels and `_entry` the line (only when `_entry` exists).
-fn unpack(line: &mut String, lbls: &mut LabelSet) {
+fn unpack(line: &mut String, lbls: &mut LabelSet<'_>) {
     if !line.starts_with('{') {
         lbls.set_err(
             "JSONParserErr",
@@ -630,7 +462,7 @@ fn logfmt_parse(
     strict: bool,
     keep_empty: bool,
     params: &[ExtractParam],
-    lbls: &mut LabelSet,
+    lbls: &mut LabelSet<'_>,
 ) {
     let mut dec = LogfmtDecoder {
         line,

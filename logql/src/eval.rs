@@ -396,9 +396,8 @@ fn unwrap_value(u: &Unwrap, lbls: &mut LabelSet<'_>) -> f64 {
     let raw = raw.unwrap_or_default();
     let res: std::result::Result<f64, String> = match u.conv {
         UnwrapConv::Float => raw
-            .trim()
             .parse::<f64>()
-            .map_err(|e| format!("strconv.ParseFloat: parsing {raw:?}: {e}")),
+            .map_err(|_| format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax")),
         UnwrapConv::Duration => parse_go_duration(&raw)
             .map(|d| d as f64 / 1e9)
             .ok_or_else(|| format!("time: invalid duration {raw:?}")),

@@ -91,6 +91,14 @@ impl<'a> LabelSet<'a> {
             .map(|((_, v), _)| v.as_str())
     }
 
+    /// The value and category of a live label.
+    pub fn get_with_cat(&self, name: &str) -> Option<(&str, Cat)> {
+        if let Some(l) = self.extra.iter().find(|l| l.name == name) {
+            return Some((&l.value, l.cat));
+        }
+        self.get(name).map(|v| (v, Cat::Stream))
+    }
+
     pub fn set(&mut self, name: String, value: String, cat: Cat) {
         if let Some(l) = self.extra.iter_mut().find(|l| l.name == name) {
             l.value = value;

@@ -828,6 +828,9 @@ impl<'a> Parser<'a> {
             let dup = out.iter().any(|f| match f {
                 LabelFmt::Rename { dst: d, .. } | LabelFmt::Template { dst: d, .. } => *d == dst,
             });
+            if dst == "__error__" {
+                return Err(self.err_at(dpos, "__error__ cannot be formatted"));
+            }
             if dup {
                 return Err(self.err_at(
                     dpos,

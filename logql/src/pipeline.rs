@@ -98,7 +98,12 @@ pub(crate) fn run_stages(
             }
             Stage::LabelFormat(fmts) => label_format(fmts, ts, line, lbls),
             Stage::Drop(sels) => lbls.retain(|n, v| !sels.iter().any(|s| sel_matches(s, n, v))),
-            Stage::Keep(sels) => lbls.retain(|n, v| sels.iter().any(|s| sel_matches(s, n, v))),
+            Stage::Keep(sels) => lbls.retain(|n, v| {
+                // `keep` never removes the error labels.
+                n == ERROR_LABEL
+                    || n == ERROR_DETAILS_LABEL
+                    || sels.iter().any(|s| sel_matches(s, n, v))
+            }),
             Stage::Decolorize => {
                 if let Some(re) = ansi_regex()
                     && re.is_match(line)
@@ -124,34 +129,55 @@ fn sel_matches(s: &LabelSel, name: &str, value: &str) -> bool {
     }
 }
 
+/// `label_format` as Loki runs it: items in order; a rename moves the value
+/// (keeping its category); templates render against a snapshot of the
+/// labels taken at the first template of the stage.
 fn label_format(fmts: &[LabelFmt], ts: i64, line: &str, lbls: &mut LabelSet<'_>) {
-    // Templates see the labels as they were before this stage.
-    let mut results: Vec<(String, Result<String, String>)> = Vec::new();
+    let mut snapshot: Option<Vec<(String, String)>> = None;
     for f in fmts {
-        if let LabelFmt::Template { dst, tmpl } = f {
-            let mut out = String::new();
-            let r = tmpl
-                .render(&TScope { lbls, line, ts }, &mut out)
-                .map(|_| out);
-            results.push((dst.clone(), r));
-        }
-    }
-    for f in fmts {
-        if let LabelFmt::Rename { dst, src } = f {
-            let v = lbls.get(src).map(str::to_string);
-            if let Some(v) = v {
-                if src != dst {
+        match f {
+            LabelFmt::Rename { dst, src } => {
+                if let Some((v, cat)) = lbls.get_with_cat(src) {
+                    let v = v.to_string();
                     lbls.del(src);
+                    lbls.set(dst.clone(), v, cat);
                 }
-                lbls.set(dst.clone(), v, Cat::Parsed);
+            }
+            LabelFmt::Template { dst, tmpl } => {
+                let snap = snapshot.get_or_insert_with(|| lbls.sorted());
+                let mut out = String::new();
+                let scope = PairsScope {
+                    pairs: snap,
+                    line,
+                    ts,
+                };
+                match tmpl.render(&scope, &mut out) {
+                    Ok(()) => lbls.set(dst.clone(), out, Cat::Parsed),
+                    Err(e) => lbls.set_err("TemplateFormatErr", e),
+                }
             }
         }
     }
-    for (dst, r) in results {
-        match r {
-            Ok(v) => lbls.set(dst, v, Cat::Parsed),
-            Err(e) => lbls.set_err("TemplateFormatErr", e),
-        }
+}
+
+struct PairsScope<'a> {
+    pairs: &'a [(String, String)],
+    line: &'a str,
+    ts: i64,
+}
+
+impl Scope for PairsScope<'_> {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.pairs[i].1.as_str())
+    }
+    fn line(&self) -> &str {
+        self.line
+    }
+    fn ts_ns(&self) -> i64 {
+        self.ts
     }
 }
 
@@ -164,9 +190,8 @@ pub(crate) fn label_filter(f: &LabelFilter, lbls: &mut LabelSet<'_>) -> bool {
             m.matches(v)
         }
         LabelFilter::Number { name, op, value } => numeric(lbls, name, *op, *value, |s| {
-            s.trim()
-                .parse::<f64>()
-                .map_err(|e| format!("strconv.ParseFloat: parsing {s:?}: {e}"))
+            s.parse::<f64>()
+                .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))
         }),
         LabelFilter::Duration { name, op, value_ns } => {
             numeric(lbls, name, *op, *value_ns as f64, |s| {

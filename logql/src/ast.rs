@@ -61,17 +61,44 @@ pub struct LogExpr {
 
 impl LogExpr {
     /// The line filters before the first stage that is not a line filter:
-    /// a source may use them to skip data.
+    /// a source may use them to skip data (every one must hold for a line to
+    /// be returned). Regexes that are plain literals come as `Contains` /
+    /// `NotContains`, `(?i)literal` as `ContainsCi`; filters with `or`
+    /// alternatives are left out.
     pub fn leading_line_filters(&self) -> Vec<LineFilter> {
         let mut out = Vec::new();
         for s in &self.stages {
             match s {
-                Stage::LineFilter(f) if f.or.is_empty() => out.push(f.filter.clone()),
+                Stage::LineFilter(f) if f.or.is_empty() => out.push(hint(&f.filter)),
                 Stage::LineFilter(_) => {}
                 _ => break,
             }
         }
         out
+    }
+}
+
+fn is_literal(p: &str) -> bool {
+    regex::escape(p) == p
+}
+
+fn hint(f: &LineFilter) -> LineFilter {
+    let lit = |op: LineFilterOp, pattern: &str| LineFilter {
+        op,
+        pattern: pattern.to_string(),
+    };
+    match f.op {
+        LineFilterOp::Regex if is_literal(&f.pattern) => lit(LineFilterOp::Contains, &f.pattern),
+        LineFilterOp::NotRegex if is_literal(&f.pattern) => {
+            lit(LineFilterOp::NotContains, &f.pattern)
+        }
+        LineFilterOp::Regex => match f.pattern.strip_prefix("(?i)") {
+            Some(rest) if !rest.is_empty() && is_literal(rest) => {
+                lit(LineFilterOp::ContainsCi, rest)
+            }
+            _ => f.clone(),
+        },
+        _ => f.clone(),
     }
 }
 
@@ -86,8 +113,7 @@ pub enum LineFilterOp {
     Regex,
     /// `!~ "regex"`
     NotRegex,
-    /// `|= "text"` with case-insensitive matching (not produced by the parser;
-    /// kept for sources that want to express it).
+    /// Case-insensitive substring: only in source hints, for `|~ "(?i)text"`.
     ContainsCi,
     /// `|> "pattern <_> here"`
     Pattern,

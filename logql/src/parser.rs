@@ -904,11 +904,22 @@ impl<'a> Parser<'a> {
     }
 
     fn label_filter_and(&mut self) -> Result<LabelFilter, ParseError> {
-        let mut lhs = self.label_filter_primary()?;
-        loop {
-            if self.is_ident("and") || *self.peek() == Tok::Comma {
-                self.next();
-            } else if matches!(self.peek(), Tok::Ident(s) if s != "or" && s != "offset")
+        let mut lhs = self.label_filter_unit()?;
+        while self.is_ident("and") {
+            self.next();
+            let rhs = self.label_filter_unit()?;
+            lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    /// A filter optionally followed by `,` or juxtaposition. Loki's grammar
+    /// gives those no precedence, so yacc shifts: everything after them,
+    /// `or` included, is the right operand (`a, b or c` is `a and (b or c)`).
+    fn label_filter_unit(&mut self) -> Result<LabelFilter, ParseError> {
+        let lhs = self.label_filter_primary()?;
+        let juxtaposed = *self.peek() == Tok::LParen
+            || (matches!(self.peek(), Tok::Ident(s) if s != "or" && s != "and" && s != "offset")
                 && matches!(
                     self.peek_at(1),
                     Tok::Eq
@@ -920,15 +931,14 @@ impl<'a> Parser<'a> {
                         | Tok::Lt
                         | Tok::Lte
                         | Tok::CmpEq
-                )
-            {
-                // juxtaposition means `and`
-            } else {
-                return Ok(lhs);
-            }
-            let rhs = self.label_filter_primary()?;
-            lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
+                ));
+        if *self.peek() == Tok::Comma {
+            self.next();
+        } else if !juxtaposed {
+            return Ok(lhs);
         }
+        let rhs = self.label_filter()?;
+        Ok(LabelFilter::And(Box::new(lhs), Box::new(rhs)))
     }
 
     fn label_filter_primary(&mut self) -> Result<LabelFilter, ParseError> {

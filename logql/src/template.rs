@@ -431,13 +431,14 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
         }
         "trunc" => {
             want(a, 2, name)?;
+            // Counts characters, like Loki's rune-based trunc.
             let n = a[0].to_i();
             let v = s(1);
-            let len = v.len() as i64;
-            Val::Str(if n < 0 && -n < len {
-                safe_slice(&v, (len + n) as usize, v.len())
-            } else if n >= 0 && n < len {
-                safe_slice(&v, 0, n as usize)
+            let len = v.chars().count() as i64;
+            Val::Str(if n < 0 && len + n > 0 {
+                v.chars().skip((len + n) as usize).collect()
+            } else if n >= 0 && len > n {
+                v.chars().take(n as usize).collect()
             } else {
                 v
             })

@@ -92,7 +92,7 @@ fn log_query_detection_and_leading_filters() {
     assert_eq!(lf.len(), 2);
     assert_eq!(lf[0].op, LineFilterOp::Contains);
     assert_eq!(lf[0].pattern, "x");
-    assert_eq!(lf[1].op, LineFilterOp::NotRegex);
+    assert_eq!(lf[1].op, LineFilterOp::NotContains);
     assert!(matches!(l.stages[2], Stage::Json(_)));
     assert!(
         !parse("count_over_time({a=\"b\"}[1m])")
@@ -134,4 +134,26 @@ fn semantic_errors_point_at_the_operator() {
     let e = err("  sum_over_time({a=\"b\"}[1m])");
     assert_eq!(e.col, 3);
     assert!(e.message.contains("without unwrap"));
+}
+
+#[test]
+fn literal_regexes_become_substring_hints() {
+    let Expr::Log(l) =
+        parse("{a=\"b\"} |~ \"exact\" !~ \"skip\" |~ \"(?i)Error\" |~ \"a.c\" |> \"<_> x\"")
+            .unwrap()
+    else {
+        panic!()
+    };
+    let h = l.leading_line_filters();
+    let ops: Vec<_> = h.iter().map(|f| (f.op, f.pattern.as_str())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            (LineFilterOp::Contains, "exact"),
+            (LineFilterOp::NotContains, "skip"),
+            (LineFilterOp::ContainsCi, "Error"),
+            (LineFilterOp::Regex, "a.c"),
+            (LineFilterOp::Pattern, "<_> x"),
+        ]
+    );
 }

@@ -60,17 +60,11 @@ impl Ctx<'_> {
             s.entries
                 .retain(|e| e.ts_ns >= start_ns && e.ts_ns < end_ns);
             self.stats.lines_processed += s.entries.len() as u64;
-            self.stats.bytes_processed += s
-                .entries
-                .iter()
-                .map(|e| {
-                    e.line.len()
-                        + e.metadata
-                            .iter()
-                            .map(|(n, v)| n.len() + v.len())
-                            .sum::<usize>()
-                })
-                .sum::<usize>() as u64;
+            for e in &s.entries {
+                let meta: usize = e.metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
+                self.stats.bytes_processed += (e.line.len() + meta) as u64;
+                self.stats.metadata_bytes_processed += meta as u64;
+            }
         }
         self.stats.streams_selected += streams.len() as u64;
         if self.stats.bytes_processed > self.limits.max_bytes_scanned {
@@ -296,6 +290,7 @@ impl Engine {
                 } else {
                     intern(&mut keys, &mut cats, &lbls, &mut refs)
                 };
+                ctx.stats.post_filter_lines += 1;
                 found.push((ts_ns, oi, line));
             }
             buf = lbls.into_buf();

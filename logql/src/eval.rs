@@ -298,6 +298,7 @@ fn range_agg(
                     i
                 }
             };
+            ctx.stats.post_filter_lines += 1;
             if idx == samples.len() {
                 samples.push(Vec::new());
             }

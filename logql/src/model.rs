@@ -177,6 +177,10 @@ impl Default for Limits {
 pub struct Stats {
     pub bytes_processed: u64,
     pub lines_processed: u64,
+    /// Bytes of structured metadata read (included in `bytes_processed`).
+    pub metadata_bytes_processed: u64,
+    /// Lines that passed the whole pipeline.
+    pub post_filter_lines: u64,
     pub entries_returned: u64,
     pub streams_selected: u64,
     pub exec_time_secs: f64,

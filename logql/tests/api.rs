@@ -77,8 +77,11 @@ fn scalar_and_vector_json() {
     assert_eq!(j["result"], serde_json::json!([1.5, "0.25"]));
 }
 
+/// `(start, end, hints)` of one `select` call.
+type Seen = (i64, i64, Vec<(LineFilterOp, String)>);
+
 struct Recording {
-    seen: RefCell<Vec<(i64, i64, Vec<(LineFilterOp, String)>)>>,
+    seen: RefCell<Vec<Seen>>,
     fail: Option<SourceError>,
 }
 

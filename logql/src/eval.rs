@@ -438,28 +438,17 @@ fn range_fn(
         }
         RangeOp::Bytes | RangeOp::Sum => sum(),
         RangeOp::BytesRate => sum() / range_s,
-        RangeOp::Avg => sum() / n,
-        RangeOp::Min => {
-            w.iter().map(|p| p.1).fold(
-                f64::INFINITY,
-                |a, b| if b < a || a.is_nan() { b } else { a },
-            )
-        }
-        RangeOp::Max => {
-            w.iter().map(|p| p.1).fold(
-                f64::NEG_INFINITY,
-                |a, b| if b > a || a.is_nan() { b } else { a },
-            )
-        }
-        RangeOp::Stdvar | RangeOp::Stddev => {
-            let mean = sum() / n;
-            let var = w.iter().map(|p| (p.1 - mean) * (p.1 - mean)).sum::<f64>() / n;
-            if op == RangeOp::Stddev {
-                var.sqrt()
-            } else {
-                var
-            }
-        }
+        RangeOp::Avg => mean(w.iter().map(|p| p.1)),
+        RangeOp::Min => w
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NAN, |a, b| if b < a || a.is_nan() { b } else { a }),
+        RangeOp::Max => w
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NAN, |a, b| if b > a || a.is_nan() { b } else { a }),
+        RangeOp::Stdvar => variance(w.iter().map(|p| p.1)),
+        RangeOp::Stddev => variance(w.iter().map(|p| p.1)).sqrt(),
         RangeOp::Quantile => {
             let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
             quantile(param.unwrap_or(0.5), &mut vals)
@@ -469,6 +458,36 @@ fn range_fn(
         RangeOp::RateCounter => extrapolated_rate(w, lo, hi, range_s)?,
         RangeOp::Absent => 1.0,
     })
+}
+
+/// Incremental mean as Loki computes it (robust to infinities).
+fn mean(vals: impl Iterator<Item = f64>) -> f64 {
+    let (mut mean, mut count) = (0.0f64, 0.0f64);
+    for v in vals {
+        count += 1.0;
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean += v / count - mean / count;
+    }
+    mean
+}
+
+/// Population variance with Welford's algorithm, as Loki computes it.
+fn variance(vals: impl Iterator<Item = f64>) -> f64 {
+    let (mut aux, mut count, mut mean) = (0.0f64, 0.0f64, 0.0f64);
+    for v in vals {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        aux += delta * (v - mean);
+    }
+    aux / count
 }
 
 /// Prometheus's `quantile` (linear interpolation between closest ranks).
@@ -620,7 +639,14 @@ fn vector_agg(a: &VectorAgg, v: Vec<Smp>) -> Vec<Smp> {
             let sum: f64 = vals.iter().sum();
             let v = match a.op {
                 VectorOp::Sum => sum,
-                VectorOp::Avg => sum / n,
+                VectorOp::Avg => {
+                    // Loki's vector `avg`: mean += (v - mean) / n.
+                    let mut m = 0.0;
+                    for (i, v) in vals.iter().enumerate() {
+                        m += (v - m) / (i + 1) as f64;
+                    }
+                    m
+                }
                 VectorOp::Count => n,
                 VectorOp::Min => vals
                     .iter()
@@ -630,15 +656,8 @@ fn vector_agg(a: &VectorAgg, v: Vec<Smp>) -> Vec<Smp> {
                     .iter()
                     .copied()
                     .fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a }),
-                VectorOp::Stddev | VectorOp::Stdvar => {
-                    let mean = sum / n;
-                    let var = vals.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-                    if a.op == VectorOp::Stddev {
-                        var.sqrt()
-                    } else {
-                        var
-                    }
-                }
+                VectorOp::Stdvar => variance(vals.iter().copied()),
+                VectorOp::Stddev => variance(vals.iter().copied()).sqrt(),
                 _ => f64::NAN,
             };
             Smp { labels, v }

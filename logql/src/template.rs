@@ -6,6 +6,8 @@
 
 use regex::Regex;
 
+mod funcs;
+
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<Node>,
@@ -176,6 +178,15 @@ pub(crate) trait Scope {
 }
 
 const FUNCS: &[&str] = &[
+    "unixEpochMillis",
+    "unixEpochNanos",
+    "unixToTime",
+    "now",
+    "date",
+    "b64enc",
+    "b64dec",
+    "urlencode",
+    "urldecode",
     "__line__",
     "__timestamp__",
     "lower",
@@ -662,12 +673,56 @@ fn call(name: &str, a: &[Val], re: Option<&Regex>, scope: &dyn Scope) -> Result<
             want(a, 1, name)?;
             Val::Float(a[0].to_f())
         }
-        "unixEpoch" => {
+        "unixEpoch" | "unixEpochMillis" | "unixEpochNanos" => {
             want(a, 1, name)?;
-            match a[0] {
-                Val::Time(ns) => Val::Str(ns.div_euclid(1_000_000_000).to_string()),
-                _ => return Err("unixEpoch: expects a time".into()),
-            }
+            let ns = match a[0] {
+                Val::Time(ns) => ns,
+                _ => return Err(format!("{name}: expects a time")),
+            };
+            Val::Str(
+                match name {
+                    "unixEpoch" => ns.div_euclid(1_000_000_000),
+                    "unixEpochMillis" => ns.div_euclid(1_000_000),
+                    _ => ns,
+                }
+                .to_string(),
+            )
+        }
+        "unixToTime" => {
+            want(a, 1, name)?;
+            Val::Time(funcs::unix_to_time(&s(0))?)
+        }
+        "now" => {
+            let ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            Val::Time(ns)
+        }
+        "date" => {
+            want(a, 2, name)?;
+            // sprig's date takes a time or Unix seconds.
+            let ns = match &a[1] {
+                Val::Time(ns) => *ns,
+                other => other.to_i().saturating_mul(1_000_000_000),
+            };
+            Val::Str(funcs::go_format(&s(0), ns))
+        }
+        "b64enc" => {
+            want(a, 1, name)?;
+            Val::Str(funcs::b64enc(&s(0)))
+        }
+        "b64dec" => {
+            want(a, 1, name)?;
+            Val::Str(funcs::b64dec(&s(0)))
+        }
+        "urlencode" => {
+            want(a, 1, name)?;
+            Val::Str(funcs::urlencode(&s(0)))
+        }
+        "urldecode" => {
+            want(a, 1, name)?;
+            Val::Str(funcs::urldecode(&s(0)))
         }
         "alignLeft" | "alignRight" => {
             want(a, 2, name)?;
@@ -1200,3 +1255,6 @@ fn go_unquote(s: &str) -> Result<(String, usize), String> {
     }
     Err("unterminated quoted string".into())
 }
+
+#[cfg(test)]
+mod tests;

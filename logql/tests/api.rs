@@ -199,3 +199,12 @@ fn end_before_start_is_rejected() {
         .unwrap_err();
     assert_eq!(err.http_status(), 400);
 }
+
+#[test]
+fn parsed_queries_and_engines_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<strata_logql::Expr>();
+    send_sync::<Engine>();
+    send_sync::<QueryResult>();
+    send_sync::<Error>();
+}

@@ -11,8 +11,8 @@ use crate::labels::{KeyIndex, LabelSet};
 use crate::model::{Entry, Stream};
 use crate::model::{LabelPairs, labels_string};
 use crate::pipeline::{
-    Cat, ERROR_DETAILS_LABEL, ERROR_LABEL, equality_labels, label_filter, parse_go_duration,
-    run_stages,
+    Cat, ERROR_DETAILS_LABEL, ERROR_LABEL, equality_labels, hint_names, label_filter,
+    parse_go_duration, run_stages,
 };
 use crate::result::{QueryResult, Sample, Series};
 
@@ -153,19 +153,33 @@ fn eval(ctx: &mut Ctx<'_>, expr: &Expr, steps: &Steps) -> Result<Val> {
                     .collect(),
             ))
         }
-        Expr::RangeAgg(r) => range_agg(ctx, r, steps, None),
+        Expr::RangeAgg(r) => range_agg(ctx, r, steps, None, None),
         Expr::VectorAgg(a) => {
-            let inner = match (&*a.inner, a.op) {
-                (Expr::RangeAgg(r), VectorOp::Sum)
-                    if r.grouping.is_none() && matches!(r.op, RangeOp::Count | RangeOp::Bytes) =>
-                {
-                    let g = a.grouping.clone().unwrap_or(Grouping {
+            let inner = match &*a.inner {
+                Expr::RangeAgg(r) => {
+                    let all = || Grouping {
                         without: false,
                         labels: Vec::new(),
-                    });
-                    range_agg(ctx, r, steps, Some(&g))?
+                    };
+                    // count/bytes sums are exact: merge series while reading.
+                    let push = (a.op == VectorOp::Sum
+                        && r.grouping.is_none()
+                        && matches!(r.op, RangeOp::Count | RangeOp::Bytes))
+                    .then(|| a.grouping.clone().unwrap_or_else(all));
+                    // Aggregations that keep only the `by` labels need no others.
+                    let reducing = !matches!(
+                        a.op,
+                        VectorOp::Topk | VectorOp::Bottomk | VectorOp::Sort | VectorOp::SortDesc
+                    );
+                    let hint = match &a.grouping {
+                        _ if !reducing => None,
+                        None => Some(all()),
+                        Some(g) if !g.without => Some(g.clone()),
+                        Some(_) => None,
+                    };
+                    range_agg(ctx, r, steps, push.as_ref(), hint.as_ref())?
                 }
-                _ => eval(ctx, &a.inner, steps)?,
+                inner => eval(ctx, inner, steps)?,
             };
             let Val::Vector(per_step) = inner else {
                 return Err(Error::Invalid(
@@ -231,12 +245,15 @@ fn label_replace(l: &LabelReplace, labels: &[(String, String)]) -> Vec<(String, 
 /// Evaluates a range aggregation. `push` is the grouping of an enclosing
 /// `sum` pushed down into sample extraction (for `count_over_time` and
 /// `bytes_over_time`, whose sums are exact): series are then merged while
-/// reading instead of being materialised one per label set.
+/// reading instead of being materialised one per label set. `hint` is the
+/// `by` grouping of an enclosing aggregation: parsers then extract only the
+/// labels it and the pipeline's filters use, as Loki's parser hints do.
 fn range_agg(
     ctx: &mut Ctx<'_>,
     r: &RangeAgg,
     steps: &Steps,
     push: Option<&Grouping>,
+    hint: Option<&Grouping>,
 ) -> Result<Val> {
     let (Some(&first), Some(&last)) = (steps.times.first(), steps.times.last()) else {
         return Ok(Val::Vector(Vec::new()));
@@ -254,13 +271,19 @@ fn range_agg(
         Some(g) => g.labels.iter().any(|l| l == n) != g.without,
     };
     let is_bytes = matches!(r.op, RangeOp::Bytes | RangeOp::BytesRate);
+    let hint_group = match &r.grouping {
+        Some(g) if !g.without => Some(g),
+        Some(_) => None,
+        None => hint,
+    };
+    let needed = hint_group.and_then(|g| hint_names(&r.log.stages, r.unwrap.as_ref(), &g.labels));
     let mut keys = KeyIndex::default();
     let mut samples: Vec<Vec<(i64, f64)>> = Vec::new();
     let mut buf = Vec::new();
     let mut refs = Vec::new();
     for s in streams {
         let Stream { labels, entries } = s;
-        let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf));
+        let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf)).with_hints(needed.as_ref());
         let mut base_idx: Option<usize> = None;
         for e in entries {
             ctx.tick()?;

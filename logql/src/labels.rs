@@ -5,7 +5,7 @@
 //! The stream's own labels are borrowed; only labels added or changed by
 //! the pipeline (structured metadata, parsed labels, formats) are owned.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub(crate) const ERROR_LABEL: &str = "__error__";
 pub(crate) const ERROR_DETAILS_LABEL: &str = "__error_details__";
@@ -31,6 +31,9 @@ pub(crate) type LRef = (bool, u32);
 
 pub(crate) struct LabelSet<'a> {
     base: &'a [(String, String)],
+    /// When set, parsers only extract these labels (Loki's parser hints for
+    /// metric queries whose result keeps only some labels).
+    hints: Option<&'a HashSet<String>>,
     /// Base labels deleted or overridden (then present in `extra`).
     gone: Vec<bool>,
     extra: Vec<Lbl>,
@@ -42,8 +45,24 @@ impl<'a> LabelSet<'a> {
         buf.clear();
         LabelSet {
             base,
+            hints: None,
             gone: vec![false; base.len()],
             extra: buf,
+        }
+    }
+
+    /// Restricts parsers to the labels in `hints`.
+    pub fn with_hints(mut self, hints: Option<&'a HashSet<String>>) -> Self {
+        self.hints = hints;
+        self
+    }
+
+    /// Whether a parser should extract a label of this name.
+    pub fn wants(&self, name: &str) -> bool {
+        match self.hints {
+            None => true,
+            Some(h) if self.base_has(name) => h.contains(&format!("{name}{DUPLICATE_SUFFIX}")),
+            Some(h) => h.contains(name),
         }
     }
 
@@ -127,6 +146,9 @@ impl<'a> LabelSet<'a> {
         } else {
             name
         };
+        if self.hints.is_some_and(|h| !h.contains(&name)) {
+            return;
+        }
         self.set(name, value, Cat::Parsed);
     }
 

@@ -259,7 +259,9 @@ pub(crate) fn sanitize_key(key: &str, is_prefix: bool) -> String {
 
 fn json_parse(line: &str, lbls: &mut LabelSet<'_>) {
     let res = crate::json::flatten(line, &mut |k, v| {
-        lbls.set_parsed(k.to_string(), v.into_owned());
+        if lbls.wants(k) {
+            lbls.set_parsed(k.to_string(), v.into_owned());
+        }
     });
     if let Err(e) = res {
         lbls.set_err("JSONParserErr", e.to_string());
@@ -538,4 +540,47 @@ pub(crate) fn equality_labels(ms: &[crate::matcher::Matcher]) -> Vec<(String, St
     }
     out.sort();
     out
+}
+
+/// Labels a metric pipeline must extract when its result keeps only
+/// `keep` (Loki's parser hints), or `None` when every label is needed
+/// (formatting and drop/keep stages can read any label).
+pub(crate) fn hint_names(
+    stages: &[Stage],
+    unwrap: Option<&Unwrap>,
+    keep: &[String],
+) -> Option<std::collections::HashSet<String>> {
+    fn filter_names(f: &LabelFilter, out: &mut std::collections::HashSet<String>) {
+        match f {
+            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+                filter_names(a, out);
+                filter_names(b, out);
+            }
+            LabelFilter::Matcher(m) => {
+                out.insert(m.name.clone());
+            }
+            LabelFilter::Number { name, .. }
+            | LabelFilter::Duration { name, .. }
+            | LabelFilter::Bytes { name, .. } => {
+                out.insert(name.clone());
+            }
+        }
+    }
+    let mut out: std::collections::HashSet<String> = keep.iter().cloned().collect();
+    for st in stages {
+        match st {
+            Stage::LabelFilter(f) => filter_names(f, &mut out),
+            Stage::LineFormat(_) | Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) => {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(u) = unwrap {
+        out.insert(u.label.clone());
+        for f in &u.post_filters {
+            filter_names(f, &mut out);
+        }
+    }
+    Some(out)
 }

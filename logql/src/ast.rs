@@ -119,13 +119,20 @@ pub enum LineFilterOp {
     Pattern,
     /// `!> "pattern <_> here"`
     NotPattern,
+    /// `|= ip("10.0.0.0/8")`: the pattern is the address, range or CIDR.
+    Ip,
+    /// `!= ip("10.0.0.0/8")`
+    NotIp,
 }
 
 impl LineFilterOp {
     pub fn is_negative(self) -> bool {
         matches!(
             self,
-            LineFilterOp::NotContains | LineFilterOp::NotRegex | LineFilterOp::NotPattern
+            LineFilterOp::NotContains
+                | LineFilterOp::NotRegex
+                | LineFilterOp::NotPattern
+                | LineFilterOp::NotIp
         )
     }
 }
@@ -152,6 +159,7 @@ pub(crate) enum CompiledLineFilter {
     ContainsCi(String),
     Regex(Regex),
     Pattern(crate::pattern::Pattern),
+    Ip(crate::ip::IpPattern),
 }
 
 /// A pipeline stage.
@@ -218,6 +226,12 @@ pub enum LabelFilter {
         name: String,
         op: CmpOp,
         value_ns: i64,
+    },
+    /// `name = ip("...")` / `name != ip("...")`.
+    Ip {
+        name: String,
+        negate: bool,
+        pattern: crate::ip::IpPattern,
     },
     /// `name op 5MB`.
     Bytes {

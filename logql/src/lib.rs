@@ -20,6 +20,7 @@ pub mod ast;
 mod engine;
 pub mod error;
 mod eval;
+mod ip;
 mod json;
 mod labels;
 mod lexer;

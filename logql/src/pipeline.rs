@@ -35,6 +35,7 @@ pub(crate) fn line_filter_matches(f: &LineFilterStage, line: &str) -> bool {
         CompiledLineFilter::ContainsCi(s) => line.to_lowercase().contains(s.as_str()),
         CompiledLineFilter::Regex(r) => r.is_match(line),
         CompiledLineFilter::Pattern(p) => p.test(line),
+        CompiledLineFilter::Ip(p) => p.matches_line(line),
     });
     if f.filter.op.is_negative() { !any } else { any }
 }
@@ -188,6 +189,17 @@ pub(crate) fn label_filter(f: &LabelFilter, lbls: &mut LabelSet<'_>) -> bool {
         LabelFilter::Matcher(m) => {
             let v = lbls.get(&m.name).unwrap_or("");
             m.matches(v)
+        }
+        LabelFilter::Ip {
+            name,
+            negate,
+            pattern,
+        } => {
+            if lbls.has_err() {
+                return true;
+            }
+            let hit = lbls.get(name).is_some_and(|v| pattern.matches_value(v));
+            hit != *negate
         }
         LabelFilter::Number { name, op, value } => numeric(lbls, name, *op, *value, |s| {
             s.parse::<f64>()
@@ -559,7 +571,8 @@ pub(crate) fn hint_names(
             LabelFilter::Matcher(m) => {
                 out.insert(m.name.clone());
             }
-            LabelFilter::Number { name, .. }
+            LabelFilter::Ip { name, .. }
+            | LabelFilter::Number { name, .. }
             | LabelFilter::Duration { name, .. }
             | LabelFilter::Bytes { name, .. } => {
                 out.insert(name.clone());

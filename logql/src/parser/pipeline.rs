@@ -4,6 +4,7 @@
 use super::{Parser, is_label_name};
 use crate::ast::*;
 use crate::error::ParseError;
+use crate::ip::IpPattern;
 use crate::lexer::Tok;
 use crate::matcher::{MatchOp, Matcher};
 use crate::pattern::Pattern;
@@ -146,7 +147,36 @@ impl Parser<'_> {
         Ok((stages, unwrap))
     }
 
+    /// `ip("pattern")` after `|=`, `!=` or a label name and `=`/`!=`.
+    fn is_ip_call(&self) -> bool {
+        self.is_ident("ip") && *self.peek_at(1) == Tok::LParen
+    }
+
+    fn ip_call(&mut self) -> Result<IpPattern, ParseError> {
+        self.next();
+        self.expect(Tok::LParen, "OPEN_PARENTHESIS")?;
+        let (s, pos) = self.string("STRING")?;
+        self.expect(Tok::RParen, "CLOSE_PARENTHESIS")?;
+        IpPattern::parse(&s).map_err(|e| self.err_at(pos, e))
+    }
+
     fn line_filter(&mut self, op: LineFilterOp) -> Result<LineFilterStage, ParseError> {
+        if matches!(op, LineFilterOp::Contains | LineFilterOp::NotContains) && self.is_ip_call() {
+            let p = self.ip_call()?;
+            let op = if op == LineFilterOp::Contains {
+                LineFilterOp::Ip
+            } else {
+                LineFilterOp::NotIp
+            };
+            return Ok(LineFilterStage {
+                filter: LineFilter {
+                    op,
+                    pattern: p.as_str().to_string(),
+                },
+                or: Vec::new(),
+                compiled: vec![CompiledLineFilter::Ip(p)],
+            });
+        }
         let (first, pos) = self.string("STRING")?;
         let mut pats = vec![(first, pos)];
         while self.is_ident("or") && matches!(self.peek_at(1), Tok::Str(_)) {
@@ -175,6 +205,9 @@ impl Parser<'_> {
                 LineFilterOp::Pattern | LineFilterOp::NotPattern => CompiledLineFilter::Pattern(
                     Pattern::parse(p, false).map_err(|e| self.err_at(*pos, e))?,
                 ),
+                LineFilterOp::Ip | LineFilterOp::NotIp => {
+                    CompiledLineFilter::Ip(IpPattern::parse(p).map_err(|e| self.err_at(*pos, e))?)
+                }
             });
         }
         let mut it = pats.into_iter().map(|(s, _)| s);
@@ -377,6 +410,14 @@ impl Parser<'_> {
         let name = self.ident("IDENTIFIER")?;
         let op_idx = self.i;
         let op_tok = self.next();
+        if matches!(op_tok, Tok::Eq | Tok::Neq) && self.is_ip_call() {
+            let pattern = self.ip_call()?;
+            return Ok(LabelFilter::Ip {
+                name,
+                negate: op_tok == Tok::Neq,
+                pattern,
+            });
+        }
         let v_idx = self.i;
         let vpos = self.pos();
         let neg = if *self.peek() == Tok::Sub {

@@ -79,7 +79,9 @@ pub(super) fn range_agg(
                     continue;
                 }
             }
-            if push.is_some() && r.grouping.is_none() && lbls.has_err() {
+            // Grouping must not hide an error (Loki's `GroupedLabels` keeps
+            // every label of a sample with an error): fail like Loki does.
+            if lbls.has_err() {
                 return Err(pipeline_error(&lbls.sorted()));
             }
             let idx = match base_idx {

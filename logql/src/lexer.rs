@@ -226,8 +226,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let mut j = i;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b':')
-                {
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
                     j += 1;
                 }
                 (Tok::Ident(src[i..j].to_string()), j - i)

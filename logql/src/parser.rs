@@ -13,6 +13,7 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
         toks,
         i: 0,
         last: 0,
+        depth: 0,
     };
     let e = p.expr(0)?;
     p.expect_eof()?;
@@ -28,6 +29,7 @@ pub fn parse_selector(query: &str) -> Result<Vec<Matcher>, ParseError> {
         toks,
         i: 0,
         last: 0,
+        depth: 0,
     };
     let m = p.selector()?;
     p.expect_eof()?;
@@ -40,7 +42,12 @@ struct Parser<'a> {
     i: usize,
     /// Index of the token last returned by `next()`.
     last: usize,
+    /// Current nesting of expressions and label filters.
+    depth: usize,
 }
+
+/// Deepest nesting a query may have (bounds recursion on hostile input).
+const MAX_DEPTH: usize = 200;
 
 const RANGE_EXPECT: &str = "RANGE";
 
@@ -143,13 +150,33 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// Enters one level of nesting, failing past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err_at(self.pos(), "query too deeply nested"));
+        }
+        Ok(())
+    }
+
     fn expr(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        let outer = self.depth;
+        self.enter()?;
+        let e = self.expr_inner(min_prec);
+        // Operator chains deepen the tree too (see `expr_inner`).
+        self.depth = outer;
+        e
+    }
+
+    fn expr_inner(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
         let lhs_pos = self.pos();
         let mut lhs = self.unary()?;
         while let Some((op, prec)) = self.binop() {
             if prec < min_prec {
                 break;
             }
+            // Each operator adds a level to the left-deep tree.
+            self.enter()?;
             let op_pos = self.pos();
             self.next();
             if lhs.is_log_query() {

@@ -200,3 +200,52 @@ fn every_seed_parses_and_runs() {
         }
     }
 }
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_crash() {
+    let deep_parens = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(parse(&deep_parens).is_err());
+    let deep_pow = format!("1{}", " ^ 1".repeat(100_000));
+    assert!(parse(&deep_pow).is_err());
+    let commas = format!("{{a=\"b\"}} | {}", vec!["x=\"1\""; 100_000].join(", "));
+    assert!(parse(&commas).is_err());
+    let nested_filters = format!(
+        "{{a=\"b\"}} | {}x=\"1\"{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    assert!(parse(&nested_filters).is_err());
+    let ifs = format!(
+        "{{a=\"b\"}} | line_format `{}x{}`",
+        "{{if .a}}".repeat(10_000),
+        "{{end}}".repeat(10_000)
+    );
+    assert!(parse(&ifs).is_err());
+    let parens = format!(
+        "{{a=\"b\"}} | line_format `{{{{ {}.a{} }}}}`",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(parse(&parens).is_err());
+    // Reasonable nesting still parses.
+    assert!(parse(&format!("{}1{}", "(".repeat(50), ")".repeat(50))).is_ok());
+}
+
+#[test]
+fn long_operator_chains_are_bounded() {
+    let sum = format!("1{}", " + 1".repeat(100_000));
+    assert!(parse(&sum).is_err());
+    let ands = format!("{{a=\"b\"}} | x=\"1\"{}", " and x=\"1\"".repeat(100_000));
+    assert!(parse(&ands).is_err());
+    let ors = format!("{{a=\"b\"}} | x=\"1\"{}", " or x=\"1\"".repeat(100_000));
+    assert!(parse(&ors).is_err());
+    // Typical lengths are fine.
+    assert!(parse(&format!("1{}", " + 1".repeat(100))).is_ok());
+    assert!(
+        parse(&format!(
+            "{{a=\"b\"}} | x=\"1\"{}",
+            " or x=\"2\"".repeat(100)
+        ))
+        .is_ok()
+    );
+}

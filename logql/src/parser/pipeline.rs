@@ -353,8 +353,18 @@ impl Parser<'_> {
     // ---- label filters: or < and ----
 
     pub(super) fn label_filter(&mut self) -> Result<LabelFilter, ParseError> {
+        let outer = self.depth;
+        self.enter()?;
+        let f = self.label_filter_or();
+        // `and`/`or` chains deepen the tree too (they call `enter`).
+        self.depth = outer;
+        f
+    }
+
+    fn label_filter_or(&mut self) -> Result<LabelFilter, ParseError> {
         let mut lhs = self.label_filter_and()?;
         while self.is_ident("or") {
+            self.enter()?;
             self.next();
             let rhs = self.label_filter_and()?;
             lhs = LabelFilter::Or(Box::new(lhs), Box::new(rhs));
@@ -365,6 +375,7 @@ impl Parser<'_> {
     fn label_filter_and(&mut self) -> Result<LabelFilter, ParseError> {
         let mut lhs = self.label_filter_unit()?;
         while self.is_ident("and") {
+            self.enter()?;
             self.next();
             let rhs = self.label_filter_unit()?;
             lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));

@@ -13,7 +13,11 @@ pub(super) fn parse_nodes(src: &str) -> Result<Vec<Node>, String> {
     Ok(nodes)
 }
 
+/// Deepest nesting of `if` blocks and parentheses in a template.
+const MAX_DEPTH: usize = 100;
+
 struct TParser<'a> {
+    depth: usize,
     src: &'a str,
     pos: usize,
 }
@@ -33,7 +37,11 @@ enum ATok {
 
 impl<'a> TParser<'a> {
     fn new(src: &'a str) -> Self {
-        TParser { src, pos: 0 }
+        TParser {
+            depth: 0,
+            src,
+            pos: 0,
+        }
     }
 
     /// Parses nodes until EOF or a closing keyword (`else ...`, `end`),
@@ -86,6 +94,10 @@ impl<'a> TParser<'a> {
                     return Err("unexpected tokens after else".into());
                 }
                 Some(ATok::Ident(k)) if k == "if" => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err("template too deeply nested".into());
+                    }
                     let cond = parse_pipeline(&toks[1..])?;
                     let mut branches = Vec::new();
                     let mut otherwise = Vec::new();
@@ -113,6 +125,7 @@ impl<'a> TParser<'a> {
                             _ => return Err("unexpected EOF: missing {{end}}".into()),
                         }
                     }
+                    self.depth -= 1;
                     nodes.push(Node::If {
                         branches,
                         otherwise,
@@ -229,13 +242,20 @@ impl End {
 }
 
 fn parse_pipeline(toks: &[ATok]) -> Result<Pipeline, String> {
+    parse_pipeline_at(toks, 0)
+}
+
+fn parse_pipeline_at(toks: &[ATok], depth: usize) -> Result<Pipeline, String> {
+    if depth > MAX_DEPTH {
+        return Err("template too deeply nested".into());
+    }
     if toks.is_empty() {
         return Err("missing value for command".into());
     }
     let mut cmds = Vec::new();
     let mut i = 0;
     loop {
-        let (cmd, next) = parse_command(toks, i)?;
+        let (cmd, next) = parse_command(toks, i, depth)?;
         cmds.push(cmd);
         i = next;
         if i >= toks.len() {
@@ -250,7 +270,7 @@ fn parse_pipeline(toks: &[ATok]) -> Result<Pipeline, String> {
     Ok(Pipeline(cmds))
 }
 
-fn parse_command(toks: &[ATok], mut i: usize) -> Result<(Command, usize), String> {
+fn parse_command(toks: &[ATok], mut i: usize, nest: usize) -> Result<(Command, usize), String> {
     let mut args = Vec::new();
     while i < toks.len() {
         let a = match &toks[i] {
@@ -276,7 +296,7 @@ fn parse_command(toks: &[ATok], mut i: usize) -> Result<(Command, usize), String
                     }
                     j += 1;
                 }
-                let p = parse_pipeline(&toks[i + 1..j])?;
+                let p = parse_pipeline_at(&toks[i + 1..j], nest + 1)?;
                 i = j;
                 Arg::Sub(p)
             }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::ast::{Expr, LogExpr};
+use crate::ast::{Expr, LogExpr, Stage};
 use crate::error::{Error, Result};
 use crate::labels::{Cat, KeyIndex, LRef, LabelSet};
 use crate::model::{Direction, Entry, Limits, LogSource, Selection, Stats, Stream, labels_string};
@@ -44,7 +44,13 @@ impl Ctx<'_> {
 
     /// Selects streams for `log` in `[start, end)`, applying the selector
     /// again and counting what was read.
-    pub fn select(&mut self, log: &LogExpr, start_ns: i64, end_ns: i64) -> Result<Vec<Stream>> {
+    pub fn select(
+        &mut self,
+        log: &LogExpr,
+        start_ns: i64,
+        end_ns: i64,
+        limit: Option<(usize, Direction)>,
+    ) -> Result<Vec<Stream>> {
         self.check_deadline()?;
         let filters = log.leading_line_filters();
         let sel = Selection {
@@ -52,6 +58,7 @@ impl Ctx<'_> {
             start_ns,
             end_ns,
             line_filters: &filters,
+            limit,
         };
         let mut streams = self.src.select(&sel)?;
         streams.retain(|s| log.matchers.iter().all(|m| m.matches_labels(&s.labels)));
@@ -248,7 +255,14 @@ impl Engine {
                 limit, self.limits.max_entries
             )));
         }
-        let streams = ctx.select(log, start_ns, end_ns)?;
+        // When the pipeline is nothing but the hinted line filters, a source
+        // applying them may stop after `limit` entries per stream.
+        let only_hints = log
+            .stages
+            .iter()
+            .all(|s| matches!(s, Stage::LineFilter(f) if f.or.is_empty()));
+        let source_limit = (only_hints && interval_ns == 0).then_some((limit, direction));
+        let streams = ctx.select(log, start_ns, end_ns, source_limit)?;
         // Output streams are keyed by their final label set; categories of
         // each output stream's labels are kept for categorised encoding.
         let mut keys = KeyIndex::default();

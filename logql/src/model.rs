@@ -75,8 +75,15 @@ pub struct Selection<'a> {
     /// Exclusive.
     pub end_ns: i64,
     /// The leading line filters of the pipeline: a hint the source may use to
-    /// skip data; the engine applies them again.
+    /// skip data; the engine applies them again. Ops a source does not
+    /// understand must be ignored, never used to drop data.
     pub line_filters: &'a [LineFilter],
+    /// Set for log queries whose whole pipeline is `line_filters`: the query
+    /// returns at most this many lines in this direction, so a source that
+    /// applies every one of `line_filters` may return just the newest
+    /// (`Backward`) or oldest (`Forward`) that many matching entries of each
+    /// stream. `None` when every entry in range is needed (metric queries).
+    pub limit: Option<(usize, Direction)>,
 }
 
 /// Anything that can return log streams.

@@ -77,8 +77,13 @@ fn scalar_and_vector_json() {
     assert_eq!(j["result"], serde_json::json!([1.5, "0.25"]));
 }
 
-/// `(start, end, hints)` of one `select` call.
-type Seen = (i64, i64, Vec<(LineFilterOp, String)>);
+/// `(start, end, hints, limit)` of one `select` call.
+type Seen = (
+    i64,
+    i64,
+    Vec<(LineFilterOp, String)>,
+    Option<(usize, Direction)>,
+);
 
 struct Recording {
     seen: RefCell<Vec<Seen>>,
@@ -94,6 +99,7 @@ impl LogSource for Recording {
                 .iter()
                 .map(|f| (f.op, f.pattern.clone()))
                 .collect(),
+            sel.limit,
         ));
         match &self.fail {
             Some(e) => Err(e.clone()),
@@ -207,4 +213,38 @@ fn parsed_queries_and_engines_cross_threads() {
     send_sync::<Engine>();
     send_sync::<QueryResult>();
     send_sync::<Error>();
+}
+
+#[test]
+fn sources_may_stop_early_only_when_filters_are_the_whole_pipeline() {
+    let e = Engine::new(Limits::default());
+    let cases = [
+        (
+            "{app=\"a\"} |= \"x\" !~ \"y\"",
+            None,
+            Some((10, Direction::Backward)),
+        ),
+        ("{app=\"a\"}", None, Some((10, Direction::Backward))),
+        ("{app=\"a\"} |= \"x\"", Some(1_000_000_000), None),
+        ("{app=\"a\"} |= \"x\" | json", None, None),
+        ("{app=\"a\"} |= \"x\" or \"z\"", None, None),
+    ];
+    for (q, interval, want) in cases {
+        let rec = Recording {
+            seen: RefCell::new(Vec::new()),
+            fail: None,
+        };
+        let expr = parse(q).unwrap();
+        e.query_range(&rec, &expr, 0, 10, 0, interval, 10, Direction::Backward)
+            .unwrap();
+        assert_eq!(rec.seen.borrow()[0].3, want, "{q}");
+    }
+    let rec = Recording {
+        seen: RefCell::new(Vec::new()),
+        fail: None,
+    };
+    let expr = parse("count_over_time({app=\"a\"} |= \"x\" [1m])").unwrap();
+    e.query_instant(&rec, &expr, 60_000_000_000, 10, Direction::Backward)
+        .unwrap();
+    assert_eq!(rec.seen.borrow()[0].3, None);
 }

@@ -36,7 +36,7 @@ pub(super) fn range_agg(
         .saturating_sub(r.range_ns)
         .saturating_add(1);
     let sel_end = last.saturating_sub(r.offset_ns).saturating_add(1);
-    let streams = ctx.select(&r.log, sel_start, sel_end)?;
+    let streams = ctx.select(&r.log, sel_start, sel_end, None)?;
     let grouping = r.grouping.as_ref().or(push);
     let keep_label = |n: &str| match grouping {
         None => true,

@@ -62,48 +62,47 @@ fn main() {
     });
     let end = per as i64 * 1_000_000;
     println!("{n} lines, {:.1} MB", bytes as f64 / 1e6);
-    let queries = [
-        (r#"{app="bench"} |= "request 99""#, true),
-        (r#"{app="bench"} |~ "status.?.?500""#, true),
-        (r#"{format="json"} | json | status >= 500"#, true),
+    // (query, step in ms; 0 for log queries)
+    let queries: [(&str, i64); 8] = [
+        (r#"{app="bench"} |= "request 99""#, 0),
+        (r#"{app="bench"} |~ "status.?.?500""#, 0),
+        (r#"{format="json"} | json | status >= 500"#, 0),
         (
             r#"{format="logfmt"} | logfmt | level="error" | line_format "{{.msg}} {{.status}}""#,
-            true,
+            0,
         ),
         (
             r#"sum by (pod) (count_over_time({app="bench"} |= "error" [10s]))"#,
-            false,
+            10_000,
         ),
+        (r#"sum by (pod) (bytes_rate({app="bench"}[10s]))"#, 100),
         (
             r#"sum by (level) (count_over_time({format="json"} | json [10s]))"#,
-            false,
+            10_000,
         ),
         (
             r#"quantile_over_time(0.99, {format="logfmt"} | logfmt | unwrap duration(latency) [10s]) by (pod)"#,
-            false,
+            10_000,
         ),
     ];
     // Warm up the allocator and caches with one untimed query.
     let warm = parse(queries[0].0).expect("query parses");
     let _ = engine.query_range(&src, &warm, 0, end, 0, None, 1000, Direction::Backward);
-    for (q, is_log) in queries {
+    for (q, step_ms) in queries {
         let expr = parse(q).expect("query parses");
         // The source select (a clone of the in-memory data) is timed too.
         let t = Instant::now();
-        let res = if is_log {
-            engine.query_range_with_stats(&src, &expr, 0, end, 0, None, 1000, Direction::Backward)
-        } else {
-            engine.query_range_with_stats(
-                &src,
-                &expr,
-                0,
-                end,
-                10_000_000_000,
-                None,
-                1000,
-                Direction::Backward,
-            )
-        };
+        let step = step_ms * 1_000_000;
+        let res = engine.query_range_with_stats(
+            &src,
+            &expr,
+            0,
+            end,
+            step,
+            None,
+            1000,
+            Direction::Backward,
+        );
         let el = t.elapsed().as_secs_f64();
         match res {
             Ok((_, stats)) => println!(

@@ -142,8 +142,25 @@ pub(super) fn range_agg(
         }
         return Ok(Val::Vector(per_step));
     }
+    // Counts and byte sums are exact integers: answer each window in O(1)
+    // from prefix sums instead of walking it at every step.
+    let integral = r.unwrap.is_none()
+        && matches!(
+            r.op,
+            RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate
+        );
+    let mut prefix: Vec<f64> = Vec::new();
     for (labels, pts) in &all {
         ctx.tick()?;
+        if integral {
+            prefix.clear();
+            prefix.push(0.0);
+            let mut acc = 0.0;
+            for p in pts {
+                acc += p.1;
+                prefix.push(acc);
+            }
+        }
         let mut a = 0usize;
         let mut b = 0usize;
         for (i, &t) in steps.times.iter().enumerate() {
@@ -162,7 +179,16 @@ pub(super) fn range_agg(
                 continue;
             }
             let w = &pts[a..b];
-            if let Some(v) = range_fn(r.op, r.param, w, lo, hi, range_s) {
+            let value = if integral {
+                let sum = prefix[b] - prefix[a];
+                Some(match r.op {
+                    RangeOp::Rate | RangeOp::BytesRate => sum / range_s,
+                    _ => sum,
+                })
+            } else {
+                range_fn(r.op, r.param, w, lo, hi, range_s)
+            };
+            if let Some(v) = value {
                 per_step[i].push(Smp {
                     labels: labels.clone(),
                     v,

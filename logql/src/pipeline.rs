@@ -542,14 +542,19 @@ fn logfmt_parse(
     }
 }
 
-/// Whether any matcher in a label selector uses equality (for absent_over_time labels).
+/// The labels `absent_over_time` reports: the selector's equality matchers.
 pub(crate) fn equality_labels(ms: &[crate::matcher::Matcher]) -> Vec<(String, String)> {
+    // As Loki's `absentLabels`: a name matched any other way, or twice, is dropped.
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut dropped: Vec<&str> = Vec::new();
     for m in ms {
         if m.op == MatchOp::Eq && !out.iter().any(|(n, _)| *n == m.name) {
             out.push((m.name.clone(), m.value.clone()));
+        } else {
+            dropped.push(&m.name);
         }
     }
+    out.retain(|(n, _)| !dropped.contains(&n.as_str()));
     out.sort();
     out
 }

@@ -199,6 +199,7 @@ impl Engine {
         ctx.stats.exec_time_secs = t0.elapsed().as_secs_f64();
         if let QueryResult::Streams(s) = &res {
             ctx.stats.entries_returned = s.iter().map(|s| s.entries.len() as u64).sum();
+            ctx.stats.direction = Some(direction);
         }
         Ok((res, ctx.stats))
     }

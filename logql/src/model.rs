@@ -191,4 +191,6 @@ pub struct Stats {
     pub entries_returned: u64,
     pub streams_selected: u64,
     pub exec_time_secs: f64,
+    /// The direction of a log query (the order of its entries).
+    pub direction: Option<Direction>,
 }

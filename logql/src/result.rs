@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{Stats, Stream};
+use crate::model::{Direction, Stats, Stream};
 
 /// One series of a range query result.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ impl QueryResult {
     pub fn to_loki_json_opts(&self, stats: &Stats, categorize_labels: bool) -> Value {
         let mut data = json!({
             "resultType": self.result_type(),
-            "result": self.result_json(categorize_labels),
+            "result": self.result_json_in(categorize_labels, stats.direction.unwrap_or_default()),
             "stats": stats.to_json(),
         });
         if categorize_labels && let Value::Object(m) = &mut data {
@@ -108,10 +108,16 @@ impl QueryResult {
 
     /// Just the `result` array (or scalar pair).
     pub fn result_json(&self, categorize_labels: bool) -> Value {
+        self.result_json_in(categorize_labels, Direction::Backward)
+    }
+
+    /// [`Self::result_json`] for a log query run in `direction` (the order
+    /// merged streams are put back in under categorised encoding).
+    pub fn result_json_in(&self, categorize_labels: bool, direction: Direction) -> Value {
         match self {
             QueryResult::Streams(streams) => {
                 if categorize_labels {
-                    categorized(streams)
+                    categorized(streams, direction)
                 } else {
                     Value::Array(
                         streams
@@ -153,9 +159,9 @@ impl QueryResult {
     }
 }
 
-fn categorized(streams: &[Stream]) -> Value {
+fn categorized(streams: &[Stream], direction: Direction) -> Value {
     // Regroup by stream labels only (labels minus metadata and parsed ones).
-    let mut groups: Vec<(crate::model::LabelPairs, Vec<Value>, Vec<i64>)> = Vec::new();
+    let mut groups: Vec<(crate::model::LabelPairs, Vec<(i64, Value)>)> = Vec::new();
     for s in streams {
         for e in &s.entries {
             let base: Vec<(String, String)> = s
@@ -181,11 +187,8 @@ fn categorized(streams: &[Stream]) -> Value {
                 v.push(Value::Object(extra));
             }
             match groups.iter_mut().find(|g| g.0 == base) {
-                Some(g) => {
-                    g.1.push(Value::Array(v));
-                    g.2.push(e.ts_ns);
-                }
-                None => groups.push((base, vec![Value::Array(v)], vec![e.ts_ns])),
+                Some(g) => g.1.push((e.ts_ns, Value::Array(v))),
+                None => groups.push((base, vec![(e.ts_ns, Value::Array(v))])),
             }
         }
     }
@@ -193,7 +196,15 @@ fn categorized(streams: &[Stream]) -> Value {
     Value::Array(
         groups
             .into_iter()
-            .map(|(l, vals, _)| json!({"stream": labels_obj(&l), "values": vals}))
+            .map(|(l, mut vals)| {
+                // Merged streams: restore the query's order (stable for ties).
+                match direction {
+                    Direction::Forward => vals.sort_by_key(|v| v.0),
+                    Direction::Backward => vals.sort_by_key(|v| std::cmp::Reverse(v.0)),
+                }
+                let vals: Vec<Value> = vals.into_iter().map(|v| v.1).collect();
+                json!({"stream": labels_obj(&l), "values": vals})
+            })
             .collect(),
     )
 }

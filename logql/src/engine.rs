@@ -268,7 +268,20 @@ impl Engine {
         // each output stream's labels are kept for categorised encoding.
         let mut keys = KeyIndex::default();
         let mut cats: Vec<Vec<Cat>> = Vec::new();
-        let mut found: Vec<(i64, u32, String)> = Vec::new();
+        // (ts, output stream, arrival order, line)
+        let mut found: Vec<(i64, u32, u64, String)> = Vec::new();
+        let better = |x: &(i64, u32, u64, String), y: &(i64, u32, u64, String)| match direction {
+            Direction::Forward => x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)),
+            Direction::Backward => y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(y.2.cmp(&x.2)),
+        };
+        // Without an interval only the best `limit` lines can be returned:
+        // keep memory bounded by dropping the rest as we go.
+        let compact_at = if interval_ns == 0 {
+            limit.saturating_mul(2).saturating_add(4096)
+        } else {
+            usize::MAX
+        };
+        let mut seq: u64 = 0;
         let mut buf = Vec::new();
         let mut refs = Vec::new();
         for s in streams {
@@ -306,37 +319,37 @@ impl Engine {
                     intern(&mut keys, &mut cats, &lbls, &mut refs)
                 };
                 ctx.stats.post_filter_lines += 1;
-                found.push((ts_ns, oi, line));
+                seq += 1;
+                found.push((ts_ns, oi, seq, line));
+                if found.len() >= compact_at {
+                    if limit == 0 {
+                        found.clear();
+                    } else {
+                        found.select_nth_unstable_by(limit, better);
+                        found.truncate(limit);
+                    }
+                }
             }
             buf = lbls.into_buf();
         }
         // Merge all entries by time in the requested direction, then apply
         // the interval and the limit across streams.
-        let mut order: Vec<u32> = (0..found.len() as u32).collect();
-        let cmp = |a: &u32, b: &u32| {
-            let (x, y) = (&found[*a as usize], &found[*b as usize]);
-            match direction {
-                Direction::Forward => x.0.cmp(&y.0).then(x.1.cmp(&y.1)).then(a.cmp(b)),
-                Direction::Backward => y.0.cmp(&x.0).then(x.1.cmp(&y.1)).then(b.cmp(a)),
-            }
-        };
-        if interval_ns == 0 && limit < order.len() {
+        if interval_ns == 0 && limit < found.len() {
             if limit == 0 {
-                order.clear();
+                found.clear();
             } else {
-                order.select_nth_unstable_by(limit, cmp);
-                order.truncate(limit);
+                found.select_nth_unstable_by(limit, better);
+                found.truncate(limit);
             }
         }
-        order.sort_unstable_by(cmp);
+        found.sort_unstable_by(better);
         let mut per_stream: Vec<Vec<Entry>> = vec![Vec::new(); keys.len()];
         let mut taken = 0usize;
         let mut last: Option<i64> = None;
-        for i in order {
+        for (ts, si, _, line) in found.iter_mut() {
             if taken >= limit {
                 break;
             }
-            let (ts, si, line) = &mut found[i as usize];
             let ok = match (last, interval_ns) {
                 (None, _) | (_, 0) => true,
                 (Some(l), iv) => match direction {

@@ -248,3 +248,56 @@ fn sources_may_stop_early_only_when_filters_are_the_whole_pipeline() {
         .unwrap();
     assert_eq!(rec.seen.borrow()[0].3, None);
 }
+
+#[test]
+fn limit_selection_over_many_lines_matches_a_full_sort() {
+    // Three streams, 30k lines, colliding timestamps: the engine drops
+    // lines while scanning; the result must equal sorting everything.
+    let mut streams = Vec::new();
+    let mut all: Vec<(i64, String)> = Vec::new();
+    for s in 0..3 {
+        let mut entries = Vec::new();
+        for i in 0..10_000i64 {
+            let ts = (i * 7919 + s * 13) % 20_000;
+            let line = format!("s{s} i{i}");
+            all.push((ts, line.clone()));
+            entries.push(Entry::new(ts, line));
+        }
+        streams.push(Stream {
+            labels: vec![("app".into(), "a".into()), ("s".into(), s.to_string())],
+            entries,
+        });
+    }
+    let src = MemorySource::new(streams);
+    let e = Engine::new(Limits::default());
+    let q = parse("{app=\"a\"}").unwrap();
+    for (dir, limit) in [(Direction::Backward, 7), (Direction::Forward, 5000)] {
+        let QueryResult::Streams(got) = e
+            .query_range(&src, &q, 0, 20_000, 0, None, limit, dir)
+            .unwrap()
+        else {
+            panic!("streams expected")
+        };
+        let mut got_ts: Vec<i64> = got
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.ts_ns))
+            .collect();
+        got_ts.sort_unstable();
+        let mut want: Vec<i64> = all.iter().map(|(t, _)| *t).collect();
+        want.sort_unstable();
+        let want: Vec<i64> = match dir {
+            Direction::Backward => want[want.len() - limit..].to_vec(),
+            Direction::Forward => want[..limit].to_vec(),
+        };
+        assert_eq!(got_ts, want, "{dir:?} {limit}");
+        for s in &got {
+            let ts: Vec<i64> = s.entries.iter().map(|e| e.ts_ns).collect();
+            let mut sorted = ts.clone();
+            sorted.sort_unstable();
+            if dir == Direction::Backward {
+                sorted.reverse();
+            }
+            assert_eq!(ts, sorted, "entries in query order");
+        }
+    }
+}

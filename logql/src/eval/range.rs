@@ -186,7 +186,7 @@ pub(super) fn range_agg(
                     _ => sum,
                 })
             } else {
-                range_fn(r.op, r.param, w, lo, hi, range_s)
+                range_fn(r.op, r.param, w, r.range_ns, range_s)
             };
             if let Some(v) = value {
                 per_step[i].push(Smp {
@@ -247,8 +247,7 @@ fn range_fn(
     op: RangeOp,
     param: Option<f64>,
     w: &[(i64, f64)],
-    lo: i64,
-    hi: i64,
+    range_ns: i64,
     range_s: f64,
 ) -> Option<f64> {
     let n = w.len() as f64;
@@ -278,7 +277,7 @@ fn range_fn(
         }
         RangeOp::First => w.first()?.1,
         RangeOp::Last => w.last()?.1,
-        RangeOp::RateCounter => extrapolated_rate(w, lo, hi, range_s)?,
+        RangeOp::RateCounter => extrapolated_rate(w, range_ns),
         RangeOp::Absent => 1.0,
     })
 }
@@ -333,21 +332,29 @@ pub(crate) fn quantile(q: f64, vals: &mut [f64]) -> f64 {
     vals[lower] * (1.0 - weight) + vals[upper] * weight
 }
 
-/// Prometheus's counter `rate` with extrapolation to the window edges.
-fn extrapolated_rate(w: &[(i64, f64)], lo: i64, hi: i64, range_s: f64) -> Option<f64> {
+/// `rate_counter` as Loki computes it: Prometheus's extrapolated counter
+/// rate, but with the window taken as `(first - range, last]` in
+/// milliseconds and 0 for fewer than two samples.
+fn extrapolated_rate(w: &[(i64, f64)], range_ns: i64) -> f64 {
     if w.len() < 2 {
-        return None;
+        return 0.0;
     }
+    let ms = |ns: i64| ns.div_euclid(1_000_000);
     let (first, last) = (w[0], w[w.len() - 1]);
+    let range_ms = ms(range_ns);
+    let range_start = ms(first.0) - range_ms;
+    let range_end = ms(last.0);
     let mut result = last.1 - first.1;
-    for p in w.windows(2) {
-        if p[1].1 < p[0].1 {
-            result += p[0].1;
+    let mut last_value = 0.0;
+    for p in w {
+        if p.1 < last_value {
+            result += last_value;
         }
+        last_value = p.1;
     }
-    let mut to_start = (first.0 - lo) as f64 / 1e9;
-    let to_end = (hi - last.0) as f64 / 1e9;
-    let sampled = (last.0 - first.0) as f64 / 1e9;
+    let mut to_start = (ms(first.0) - range_start) as f64 / 1000.0;
+    let to_end = (range_end - ms(last.0)) as f64 / 1000.0;
+    let sampled = (ms(last.0) - ms(first.0)) as f64 / 1000.0;
     let avg = sampled / (w.len() - 1) as f64;
     if result > 0.0 && first.1 >= 0.0 {
         let to_zero = sampled * (first.1 / result);
@@ -367,7 +374,7 @@ fn extrapolated_rate(w: &[(i64, f64)], lo: i64, hi: i64, range_s: f64) -> Option
     } else {
         avg / 2.0
     };
-    Some(result * (interval / sampled) / range_s)
+    result * (interval / sampled) / (range_ns as f64 / 1e9)
 }
 
 pub(super) fn group_labels(labels: &[(String, String)], g: &Grouping) -> Vec<(String, String)> {

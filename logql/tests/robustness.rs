@@ -107,9 +107,18 @@ fn mutated_queries_never_panic() {
         max_series: 1000,
         ..Limits::default()
     });
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // LOGQL_FUZZ_ROUNDS / LOGQL_FUZZ_SEED widen the search when run by hand.
+    let rounds: usize = std::env::var("LOGQL_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let seed: u64 = std::env::var("LOGQL_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(seed | 1);
     let (mut parsed, mut evaluated) = (0, 0);
-    for round in 0..3000 {
+    for round in 0..rounds {
         let mut q: Vec<char> = SEEDS[round % SEEDS.len()].chars().collect();
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(q.len() + 1);
@@ -159,7 +168,7 @@ fn mutated_queries_never_panic() {
         }
         evaluated += 1;
     }
-    println!("parsed {parsed} of 3000 mutations, evaluated {evaluated}");
+    println!("parsed {parsed} of {rounds} mutations, evaluated {evaluated}");
     assert!(
         parsed > 100,
         "mutations too destructive to exercise the engine"

@@ -485,5 +485,8 @@ pub struct LabelReplace {
     pub dst: String,
     pub replacement: String,
     pub src: String,
+    /// Anchored form of `regex_src`.
     pub regex: Regex,
+    /// The regular expression as written.
+    pub regex_src: String,
 }

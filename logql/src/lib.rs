@@ -19,6 +19,7 @@
 //! labels colliding with stream labels get an `_extracted` suffix.
 
 pub mod ast;
+mod display;
 mod engine;
 pub mod error;
 mod eval;

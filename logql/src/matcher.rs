@@ -91,6 +91,12 @@ impl Matcher {
 
 impl std::fmt::Display for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+        write!(
+            f,
+            "{}{}{}",
+            self.name,
+            self.op.as_str(),
+            crate::display::quote(&self.value)
+        )
     }
 }

@@ -423,6 +423,7 @@ impl<'a> Parser<'a> {
             replacement: args[1].0.clone(),
             src: args[2].0.clone(),
             regex,
+            regex_src: regex_s,
         })))
     }
 

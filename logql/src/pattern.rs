@@ -10,6 +10,7 @@ enum Node {
 
 #[derive(Debug, Clone)]
 pub struct Pattern {
+    src: String,
     nodes: Vec<Node>,
 }
 
@@ -67,7 +68,15 @@ impl Pattern {
         if nodes.is_empty() {
             return Err("invalid pattern: empty".into());
         }
-        Ok(Pattern { nodes })
+        Ok(Pattern {
+            src: s.to_string(),
+            nodes,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.src
     }
 
     /// Named capture names, in order.

@@ -14,6 +14,7 @@ use call::call;
 
 #[derive(Debug, Clone)]
 pub struct Template {
+    src: String,
     nodes: Vec<Node>,
     /// True if the template is constant text (fast path).
     plain: Option<String>,
@@ -266,7 +267,16 @@ impl Template {
             [Node::Text(t)] => Some(t.clone()),
             _ => None,
         };
-        Ok(Template { nodes, plain })
+        Ok(Template {
+            src: src.to_string(),
+            nodes,
+            plain,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.src
     }
 
     pub(crate) fn render(&self, scope: &dyn Scope, out: &mut String) -> Result<(), String> {

@@ -65,6 +65,22 @@ fn load_input(path: &Path) -> MemorySource {
 
 fn run_case(src: &MemorySource, c: &Value) -> Result<(), String> {
     let query = c["query"].as_str().ok_or("missing query")?;
+    run_query(src, c, query)?;
+    // Printing a parsed query gives LogQL that parses back to the same query
+    // and evaluates to the same result.
+    if let Ok(expr) = parse(query) {
+        let printed = expr.to_string();
+        let again = parse(&printed)
+            .map_err(|e| format!("printed query {printed:?} does not parse: {e}"))?;
+        if again.to_string() != printed {
+            return Err(format!("printing is not stable: {printed:?} -> {again}"));
+        }
+        run_query(src, c, &printed).map_err(|e| format!("printed as {printed:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_query(src: &MemorySource, c: &Value, query: &str) -> Result<(), String> {
     let mut limits = Limits::default();
     if let Some(n) = c.get("max_entries").and_then(Value::as_u64) {
         limits.max_entries = n as usize;

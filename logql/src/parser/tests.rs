@@ -157,3 +157,23 @@ fn literal_regexes_become_substring_hints() {
         ]
     );
 }
+
+#[test]
+fn printing_is_canonical_logql() {
+    for (q, want) in [
+        (
+            "sum by(a)(rate({x=\"y\"}|=\"e\"|json|s>=400,d>1s or b<2KB|unwrap duration(d)|__error__=\"\"[5m]offset 1h))",
+            "sum by (a) (rate({x=\"y\"} |= \"e\" | json | (s>=400 and (d>1s or b<2000B)) | unwrap duration(d) | __error__=\"\" [5m] offset 1h))",
+        ),
+        (
+            "topk(2, count_over_time({x=\"y\"}[1m])) / on(a) group_left(b) (1 + 2 ^ 3)",
+            "topk(2, count_over_time({x=\"y\"} [1m])) / on (a) group_left (b) (1 + (2 ^ 3))",
+        ),
+        (
+            "{a=~\"b.*\"} |~ `\\d+\"` | logfmt --strict x | line_format \"{{.x}}\\n\" | drop y=\"z\", w",
+            "{a=~\"b.*\"} |~ \"\\\\d+\\\"\" | logfmt --strict x=\"x\" | line_format \"{{.x}}\\n\" | drop y=\"z\", w",
+        ),
+    ] {
+        assert_eq!(parse(q).unwrap().to_string(), want, "{q}");
+    }
+}

@@ -256,7 +256,7 @@ fn parse_number(s: &str) -> Option<f64> {
     {
         return None;
     }
-    s.parse::<f64>().ok()
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings; returns the

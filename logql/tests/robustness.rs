@@ -142,6 +142,11 @@ fn mutated_queries_never_panic() {
         let text: String = q.into_iter().collect();
         let Ok(expr) = parse(&text) else { continue };
         parsed += 1;
+        let printed = expr.to_string();
+        match parse(&printed) {
+            Ok(again) => assert_eq!(again.to_string(), printed, "from {text:?}"),
+            Err(e) => panic!("{text:?} printed as {printed:?} does not parse: {e}"),
+        }
         if expr.is_log_query() {
             let _ = engine.query_range(
                 &src,

@@ -19,6 +19,7 @@ use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
 use crate::telemetry;
+use crate::token_index;
 use crate::tenant::TenantId;
 use crate::wal::{SegmentSeq, Wal};
 use crate::wal_entry::{self, Entry};
@@ -143,8 +144,9 @@ pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
     Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
 }
 
-/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes).
-type EncodedPart = (String, i64, i64, u64, Vec<u8>);
+/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes, and for
+/// logs the token index sidecar's bytes).
+type EncodedPart = (String, i64, i64, u64, Vec<u8>, Option<Vec<u8>>);
 
 /// Read-only view of one tenant's data of one signal at one moment.
 pub struct Snapshot {
@@ -530,18 +532,26 @@ impl Storage {
                 let min = part_times.iter().copied().min().unwrap_or(0);
                 let max = part_times.iter().copied().max().unwrap_or(0);
                 let bytes = encode_parquet(signal, &part)?;
-                out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
+                let tokens = (signal == Signal::Logs).then(|| token_index::build_for_batch(&part));
+                out.push((day.clone(), min, max, part.num_rows() as u64, bytes, tokens));
             }
             Ok(out)
         })
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();
-        for (day, min, max, rows, bytes) in encoded {
+        for (day, min, max, rows, bytes, tokens) in encoded {
             let id = catalog.next_file_id;
             catalog.next_file_id += 1;
             let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
-            let size = bytes.len() as u64;
+            let mut size = bytes.len() as u64;
+            if let Some(t) = tokens {
+                size += t.len() as u64;
+                self.inner
+                    .files
+                    .put(&token_index::sidecar_path(&path), t)
+                    .await?;
+            }
             self.inner.files.put(&path, bytes).await?;
             metas.push(FileMeta {
                 id,
@@ -599,7 +609,7 @@ impl Storage {
                 state.catalog = next;
             }
             for f in &inputs {
-                self.inner.files.delete(&f.path).await?;
+                self.delete_file(f).await?;
             }
             telemetry::COMPACTIONS.add(1);
             merged += 1;
@@ -639,10 +649,21 @@ impl Storage {
             state.catalog = next;
         }
         for f in &expired {
-            self.inner.files.delete(&f.path).await?;
+            self.delete_file(f).await?;
         }
         telemetry::RETENTION_DELETED_FILES.add(expired.len() as u64);
         Ok(expired.len())
+    }
+
+    /// Deletes a data file and, for logs, its token index sidecar.
+    async fn delete_file(&self, f: &FileMeta) -> Result<()> {
+        if f.signal == Signal::Logs {
+            self.inner
+                .files
+                .delete(&token_index::sidecar_path(&f.path))
+                .await?;
+        }
+        self.inner.files.delete(&f.path).await
     }
 
     fn flush_due(&self) -> bool {

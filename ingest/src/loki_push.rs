@@ -165,10 +165,9 @@ fn convert_protobuf(
 
 fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogRecord>, PushError> {
     let doc: Json = serde_json::from_slice(body).map_err(|e| PushError::Json(e.to_string()))?;
-    let streams = doc
-        .get("streams")
-        .and_then(Json::as_array)
-        .ok_or_else(|| PushError::Json("the body must be an object with a \"streams\" array".into()))?;
+    let streams = doc.get("streams").and_then(Json::as_array).ok_or_else(|| {
+        PushError::Json("the body must be an object with a \"streams\" array".into())
+    })?;
     let mut out = Vec::new();
     for (si, s) in streams.iter().enumerate() {
         let label_err = |reason: String| PushError::Labels {
@@ -176,10 +175,9 @@ fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogReco
             labels: s.get("stream").map(Json::to_string).unwrap_or_default(),
             reason,
         };
-        let map = s
-            .get("stream")
-            .and_then(Json::as_object)
-            .ok_or_else(|| label_err("\"stream\" must be an object of label names to string values".into()))?;
+        let map = s.get("stream").and_then(Json::as_object).ok_or_else(|| {
+            label_err("\"stream\" must be an object of label names to string values".into())
+        })?;
         let mut pairs = Vec::with_capacity(map.len());
         for (k, v) in map {
             let v = v
@@ -188,10 +186,9 @@ fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogReco
             pairs.push((k.clone(), v.to_owned()));
         }
         let labels = stream_labels(pairs, limits).map_err(label_err)?;
-        let values = s
-            .get("values")
-            .and_then(Json::as_array)
-            .ok_or_else(|| label_err("\"values\" must be an array of [\"<unix ns>\", \"line\"] pairs".into()))?;
+        let values = s.get("values").and_then(Json::as_array).ok_or_else(|| {
+            label_err("\"values\" must be an array of [\"<unix ns>\", \"line\"] pairs".into())
+        })?;
         for (ei, v) in values.iter().enumerate() {
             let bad = |reason: String| PushError::Entry {
                 stream: si,
@@ -213,12 +210,18 @@ fn json_entry(v: &Json) -> Result<(i64, String, Metadata), String> {
     let arr = v
         .as_array()
         .filter(|a| a.len() == 2 || a.len() == 3)
-        .ok_or("each value must be [\"<unix ns>\", \"line\"] or [\"<unix ns>\", \"line\", {metadata}]")?;
+        .ok_or(
+            "each value must be [\"<unix ns>\", \"line\"] or [\"<unix ns>\", \"line\", {metadata}]",
+        )?;
     let ts = match &arr[0] {
         Json::String(s) => s
             .parse::<i64>()
             .map_err(|_| format!("timestamp {s:?} is not an integer of Unix nanoseconds"))?,
-        other => return Err(format!("timestamp {other} must be a string of Unix nanoseconds")),
+        other => {
+            return Err(format!(
+                "timestamp {other} must be a string of Unix nanoseconds"
+            ));
+        }
     };
     let line = arr[1]
         .as_str()

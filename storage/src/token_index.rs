@@ -336,7 +336,13 @@ mod tests {
 
     fn lines(n: usize, salt: &str) -> Vec<String> {
         (0..n)
-            .map(|i| format!("{salt} GET /api/cart/{i} status=200 user=u{} took {}ms", i % 97, i % 13))
+            .map(|i| {
+                format!(
+                    "{salt} GET /api/cart/{i} status=200 user=u{} took {}ms",
+                    i % 97,
+                    i % 13
+                )
+            })
             .collect()
     }
 

@@ -27,7 +27,10 @@ fn json_push_keeps_labels_lines_and_metadata() {
     assert_eq!(recs[0].timestamp_ns, 1_700_000_000_000_000_001);
     assert_eq!(recs[0].observed_timestamp_ns, 5);
     assert_eq!(recs[0].body, "first line");
-    assert_eq!(recs[0].stream, Labels::from_pairs([("app", "api"), ("env", "prod")]));
+    assert_eq!(
+        recs[0].stream,
+        Labels::from_pairs([("app", "api"), ("env", "prod")])
+    );
     assert_eq!(recs[0].attributes, "{}");
     let attrs: serde_json::Value = serde_json::from_str(&recs[1].attributes).expect("json");
     assert_eq!(attrs, serde_json::json!({"trace_id": "abc", "user": "u1"}));
@@ -66,31 +69,57 @@ fn bad_inputs_say_what_was_wrong() {
     let cases: &[(&[u8], &str)] = &[
         (b"not json", "invalid JSON"),
         (br#"{"streams":{}}"#, "\"streams\" array"),
-        (br#"{"streams":[{"stream":{},"values":[]}]}"#, "at least one label"),
-        (br#"{"streams":[{"stream":{"1a":"x"},"values":[]}]}"#, "invalid label name"),
-        (br#"{"streams":[{"stream":{"a":1},"values":[]}]}"#, "not a string"),
-        (br#"{"streams":[{"stream":{"a":"b"},"values":[["x","l"]]}]}"#, "not an integer"),
-        (br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"l"]]}]}"#, "must be a string"),
-        (br#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#, "each value must be"),
-        (br#"{"streams":[{"stream":{"a":"b"}}]}"#, "\"values\" must be"),
+        (
+            br#"{"streams":[{"stream":{},"values":[]}]}"#,
+            "at least one label",
+        ),
+        (
+            br#"{"streams":[{"stream":{"1a":"x"},"values":[]}]}"#,
+            "invalid label name",
+        ),
+        (
+            br#"{"streams":[{"stream":{"a":1},"values":[]}]}"#,
+            "not a string",
+        ),
+        (
+            br#"{"streams":[{"stream":{"a":"b"},"values":[["x","l"]]}]}"#,
+            "not an integer",
+        ),
+        (
+            br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"l"]]}]}"#,
+            "must be a string",
+        ),
+        (
+            br#"{"streams":[{"stream":{"a":"b"},"values":[["1"]]}]}"#,
+            "each value must be",
+        ),
+        (
+            br#"{"streams":[{"stream":{"a":"b"}}]}"#,
+            "\"values\" must be",
+        ),
     ];
     for (body, want) in cases {
         let err = decode(PushFormat::Json, body, &limits(), 0).expect_err("must fail");
         assert!(err.to_string().contains(want), "{err} lacks {want}");
         assert!(!err.is_too_large());
     }
-    let err = decode(PushFormat::SnappyProtobuf, b"\xff\xff\xff", &limits(), 0)
-        .expect_err("bad snappy");
+    let err =
+        decode(PushFormat::SnappyProtobuf, b"\xff\xff\xff", &limits(), 0).expect_err("bad snappy");
     assert!(err.to_string().contains("snappy"), "{err}");
-    let err = decode(PushFormat::SnappyProtobuf, &snappy(b"\xff\x01"), &limits(), 0)
-        .expect_err("bad protobuf");
+    let err = decode(
+        PushFormat::SnappyProtobuf,
+        &snappy(b"\xff\x01"),
+        &limits(),
+        0,
+    )
+    .expect_err("bad protobuf");
     assert!(err.to_string().contains("protobuf"), "{err}");
     let small = Limits {
         max_request_bytes: 10,
         ..Limits::default()
     };
-    let err = decode(PushFormat::SnappyProtobuf, &snappy(&[0u8; 100]), &small, 0)
-        .expect_err("too large");
+    let err =
+        decode(PushFormat::SnappyProtobuf, &snappy(&[0u8; 100]), &small, 0).expect_err("too large");
     assert!(err.is_too_large());
     let long = Limits {
         max_log_body_bytes: 3,
@@ -113,7 +142,14 @@ fn selector_parser() {
         vec![("a".into(), "1".into()), ("b".into(), "x\ny\\".into())]
     );
     assert_eq!(parse_labels("{}").expect("ok"), vec![]);
-    for bad in ["a=\"1\"", "{a=1}", "{a=\"1\"", "{a=\"1\" b=\"2\"}", "{=\"x\"}", r#"{a="\q"}"#] {
+    for bad in [
+        "a=\"1\"",
+        "{a=1}",
+        "{a=\"1\"",
+        "{a=\"1\" b=\"2\"}",
+        "{=\"x\"}",
+        r#"{a="\q"}"#,
+    ] {
         assert!(parse_labels(bad).is_err(), "{bad}");
     }
 }

@@ -16,9 +16,7 @@
 //!
 //! Everything here is synchronous: callers run it inside `spawn_blocking`.
 
-use datafusion::arrow::array::{
-    Array, AsArray, Int32Array, RecordBatch, StringArray, UInt32Array,
-};
+use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -263,18 +261,27 @@ impl LogReader {
         needles: &Needles,
         columns: &[&str],
     ) -> Result<(Vec<FilePlan>, Vec<RecordBatch>), ReadError> {
-        let snap = self
-            .storage
-            .snapshot(&self.tenant, Signal::Logs, start_ns, end_ns.saturating_sub(1));
+        let snap = self.storage.snapshot(
+            &self.tenant,
+            Signal::Logs,
+            start_ns,
+            end_ns.saturating_sub(1),
+        );
         let mut plans = Vec::new();
         let mut planned_bytes = 0u64;
         for file in &snap.files {
             self.check()?;
             ReadStats::add(&self.stats.files, 1);
             let path = snap.files_root.join(&file.path);
-            if let Some(p) =
-                self.plan_file(&path, ids, start_ns, end_ns, needles, columns, &mut planned_bytes)?
-            {
+            if let Some(p) = self.plan_file(
+                &path,
+                ids,
+                start_ns,
+                end_ns,
+                needles,
+                columns,
+                &mut planned_bytes,
+            )? {
                 plans.push(p);
             }
         }
@@ -477,37 +484,45 @@ impl LogReader {
         }
         let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
         let mut meta_cache = MetadataCache::default();
-        self.scan(&ids, start_ns, end_ns, &needles, &cols, &cols, &mut |b, _| {
-            let id_col = u64_col(b, "stream_id")?;
-            let ts_col = b
-                .column_by_name("timestamp")
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or_else(|| storage_err("logs batch without timestamp"))?;
-            let body = str_col(b, "body")?;
-            let cols = if with_metadata {
-                Some(MetaColumns::of(b)?)
-            } else {
-                None
-            };
-            let mut line_bytes = 0u64;
-            for row in 0..b.num_rows() {
-                let id = id_col.value(row);
-                let line = body.value(row);
-                line_bytes += line.len() as u64;
-                let metadata = match (&cols, streams.get(&id)) {
-                    (Some(c), Some(labels)) => c.metadata(row, labels, &mut meta_cache),
-                    _ => Vec::new(),
+        self.scan(
+            &ids,
+            start_ns,
+            end_ns,
+            &needles,
+            &cols,
+            &cols,
+            &mut |b, _| {
+                let id_col = u64_col(b, "stream_id")?;
+                let ts_col = b
+                    .column_by_name("timestamp")
+                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+                    .ok_or_else(|| storage_err("logs batch without timestamp"))?;
+                let body = str_col(b, "body")?;
+                let cols = if with_metadata {
+                    Some(MetaColumns::of(b)?)
+                } else {
+                    None
                 };
-                out.entry(id).or_default().push(ReadEntry {
-                    ts_ns: ts_col.value(row),
-                    line: line.to_owned(),
-                    metadata,
-                });
-            }
-            ReadStats::add(&self.stats.lines, b.num_rows() as u64);
-            ReadStats::add(&self.stats.line_bytes, line_bytes);
-            Ok(())
-        })?;
+                let mut line_bytes = 0u64;
+                for row in 0..b.num_rows() {
+                    let id = id_col.value(row);
+                    let line = body.value(row);
+                    line_bytes += line.len() as u64;
+                    let metadata = match (&cols, streams.get(&id)) {
+                        (Some(c), Some(labels)) => c.metadata(row, labels, &mut meta_cache),
+                        _ => Vec::new(),
+                    };
+                    out.entry(id).or_default().push(ReadEntry {
+                        ts_ns: ts_col.value(row),
+                        line: line.to_owned(),
+                        metadata,
+                    });
+                }
+                ReadStats::add(&self.stats.lines, b.num_rows() as u64);
+                ReadStats::add(&self.stats.line_bytes, line_bytes);
+                Ok(())
+            },
+        )?;
         let mut result: Vec<ReadStream> = out
             .into_iter()
             .filter_map(|(id, mut entries)| {
@@ -537,27 +552,35 @@ impl LogReader {
         let cols = ["stream_id", "timestamp"];
         let mem_cols = ["stream_id", "timestamp", "body"];
         let none = Needles::default();
-        self.scan(&ids, start_ns, end_ns, &none, &cols, &mem_cols, &mut |b, per_row| {
-            let id_col = u64_col(b, "stream_id")?;
-            let body = b
-                .column_by_name("body")
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-            let mut seen: HashMap<u64, ()> = HashMap::new();
-            for row in 0..b.num_rows() {
-                let id = id_col.value(row);
-                let s = stats.entry(id).or_default();
-                s.entries += 1;
-                s.bytes += match (per_row, body) {
-                    (Some(p), _) => p,
-                    (None, Some(body)) => body.value(row).len() as u64,
-                    (None, None) => 0,
-                };
-                if seen.insert(id, ()).is_none() {
-                    s.chunks += 1;
+        self.scan(
+            &ids,
+            start_ns,
+            end_ns,
+            &none,
+            &cols,
+            &mem_cols,
+            &mut |b, per_row| {
+                let id_col = u64_col(b, "stream_id")?;
+                let body = b
+                    .column_by_name("body")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+                let mut seen: HashMap<u64, ()> = HashMap::new();
+                for row in 0..b.num_rows() {
+                    let id = id_col.value(row);
+                    let s = stats.entry(id).or_default();
+                    s.entries += 1;
+                    s.bytes += match (per_row, body) {
+                        (Some(p), _) => p,
+                        (None, Some(body)) => body.value(row).len() as u64,
+                        (None, None) => 0,
+                    };
+                    if seen.insert(id, ()).is_none() {
+                        s.chunks += 1;
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         let mut out: Vec<(Labels, StreamStat)> = stats
             .into_iter()
             .filter_map(|(id, s)| Some((streams.get(&id)?.clone(), s)))
@@ -703,7 +726,13 @@ pub fn level(number: i32, text: &str) -> String {
 pub fn label_name(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -857,7 +886,8 @@ mod tests {
 
     #[test]
     fn flattens_attributes_like_loki() {
-        let got = flatten_json(r#"{"http.method":"GET","n":3,"ok":true,"user":{"id":"u1"},"z":null}"#);
+        let got =
+            flatten_json(r#"{"http.method":"GET","n":3,"ok":true,"user":{"id":"u1"},"z":null}"#);
         assert_eq!(
             got,
             vec![

@@ -144,7 +144,7 @@ def test_otel_sdk_logs_queryable_with_attributes_as_labels(strata):
     got = lines_of(data)
     assert [line for _, line, _ in got] == ["disk sda is full", "plain line"]
     # Stream labels: the configured resource attributes plus level.
-    streams = {json.dumps(s["stream"], sort_keys=True) for _, _, s in got}
+    streams = {json.dumps(s, sort_keys=True) for _, _, s in got}
     labels = [json.loads(s) for s in streams]
     assert all(l["service_name"] == service and l["deployment_environment"] == "test" for l in labels)
     assert sorted(l["level"] for l in labels) == ["error", "info"]

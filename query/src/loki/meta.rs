@@ -17,6 +17,8 @@ use strata_storage::index::LabelMatcher;
 use strata_storage::model::Labels;
 
 type Stats = Vec<(Labels, StreamStat)>;
+/// A volume group's label pairs.
+type GroupKey = Vec<(String, String)>;
 
 fn stats_in(
     reader: &LogReader,
@@ -217,7 +219,7 @@ fn group_volumes(
         .flatten()
         .map(|m| m.name.clone())
         .collect();
-    let mut out: BTreeMap<Vec<(String, String)>, u64> = BTreeMap::new();
+    let mut out: BTreeMap<GroupKey, u64> = BTreeMap::new();
     for (l, s) in stats {
         if by_labels {
             for p in l.iter() {
@@ -327,10 +329,10 @@ pub(crate) async fn volume_range(
             ));
         }
         let by_labels = r.params.get("aggregateBy") == "labels";
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<Json>> = BTreeMap::new();
+        let mut series: BTreeMap<GroupKey, Vec<Json>> = BTreeMap::new();
         let mut t = r.start;
-        let mut totals: BTreeMap<Vec<(String, String)>, u64> = BTreeMap::new();
-        let mut points: Vec<(i64, BTreeMap<Vec<(String, String)>, u64>)> = Vec::new();
+        let mut totals: BTreeMap<GroupKey, u64> = BTreeMap::new();
+        let mut points: Vec<(i64, BTreeMap<GroupKey, u64>)> = Vec::new();
         while t < r.end {
             let window_end = (t + step).min(r.end);
             let sub = MetaReq {
@@ -348,8 +350,7 @@ pub(crate) async fn volume_range(
             points.push((window_end, groups));
             t = window_end;
         }
-        let keep: BTreeSet<Vec<(String, String)>> =
-            top(totals, limit).into_iter().map(|(k, _)| k).collect();
+        let keep: BTreeSet<GroupKey> = top(totals, limit).into_iter().map(|(k, _)| k).collect();
         for (ts, groups) in points {
             for (k, v) in groups {
                 if keep.contains(&k) {

@@ -198,7 +198,7 @@ impl Needles {
 impl TokenIndex {
     /// Builds the index of `lines` (the bodies of a file in row order), one filter per
     /// `block_rows` rows.
-    pub fn build<'a>(lines: &[&'a str], block_rows: usize) -> Self {
+    pub fn build(lines: &[&str], block_rows: usize) -> Self {
         let block_rows = block_rows.max(1);
         let blocks = lines
             .chunks(block_rows)

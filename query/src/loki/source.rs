@@ -195,6 +195,9 @@ const META_COLUMNS: &[&str] = &[
     "flags",
 ];
 
+/// What a scan calls per batch: the rows, and for file rows the estimated body bytes per row.
+type BatchFn<'a> = dyn FnMut(&RecordBatch, Option<u64>) -> Result<(), ReadError> + 'a;
+
 /// One file's read plan.
 struct FilePlan {
     path: std::path::PathBuf,
@@ -392,6 +395,7 @@ impl LogReader {
     /// Calls `f` with batches holding exactly the rows of `ids` (sorted) in
     /// `[start_ns, end_ns)`, projected to `columns` (which must include `stream_id` and
     /// `timestamp`); the flag says whether the batch came from a file row group.
+    #[allow(clippy::too_many_arguments)]
     fn scan(
         &self,
         ids: &[u64],
@@ -400,7 +404,7 @@ impl LogReader {
         needles: &Needles,
         columns: &[&str],
         mem_columns: &[&str],
-        f: &mut dyn FnMut(&RecordBatch, Option<u64>) -> Result<(), ReadError>,
+        f: &mut BatchFn<'_>,
     ) -> Result<(), ReadError> {
         if ids.is_empty() || end_ns <= start_ns {
             return Ok(());

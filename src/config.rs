@@ -38,6 +38,8 @@ pub struct QueryConfig {
     pub sql: SqlLimits,
     /// The Prometheus query API (`/api/v1/query`, `/api/v1/query_range`, ...).
     pub prometheus: strata_query::prom::PromApiConfig,
+    /// The Loki query API (`/loki/api/v1/query_range`, labels, series, ...).
+    pub loki: strata_query::loki::LokiApiConfig,
 }
 
 /// Strata's own logs.
@@ -96,6 +98,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.ingest.limits.validate().map_err(anyhow::Error::msg)?;
+        self.query.loki.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

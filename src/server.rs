@@ -34,6 +34,10 @@ async fn metrics_handler() -> impl IntoResponse {
     let mut out = String::new();
     strata_storage::telemetry::render_all(strata_storage::telemetry::STORAGE_METRICS, &mut out);
     strata_storage::telemetry::render_all(strata_ingest::telemetry::INGEST_METRICS, &mut out);
+    strata_storage::telemetry::render_all(
+        strata_storage::token_index::TOKEN_INDEX_METRICS,
+        &mut out,
+    );
     out.push_str("# HELP strata_process_resident_memory_bytes Resident memory of the Strata process.\n# TYPE strata_process_resident_memory_bytes gauge\n");
     out.push_str(&format!(
         "strata_process_resident_memory_bytes {}\n",
@@ -67,11 +71,14 @@ pub fn api_router(config: &Config, storage: Storage, ingester: Ingester) -> Rout
     };
     let prometheus =
         strata_query::prom::router(query.storage.clone(), config.query.prometheus.clone());
+    let loki = strata_query::loki::router(query.storage.clone(), config.query.loki.clone());
     Router::new()
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
         .route("/metrics", get(metrics_handler))
-        .merge(strata_ingest::remote_write_http::router(ingester))
+        .merge(strata_ingest::remote_write_http::router(ingester.clone()))
+        .merge(strata_ingest::loki_push::router(ingester))
+        .merge(loki)
         .merge(strata_query::http::router(query))
         .merge(prometheus)
 }

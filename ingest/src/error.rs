@@ -21,6 +21,8 @@ pub enum Error {
     BadJson(#[from] serde_json::Error),
     #[error("malformed remote-write body: {0}")]
     RemoteWrite(#[from] crate::remote_write::DecodeError),
+    #[error("malformed Loki push body: {0}")]
+    LokiPush(#[from] crate::loki_push::PushError),
     #[error("{0}")]
     Storage(#[source] strata_storage::Error),
 }
@@ -46,6 +48,8 @@ impl Error {
             }
             Error::RemoteWrite(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RemoteWrite(_) => StatusCode::BAD_REQUEST,
+            Error::LokiPush(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::LokiPush(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }

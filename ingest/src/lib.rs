@@ -1,4 +1,4 @@
-//! Strata's receivers: OTLP over gRPC and HTTP, and Prometheus remote write.
+//! Strata's receivers: OTLP over gRPC and HTTP, Prometheus remote write and Loki push.
 //!
 //! Every receiver decodes its wire format (bounded in size before and after
 //! decompression), resolves the tenant, and hands the request to the [`Ingester`], which
@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod body;
 pub mod error;
 pub mod limits;
+pub mod loki_push;
 pub mod otlp;
 pub mod remote_write;
 pub mod remote_write_http;

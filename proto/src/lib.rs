@@ -1,6 +1,7 @@
-//! Wire formats only: OTLP (the `opentelemetry-proto` crate, re-exported) and Prometheus
-//! remote write; no logic beyond decoding and encoding.
+//! Wire formats only: OTLP (the `opentelemetry-proto` crate, re-exported), Prometheus
+//! remote write and Loki push; no logic beyond decoding and encoding.
 
 pub use opentelemetry_proto;
 
+pub mod loki;
 pub mod prometheus;

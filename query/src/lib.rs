@@ -5,6 +5,7 @@
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod loki;
 pub mod prom;
 pub mod sql;
 

@@ -20,6 +20,7 @@ use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Si
 use crate::schema::{self, time_column};
 use crate::telemetry;
 use crate::tenant::TenantId;
+use crate::token_index;
 use crate::wal::{SegmentSeq, Wal};
 use crate::wal_entry::{self, Entry};
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray};
@@ -112,7 +113,8 @@ impl State {
     }
 }
 
-/// Deletes `.parquet` files under `root` that the catalog does not name: left behind by
+/// Deletes `.parquet` files (and their sidecars) under `root` that the catalog does not
+/// name: left behind by
 /// a crash between a catalog update and the deletion of the files it replaced (or a
 /// flush that wrote a file but never catalogued it). Returns how many went.
 fn remove_orphan_files(root: &Path, catalog: &Catalog) -> usize {
@@ -128,8 +130,15 @@ fn remove_orphan_files(root: &Path, catalog: &Catalog) -> usize {
             match entry.file_type() {
                 Ok(t) if t.is_dir() => dirs.push(path),
                 Ok(t) if t.is_file() => {
-                    let parquet = path.extension().is_some_and(|e| e == "parquet");
-                    if parquet && !known.contains(&path) && std::fs::remove_file(&path).is_ok() {
+                    // A data file, or a sidecar named after one (`<file>.parquet.tokens`).
+                    let name = path.to_string_lossy();
+                    let data_file = match name.strip_suffix(".tokens") {
+                        Some(base) => PathBuf::from(base),
+                        None => path.clone(),
+                    };
+                    let ours = data_file.extension().is_some_and(|e| e == "parquet");
+                    if ours && !known.contains(&data_file) && std::fs::remove_file(&path).is_ok()
+                    {
                         removed += 1;
                     }
                 }
@@ -177,8 +186,9 @@ pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
     Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
 }
 
-/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes).
-type EncodedPart = (String, i64, i64, u64, Vec<u8>);
+/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes, and for
+/// logs the token index sidecar's bytes).
+type EncodedPart = (String, i64, i64, u64, Vec<u8>, Option<Vec<u8>>);
 
 /// Read-only view of one tenant's data of one signal at one moment.
 pub struct Snapshot {
@@ -646,18 +656,26 @@ impl Storage {
                 let min = part_times.iter().copied().min().unwrap_or(0);
                 let max = part_times.iter().copied().max().unwrap_or(0);
                 let bytes = encode_parquet_with(signal, &part, &prepare)?;
-                out.push((day.clone(), min, max, part.num_rows() as u64, bytes));
+                let tokens = (signal == Signal::Logs).then(|| token_index::build_for_batch(&part));
+                out.push((day.clone(), min, max, part.num_rows() as u64, bytes, tokens));
             }
             Ok(out)
         })
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();
-        for (day, min, max, rows, bytes) in encoded {
+        for (day, min, max, rows, bytes, tokens) in encoded {
             let id = catalog.next_file_id;
             catalog.next_file_id += 1;
             let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
-            let size = bytes.len() as u64;
+            let mut size = bytes.len() as u64;
+            if let Some(t) = tokens {
+                size += t.len() as u64;
+                self.inner
+                    .files
+                    .put(&token_index::sidecar_path(&path), t)
+                    .await?;
+            }
             self.inner.files.put(&path, bytes).await?;
             metas.push(FileMeta {
                 id,
@@ -746,7 +764,7 @@ impl Storage {
                 state.catalog = next;
             }
             for f in &inputs {
-                self.bury(&f.path);
+                self.bury(f);
             }
             telemetry::COMPACTIONS.add(1);
             merged += 1;
@@ -786,18 +804,20 @@ impl Storage {
             state.catalog = next;
         }
         for f in &expired {
-            self.bury(&f.path);
+            self.bury(f);
         }
         telemetry::RETENTION_DELETED_FILES.add(expired.len() as u64);
         Ok(expired.len())
     }
 
-    /// Schedules the deletion of a file the catalog no longer names.
-    fn bury(&self, path: &str) {
-        self.inner
-            .graveyard
-            .lock()
-            .push((Instant::now(), path.to_string()));
+    /// Schedules the deletion of a file the catalog no longer names (and, for logs, of
+    /// its token index sidecar).
+    fn bury(&self, f: &FileMeta) {
+        let mut g = self.inner.graveyard.lock();
+        g.push((Instant::now(), f.path.clone()));
+        if f.signal == Signal::Logs {
+            g.push((Instant::now(), token_index::sidecar_path(&f.path)));
+        }
     }
 
     /// Deletes files that left the catalog at least `grace` ago. Returns how many.

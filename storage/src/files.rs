@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 /// Rows per Parquet row group: small enough that a trace-id or series lookup skips most of
 /// a file, large enough for good compression.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Where data files live: an object store plus, for local storage, its root directory.
 #[derive(Clone)]

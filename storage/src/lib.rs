@@ -19,6 +19,7 @@ pub mod model;
 pub mod schema;
 pub mod telemetry;
 pub mod tenant;
+pub mod token_index;
 pub mod wal;
 pub mod wal_entry;
 

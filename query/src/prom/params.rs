@@ -114,6 +114,18 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Parses RFC 3339 (with optional fractional seconds) into Unix milliseconds.
 fn parse_rfc3339(s: &str) -> Option<i64> {
+    let (secs, nanos) = rfc3339_parts(s)?;
+    Some(secs * 1000 + nanos / 1_000_000)
+}
+
+/// Parses RFC 3339 (with optional fractional seconds) into Unix nanoseconds.
+pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
+    let (secs, nanos) = rfc3339_parts(s)?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// RFC 3339 as Unix seconds and the nanoseconds past them.
+fn rfc3339_parts(s: &str) -> Option<(i64, i64)> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
@@ -162,7 +174,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         _ => return None,
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    Some(secs * 1000 + nanos / 1_000_000)
+    Some((secs, nanos))
 }
 
 /// Go's `strconv.ParseFloat` for the forms clients send (no hex floats, no underscores).

@@ -1,0 +1,443 @@
+//! Loki's push API, `POST /loki/api/v1/push`, so that Promtail, Grafana Alloy and the Loki
+//! clients can send logs to Strata unchanged.
+//!
+//! Two bodies are accepted, as Loki accepts them:
+//! - `application/json` (optionally gzip-encoded):
+//!   `{"streams":[{"stream":{"app":"api"},"values":[["<unix ns>","line",{"k":"v"}]]}]}`;
+//! - `application/x-protobuf`: a snappy-compressed (block format) `logproto.PushRequest`
+//!   whose streams carry their labels as a selector string, `{app="api"}`.
+//!
+//! A stream's labels become the record's stream labels exactly (validated: Prometheus label
+//! names, no duplicates, the ingest label limits); structured metadata is kept as the
+//! record's attributes. A request is decoded and validated whole before anything is written:
+//! any bad stream or entry rejects it with a 400 naming what was wrong, so nothing is ever
+//! half-written. Success is Loki's 204.
+
+use crate::body::{decode_content, read_limited};
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::otlp::http::tenant_of;
+use crate::service::Ingester;
+use crate::telemetry::REQUESTS_FAILED;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use prost::Message;
+use serde_json::Value as Json;
+use std::time::{SystemTime, UNIX_EPOCH};
+use strata_proto::loki as pb;
+use strata_storage::model::{Labels, LogRecord, Origin, Signal};
+
+/// Why a push body was rejected. Every variant is the client's fault (4xx).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(
+        "request body decompresses to {decoded_len} bytes, more than the limit of {limit} bytes"
+    )]
+    TooLarge { decoded_len: usize, limit: usize },
+    #[error("invalid snappy (block format) body: {0}")]
+    Snappy(#[source] snap::Error),
+    #[error("invalid protobuf PushRequest: {0}")]
+    Protobuf(#[source] prost::DecodeError),
+    #[error("invalid JSON push body: {0}")]
+    Json(String),
+    #[error("stream {stream}: error parsing labels {labels:?}: {reason}")]
+    Labels {
+        stream: usize,
+        labels: String,
+        reason: String,
+    },
+    #[error("stream {stream} {labels}: entry {entry}: {reason}")]
+    Entry {
+        stream: usize,
+        labels: String,
+        entry: usize,
+        reason: String,
+    },
+}
+
+impl PushError {
+    /// True for a body over the size limit (413); every other error is a 400.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, PushError::TooLarge { .. })
+    }
+}
+
+/// The body formats of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushFormat {
+    Json,
+    SnappyProtobuf,
+}
+
+impl PushFormat {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, Error> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            // Loki treats a missing content type as protobuf, as Promtail's oldest versions sent.
+            "application/x-protobuf" | "application/protobuf" | "" => {
+                Ok(PushFormat::SnappyProtobuf)
+            }
+            "application/json" => Ok(PushFormat::Json),
+            _ => Err(Error::UnsupportedContentType(ct.to_owned())),
+        }
+    }
+}
+
+/// Decodes and validates a whole push body into log records.
+pub fn decode(
+    format: PushFormat,
+    body: &[u8],
+    limits: &Limits,
+    now_ns: i64,
+) -> Result<Vec<LogRecord>, PushError> {
+    match format {
+        PushFormat::SnappyProtobuf => {
+            let decoded_len = snap::raw::decompress_len(body).map_err(PushError::Snappy)?;
+            if decoded_len > limits.max_request_bytes {
+                return Err(PushError::TooLarge {
+                    decoded_len,
+                    limit: limits.max_request_bytes,
+                });
+            }
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(body)
+                .map_err(PushError::Snappy)?;
+            let req = pb::PushRequest::decode(raw.as_slice()).map_err(PushError::Protobuf)?;
+            convert_protobuf(req, limits, now_ns)
+        }
+        PushFormat::Json => convert_json(body, limits, now_ns),
+    }
+}
+
+fn convert_protobuf(
+    req: pb::PushRequest,
+    limits: &Limits,
+    now_ns: i64,
+) -> Result<Vec<LogRecord>, PushError> {
+    let mut out = Vec::new();
+    for (si, stream) in req.streams.into_iter().enumerate() {
+        let labels = parse_labels(&stream.labels)
+            .and_then(|pairs| stream_labels(pairs, limits))
+            .map_err(|reason| PushError::Labels {
+                stream: si,
+                labels: stream.labels.clone(),
+                reason,
+            })?;
+        for (ei, e) in stream.entries.into_iter().enumerate() {
+            let bad = |reason: String| PushError::Entry {
+                stream: si,
+                labels: labels.to_string(),
+                entry: ei,
+                reason,
+            };
+            let ts = e
+                .timestamp
+                .map(|t| {
+                    t.seconds
+                        .checked_mul(1_000_000_000)
+                        .and_then(|s| s.checked_add(i64::from(t.nanos)))
+                })
+                .unwrap_or(Some(0))
+                .ok_or_else(|| bad("timestamp out of range".into()))?;
+            let metadata = e
+                .structured_metadata
+                .into_iter()
+                .map(|p| (p.name, p.value))
+                .collect();
+            out.push(record(&labels, ts, e.line, metadata, limits, now_ns).map_err(bad)?);
+        }
+    }
+    Ok(out)
+}
+
+fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogRecord>, PushError> {
+    let doc: Json = serde_json::from_slice(body).map_err(|e| PushError::Json(e.to_string()))?;
+    let streams = doc.get("streams").and_then(Json::as_array).ok_or_else(|| {
+        PushError::Json("the body must be an object with a \"streams\" array".into())
+    })?;
+    let mut out = Vec::new();
+    for (si, s) in streams.iter().enumerate() {
+        let label_err = |reason: String| PushError::Labels {
+            stream: si,
+            labels: s.get("stream").map(Json::to_string).unwrap_or_default(),
+            reason,
+        };
+        let map = s.get("stream").and_then(Json::as_object).ok_or_else(|| {
+            label_err("\"stream\" must be an object of label names to string values".into())
+        })?;
+        let mut pairs = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let v = v
+                .as_str()
+                .ok_or_else(|| label_err(format!("the value of label {k:?} is not a string")))?;
+            pairs.push((k.clone(), v.to_owned()));
+        }
+        let labels = stream_labels(pairs, limits).map_err(label_err)?;
+        let values = s.get("values").and_then(Json::as_array).ok_or_else(|| {
+            label_err("\"values\" must be an array of [\"<unix ns>\", \"line\"] pairs".into())
+        })?;
+        for (ei, v) in values.iter().enumerate() {
+            let bad = |reason: String| PushError::Entry {
+                stream: si,
+                labels: labels.to_string(),
+                entry: ei,
+                reason,
+            };
+            let (ts, line, metadata) = json_entry(v).map_err(bad)?;
+            out.push(record(&labels, ts, line, metadata, limits, now_ns).map_err(bad)?);
+        }
+    }
+    Ok(out)
+}
+
+type Metadata = Vec<(String, String)>;
+
+/// One `[ts, line]` or `[ts, line, {metadata}]` value of a JSON push.
+fn json_entry(v: &Json) -> Result<(i64, String, Metadata), String> {
+    let arr = v
+        .as_array()
+        .filter(|a| a.len() == 2 || a.len() == 3)
+        .ok_or(
+            "each value must be [\"<unix ns>\", \"line\"] or [\"<unix ns>\", \"line\", {metadata}]",
+        )?;
+    let ts = match &arr[0] {
+        Json::String(s) => s
+            .parse::<i64>()
+            .map_err(|_| format!("timestamp {s:?} is not an integer of Unix nanoseconds"))?,
+        other => {
+            return Err(format!(
+                "timestamp {other} must be a string of Unix nanoseconds"
+            ));
+        }
+    };
+    let line = arr[1]
+        .as_str()
+        .ok_or("the log line must be a string")?
+        .to_owned();
+    let mut metadata = Vec::new();
+    if let Some(m) = arr.get(2) {
+        let obj = m
+            .as_object()
+            .ok_or("structured metadata must be an object of string values")?;
+        for (k, v) in obj {
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("structured metadata {k:?} must be a string"))?;
+            metadata.push((k.clone(), v.to_owned()));
+        }
+    }
+    Ok((ts, line, metadata))
+}
+
+/// A label name as Prometheus allows it: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn valid_label_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Validates a stream's label pairs and builds its label set.
+fn stream_labels(pairs: Vec<(String, String)>, limits: &Limits) -> Result<Labels, String> {
+    let mut seen = std::collections::HashSet::new();
+    for (n, _) in &pairs {
+        if !valid_label_name(n) {
+            return Err(format!("invalid label name {n:?}"));
+        }
+        if !seen.insert(n.as_str()) {
+            return Err(format!("duplicate label name {n:?}"));
+        }
+    }
+    let labels = Labels::from_pairs(pairs);
+    if labels.is_empty() {
+        return Err("at least one label pair with a non-empty value is required per stream".into());
+    }
+    limits.check_labels(&labels)?;
+    Ok(labels)
+}
+
+fn record(
+    labels: &Labels,
+    ts: i64,
+    line: String,
+    metadata: Metadata,
+    limits: &Limits,
+    now_ns: i64,
+) -> Result<LogRecord, String> {
+    limits.check_log_body(line.len())?;
+    limits.check_attributes(metadata.len())?;
+    for (n, _) in &metadata {
+        if n.is_empty() {
+            return Err("structured metadata with an empty name".into());
+        }
+    }
+    let mut attrs = serde_json::Map::with_capacity(metadata.len());
+    for (k, v) in metadata {
+        attrs.insert(k, Json::String(v));
+    }
+    Ok(LogRecord {
+        timestamp_ns: if ts == 0 { now_ns } else { ts },
+        observed_timestamp_ns: now_ns,
+        body: line,
+        body_type: "string".into(),
+        attributes: Json::Object(attrs).to_string(),
+        origin: Origin {
+            service_name: labels.get("service_name").unwrap_or("").to_owned(),
+            resource_attributes: "{}".into(),
+            scope_attributes: "{}".into(),
+            ..Origin::default()
+        },
+        stream: labels.clone(),
+        ..LogRecord::default()
+    })
+}
+
+/// Parses a Prometheus-style label set, `{name="value", other="x"}`, with Go string escapes.
+pub fn parse_labels(s: &str) -> Result<Vec<(String, String)>, String> {
+    let b = s.trim();
+    let inner = b
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or("labels must be enclosed in { }")?;
+    let chars: Vec<char> = inner.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip_ws = |i: &mut usize| {
+        while chars.get(*i).is_some_and(|c| c.is_whitespace()) {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        if i >= chars.len() {
+            break;
+        }
+        let start = i;
+        while chars
+            .get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+        {
+            i += 1;
+        }
+        let name: String = chars[start..i].iter().collect();
+        if name.is_empty() {
+            return Err(format!("expected a label name at offset {start}"));
+        }
+        skip_ws(&mut i);
+        if chars.get(i) != Some(&'=') {
+            return Err(format!("expected '=' after label name {name:?}"));
+        }
+        i += 1;
+        skip_ws(&mut i);
+        if chars.get(i) != Some(&'"') {
+            return Err(format!("expected a quoted value for label {name:?}"));
+        }
+        i += 1;
+        let mut value = String::new();
+        loop {
+            let c = *chars
+                .get(i)
+                .ok_or_else(|| format!("unterminated value of label {name:?}"))?;
+            i += 1;
+            match c {
+                '"' => break,
+                '\\' => {
+                    let e = *chars
+                        .get(i)
+                        .ok_or_else(|| format!("unterminated value of label {name:?}"))?;
+                    i += 1;
+                    value.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        '\\' => '\\',
+                        '"' => '"',
+                        '\'' => '\'',
+                        other => return Err(format!("unknown escape \\{other} in label {name:?}")),
+                    });
+                }
+                c => value.push(c),
+            }
+        }
+        out.push((name, value));
+        skip_ws(&mut i);
+        match chars.get(i) {
+            Some(',') => i += 1,
+            None => break,
+            Some(c) => return Err(format!("expected ',' or '}}', found {c:?}")),
+        }
+    }
+    Ok(out)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn error_response(e: &Error) -> Response {
+    REQUESTS_FAILED.add(Signal::Logs, 1);
+    let mut resp = (e.http_status(), format!("{}\n", e.client_message())).into_response();
+    if let Some(secs) = e.retry_after() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+async fn push(State(ingester): State<Ingester>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let tenant = tenant_of(&headers)?;
+        let format = PushFormat::from_headers(&headers)?;
+        let limit = ingester.limits().max_request_bytes;
+        let raw = read_limited(body, limit).await?;
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let limits = ingester.limits().clone();
+        let records = tokio::task::spawn_blocking(move || -> Result<Vec<LogRecord>, Error> {
+            // Snappy is the protobuf body's own framing; Content-Encoding may add gzip on top.
+            let enc = encoding.filter(|e| !e.eq_ignore_ascii_case("snappy"));
+            let data = decode_content(enc.as_deref(), raw, limit)?;
+            Ok(decode(format, &data, &limits, now_ns())?)
+        })
+        .await
+        .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))??;
+        ingester.store_log_records(&tenant, records).await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::debug!(error = %e, "Loki push refused");
+            error_response(&e)
+        }
+    }
+}
+
+/// The Loki push route, for the HTTP API port.
+pub fn router(ingester: Ingester) -> Router {
+    Router::new()
+        .route("/loki/api/v1/push", post(push))
+        .with_state(ingester)
+}
+
+#[cfg(test)]
+mod tests;

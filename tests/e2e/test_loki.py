@@ -1,0 +1,248 @@
+"""Loki compatibility end to end: logs sent by the real OpenTelemetry Python SDK, by Loki push
+JSON (plain and gzip) and by snappy protobuf as Promtail/Alloy send it, read back over the Loki
+HTTP API field by field; the label browser calls Grafana makes; a rare-token search that the
+token index answers without reading the other row groups; and bad input."""
+
+import gzip
+import json
+import logging
+import time
+
+import cramjam
+import requests
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+NOW_NS = time.time_ns()
+
+
+# --- a tiny protobuf encoder for logproto.PushRequest ---------------------------------------
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(num: int, payload: bytes) -> bytes:
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def vfield(num: int, value: int) -> bytes:
+    return varint(num << 3) + varint(value)
+
+
+def push_request(streams) -> bytes:
+    """streams: [(labels_string, [(ts_ns, line, {metadata})])]"""
+    body = b""
+    for labels, entries in streams:
+        s = field(1, labels.encode())
+        for ts, line, meta in entries:
+            tsb = vfield(1, ts // 1_000_000_000) + vfield(2, ts % 1_000_000_000)
+            e = field(1, tsb) + field(2, line.encode())
+            for k, v in meta.items():
+                e += field(3, field(1, k.encode()) + field(2, v.encode()))
+            s += field(2, e)
+        body += field(1, s)
+    return body
+
+
+def push_protobuf(strata, streams, tenant=None):
+    headers = {"Content-Type": "application/x-protobuf"}
+    if tenant:
+        headers["X-Scope-OrgID"] = tenant
+    data = bytes(cramjam.snappy.compress_raw(push_request(streams)))
+    return requests.post(strata.api + "/loki/api/v1/push", data=data, headers=headers, timeout=10)
+
+
+def push_json(strata, doc, gzip_it=False):
+    data = json.dumps(doc).encode()
+    headers = {"Content-Type": "application/json"}
+    if gzip_it:
+        data = gzip.compress(data)
+        headers["Content-Encoding"] = "gzip"
+    return requests.post(strata.api + "/loki/api/v1/push", data=data, headers=headers, timeout=10)
+
+
+def query_range(strata, q, **params):
+    p = {"query": q, "start": str(NOW_NS - 3600 * 10**9), "end": str(NOW_NS + 3600 * 10**9), "limit": "1000"}
+    p.update(params)
+    r = requests.get(strata.api + "/loki/api/v1/query_range", params=p, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "success"
+    return body["data"]
+
+
+def lines_of(data):
+    return sorted((int(v[0]), v[1], s["stream"]) for s in data["result"] for v in s["values"])
+
+
+def test_loki_push_json_and_protobuf_round_trip(strata):
+    t = NOW_NS - 60 * 10**9
+    r = push_json(strata, {"streams": [{"stream": {"job": "api", "env": "prod"}, "values": [
+        [str(t), "GET /cart 200"],
+        [str(t + 1), "POST /pay 500", {"trace_id": "abc123", "user": "u-1"}],
+    ]}]})
+    assert r.status_code == 204, r.text
+    r = push_json(strata, {"streams": [{"stream": {"job": "gz"}, "values": [[str(t + 2), "zipped line"]]}]}, gzip_it=True)
+    assert r.status_code == 204, r.text
+    r = push_protobuf(strata, [('{job="promtail", filename="/var/log/app.log"}', [
+        (t + 3, "level=info msg=started", {}),
+        (t + 4, "level=error msg=\"boom\"", {"pod": "p-7"}),
+    ])])
+    assert r.status_code == 204, r.text
+
+    data = query_range(strata, '{job="api"}', direction="forward")
+    assert data["resultType"] == "streams"
+    got = lines_of(data)
+    assert [(ts, line) for ts, line, _ in got] == [(t, "GET /cart 200"), (t + 1, "POST /pay 500")]
+    for _, _, stream in got:
+        assert stream["job"] == "api" and stream["env"] == "prod"
+    # Structured metadata is queryable as labels.
+    data = query_range(strata, '{job="api"} | trace_id="abc123"')
+    assert [line for _, line, _ in lines_of(data)] == ["POST /pay 500"]
+    data = query_range(strata, '{job="promtail"} | pod="p-7"')
+    assert [line for _, line, _ in lines_of(data)] == ['level=error msg="boom"']
+    data = query_range(strata, '{job="promtail"} | logfmt | level="info"')
+    assert [line for _, line, _ in lines_of(data)] == ["level=info msg=started"]
+    data = query_range(strata, '{job="gz"}')
+    assert [line for _, line, _ in lines_of(data)] == ["zipped line"]
+    # Stream labels are exactly the pushed ones.
+    r = requests.get(strata.api + "/loki/api/v1/series", params={"match[]": '{job="promtail"}'}, timeout=10)
+    assert r.json()["data"] == [{"filename": "/var/log/app.log", "job": "promtail"}]
+
+
+def test_otel_sdk_logs_queryable_with_attributes_as_labels(strata):
+    service = "billing-e2e"
+    resource = Resource.create({"service.name": service, "deployment.environment": "test", "host.name": "box-1"})
+    lp = LoggerProvider(resource=resource)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=strata.otlp_http + "/v1/logs")))
+    logger = logging.getLogger("e2e.loki")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = LoggingHandler(level=logging.INFO, logger_provider=lp)
+    logger.addHandler(handler)
+    tp = TracerProvider(resource=resource)
+    with tp.get_tracer("t").start_as_current_span("work") as span:
+        logger.error("disk %s is full", "sda", extra={"disk.name": "sda", "attempt": 3})
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    logger.info("plain line")
+    logger.removeHandler(handler)
+    lp.shutdown()
+
+    data = query_range(strata, f'{{service_name="{service}"}}', direction="forward")
+    got = lines_of(data)
+    assert [line for _, line, _ in got] == ["disk sda is full", "plain line"]
+    # Stream labels: the configured resource attributes plus level.
+    streams = {json.dumps(s, sort_keys=True) for _, _, s in got}
+    labels = [json.loads(s) for s in streams]
+    assert all(l["service_name"] == service and l["deployment_environment"] == "test" for l in labels)
+    assert sorted(l["level"] for l in labels) == ["error", "info"]
+    # Attributes, resource attributes, trace ids and severity are usable as labels.
+    for q, want in [
+        (f'{{service_name="{service}"}} | disk_name="sda"', ["disk sda is full"]),
+        (f'{{service_name="{service}"}} | attempt=3', ["disk sda is full"]),
+        (f'{{service_name="{service}"}} | trace_id="{trace_id}"', ["disk sda is full"]),
+        (f'{{service_name="{service}"}} | host_name="box-1" | severity_text="INFO"', ["plain line"]),
+        (f'{{service_name="{service}"}} | scope_name="e2e.loki"', ["disk sda is full", "plain line"]),
+    ]:
+        assert [line for _, line, _ in lines_of(query_range(strata, q))] == want, q
+    # ...without being index keys.
+    r = requests.get(strata.api + "/loki/api/v1/labels", timeout=10)
+    assert "trace_id" not in r.json()["data"] and "host_name" not in r.json()["data"]
+
+    # A metric query, as a Grafana dashboard panel runs it.
+    q = f'sum by (level) (count_over_time({{service_name="{service}"}}[10m]))'
+    r = requests.get(strata.api + "/loki/api/v1/query", params={"query": q, "time": str(time.time())}, timeout=10)
+    assert r.status_code == 200, r.text
+    result = {x["metric"]["level"]: x["value"][1] for x in r.json()["data"]["result"]}
+    assert result == {"error": "1", "info": "1"}
+
+
+def test_label_browser_and_grafana_calls(strata):
+    t = NOW_NS - 10 * 10**9
+    assert push_json(strata, {"streams": [
+        {"stream": {"app": "a", "team": "x"}, "values": [[str(t), "one"]]},
+        {"stream": {"app": "b", "team": "y"}, "values": [[str(t + 1), "two"], [str(t + 2), "three"]]},
+    ]}).status_code == 204
+    api = strata.api + "/loki/api/v1"
+    assert requests.get(api + "/labels", timeout=10).json() == {"status": "success", "data": ["app", "team"]}
+    assert requests.get(api + "/label/app/values", timeout=10).json()["data"] == ["a", "b"]
+    r = requests.get(api + "/label/team/values", params={"query": '{app="b"}'}, timeout=10)
+    assert r.json()["data"] == ["y"]
+    r = requests.get(api + "/index/stats", params={"query": '{app=~"a|b"}'}, timeout=10)
+    stats = r.json()
+    assert stats["streams"] == 2 and stats["entries"] == 3 and stats["bytes"] == len("one") + len("two") + len("three")
+    r = requests.get(api + "/index/volume", params={"query": '{app=~".+"}'}, timeout=10)
+    vol = {x["metric"]["app"]: x["value"][1] for x in r.json()["data"]["result"]}
+    assert vol == {"a": "3", "b": "8"}
+    assert requests.get(api + "/status/buildinfo", timeout=10).json()["version"]
+    assert requests.get(strata.api + "/ready", timeout=10).status_code == 200
+    # Grafana's "Save & test" runs vector(1)+vector(1) as an instant query.
+    r = requests.get(api + "/query", params={"query": "vector(1)+vector(1)", "time": str(time.time())}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["result"][0]["value"][1] == "2"
+
+
+def test_rare_token_search_skips_row_groups(make_strata):
+    # Each restart flushes the memtables: four files, one row group each, one has the needle.
+    s = make_strata()
+    t = NOW_NS - 3000 * 10**9
+    needle = "req-9f8e7d6c5b4a"
+    for batch in range(4):
+        s.start()
+        values = [[str(t + (batch * 1000 + i) * 10**6), f"GET /api/item/{batch * 1000 + i} status=200 user=u{i % 50}"] for i in range(1000)]
+        if batch == 2:
+            values[500][1] = f"payment failed id={needle}"
+        stream = {"service_name": f"svc-{batch % 2}"}
+        assert push_json(s, {"streams": [{"stream": stream, "values": values}]}).status_code == 204
+        s.stop()
+    s.start()
+    data = query_range(s, f'{{service_name=~"svc-.+"}} |= "{needle}"')
+    assert [line for _, line, _ in lines_of(data)] == [f"payment failed id={needle}"]
+    st = data["stats"]["strata"]
+    assert st["files"] == 4 and st["rowGroupsRead"] == 1 and st["rowGroupsSkippedByTokenIndex"] == 3, st
+    assert st["fileBytesRead"] < st["fileBytesTotal"] / 3, st
+    data = query_range(s, '{service_name=~"svc-.+"} |= "absent-token-1234"')
+    st = data["stats"]["strata"]
+    assert data["result"] == []
+    assert st["rowGroupsRead"] == 0 and st["rowGroupsSkippedByTokenIndex"] >= 1, st
+    metrics = requests.get(s.api + "/metrics", timeout=10).text
+    assert "strata_logs_token_index_row_groups_skipped_total" in metrics
+
+
+def test_bad_input_is_rejected_whole(strata):
+    cases = [
+        (push_json(strata, {"streams": [{"stream": {}, "values": [["1", "x"]]}]}), 400, "at least one label"),
+        (push_json(strata, {"streams": [{"stream": {"a": "b"}, "values": [["soon", "x"]]}]}), 400, "not an integer"),
+        (push_json(strata, {"streams": [
+            {"stream": {"ok": "1"}, "values": [[str(NOW_NS), "good"]]},
+            {"stream": {"bad-name": "1"}, "values": [[str(NOW_NS), "x"]]},
+        ]}), 400, "invalid label name"),
+        (requests.post(strata.api + "/loki/api/v1/push", data=b"\x00garbage", headers={"Content-Type": "application/x-protobuf"}, timeout=10), 400, "snappy"),
+        (requests.post(strata.api + "/loki/api/v1/push", data=b"x", headers={"Content-Type": "text/plain"}, timeout=10), 415, "content type"),
+        (push_protobuf(strata, [("{a=b}", [(NOW_NS, "x", {})])]), 400, "error parsing labels"),
+    ]
+    for r, status, text in cases:
+        assert r.status_code == status, r.text
+        assert text in r.text, r.text
+    # Nothing of the refused request with a good first stream was written.
+    assert query_range(strata, '{ok="1"}')["result"] == []
+    # Query errors: parse position, limits.
+    r = requests.get(strata.api + "/loki/api/v1/query_range", params={"query": '{a="b"', "limit": "10"}, timeout=10)
+    assert r.status_code == 400 and "parse error at line 1, col" in r.text, r.text
+    r = requests.get(strata.api + "/loki/api/v1/query_range", params={"query": '{a="b"}', "limit": "100000"}, timeout=10)
+    assert r.status_code == 400 and "max entries limit" in r.text, r.text
+    r = requests.get(strata.api + "/loki/api/v1/query_range", params={"query": '{a="b"}', "start": "0"}, timeout=10)
+    assert r.status_code == 400 and "time range exceeds the limit" in r.text, r.text
+    assert strata.alive()

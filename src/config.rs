@@ -38,6 +38,8 @@ pub struct QueryConfig {
     pub sql: SqlLimits,
     /// The Prometheus query API (`/api/v1/query`, `/api/v1/query_range`, ...).
     pub prometheus: strata_query::prom::PromApiConfig,
+    /// The Jaeger and Tempo trace APIs.
+    pub traces: strata_query::traces::TraceApiConfig,
 }
 
 /// Strata's own logs.
@@ -96,6 +98,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.ingest.limits.validate().map_err(anyhow::Error::msg)?;
+        self.query.traces.validate().map_err(anyhow::Error::msg)?;
+        self.ingest
+            .span_metrics
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

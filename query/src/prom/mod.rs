@@ -16,7 +16,7 @@
 mod api;
 mod config;
 mod meta;
-mod params;
+pub(crate) mod params;
 mod response;
 pub mod source;
 mod status;

@@ -17,7 +17,8 @@
 //! Layout: [`read`] reads traces by id and scans spans (with [`limits::Budget`]); `search`
 //! matches span conditions; `catalog` lists services and operations; `dependencies` builds
 //! the service graph; `jaeger_model` and `otlp_model` turn stored spans into each wire
-//! model; `jaeger` and `tempo` hold the handlers; `stream` writes large bodies in chunks.
+//! model; `jaeger` and `tempo` hold the handlers (`tempo_search` evaluates TraceQL with
+//! `strata-traceql`, `tempo_tags` lists tag names and values); `stream` writes large bodies in chunks.
 
 mod attrs;
 mod catalog;
@@ -32,6 +33,8 @@ pub mod read;
 mod search;
 mod stream;
 mod tempo;
+mod tempo_search;
+mod tempo_tags;
 
 pub use limits::TraceApiConfig;
 

@@ -25,6 +25,17 @@ pub(crate) fn routes() -> Router<TraceState> {
     Router::new()
         .route("/api/traces/{id}", get(trace_v1))
         .route("/api/v2/traces/{id}", get(trace_v2))
+        .route("/api/search", get(super::tempo_search::search))
+        .route("/api/search/tags", get(super::tempo_tags::tags_v1))
+        .route("/api/v2/search/tags", get(super::tempo_tags::tags_v2))
+        .route(
+            "/api/search/tag/{tag}/values",
+            get(super::tempo_tags::values_v1),
+        )
+        .route(
+            "/api/v2/search/tag/{tag}/values",
+            get(super::tempo_tags::values_v2),
+        )
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(buildinfo))
 }

@@ -734,3 +734,145 @@ async fn a_trace_of_100k_spans_comes_back_whole() {
     assert_eq!(n, N);
     eprintln!("100k-span trace fetched twice in {:?}", started.elapsed());
 }
+
+async fn tempo_search(app: &Router, q: &str, extra: &str) -> (StatusCode, Value) {
+    let start = T0 / 1_000_000_000 - 60;
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    get_json(
+        app,
+        &format!(
+            "/api/search?q={enc}&start={start}&end={}{extra}",
+            start + 3600
+        ),
+    )
+    .await
+}
+
+fn trace_ids(v: &Value) -> Vec<&str> {
+    v["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn tempo_traceql_search() {
+    let e = env().await;
+    let (status, v) = tempo_search(
+        &e.app,
+        r#"{ resource.service.name = "cart" && status = error }"#,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(trace_ids(&v), vec![TRACE_A]);
+    let t = &v["traces"][0];
+    assert_eq!(t["rootServiceName"], "frontend");
+    assert_eq!(t["rootTraceName"], "GET /cart");
+    assert_eq!(t["startTimeUnixNano"], T0.to_string());
+    assert_eq!(t["durationMs"], 900);
+    assert_eq!(t["spanSets"][0]["spans"][0]["spanID"], "20f067aa0ba902b7");
+    assert_eq!(v["metrics"]["inspectedTraces"], 1);
+    for (q, want) in [
+        (
+            r#"{ span.http.method = "GET" } >> { span.rpc.method = "GetCart" }"#,
+            vec![TRACE_A],
+        ),
+        (r#"{ .http.method = "POST" }"#, vec![TRACE_B]),
+        (r#"{ duration > 850ms }"#, vec![TRACE_A]),
+        (r#"{ duration > 2s }"#, vec![]),
+        (
+            r#"{ resource.host.name = "h1" && kind = server }"#,
+            vec![TRACE_B, TRACE_A],
+        ),
+        (r#"{ event:name = "cache miss" }"#, vec![TRACE_A]),
+        (r#"{ span.tags = "b" }"#, vec![TRACE_A]),
+        ("{}", vec![TRACE_B, TRACE_A]),
+    ] {
+        let (status, v) = tempo_search(&e.app, q, "").await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(trace_ids(&v), want, "{q}");
+    }
+    let (_, v) = tempo_search(&e.app, "{}", "&limit=1").await;
+    assert_eq!(trace_ids(&v), vec![TRACE_B]);
+    let (_, v) = tempo_search(&e.app, "{}", "&minDuration=100ms").await;
+    assert_eq!(trace_ids(&v), vec![TRACE_A]);
+    // Legacy logfmt tags.
+    let (status, v) = get_json(
+        &e.app,
+        &format!(
+            "/api/search?tags=service.name%3Dcheckout&start={}&end={}",
+            T0 / 1_000_000_000 - 60,
+            T0 / 1_000_000_000 + 3600
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(trace_ids(&v), vec![TRACE_B]);
+    // A syntax error names its position.
+    let (status, v) = tempo_search(&e.app, "{ .a = }", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v.as_str().unwrap().contains("line 1, col"), "{v}");
+}
+
+#[tokio::test]
+async fn tempo_tags_and_values() {
+    let e = env().await;
+    let range = format!(
+        "start={}&end={}",
+        T0 / 1_000_000_000 - 60,
+        T0 / 1_000_000_000 + 3600
+    );
+    let (_, v) = get_json(&e.app, &format!("/api/search/tags?{range}")).await;
+    let names: Vec<&str> = v["tagNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    for k in ["http.method", "rpc.method", "service.name", "host.name"] {
+        assert!(names.contains(&k), "{k}: {names:?}");
+    }
+    let (_, v) = get_json(
+        &e.app,
+        &format!("/api/v2/search/tags?scope=resource&{range}"),
+    )
+    .await;
+    assert_eq!(
+        v["scopes"],
+        json!([{"name": "resource", "tags": ["host.name", "service.name"]}])
+    );
+    let (_, v) = get_json(
+        &e.app,
+        &format!("/api/search/tag/service.name/values?{range}"),
+    )
+    .await;
+    assert_eq!(v["tagValues"], json!(["cart", "checkout", "frontend"]));
+    let (_, v) = get_json(
+        &e.app,
+        &format!("/api/v2/search/tag/span.http.status_code/values?{range}"),
+    )
+    .await;
+    assert_eq!(v["tagValues"], json!([{"type": "int", "value": "500"}]));
+    let (_, v) = get_json(
+        &e.app,
+        &format!("/api/v2/search/tag/rootServiceName/values?{range}"),
+    )
+    .await;
+    assert_eq!(
+        v["tagValues"],
+        json!([{"type": "string", "value": "checkout"}, {"type": "string", "value": "frontend"}])
+    );
+    let (_, v) = get_json(&e.app, &format!("/api/v2/search/tag/status/values?{range}")).await;
+    assert_eq!(v["tagValues"].as_array().unwrap().len(), 3);
+    let (status, _) = get_json(&e.app, "/api/v2/search/tags?scope=bogus").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -46,7 +46,7 @@ async fn logs_of(state: &TraceState, headers: &HeaderMap, id: &str, uri: &Uri) -
     check_range(&state.config, start, end)?;
     let limit = match int_param(&p, "limit")? {
         None => 1000,
-        Some(n) if n > 0 && n <= 100_000 => n as usize,
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
         Some(n) => return Err(bad("limit", &n.to_string(), "must be between 1 and 100000")),
     };
     // SQL gives pushdown of the trace id and time filters into the Parquet scan.

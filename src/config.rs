@@ -40,6 +40,8 @@ pub struct QueryConfig {
     pub prometheus: strata_query::prom::PromApiConfig,
     /// The Loki query API (`/loki/api/v1/query_range`, labels, series, ...).
     pub loki: strata_query::loki::LokiApiConfig,
+    /// The Jaeger and Tempo trace APIs.
+    pub traces: strata_query::traces::TraceApiConfig,
 }
 
 /// Strata's own logs.
@@ -99,6 +101,11 @@ impl Config {
         self.storage.validate().map_err(anyhow::Error::msg)?;
         self.ingest.limits.validate().map_err(anyhow::Error::msg)?;
         self.query.loki.validate().map_err(anyhow::Error::msg)?;
+        self.query.traces.validate().map_err(anyhow::Error::msg)?;
+        self.ingest
+            .span_metrics
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 }

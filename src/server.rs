@@ -72,6 +72,7 @@ pub fn api_router(config: &Config, storage: Storage, ingester: Ingester) -> Rout
     let prometheus =
         strata_query::prom::router(query.storage.clone(), config.query.prometheus.clone());
     let loki = strata_query::loki::router(query.storage.clone(), config.query.loki.clone());
+    let traces = strata_query::traces::router(query.storage.clone(), config.query.traces.clone());
     Router::new()
         .route("/-/healthy", get(|| async { "Strata is Healthy.\n" }))
         .route("/-/ready", get(ready_handler))
@@ -81,6 +82,7 @@ pub fn api_router(config: &Config, storage: Storage, ingester: Ingester) -> Rout
         .merge(loki)
         .merge(strata_query::http::router(query))
         .merge(prometheus)
+        .merge(traces)
 }
 
 /// Runs Strata until SIGINT/SIGTERM.
@@ -114,6 +116,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .into_future(),
     );
     let c = cancel.clone();
+    let span_metrics = tokio::spawn(
+        ingester
+            .clone()
+            .run_span_metrics(async move { c.cancelled().await }),
+    );
+    let c = cancel.clone();
     let api = tokio::spawn(
         axum::serve(api_listener, api_router(&config, storage.clone(), ingester))
             .with_graceful_shutdown(async move { c.cancelled().await })
@@ -133,6 +141,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = grpc.await;
     let _ = otlp_http.await;
     let _ = api.await;
+    let _ = span_metrics.await;
     background.await?;
     tracing::info!("Strata stopped");
     Ok(())

@@ -15,6 +15,7 @@ pub mod otlp;
 pub mod remote_write;
 pub mod remote_write_http;
 pub mod service;
+pub mod spanmetrics;
 pub mod telemetry;
 
 pub use error::{Error, Result};

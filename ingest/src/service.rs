@@ -7,6 +7,7 @@ use crate::otlp::metrics::{
     DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
 };
 use crate::otlp::{logs, traces};
+use crate::spanmetrics::{SpanMetrics, SpanMetricsConfig};
 use crate::telemetry::{ITEMS_ACCEPTED, ITEMS_REJECTED};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -31,6 +32,8 @@ pub struct IngestConfig {
     pub add_metric_suffixes: bool,
     /// Per-item and per-request limits.
     pub limits: Limits,
+    /// RED metrics computed from ingested spans.
+    pub span_metrics: SpanMetricsConfig,
 }
 
 impl Default for IngestConfig {
@@ -49,6 +52,7 @@ impl Default for IngestConfig {
             promote_resource_attributes: Vec::new(),
             add_metric_suffixes: true,
             limits: Limits::default(),
+            span_metrics: SpanMetricsConfig::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ struct Inner {
     config: IngestConfig,
     translator: MetricsTranslator,
     deltas: Mutex<HashMap<TenantId, DeltaAccumulator>>,
+    span_metrics: SpanMetrics,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -96,12 +101,14 @@ impl Ingester {
             promote_resource_attributes: config.promote_resource_attributes.clone(),
             add_metric_suffixes: config.add_metric_suffixes,
         });
+        let span_metrics = SpanMetrics::new(config.span_metrics.clone());
         Ingester {
             inner: Arc::new(Inner {
                 storage,
                 config,
                 translator,
                 deltas: Mutex::new(HashMap::new()),
+                span_metrics,
             }),
         }
     }
@@ -267,12 +274,52 @@ impl Ingester {
         req: ExportTraceServiceRequest,
     ) -> Result<Outcome> {
         let this = self.clone();
-        let conv = blocking(move || traces::convert(&req, &this.inner.config.limits)).await?;
+        let (conv, prepared) = blocking(move || {
+            let conv = traces::convert(&req, &this.inner.config.limits);
+            let prepared = this.inner.span_metrics.prepare(&conv.spans);
+            (conv, prepared)
+        })
+        .await?;
         let accepted = conv.spans.len() as u64;
         self.inner.storage.write_spans(tenant, conv.spans).await?;
+        self.inner.span_metrics.record(tenant, prepared);
         ITEMS_ACCEPTED.add(Signal::Traces, accepted);
         ITEMS_REJECTED.add(Signal::Traces, conv.rejected);
         Ok(Outcome::new(conv.rejected, &conv.errors))
+    }
+}
+
+impl Ingester {
+    /// Writes the current span metrics of every tenant into the metrics store.
+    pub async fn flush_span_metrics(&self) -> Result<()> {
+        let this = self.clone();
+        let writes = blocking(move || this.inner.span_metrics.snapshot()).await?;
+        for (tenant, write) in writes {
+            self.inner.storage.write_metrics(&tenant, write).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes span metrics every `ingest.span_metrics.interval` until `shutdown`
+    /// completes, then once more.
+    pub async fn run_span_metrics(self, shutdown: impl std::future::Future<Output = ()>) {
+        if !self.inner.config.span_metrics.enabled {
+            return;
+        }
+        let interval = self.inner.config.span_metrics.interval;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if let Err(e) = self.flush_span_metrics().await {
+                tracing::warn!(error = %e, "writing span metrics failed; retrying next interval");
+            }
+        }
+        if let Err(e) = self.flush_span_metrics().await {
+            tracing::warn!(error = %e, "final span metrics write failed");
+        }
     }
 }
 

@@ -11,6 +11,10 @@ pub enum Error {
     BadQuery(String),
     #[error("the result has more than {limit} rows; add a LIMIT or narrow the query")]
     TooManyRows { limit: usize },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("the query took longer than {seconds} s")]
     Timeout { seconds: f64 },
     #[error("internal error while running the query")]
@@ -23,6 +27,8 @@ impl Error {
             Error::Tenant(_) | Error::BadQuery(_) | Error::TooManyRows { .. } => {
                 StatusCode::BAD_REQUEST
             }
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::LimitExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,6 +1,6 @@
 //! Strata's query layer: SQL over every signal (DataFusion over memtables and Parquet),
 //! and the HTTP query APIs. PromQL evaluation lives in the `strata-promql` crate; this
-//! crate adapts storage to it.
+//! crate adapts storage to it. [`traces`] serves the Jaeger and Tempo trace APIs.
 
 pub mod error;
 pub mod http;
@@ -8,5 +8,6 @@ pub mod json;
 pub mod loki;
 pub mod prom;
 pub mod sql;
+pub mod traces;
 
 pub use error::{Error, Result};

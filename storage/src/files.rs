@@ -31,6 +31,9 @@ use std::sync::Arc;
 /// a file, large enough for good compression.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Rows per data page of spans files (see `writer_properties`).
+const SPAN_PAGE_ROWS: usize = 4096;
+
 /// Where data files live: an object store plus, for local storage, its root directory.
 #[derive(Clone)]
 pub struct FileStore {
@@ -176,7 +179,15 @@ fn writer_properties(signal: Signal) -> Result<WriterProperties> {
         let path = ColumnPath::from("trace_id");
         b = b
             .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_fpp(path, 0.01);
+            .set_column_bloom_filter_fpp(path, 0.01)
+            // A trace-by-id lookup decodes one page of every column: small pages keep that
+            // cheap (the page index lets the reader skip the others).
+            .set_data_page_row_count_limit(SPAN_PAGE_ROWS)
+            .set_write_batch_size(SPAN_PAGE_ROWS);
+        // Nearly unique per span: a dictionary only adds a large page every lookup reads.
+        for col in ["span_id", "parent_span_id", "attributes", "events", "links"] {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+        }
     }
     Ok(b.build())
 }

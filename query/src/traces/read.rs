@@ -1,0 +1,476 @@
+//! Reading spans out of storage: whole traces by id (no time range) and column scans for
+//! searches.
+//!
+//! By id: memtable batches are filtered with a vectorised comparison; each Parquet file is
+//! checked through its (cached) footer: spans files are sorted by `trace_id`, so row-group
+//! min/max statistics leave at most one or two row groups per file, the `trace_id` bloom
+//! filter of those row groups rules most files out without reading data, and the page
+//! index narrows what is left to the pages holding the trace. Files are immutable, so
+//! footers are cached per path (the cache is dropped whole when it grows past a bound).
+//!
+//! Scans read only the requested columns of the files and memtables overlapping a time
+//! range (row groups pruned by `start_time` statistics), checking the deadline, the
+//! cancellation flag and the spans-scanned budget between batches. Everything here is
+//! synchronous: callers run it on the blocking pool.
+
+use super::limits::Budget;
+use crate::error::{Error, Result};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::kernels::cmp::eq;
+use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use datafusion::parquet::bloom_filter::Sbbf;
+use datafusion::parquet::file::metadata::PageIndexPolicy;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
+use strata_storage::{Storage, TenantId};
+
+/// Most footers kept; past it the cache starts over (files are few and footers small).
+const FOOTER_CACHE_ENTRIES: usize = 4096;
+
+static FOOTERS: LazyLock<Mutex<HashMap<PathBuf, ArrowReaderMetadata>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Internal(Box::new(e))
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Internal(format!("{}: {e}", path.display()).into())
+}
+
+/// The footer (with page index) of an immutable Parquet file, read once per process.
+fn footer(path: &Path, file: &std::fs::File) -> Result<ArrowReaderMetadata> {
+    if let Some(m) = FOOTERS.lock().get(path) {
+        return Ok(m.clone());
+    }
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let meta = ArrowReaderMetadata::load(file, options).map_err(internal)?;
+    let mut cache = FOOTERS.lock();
+    if cache.len() >= FOOTER_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(path.to_path_buf(), meta.clone());
+    Ok(meta)
+}
+
+/// Checks that a trace id is 32 hex digits (16 bytes) and returns it in lower case.
+pub fn normalize_trace_id(id: &str) -> Result<String> {
+    let id = id.trim();
+    let ok = !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(Error::BadQuery(format!(
+            "invalid trace id {id:?}: expected up to 32 hexadecimal digits"
+        )));
+    }
+    // Shorter ids (some clients drop leading zeros) are padded as Tempo and Jaeger do.
+    let lower = id.to_ascii_lowercase();
+    let id = format!("{lower:0>32}");
+    if id.bytes().all(|b| b == b'0') {
+        return Err(Error::BadQuery("the trace id must not be all zeros".into()));
+    }
+    Ok(id)
+}
+
+/// Every stored row of one trace, from memtables and all files whatever their time.
+pub fn trace_batches(
+    storage: &Storage,
+    tenant: &TenantId,
+    trace_id: &str,
+    budget: &Budget,
+) -> Result<Vec<RecordBatch>> {
+    let snap = storage.snapshot(tenant, Signal::Traces, i64::MIN, i64::MAX);
+    let mut out = Vec::new();
+    for file in &snap.files {
+        budget.check()?;
+        let path = snap.files_root.join(&file.path);
+        out.extend(trace_in_file(&path, trace_id)?);
+    }
+    let wanted = StringArray::new_scalar(trace_id);
+    for batch in &snap.batches {
+        budget.check()?;
+        let Some(col) = batch.column_by_name("trace_id") else {
+            continue;
+        };
+        let mask = eq(col, &wanted).map_err(internal)?;
+        if mask.true_count() > 0 {
+            out.push(filter_record_batch(batch, &mask).map_err(internal)?);
+        }
+    }
+    let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+    budget.add_spans(rows)?;
+    Ok(out)
+}
+
+fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let meta = footer(path, &file)?;
+    let pmeta = meta.metadata().clone();
+    let schema = meta.schema().clone();
+    let pschema = meta.parquet_schema();
+    let Some(col_idx) =
+        (0..pschema.num_columns()).find(|i| pschema.column(*i).name() == "trace_id")
+    else {
+        return Ok(Vec::new());
+    };
+    let stats = StatisticsConverter::try_new("trace_id", &schema, pschema).map_err(internal)?;
+    let rgs = pmeta.row_groups();
+    let mins = stats.row_group_mins(rgs.iter()).map_err(internal)?;
+    let maxes = stats.row_group_maxes(rgs.iter()).map_err(internal)?;
+    let (mins, maxes) = (mins.as_string_opt::<i32>(), maxes.as_string_opt::<i32>());
+    let mut keep = Vec::new();
+    for (i, rg) in rgs.iter().enumerate() {
+        if let (Some(lo), Some(hi)) = (mins, maxes)
+            && lo.is_valid(i)
+            && hi.is_valid(i)
+            && (trace_id < lo.value(i) || trace_id > hi.value(i))
+        {
+            continue;
+        }
+        let bloom = Sbbf::read_from_column_chunk(rg.column(col_idx), &file).map_err(internal)?;
+        if bloom.is_some_and(|b| !b.check(trace_id)) {
+            continue;
+        }
+        keep.push(i);
+    }
+    if keep.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selection = page_selection(&meta, &stats, &keep, trace_id);
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_row_groups(keep)
+        .with_batch_size(8 * 1024);
+    if let Some(sel) = selection {
+        builder = builder.with_row_selection(sel);
+    }
+    let mut out = Vec::new();
+    let wanted = StringArray::new_scalar(trace_id);
+    for batch in builder.build().map_err(internal)? {
+        let batch = batch.map_err(internal)?;
+        let Some(col) = batch.column_by_name("trace_id") else {
+            continue;
+        };
+        let mask = eq(col, &wanted).map_err(internal)?;
+        if mask.true_count() > 0 {
+            out.push(filter_record_batch(&batch, &mask).map_err(internal)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Selects only the pages of the kept row groups whose `trace_id` range holds the trace.
+fn page_selection(
+    meta: &ArrowReaderMetadata,
+    stats: &StatisticsConverter<'_>,
+    keep: &[usize],
+    trace_id: &str,
+) -> Option<RowSelection> {
+    let pmeta = meta.metadata();
+    let (ci, oi) = (pmeta.column_index()?, pmeta.offset_index()?);
+    let mins = stats.data_page_mins(ci, oi, keep).ok()?;
+    let maxes = stats.data_page_maxes(ci, oi, keep).ok()?;
+    let counts = stats
+        .data_page_row_counts(oi, pmeta.row_groups(), keep)
+        .ok()??;
+    let (mins, maxes) = (mins.as_string_opt::<i32>()?, maxes.as_string_opt::<i32>()?);
+    if mins.len() != counts.len() || maxes.len() != counts.len() {
+        return None;
+    }
+    let mut selectors = Vec::with_capacity(counts.len());
+    for p in 0..counts.len() {
+        let rows = usize::try_from(counts.value(p)).ok()?;
+        let wanted = !(mins.is_valid(p) && maxes.is_valid(p))
+            || (mins.value(p) <= trace_id && trace_id <= maxes.value(p));
+        selectors.push(if wanted {
+            RowSelector::select(rows)
+        } else {
+            RowSelector::skip(rows)
+        });
+    }
+    Some(RowSelection::from(selectors))
+}
+
+/// Calls `f` with the rows whose `start_time` lies in `[start_ns, end_ns]`, projected to
+/// `columns` (plus `start_time`), files first, then memtables. `f` returns false to stop.
+pub fn scan(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_ns: i64,
+    end_ns: i64,
+    columns: &[&str],
+    budget: &Budget,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    if end_ns < start_ns {
+        return Ok(());
+    }
+    let mut cols: Vec<&str> = vec!["start_time"];
+    for c in columns {
+        if !cols.contains(c) {
+            cols.push(c);
+        }
+    }
+    let snap = storage.snapshot(tenant, Signal::Traces, start_ns, end_ns);
+    for file in &snap.files {
+        budget.check()?;
+        let path = snap.files_root.join(&file.path);
+        if !scan_file(&path, start_ns, end_ns, &cols, budget, f)? {
+            return Ok(());
+        }
+    }
+    for batch in &snap.batches {
+        budget.check()?;
+        let indices: Vec<usize> = cols
+            .iter()
+            .filter_map(|c| batch.schema().index_of(c).ok())
+            .collect();
+        let projected = batch.project(&indices).map_err(internal)?;
+        budget.add_spans(projected.num_rows())?;
+        if let Some(b) = in_range(&projected, start_ns, end_ns)?
+            && !f(&b)?
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn scan_file(
+    path: &Path,
+    start_ns: i64,
+    end_ns: i64,
+    cols: &[&str],
+    budget: &Budget,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<bool> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let meta = footer(path, &file)?;
+    let pmeta = meta.metadata().clone();
+    let schema = meta.schema().clone();
+    let pschema = meta.parquet_schema();
+    let stats = StatisticsConverter::try_new("start_time", &schema, pschema).map_err(internal)?;
+    let rgs = pmeta.row_groups();
+    let mins = stats.row_group_mins(rgs.iter()).map_err(internal)?;
+    let maxes = stats.row_group_maxes(rgs.iter()).map_err(internal)?;
+    let (mins, maxes) = (
+        mins.as_primitive_opt::<TimestampNanosecondType>(),
+        maxes.as_primitive_opt::<TimestampNanosecondType>(),
+    );
+    let keep: Vec<usize> = (0..rgs.len())
+        .filter(|&i| match (mins, maxes) {
+            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
+                lo.value(i) <= end_ns && hi.value(i) >= start_ns
+            }
+            _ => true,
+        })
+        .collect();
+    if keep.is_empty() {
+        return Ok(true);
+    }
+    let leaves: Vec<usize> = (0..pschema.num_columns())
+        .filter(|i| {
+            pschema
+                .column(*i)
+                .path()
+                .parts()
+                .first()
+                .is_some_and(|root| cols.contains(&root.as_str()))
+        })
+        .collect();
+    let mask = ProjectionMask::leaves(pschema, leaves);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_row_groups(keep)
+        .with_projection(mask)
+        .with_batch_size(32 * 1024)
+        .build()
+        .map_err(internal)?;
+    for batch in reader {
+        budget.check()?;
+        let batch = batch.map_err(internal)?;
+        budget.add_spans(batch.num_rows())?;
+        if let Some(b) = in_range(&batch, start_ns, end_ns)?
+            && !f(&b)?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn in_range(batch: &RecordBatch, start_ns: i64, end_ns: i64) -> Result<Option<RecordBatch>> {
+    let Some(ts) = batch
+        .column_by_name("start_time")
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+    else {
+        return Err(Error::Internal("spans batch without start_time".into()));
+    };
+    let mask: BooleanArray = ts
+        .values()
+        .iter()
+        .map(|t| Some(*t >= start_ns && *t <= end_ns))
+        .collect();
+    match mask.true_count() {
+        0 => Ok(None),
+        n if n == batch.num_rows() => Ok(Some(batch.clone())),
+        _ => filter_record_batch(batch, &mask)
+            .map(Some)
+            .map_err(internal),
+    }
+}
+
+/// Typed access to the columns of a spans batch (any projection of the `spans` schema).
+pub struct SpanColumns<'a> {
+    batch: &'a RecordBatch,
+}
+
+impl<'a> SpanColumns<'a> {
+    pub fn new(batch: &'a RecordBatch) -> Self {
+        SpanColumns { batch }
+    }
+
+    fn col(&self, name: &str) -> Option<&'a ArrayRef> {
+        self.batch.column_by_name(name)
+    }
+
+    /// A string column (`None` when not projected).
+    pub fn str(&self, name: &str) -> Option<&'a StringArray> {
+        self.col(name)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+    }
+
+    pub fn i32(&self, name: &str) -> Option<&'a datafusion::arrow::array::Int32Array> {
+        self.col(name)
+            .and_then(|c| c.as_primitive_opt::<Int32Type>())
+    }
+
+    pub fn i64(&self, name: &str) -> Option<&'a datafusion::arrow::array::Int64Array> {
+        self.col(name)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+    }
+
+    pub fn u32(&self, name: &str) -> Option<&'a UInt32Array> {
+        self.col(name)
+            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+    }
+
+    pub fn ts(&self, name: &str) -> Option<&'a datafusion::arrow::array::TimestampNanosecondArray> {
+        self.col(name)
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+    }
+}
+
+fn missing(name: &str) -> Error {
+    Error::Internal(format!("spans batch without column {name}").into())
+}
+
+/// Decodes full rows of the `spans` schema back into model spans.
+pub fn spans_of(batch: &RecordBatch) -> Result<Vec<Span>> {
+    let c = SpanColumns::new(batch);
+    let s = |n: &str| c.str(n).ok_or_else(|| missing(n));
+    let u = |n: &str| c.u32(n).ok_or_else(|| missing(n));
+    let (trace_id, span_id, parent, trace_state) = (
+        s("trace_id")?,
+        s("span_id")?,
+        s("parent_span_id")?,
+        s("trace_state")?,
+    );
+    let (name, attrs, events, links, status_message) = (
+        s("name")?,
+        s("attributes")?,
+        s("events")?,
+        s("links")?,
+        s("status_message")?,
+    );
+    let (flags, dropped_attrs, dropped_events, dropped_links) = (
+        u("flags")?,
+        u("dropped_attributes_count")?,
+        u("dropped_events_count")?,
+        u("dropped_links_count")?,
+    );
+    let kind = c.i32("kind").ok_or_else(|| missing("kind"))?;
+    let status = c.i32("status_code").ok_or_else(|| missing("status_code"))?;
+    let start = c.ts("start_time").ok_or_else(|| missing("start_time"))?;
+    let end = c.ts("end_time").ok_or_else(|| missing("end_time"))?;
+    let (service, res_attrs, res_url, scope_name, scope_version, scope_attrs, scope_url) = (
+        s("service_name")?,
+        s("resource_attributes")?,
+        s("resource_schema_url")?,
+        s("scope_name")?,
+        s("scope_version")?,
+        s("scope_attributes")?,
+        s("scope_schema_url")?,
+    );
+    let (res_dropped, scope_dropped) = (
+        u("resource_dropped_attributes_count")?,
+        u("scope_dropped_attributes_count")?,
+    );
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let events: Vec<SpanEvent> = serde_json::from_str(events.value(i)).map_err(internal)?;
+        let links: Vec<SpanLink> = serde_json::from_str(links.value(i)).map_err(internal)?;
+        out.push(Span {
+            trace_id: trace_id.value(i).to_owned(),
+            span_id: span_id.value(i).to_owned(),
+            parent_span_id: parent.value(i).to_owned(),
+            trace_state: trace_state.value(i).to_owned(),
+            flags: flags.value(i),
+            name: name.value(i).to_owned(),
+            kind: kind.value(i),
+            start_time_ns: start.value(i),
+            end_time_ns: end.value(i),
+            attributes: attrs.value(i).to_owned(),
+            dropped_attributes_count: dropped_attrs.value(i),
+            events,
+            dropped_events_count: dropped_events.value(i),
+            links,
+            dropped_links_count: dropped_links.value(i),
+            status_code: status.value(i),
+            status_message: status_message.value(i).to_owned(),
+            origin: Origin {
+                service_name: service.value(i).to_owned(),
+                resource_attributes: res_attrs.value(i).to_owned(),
+                resource_dropped_attributes_count: res_dropped.value(i),
+                resource_schema_url: res_url.value(i).to_owned(),
+                scope_name: scope_name.value(i).to_owned(),
+                scope_version: scope_version.value(i).to_owned(),
+                scope_attributes: scope_attrs.value(i).to_owned(),
+                scope_dropped_attributes_count: scope_dropped.value(i),
+                scope_schema_url: scope_url.value(i).to_owned(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// All spans of one trace sorted by start time (duplicates of a span id, as left by
+/// retried exports, kept once); empty when the trace is unknown.
+pub fn read_trace(
+    storage: &Storage,
+    tenant: &TenantId,
+    trace_id: &str,
+    budget: &Budget,
+) -> Result<Vec<Span>> {
+    let mut spans = Vec::new();
+    for b in trace_batches(storage, tenant, trace_id, budget)? {
+        spans.extend(spans_of(&b)?);
+    }
+    spans.sort_by(|a, b| {
+        a.start_time_ns
+            .cmp(&b.start_time_ns)
+            .then_with(|| a.span_id.cmp(&b.span_id))
+    });
+    let mut seen = std::collections::HashSet::with_capacity(spans.len());
+    spans.retain(|s| seen.insert(s.span_id.clone()));
+    Ok(spans)
+}

@@ -31,8 +31,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -47,125 +45,12 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE.parent))
 
-
-# ---------------------------------------------------------------- process helpers
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is state (field 3); utime is field 14, stime field 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def vm_hwm_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def dir_bytes(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(dirpath, name)).st_size
-            except FileNotFoundError:
-                pass
-    return total
-
-
-def stop_with_rusage(proc, timeout=180):
-    """SIGTERM, wait, and return the child's total rusage (CPU incl. shutdown work)."""
-    proc.send_signal(signal.SIGTERM)
-    deadline = time.time() + timeout
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return ru
-        if time.time() > deadline:
-            proc.kill()
-            _, status, ru = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            print(f"warning: pid {proc.pid} did not stop in {timeout}s; killed", file=sys.stderr)
-            return ru
-        time.sleep(0.05)
-
-
-def wait_ready(url, proc, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} not ready in {timeout}s")
-
-
-class Strata:
-    def __init__(self, binary, tmp, name):
-        self.dir = Path(tmp) / name
-        self.data = self.dir / "data"
-        self.dir.mkdir(parents=True)
-        self.http_port, self.otlp_port, self.grpc_port = free_port(), free_port(), free_port()
-        self.api = f"http://127.0.0.1:{self.http_port}"
-        self.otlp = f"http://127.0.0.1:{self.otlp_port}"
-        cfg = self.dir / "strata.toml"
-        # Defaults except logging; flushing happens on shutdown (or at flush_bytes).
-        cfg.write_text('[log]\nlevel = "warn"\n')
-        self.log = open(self.dir / "strata.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--config", str(cfg), "--data-dir", str(self.data),
-             "--otlp-grpc-addr", f"127.0.0.1:{self.grpc_port}",
-             "--otlp-http-addr", f"127.0.0.1:{self.otlp_port}",
-             "--http-addr", f"127.0.0.1:{self.http_port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_ready(self.api + "/-/ready", self.proc, "strata")
-
-    def metric(self, name):
-        total = 0.0
-        for line in requests.get(self.api + "/metrics", timeout=10).text.splitlines():
-            if line.startswith(name) and line[len(name)] in " {":
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-
-class Prometheus:
-    def __init__(self, tmp):
-        self.dir = Path(tmp) / "prometheus"
-        self.tsdb = self.dir / "tsdb"
-        self.dir.mkdir(parents=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cfg = self.dir / "prometheus.yml"
-        cfg.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-        self.log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
-            ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={self.tsdb}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_ready(self.url + "/-/ready", self.proc, "prometheus")
-
-    def metric(self, name):
-        total = 0.0
-        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
-            if line.startswith(name) and line[len(name)] in " {":
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+from benchlib import (  # noqa: E402
+    Prometheus, Strata, cpu_seconds, dir_bytes, fmt_bytes, free_port, ld, stop_with_rusage,
+    varint, vm_hwm_bytes,
+)
 
 
 # ---------------------------------------------------------------- sending
@@ -215,20 +100,6 @@ def measure(proc, url, shards, headers):
 
 
 # ---------------------------------------------------------------- remote write payloads
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def ld(num, payload):
-    return varint((num << 3) | 2) + varint(len(payload)) + payload
-
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -458,13 +329,6 @@ def build_spans(total, per_request, shards_n, seed=3):
 
 
 # ---------------------------------------------------------------- main
-
-def fmt_bytes(n):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
-        n /= 1024
-
 
 def strata_persist(st, stats):
     """WAL before shutdown; SIGTERM (final flush); Parquet files after."""

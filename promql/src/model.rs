@@ -26,13 +26,17 @@ pub fn is_stale_nan(f: f64) -> bool {
 }
 
 /// A sorted set of label name/value pairs.
+///
+/// Shared behind an `Arc`: the evaluator hands the same label set to every step of a
+/// series (aggregations, binary operators), so a clone must not copy the strings.
+/// Mutation copies on write.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<Vec<(String, String)>>);
 
 impl Labels {
     /// The empty label set.
     pub fn empty() -> Self {
-        Labels(Vec::new())
+        Labels(Arc::default())
     }
 
     /// Builds a label set from pairs in any order; empty values are dropped
@@ -84,15 +88,16 @@ impl Labels {
     pub fn set(&mut self, name: &str, value: &str) {
         match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
             Ok(i) => {
+                let v = Arc::make_mut(&mut self.0);
                 if value.is_empty() {
-                    self.0.remove(i);
-                } else {
-                    self.0[i].1 = value.to_string();
+                    v.remove(i);
+                } else if let Some(p) = v.get_mut(i) {
+                    p.1 = value.to_string();
                 }
             }
             Err(i) => {
                 if !value.is_empty() {
-                    self.0.insert(i, (name.to_string(), value.to_string()));
+                    Arc::make_mut(&mut self.0).insert(i, (name.to_string(), value.to_string()));
                 }
             }
         }
@@ -101,7 +106,7 @@ impl Labels {
     /// Removes `name` if present.
     pub fn del(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-            self.0.remove(i);
+            Arc::make_mut(&mut self.0).remove(i);
         }
     }
 
@@ -114,24 +119,24 @@ impl Labels {
 
     /// Keeps only the given names.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|(k, _)| names.iter().any(|n| n == k))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// Drops the given names.
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|(k, _)| !names.iter().any(|n| n == k))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// The labels used for vector matching: with `on`, only `names`;
@@ -140,13 +145,13 @@ impl Labels {
         if on {
             self.keep(names)
         } else {
-            Labels(
+            Labels(Arc::new(
                 self.0
                     .iter()
                     .filter(|(k, _)| k != METRIC_NAME && !names.iter().any(|n| n == k))
                     .cloned()
                     .collect(),
-            )
+            ))
         }
     }
 }

@@ -753,3 +753,80 @@ async fn page_pruned_parquet_reads_return_exactly_the_selected_series() {
         )
     );
 }
+
+#[tokio::test]
+async fn parse_query_returns_the_syntax_tree_as_prometheus_does() {
+    let (_dir, _storage, app) = setup().await;
+    let q = r#"sum by (job) (rate(http_requests_total{code=~"5.."}[5m] offset 1m)) / on(job) group_left(env) up @ end()"#;
+    for (status, v) in [
+        get(&app, "/api/v1/parse_query", &[("query", q)]).await,
+        post_form(&app, "/api/v1/parse_query", &[("query", q)]).await,
+    ] {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            v,
+            ok(json!({
+                "type": "binaryExpr",
+                "op": "/",
+                "bool": false,
+                "matching": {"card": "many-to-one", "labels": ["job"], "on": true, "include": ["env"]},
+                "lhs": {
+                    "type": "aggregation",
+                    "op": "sum",
+                    "grouping": ["job"],
+                    "without": false,
+                    "param": null,
+                    "expr": {
+                        "type": "call",
+                        "func": {"name": "rate", "argTypes": ["matrix"], "variadic": 0, "returnType": "vector"},
+                        "args": [{
+                            "type": "matrixSelector",
+                            "name": "http_requests_total",
+                            "range": 300_000,
+                            "offset": 60_000,
+                            "matchers": [
+                                {"name": "code", "value": "5..", "type": "=~"},
+                                {"name": "__name__", "value": "http_requests_total", "type": "="},
+                            ],
+                            "timestamp": null,
+                            "startOrEnd": null,
+                        }],
+                    },
+                },
+                "rhs": {
+                    "type": "vectorSelector",
+                    "name": "up",
+                    "offset": 0,
+                    "matchers": [{"name": "__name__", "value": "up", "type": "="}],
+                    "timestamp": null,
+                    "startOrEnd": "end",
+                },
+            }))
+        );
+    }
+
+    let (_, v) = get(
+        &app,
+        "/api/v1/parse_query",
+        &[("query", "topk(3, -max_over_time(x[10m:30s] @ 1700000000))")],
+    )
+    .await;
+    let agg = &v["data"];
+    assert_eq!(agg["op"], json!("topk"));
+    assert_eq!(agg["param"], json!({"type": "numberLiteral", "val": "3"}));
+    let unary = &agg["expr"];
+    assert_eq!(unary["type"], json!("unaryExpr"));
+    assert_eq!(unary["op"], json!("-"));
+    let sub = &unary["expr"]["args"][0];
+    assert_eq!(sub["type"], json!("subquery"));
+    assert_eq!(sub["range"], json!(600_000));
+    assert_eq!(sub["step"], json!(30_000));
+    assert_eq!(sub["timestamp"], json!(1_700_000_000_000i64));
+    assert_eq!(sub["expr"]["type"], json!("vectorSelector"));
+
+    let (status, v) = get(&app, "/api/v1/parse_query", &[("query", "sum(rate(x[5m])")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["errorType"], json!("bad_data"));
+    let msg = v["error"].as_str().expect("error text");
+    assert!(msg.starts_with("invalid parameter \"query\": "), "{msg}");
+}

@@ -41,6 +41,10 @@ pub fn router(storage: Storage, config: PromApiConfig) -> Router {
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
         .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route(
+            "/api/v1/parse_query",
+            get(parse_query_ast).post(parse_query_ast),
+        )
         .route("/api/v1/series", get(meta::series).post(meta::series))
         .route("/api/v1/labels", get(meta::labels).post(meta::labels))
         .route("/api/v1/label/{name}/values", get(meta::label_values))
@@ -340,6 +344,14 @@ async fn format_query(method: Method, headers: HeaderMap, uri: Uri, body: Bytes)
         .map(|expr| strata_promql::format_query(&expr));
     match formatted {
         Ok(s) => Outcome::data(serde_json::Value::String(s)),
+        Err(e) => e.into(),
+    }
+}
+
+/// `/api/v1/parse_query`: the expression's syntax tree, as Prometheus 3 answers it.
+async fn parse_query_ast(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Outcome {
+    match request(&method, &headers, &uri, &body).and_then(|req| parse_query(&req.params)) {
+        Ok(expr) => Outcome::data(super::ast::translate(&expr)),
         Err(e) => e.into(),
     }
 }

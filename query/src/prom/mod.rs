@@ -3,7 +3,7 @@
 //!
 //! Routes ([`router`]): `/api/v1/query`, `/api/v1/query_range` (GET or form POST),
 //! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`, `/api/v1/metadata`,
-//! `/api/v1/query_exemplars`, `/api/v1/format_query`, `/api/v1/status/{buildinfo,
+//! `/api/v1/query_exemplars`, `/api/v1/format_query`, `/api/v1/parse_query`, `/api/v1/status/{buildinfo,
 //! runtimeinfo,tsdb}`. Answers use Prometheus's envelope and status codes; the tenant comes
 //! from `X-Scope-OrgID`.
 //!
@@ -14,6 +14,7 @@
 //! blocking pool with the query's deadline and stop when the client goes away.
 
 mod api;
+mod ast;
 mod config;
 mod meta;
 pub(crate) mod params;

@@ -23,7 +23,6 @@ use datafusion::parquet::arrow::arrow_reader::{
 };
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,6 +185,32 @@ impl Scanner {
         columns: &[&str],
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
+        self.scan_with(ids, start_ms, end_ms, columns, true, f)
+    }
+
+    /// Like [`Scanner::scan`], but the batches are only pruned (files by time, row groups and
+    /// pages by statistics), not filtered row by row: they may hold other series and times,
+    /// which the caller skips. Cheaper for callers that walk runs of one series anyway.
+    pub fn scan_pruned(
+        &self,
+        ids: &[u64],
+        start_ms: i64,
+        end_ms: i64,
+        columns: &[&str],
+        f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        self.scan_with(ids, start_ms, end_ms, columns, false, f)
+    }
+
+    fn scan_with(
+        &self,
+        ids: &[u64],
+        start_ms: i64,
+        end_ms: i64,
+        columns: &[&str],
+        filter: bool,
+        f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
             return Ok(());
         }
@@ -204,7 +229,7 @@ impl Scanner {
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
-            self.scan_file(&path, ids, start_ms, end_ms, &cols, f)?;
+            self.scan_file(&path, ids, start_ms, end_ms, &cols, filter, f)?;
         }
         for batch in &snap.batches {
             self.check()?;
@@ -213,7 +238,9 @@ impl Scanner {
                 .filter_map(|c| batch.schema().index_of(c).ok())
                 .collect();
             let projected = batch.project(&indices).map_err(storage_err)?;
-            if let Some(b) = keep_rows(&projected, ids, start_ms, end_ms)? {
+            if !filter {
+                f(&projected)?;
+            } else if let Some(b) = keep_rows(&projected, ids, start_ms, end_ms)? {
                 f(&b)?;
             }
         }
@@ -227,6 +254,7 @@ impl Scanner {
         start_ms: i64,
         end_ms: i64,
         cols: &[&str],
+        filter: bool,
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -269,7 +297,9 @@ impl Scanner {
         for batch in reader {
             self.check()?;
             let batch = batch.map_err(storage_err)?;
-            if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
+            if !filter {
+                f(&batch)?;
+            } else if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
                 f(&b)?;
             }
         }
@@ -447,16 +477,20 @@ impl StorageSource {
         if found.len() > self.limits.max_series {
             return Err(Limit::TooManySeries(self.limits.max_series).into());
         }
-        let mut slot: HashMap<u64, usize> = HashMap::with_capacity(found.len());
-        for (i, (id, _)) in found.iter().enumerate() {
-            slot.insert(id.0, i);
-        }
-        let mut ids: Vec<u64> = slot.keys().copied().collect();
-        ids.sort_unstable();
+        // (series id, index into `found`), sorted by id: rows come in runs of one series
+        // (files are sorted by series then time), so the id is looked up once per run.
+        let mut by_id: Vec<(u64, usize)> = found
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.0, i))
+            .collect();
+        by_id.sort_unstable();
+        by_id.dedup_by_key(|x| x.0);
+        let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
         let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
         let max_samples = self.limits.max_samples;
         self.scanner
-            .scan(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
+            .scan_pruned(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
                 let (Some(id_col), Some(ts_col)) = (
                     b.column_by_name("series_id")
                         .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
@@ -470,33 +504,49 @@ impl StorageSource {
                     .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
                 let hists = b
                     .column_by_name("histogram")
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-                let loaded = self.loaded.get() + b.num_rows();
-                if loaded > max_samples {
-                    return Err(Limit::TooManySamples.into());
-                }
-                self.loaded.set(loaded);
-                for row in 0..b.num_rows() {
-                    let Some(series) = slot
-                        .get(&id_col.value(row))
-                        .and_then(|i| samples.get_mut(*i))
-                    else {
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .filter(|h| h.null_count() < h.len());
+                let (id_vals, ts_vals) = (id_col.values(), ts_col.values());
+                let n = b.num_rows().min(id_vals.len()).min(ts_vals.len());
+                let mut loaded = self.loaded.get();
+                let mut i = 0;
+                while i < n {
+                    let id = id_vals[i];
+                    let mut j = i + 1;
+                    while j < n && id_vals[j] == id {
+                        j += 1;
+                    }
+                    let run = i..j;
+                    i = j;
+                    let Ok(pos) = by_id.binary_search_by_key(&id, |x| x.0) else {
                         continue;
                     };
-                    let value = match (values, hists) {
-                        (_, Some(h)) if h.is_valid(row) => {
-                            let nh: NativeHistogram = serde_json::from_str(h.value(row))
-                                .map_err(|e| storage_err(format!("bad histogram row: {e}")))?;
-                            SampleValue::Histogram(Arc::new(float_histogram(nh)))
-                        }
-                        (Some(v), _) if v.is_valid(row) => SampleValue::Float(v.value(row)),
-                        _ => continue,
+                    let Some(series) = by_id.get(pos).and_then(|x| samples.get_mut(x.1)) else {
+                        continue;
                     };
-                    series.push(RawSample {
-                        t: ts_col.value(row),
-                        value,
-                    });
+                    let before = series.len();
+                    for row in run {
+                        let t = ts_vals[row];
+                        if t < start_ms || t > end_ms {
+                            continue;
+                        }
+                        let value = match (values, hists) {
+                            (_, Some(h)) if h.is_valid(row) => {
+                                let nh: NativeHistogram = serde_json::from_str(h.value(row))
+                                    .map_err(|e| storage_err(format!("bad histogram row: {e}")))?;
+                                SampleValue::Histogram(Arc::new(float_histogram(nh)))
+                            }
+                            (Some(v), _) if v.is_valid(row) => SampleValue::Float(v.value(row)),
+                            _ => continue,
+                        };
+                        series.push(RawSample { t, value });
+                    }
+                    loaded += series.len() - before;
+                    if loaded > max_samples {
+                        return Err(Limit::TooManySamples.into());
+                    }
                 }
+                self.loaded.set(loaded);
                 Ok(())
             })?;
         let mut out = Vec::new();

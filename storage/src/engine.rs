@@ -137,8 +137,7 @@ fn remove_orphan_files(root: &Path, catalog: &Catalog) -> usize {
                         None => path.clone(),
                     };
                     let ours = data_file.extension().is_some_and(|e| e == "parquet");
-                    if ours && !known.contains(&data_file) && std::fs::remove_file(&path).is_ok()
-                    {
+                    if ours && !known.contains(&data_file) && std::fs::remove_file(&path).is_ok() {
                         removed += 1;
                     }
                 }
@@ -469,10 +468,10 @@ impl Storage {
                 continue;
             };
             for id in ids.values().iter() {
-                if !out.contains_key(id) {
-                    if let Some(l) = index.labels_of(SeriesId(*id)) {
-                        out.insert(*id, l.clone());
-                    }
+                if !out.contains_key(id)
+                    && let Some(l) = index.labels_of(SeriesId(*id))
+                {
+                    out.insert(*id, l.clone());
                 }
             }
         }

@@ -247,6 +247,7 @@ impl Scanner {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn scan_file(
         &self,
         path: &Path,

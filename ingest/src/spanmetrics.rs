@@ -384,7 +384,15 @@ mod tests {
         )
         .expect("sum");
         assert!((sum - 0.103).abs() < 1e-9);
-        assert_eq!(value(w, CALLS, &[("http_method", "GET")]), Some(2.0));
+        // Both status series carry the dimension; name one so the lookup is exact.
+        assert_eq!(
+            value(
+                w,
+                CALLS,
+                &[("http_method", "GET"), ("status_code", "STATUS_CODE_UNSET")]
+            ),
+            Some(2.0)
+        );
     }
 
     #[test]

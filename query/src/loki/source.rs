@@ -106,8 +106,10 @@ pub struct ReadStats {
     /// Row groups skipped by the token index.
     pub row_groups_token_skipped: AtomicU64,
     pub row_groups_read: AtomicU64,
-    /// Compressed bytes of the column chunks read from files.
+    /// Compressed bytes of the column chunks read from files, token index sidecars included.
     pub file_bytes_read: AtomicU64,
+    /// Bytes of token index sidecars read.
+    pub token_index_bytes_read: AtomicU64,
     /// Compressed bytes of every column chunk of the files the time range touched.
     pub file_bytes_total: AtomicU64,
     /// Rows read (files and memtables) that belong to the selected streams and range.
@@ -133,6 +135,7 @@ impl ReadStats {
             "rowGroupsSkippedByTokenIndex": g(&self.row_groups_token_skipped),
             "rowGroupsRead": g(&self.row_groups_read),
             "fileBytesRead": g(&self.file_bytes_read),
+            "tokenIndexBytesRead": g(&self.token_index_bytes_read),
             "fileBytesTotal": g(&self.file_bytes_total),
             "lines": g(&self.lines),
             "lineBytes": g(&self.line_bytes),
@@ -336,10 +339,11 @@ impl LogReader {
         let mut keep = candidates;
         if !needles.is_empty() && !keep.is_empty() {
             let sidecar = token_index::sidecar_path(&path.to_string_lossy());
-            if let Some(index) = std::fs::read(&sidecar)
-                .ok()
-                .and_then(|b| TokenIndex::decode(&b))
-            {
+            let bytes = std::fs::read(&sidecar).ok();
+            let read = bytes.as_ref().map_or(0, |b| b.len() as u64);
+            ReadStats::add(&self.stats.file_bytes_read, read);
+            ReadStats::add(&self.stats.token_index_bytes_read, read);
+            if let Some(index) = bytes.and_then(|b| TokenIndex::decode(&b)) {
                 let mut first_rows = Vec::with_capacity(rgs.len());
                 let mut row = 0u64;
                 for rg in rgs {

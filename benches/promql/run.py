@@ -266,11 +266,13 @@ def sender(url, q, errors, retries):
 
 
 def load(strata, prom, series, hours, end_ms, threads, per_request):
+    """Writes the data set into `strata` and/or `prom` (either may be None)."""
     instances = max(1, round(series / PER_INSTANCE))
     gen = Generator(instances)
     total_steps = int(hours * 3600 * 1000 // STEP_MS)
     start_ms = end_ms - (total_steps - 1) * STEP_MS
-    targets = [(strata.api + "/api/v1/write", "strata"), (prom.url + "/api/v1/write", "prometheus")]
+    targets = [(srv.api + "/api/v1/write", name)
+               for srv, name in ((strata, "strata"), (prom, "prometheus")) if srv is not None]
     queues = [[queue.Queue(maxsize=8) for _ in range(threads)] for _ in targets]
     errors = {name: [] for _, name in targets}
     retries = {name: [0] for _, name in targets}
@@ -440,10 +442,12 @@ def main():
     ap.add_argument("--workdir", help="keep data dirs here and reuse them when the parameters match")
     ap.add_argument("--keep", action="store_true", help="do not delete a temporary workdir")
     ap.add_argument("--only", help="comma-separated query names to run")
+    ap.add_argument("--load-only", choices=["strata", "prometheus"],
+                    help="only load this server's data (the other one is loaded by a later run)")
     args = ap.parse_args()
     if args.quick:
         args.series, args.hours, args.reps = 10_000, 1.0, 5
-    if not Path(args.strata_bin).exists():
+    if not Path(args.strata_bin).exists() and args.load_only != "prometheus":
         sys.exit(f"{args.strata_bin} not found: cargo build --release --bin strata")
 
     tmp = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="promql-bench-"))
@@ -455,28 +459,48 @@ def main():
     print(f"nproc={os.cpu_count()}, command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"workdir {tmp}")
     try:
-        if prior and {k: prior[k] for k in wanted} == wanted:
+        if prior and {k: prior[k] for k in wanted} == wanted and set(prior.get("loaded", [])) == {"strata", "prometheus"}:
             load_stats = prior["load"]
             print(f"reusing data loaded earlier: {load_stats['float_series'] + load_stats['native_series']:,} series")
         else:
-            for d in ("strata", "prometheus", "params.json"):
-                p = tmp / d
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-            strata = Strata(args.strata_bin, tmp, "strata")
-            prom = Prometheus(tmp, extra_args=prom_args)
-            end_ms = (int(time.time()) // 15) * 15_000 - 60_000
-            print(f"loading ~{args.series:,} series x {args.hours} h into both ...", file=sys.stderr)
+            # Load what is missing; with --load-only prometheus (while Strata still builds) the
+            # same data (same seed and end time) goes to Strata in a later run.
+            todo = ["strata", "prometheus"] if not args.load_only else [args.load_only]
+            if prior and {k: prior[k] for k in wanted} == wanted:
+                end_ms, done = prior["load"]["end_ms"], prior["loaded"]
+                todo = [t for t in todo if t not in done]
+            else:
+                end_ms, done = (int(time.time()) // 15) * 15_000 - 60_000, []
+                for d in ("strata", "prometheus", "params.json"):
+                    p = tmp / d
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            strata = Strata(args.strata_bin, tmp, "strata") if "strata" in todo else None
+            prom = Prometheus(tmp, extra_args=prom_args) if "prometheus" in todo else None
+            print(f"loading ~{args.series:,} series x {args.hours} h into {todo} ...", file=sys.stderr)
             load_stats = load(strata, prom, args.series, args.hours, end_ms, args.threads,
                               args.samples_per_request)
-            load_stats["strata_accepted"] = strata.metric("strata_ingest_samples_total")
-            load_stats["prom_head_series"] = prom.metric("prometheus_tsdb_head_series")
-            load_stats["prom_rejected"] = {
-                m: prom.metric(m) for m in ("prometheus_tsdb_out_of_order_samples_total",
-                                            "prometheus_tsdb_out_of_bound_samples_total",
-                                            "prometheus_tsdb_too_old_samples_total")}
-            stop_with_rusage(strata.proc, timeout=1800)
-            stop_with_rusage(prom.proc, timeout=600)
-            params_file.write_text(json.dumps(dict(wanted, load=load_stats)))
+            if prior and "load" in prior:
+                merged = dict(prior["load"])
+                for k in ("errors", "error_counts", "retries"):
+                    merged[k] = {**prior["load"].get(k, {}), **load_stats[k]}
+                merged[f"wall_{'_'.join(todo)}"] = load_stats["wall"]
+                load_stats = merged
+            else:
+                load_stats[f"wall_{'_'.join(todo)}"] = load_stats["wall"]
+            if strata:
+                load_stats["strata_accepted"] = strata.metric("strata_ingest_samples_total")
+                stop_with_rusage(strata.proc, timeout=1800)
+            if prom:
+                load_stats["prom_head_series"] = prom.metric("prometheus_tsdb_head_series")
+                load_stats["prom_rejected"] = {
+                    m: prom.metric(m) for m in ("prometheus_tsdb_out_of_order_samples_total",
+                                                "prometheus_tsdb_out_of_bound_samples_total",
+                                                "prometheus_tsdb_too_old_samples_total")}
+                stop_with_rusage(prom.proc, timeout=600)
+            params_file.write_text(json.dumps(dict(wanted, load=load_stats, loaded=done + todo)))
+            if set(done + todo) != {"strata", "prometheus"}:
+                print("loaded", done + todo, "; run again without --load-only to load the rest")
+                return
         print("load:", json.dumps(load_stats))
 
         strata = Strata(args.strata_bin, tmp, "strata", ready_timeout=600)

@@ -229,7 +229,7 @@ impl Scanner {
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
-            self.scan_file(&path, ids, start_ms, end_ms, &cols, filter, f)?;
+            self.scan_file(&path, ids, (start_ms, end_ms), &cols, filter, f)?;
         }
         for batch in &snap.batches {
             self.check()?;
@@ -252,8 +252,7 @@ impl Scanner {
         &self,
         path: &Path,
         ids: &[u64],
-        start_ms: i64,
-        end_ms: i64,
+        (start_ms, end_ms): (i64, i64),
         cols: &[&str],
         filter: bool,
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,

@@ -247,7 +247,6 @@ impl Scanner {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn scan_file(
         &self,
         path: &Path,

@@ -384,7 +384,14 @@ mod tests {
         )
         .expect("sum");
         assert!((sum - 0.103).abs() < 1e-9);
-        assert_eq!(value(w, CALLS, &[("http_method", "GET")]), Some(2.0));
+        assert_eq!(
+            value(
+                w,
+                CALLS,
+                &[("http_method", "GET"), ("status_code", "STATUS_CODE_ERROR")]
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

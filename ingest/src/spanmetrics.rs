@@ -384,14 +384,13 @@ mod tests {
         )
         .expect("sum");
         assert!((sum - 0.103).abs() < 1e-9);
-        // Both status series carry the dimension; name one so the lookup is exact.
         assert_eq!(
             value(
                 w,
                 CALLS,
-                &[("http_method", "GET"), ("status_code", "STATUS_CODE_UNSET")]
+                &[("http_method", "GET"), ("status_code", "STATUS_CODE_ERROR")]
             ),
-            Some(2.0)
+            Some(1.0)
         );
     }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Rows per data page of spans files (see `writer_properties`).
-const SPAN_PAGE_ROWS: usize = 4096;
+const SPAN_PAGE_ROWS: usize = 1024;
 
 /// Where data files live: an object store plus, for local storage, its root directory.
 #[derive(Clone)]

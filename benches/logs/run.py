@@ -42,8 +42,8 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE.parent / "ingest"))
-from run import cpu_seconds, dir_bytes, free_port, stop_with_rusage, wait_ready  # noqa: E402
+sys.path.insert(0, str(HERE.parent))
+from benchlib import cpu_seconds, dir_bytes, free_port, stop_with_rusage, wait_ready  # noqa: E402
 
 SERVICES = ["checkout", "cart", "frontend", "payments", "search", "auth", "shipping", "email"]
 LEVELS = ["info"] * 14 + ["debug"] * 3 + ["warn"] * 2 + ["error"]

@@ -40,6 +40,8 @@ ROOT = HERE.parents[1]
 spec = importlib.util.spec_from_file_location("ingest_run", ROOT / "benches" / "ingest" / "run.py")
 ing = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ing)
+sys.path.insert(0, str(ROOT / "benches"))
+import benchlib  # noqa: E402
 
 PER_REQUEST = 500
 SPANS_PER_TRACE = 10
@@ -180,7 +182,7 @@ def main():
             [args.strata_bin, "--config", str(st.dir / "strata.toml"), "--data-dir", str(st.data),
              "--otlp-grpc-addr", f"127.0.0.1:{st2.grpc_port}", "--otlp-http-addr", f"127.0.0.1:{st2.otlp_port}",
              "--http-addr", f"127.0.0.1:{st2.http_port}"], stdout=st2.log, stderr=subprocess.STDOUT)
-        ing.wait_ready(st2.api + "/-/ready", st2.proc, "strata", timeout=600)
+        benchlib.wait_ready(st2.api + "/-/ready", st2.proc, "strata", timeout=600)
         s = requests.Session()
         ids = random.Random(7).sample(res["sample"], min(args.lookups, len(res["sample"])))
 

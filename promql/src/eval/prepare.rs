@@ -246,15 +246,16 @@ fn select_one(
     let off = offset_ms(&vs.offset);
     start -= off;
     end -= off;
+    let sets = selector_matchers(vs);
     let mut series: Vec<RawSeries> = Vec::new();
-    for set in selector_matchers(vs) {
-        for s in source.select(&set, start, end)? {
-            if !series.iter().any(|x| x.labels == s.labels) {
-                series.push(s);
-            }
-        }
+    for set in &sets {
+        series.extend(source.select(set, start, end)?);
     }
+    // Stable: of series selected by several matcher sets, the first one's copy stays.
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if sets.len() > 1 {
+        series.dedup_by(|later, first| later.labels == first.labels);
+    }
     out.insert(addr(vs), series);
     Ok(())
 }

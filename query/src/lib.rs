@@ -7,6 +7,7 @@ pub mod http;
 pub mod json;
 pub mod loki;
 pub mod prom;
+mod pruning;
 pub mod sql;
 pub mod traces;
 

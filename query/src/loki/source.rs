@@ -16,14 +16,15 @@
 //!
 //! Everything here is synchronous: callers run it inside `spawn_blocking`.
 
+use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
-use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -324,8 +325,15 @@ impl LogReader {
             StatisticsConverter::try_new("stream_id", &schema, pschema).map_err(storage_err)?;
         let ts_stats =
             StatisticsConverter::try_new("timestamp", &schema, pschema).map_err(storage_err)?;
-        let candidates = keep_row_groups(&meta, &id_stats, &ts_stats, ids, start_ns, end_ns)
-            .map_err(storage_err)?;
+        let candidates = keep_row_groups::<TimestampNanosecondType>(
+            &meta,
+            &id_stats,
+            &ts_stats,
+            ids,
+            start_ns,
+            end_ns.saturating_sub(1),
+        )
+        .map_err(storage_err)?;
         let rgs = meta.row_groups();
         ReadStats::add(&self.stats.row_groups, rgs.len() as u64);
         ReadStats::add(
@@ -779,88 +787,6 @@ pub fn flatten_json(json: &str) -> Vec<(String, String)> {
 }
 
 /// Whether any of the sorted `ids` lies in `[lo, hi]`.
-fn any_in(ids: &[u64], lo: u64, hi: u64) -> bool {
-    let i = ids.partition_point(|id| *id < lo);
-    ids.get(i).is_some_and(|id| *id <= hi)
-}
-
-fn keep_row_groups(
-    meta: &ParquetMetaData,
-    id_stats: &StatisticsConverter<'_>,
-    ts_stats: &StatisticsConverter<'_>,
-    ids: &[u64],
-    start_ns: i64,
-    end_ns: i64,
-) -> datafusion::parquet::errors::Result<Vec<usize>> {
-    let rgs = meta.row_groups();
-    let id_min = id_stats.row_group_mins(rgs.iter())?;
-    let id_max = id_stats.row_group_maxes(rgs.iter())?;
-    let ts_min = ts_stats.row_group_mins(rgs.iter())?;
-    let ts_max = ts_stats.row_group_maxes(rgs.iter())?;
-    let (id_min, id_max) = (
-        id_min.as_primitive_opt::<UInt64Type>(),
-        id_max.as_primitive_opt::<UInt64Type>(),
-    );
-    let (ts_min, ts_max) = (
-        ts_min.as_primitive_opt::<TimestampNanosecondType>(),
-        ts_max.as_primitive_opt::<TimestampNanosecondType>(),
-    );
-    let mut keep = Vec::new();
-    for i in 0..rgs.len() {
-        let ids_ok = match (id_min, id_max) {
-            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
-                any_in(ids, lo.value(i), hi.value(i))
-            }
-            _ => true,
-        };
-        let time_ok = match (ts_min, ts_max) {
-            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
-                lo.value(i) < end_ns && hi.value(i) >= start_ns
-            }
-            _ => true,
-        };
-        if ids_ok && time_ok {
-            keep.push(i);
-        }
-    }
-    Ok(keep)
-}
-
-/// Skips the `stream_id` pages of the kept row groups that cannot hold a wanted id; `None`
-/// when the file has no page index.
-fn page_selection(
-    meta: &ParquetMetaData,
-    id_stats: &StatisticsConverter<'_>,
-    keep: &[usize],
-    ids: &[u64],
-) -> Option<RowSelection> {
-    let (ci, oi) = (meta.column_index()?, meta.offset_index()?);
-    let mins = id_stats.data_page_mins(ci, oi, keep).ok()?;
-    let maxes = id_stats.data_page_maxes(ci, oi, keep).ok()?;
-    let counts = id_stats
-        .data_page_row_counts(oi, meta.row_groups(), keep)
-        .ok()??;
-    let (mins, maxes) = (
-        mins.as_primitive_opt::<UInt64Type>()?,
-        maxes.as_primitive_opt::<UInt64Type>()?,
-    );
-    if mins.len() != counts.len() || maxes.len() != counts.len() {
-        return None;
-    }
-    let mut selectors: Vec<RowSelector> = Vec::with_capacity(counts.len());
-    for p in 0..counts.len() {
-        let rows = usize::try_from(counts.value(p)).ok()?;
-        let wanted =
-            !(mins.is_valid(p) && maxes.is_valid(p)) || any_in(ids, mins.value(p), maxes.value(p));
-        selectors.push(if wanted {
-            RowSelector::select(rows)
-        } else {
-            RowSelector::skip(rows)
-        });
-    }
-    Some(RowSelection::from(selectors))
-}
-
 /// The rows of `batch` with a wanted id and time, or `None` when there are none.
 fn keep_rows(
     batch: &RecordBatch,

@@ -11,6 +11,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
+use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
 };
@@ -19,9 +20,9 @@ use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
@@ -268,8 +269,10 @@ impl Scanner {
             StatisticsConverter::try_new("series_id", &schema, pschema).map_err(storage_err)?;
         let ts_stats =
             StatisticsConverter::try_new("timestamp", &schema, pschema).map_err(storage_err)?;
-        let keep = keep_row_groups(&meta, &id_stats, &ts_stats, ids, start_ms, end_ms)
-            .map_err(storage_err)?;
+        let keep = keep_row_groups::<TimestampMillisecondType>(
+            &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
+        )
+        .map_err(storage_err)?;
         if keep.is_empty() {
             return Ok(());
         }
@@ -307,88 +310,6 @@ impl Scanner {
 }
 
 /// Whether any of the sorted `ids` lies in `[lo, hi]`.
-fn any_in(ids: &[u64], lo: u64, hi: u64) -> bool {
-    let i = ids.partition_point(|id| *id < lo);
-    ids.get(i).is_some_and(|id| *id <= hi)
-}
-
-fn keep_row_groups(
-    meta: &ParquetMetaData,
-    id_stats: &StatisticsConverter<'_>,
-    ts_stats: &StatisticsConverter<'_>,
-    ids: &[u64],
-    start_ms: i64,
-    end_ms: i64,
-) -> datafusion::parquet::errors::Result<Vec<usize>> {
-    let rgs = meta.row_groups();
-    let id_min = id_stats.row_group_mins(rgs.iter())?;
-    let id_max = id_stats.row_group_maxes(rgs.iter())?;
-    let ts_min = ts_stats.row_group_mins(rgs.iter())?;
-    let ts_max = ts_stats.row_group_maxes(rgs.iter())?;
-    let (id_min, id_max) = (
-        id_min.as_primitive_opt::<UInt64Type>(),
-        id_max.as_primitive_opt::<UInt64Type>(),
-    );
-    let (ts_min, ts_max) = (
-        ts_min.as_primitive_opt::<TimestampMillisecondType>(),
-        ts_max.as_primitive_opt::<TimestampMillisecondType>(),
-    );
-    let mut keep = Vec::new();
-    for i in 0..rgs.len() {
-        let ids_ok = match (id_min, id_max) {
-            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
-                any_in(ids, lo.value(i), hi.value(i))
-            }
-            _ => true,
-        };
-        let time_ok = match (ts_min, ts_max) {
-            (Some(lo), Some(hi)) if lo.is_valid(i) && hi.is_valid(i) => {
-                lo.value(i) <= end_ms && hi.value(i) >= start_ms
-            }
-            _ => true,
-        };
-        if ids_ok && time_ok {
-            keep.push(i);
-        }
-    }
-    Ok(keep)
-}
-
-/// Skips the `series_id` pages of the kept row groups that cannot hold a wanted id; `None`
-/// when the file has no page index.
-fn page_selection(
-    meta: &ParquetMetaData,
-    id_stats: &StatisticsConverter<'_>,
-    keep: &[usize],
-    ids: &[u64],
-) -> Option<RowSelection> {
-    let (ci, oi) = (meta.column_index()?, meta.offset_index()?);
-    let mins = id_stats.data_page_mins(ci, oi, keep).ok()?;
-    let maxes = id_stats.data_page_maxes(ci, oi, keep).ok()?;
-    let counts = id_stats
-        .data_page_row_counts(oi, meta.row_groups(), keep)
-        .ok()??;
-    let (mins, maxes) = (
-        mins.as_primitive_opt::<UInt64Type>()?,
-        maxes.as_primitive_opt::<UInt64Type>()?,
-    );
-    if mins.len() != counts.len() || maxes.len() != counts.len() {
-        return None;
-    }
-    let mut selectors: Vec<RowSelector> = Vec::with_capacity(counts.len());
-    for p in 0..counts.len() {
-        let rows = usize::try_from(counts.value(p)).ok()?;
-        let wanted =
-            !(mins.is_valid(p) && maxes.is_valid(p)) || any_in(ids, mins.value(p), maxes.value(p));
-        selectors.push(if wanted {
-            RowSelector::select(rows)
-        } else {
-            RowSelector::skip(rows)
-        });
-    }
-    Some(RowSelection::from(selectors))
-}
-
 /// The rows of `batch` with a wanted id and time, or `None` when there are none.
 fn keep_rows(
     batch: &RecordBatch,

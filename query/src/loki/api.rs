@@ -145,14 +145,9 @@ pub(crate) fn request(
 ) -> Result<Req, LokiError> {
     let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
         .map_err(|e| LokiError::bad_request(e.to_string()))?;
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form = (is_form && *method == Method::POST).then_some(body.as_ref());
     Ok(Req {
         tenant,
-        params: Params::new(uri.query(), form),
+        params: Params::from_request(method, headers, uri, body, &[Method::POST]),
     })
 }
 

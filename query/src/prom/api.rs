@@ -12,7 +12,7 @@ use super::{meta, status};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::get;
 use promql_parser::parser::value::ValueType;
 use std::sync::Arc;
@@ -74,15 +74,10 @@ pub(crate) fn request(
 ) -> Result<Req, ApiError> {
     let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form = (is_form && matches!(*method, Method::POST | Method::PUT | Method::PATCH))
-        .then_some(body.as_ref());
+    let form_methods = [Method::POST, Method::PUT, Method::PATCH];
     Ok(Req {
         tenant,
-        params: Params::new(uri.query(), form),
+        params: Params::from_request(method, headers, uri, body, &form_methods),
     })
 }
 

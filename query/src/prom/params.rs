@@ -20,6 +20,23 @@ pub struct Params {
 }
 
 impl Params {
+    /// The parameters of an HTTP request: the URL query, plus the body when it is a form
+    /// (`application/x-www-form-urlencoded`) sent with one of `form_methods`.
+    pub fn from_request(
+        method: &axum::http::Method,
+        headers: &axum::http::HeaderMap,
+        uri: &axum::http::Uri,
+        body: &[u8],
+        form_methods: &[axum::http::Method],
+    ) -> Self {
+        let is_form = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let form = (is_form && form_methods.contains(method)).then_some(body);
+        Params::new(uri.query(), form)
+    }
+
     /// Merges form-body pairs (first) and URL query pairs.
     pub fn new(query: Option<&str>, form_body: Option<&[u8]>) -> Self {
         let mut pairs = Vec::new();

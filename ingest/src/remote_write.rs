@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use prost::Message;
 use strata_proto::prometheus as pb;
 use strata_storage::model::{
-    BucketSpan, Exemplar, Labels, MetricMetadata, MetricType, MetricsWrite, NativeHistogram,
+    BucketSpan, Exemplar, Label, Labels, MetricMetadata, MetricType, MetricsWrite, NativeHistogram,
     Sample, SampleValue,
 };
 
@@ -150,14 +150,8 @@ fn convert_series(
     }
 
     let first = out.len();
-    for s in &ts.samples {
-        out.push(Sample {
-            labels: labels.clone(),
-            timestamp_ms: s.timestamp,
-            value: SampleValue::Float(s.value),
-            exemplars: Vec::new(),
-        });
-    }
+    // Histograms first (they can fail), then samples; rows are sorted again at flush.
+    let mut histograms = Vec::with_capacity(ts.histograms.len());
     for (idx, h) in ts.histograms.iter().enumerate() {
         let nh = convert_histogram(h).map_err(|reason| DecodeError::InvalidHistogram {
             series,
@@ -165,10 +159,37 @@ fn convert_series(
             histogram: idx,
             reason,
         })?;
+        histograms.push((h.timestamp, nh));
+    }
+    // Each sample carries its series' labels; the last one takes them without a copy
+    // (remote write usually sends one sample per series).
+    let values = ts
+        .samples
+        .iter()
+        .map(|s| (s.timestamp, SampleValue::Float(s.value)))
+        .chain(
+            histograms
+                .into_iter()
+                .map(|(t, h)| (t, SampleValue::Histogram(Box::new(h)))),
+        );
+    let total = ts.samples.len() + ts.histograms.len();
+    // Only exemplar errors still name the series once the samples own its labels.
+    let error_labels = if ts.exemplars.is_empty() {
+        Labels::default()
+    } else {
+        labels.clone()
+    };
+    let mut labels = Some(labels);
+    for (i, (timestamp_ms, value)) in values.enumerate() {
+        let labels = if i + 1 == total {
+            labels.take().unwrap_or_default()
+        } else {
+            labels.clone().unwrap_or_default()
+        };
         out.push(Sample {
-            labels: labels.clone(),
-            timestamp_ms: h.timestamp,
-            value: SampleValue::Histogram(Box::new(nh)),
+            labels,
+            timestamp_ms,
+            value,
             exemplars: Vec::new(),
         });
     }
@@ -178,7 +199,7 @@ fn convert_series(
         let ex_labels =
             exemplar_labels(ex.labels).map_err(|reason| DecodeError::InvalidExemplar {
                 series,
-                labels: labels.to_string(),
+                labels: error_labels.to_string(),
                 exemplar: idx,
                 reason,
             })?;
@@ -205,7 +226,6 @@ fn convert_series(
 }
 
 fn series_labels(series: usize, labels: Vec<pb::Label>) -> Result<Labels, DecodeError> {
-    let mut seen: HashSet<String> = HashSet::with_capacity(labels.len());
     let mut pairs = Vec::with_capacity(labels.len());
     for (label, l) in labels.into_iter().enumerate() {
         let name = String::from_utf8(l.name).map_err(|_| DecodeError::InvalidUtf8 {
@@ -221,12 +241,12 @@ fn series_labels(series: usize, labels: Vec<pb::Label>) -> Result<Labels, Decode
         if name.is_empty() {
             return Err(DecodeError::EmptyLabelName { series, label });
         }
-        if !seen.insert(name.clone()) {
-            return Err(DecodeError::DuplicateLabelName { series, name });
-        }
-        pairs.push((name, value));
+        pairs.push(Label { name, value });
     }
-    Ok(Labels::from_pairs(pairs))
+    Labels::from_unique(pairs).map_err(|dup| DecodeError::DuplicateLabelName {
+        series,
+        name: dup.name,
+    })
 }
 
 fn exemplar_labels(labels: Vec<pb::Label>) -> Result<Labels, String> {

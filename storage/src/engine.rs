@@ -14,7 +14,9 @@
 use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::files::{FileStore, decode_parquet, encode_parquet_with, sort_batches};
+use crate::files::{
+    FileStore, ROW_GROUP_ROWS, RowLocator, decode_parquet, encode_parquet_gathered, sort_order,
+};
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
@@ -23,10 +25,10 @@ use crate::tenant::TenantId;
 use crate::token_index;
 use crate::wal::{SegmentSeq, Wal};
 use crate::wal_entry::{self, Entry};
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, MapArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
 use parking_lot::RwLock;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,12 +87,18 @@ impl State {
                     Signal::Traces => {}
                 }
                 // Metric rows drop their label strings: the index holds each set once.
-                let batch = if signal == Signal::Metrics {
-                    schema::strip_metric_labels(&batch).unwrap_or(batch)
+                let stripped = if signal == Signal::Metrics {
+                    schema::strip_metric_labels_sized(&batch).ok()
                 } else {
-                    batch
+                    None
                 };
-                let bytes = batch.get_array_memory_size() as u64;
+                let (batch, bytes) = match stripped {
+                    Some((b, own)) => (b, own as u64),
+                    None => {
+                        let bytes = batch.get_array_memory_size() as u64;
+                        (batch, bytes)
+                    }
+                };
                 telemetry::MEMTABLE_BYTES.add(bytes as i64);
                 let mem = self
                     .active
@@ -245,21 +253,89 @@ pub fn day_of(ns: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Nanosecond timestamps of a batch's time column.
-fn times_ns(signal: Signal, batch: &RecordBatch) -> Vec<i64> {
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Days since the epoch (UTC) of a nanosecond timestamp.
+fn day_number(ns: i64) -> i64 {
+    ns.div_euclid(DAY_NS)
+}
+
+/// The raw values of a batch's time column (in the signal's unit, see [`time_column`]).
+fn time_values(signal: Signal, batch: &RecordBatch) -> Result<&[i64]> {
     let (col, unit) = time_column(signal);
-    let Some(c) = batch.column_by_name(col) else {
-        return Vec::new();
-    };
-    if unit == 1 {
-        c.as_primitive_opt::<TimestampNanosecondType>()
-            .map(|a| a.values().to_vec())
-            .unwrap_or_default()
+    let c = batch.column_by_name(col);
+    let values = if unit == 1 {
+        c.and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .map(|a| a.values().as_ref())
     } else {
-        c.as_primitive_opt::<TimestampMillisecondType>()
-            .map(|a| a.values().iter().map(|v| v.saturating_mul(unit)).collect())
-            .unwrap_or_default()
+        c.and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .map(|a| a.values().as_ref())
+    };
+    values.ok_or_else(|| {
+        datafusion::arrow::error::ArrowError::SchemaError(format!(
+            "{signal:?} batch lacks its time column {col}"
+        ))
+        .into()
+    })
+}
+
+/// Rows and time range (nanoseconds) of one UTC day of a flush or compaction.
+struct DayRange {
+    day: i64,
+    min_ns: i64,
+    max_ns: i64,
+    rows: u64,
+}
+
+/// The UTC days the rows fall on (in day order), with each day's rows and time range.
+fn day_ranges(signal: Signal, times: &[&[i64]]) -> Vec<DayRange> {
+    let (_, unit) = time_column(signal);
+    // Rows rarely span more than a day or two: a short list beats a map per row.
+    let mut days: Vec<DayRange> = Vec::new();
+    for t in times {
+        for v in t.iter() {
+            let ns = v.saturating_mul(unit);
+            let day = day_number(ns);
+            match days.iter_mut().find(|d| d.day == day) {
+                Some(r) => {
+                    r.min_ns = r.min_ns.min(ns);
+                    r.max_ns = r.max_ns.max(ns);
+                    r.rows += 1;
+                }
+                None => days.push(DayRange {
+                    day,
+                    min_ns: ns,
+                    max_ns: ns,
+                    rows: 1,
+                }),
+            }
+        }
     }
+    days.sort_by_key(|d| d.day);
+    days
+}
+
+/// The token index sidecar of a logs file made of the rows `order` names.
+fn log_token_index(batches: &[RecordBatch], order: &[u32]) -> Vec<u8> {
+    let bodies: Vec<Option<&StringArray>> = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name("body")
+                .and_then(|c| c.as_string_opt::<i32>())
+        })
+        .collect();
+    let locator = RowLocator::new(batches);
+    let lines: Vec<&str> = order
+        .iter()
+        .map(|&i| {
+            let (b, r) = locator.locate(i);
+            match bodies.get(b).copied().flatten() {
+                Some(body) if r < body.len() => body.value(r),
+                _ => "",
+            }
+        })
+        .collect();
+    token_index::TokenIndex::build(&lines, ROW_GROUP_ROWS).encode()
 }
 
 impl Storage {
@@ -471,7 +547,7 @@ impl Storage {
                 if !out.contains_key(id)
                     && let Some(l) = index.labels_of(SeriesId(*id))
                 {
-                    out.insert(*id, l.clone());
+                    out.insert(*id, l);
                 }
             }
         }
@@ -521,7 +597,7 @@ impl Storage {
             Signal::Traces => None,
         };
         index
-            .map(|idx| idx.resolve(&idx.select(matchers)).cloned().collect())
+            .map(|idx| idx.resolve(&idx.select(matchers)).collect())
             .unwrap_or_default()
     }
 
@@ -582,9 +658,15 @@ impl Storage {
             .collect();
         let mut catalog = self.inner.state.read().catalog.clone();
         for (tenant, signal, batches) in jobs {
-            let labels = (signal == Signal::Metrics).then(|| self.series_labels(&tenant, &batches));
             let new_files = self
-                .write_files(&mut catalog, &tenant, signal, batches, labels, 0)
+                .write_files(
+                    &mut catalog,
+                    &tenant,
+                    signal,
+                    batches,
+                    signal == Signal::Metrics,
+                    0,
+                )
                 .await?;
             catalog.files.extend(new_files);
         }
@@ -622,41 +704,66 @@ impl Storage {
     }
 
     /// Sorts rows, splits them by day and writes one file per day. Metric rows from
-    /// memtables come without label columns; `labels` fills them back by series id.
+    /// memtables come without label columns; with `fill_labels` they are filled back from
+    /// the label index, one slice of the file at a time.
+    ///
+    /// Memory: the sort keys and 4 bytes of row order per row, plus one slice of rows at a
+    /// time; the rows themselves are never copied whole.
     async fn write_files(
         &self,
         catalog: &mut Catalog,
         tenant: &TenantId,
         signal: Signal,
         batches: Vec<RecordBatch>,
-        labels: Option<HashMap<u64, Labels>>,
+        fill_labels: bool,
         level: u32,
     ) -> Result<Vec<FileMeta>> {
+        let this = self.clone();
+        let t = tenant.clone();
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
-            let sorted = sort_batches(signal, &batches)?;
-            drop(batches);
-            let prepare = |b: RecordBatch| match &labels {
-                Some(labels) => schema::fill_metric_labels(&b, &|id| labels.get(&id).cloned()),
-                None => Ok(b),
-            };
-            let times = times_ns(signal, &sorted);
-            let days: Vec<String> = times.iter().map(|t| day_of(*t)).collect();
-            let distinct: BTreeSet<&String> = days.iter().collect();
-            let mut out = Vec::new();
-            for day in distinct {
-                let part = if days.iter().all(|d| d == day) {
-                    sorted.clone()
+            let order = sort_order(signal, &batches)?;
+            let prepare = |b: RecordBatch| {
+                if fill_labels {
+                    let labels = this.series_labels(&t, std::slice::from_ref(&b));
+                    schema::fill_metric_labels(&b, &|id| labels.get(&id).cloned())
                 } else {
-                    let mask =
-                        BooleanArray::from(days.iter().map(|d| d == day).collect::<Vec<_>>());
-                    filter_record_batch(&sorted, &mask)?
+                    Ok(b)
+                }
+            };
+            let times = batches
+                .iter()
+                .map(|b| time_values(signal, b))
+                .collect::<Result<Vec<&[i64]>>>()?;
+            let days = day_ranges(signal, &times);
+            let mut out = Vec::with_capacity(days.len());
+            for range in &days {
+                let part: Cow<'_, [u32]> = if days.len() == 1 {
+                    Cow::Borrowed(&order)
+                } else {
+                    let locator = RowLocator::new(&batches);
+                    let (_, unit) = time_column(signal);
+                    Cow::Owned(
+                        order
+                            .iter()
+                            .copied()
+                            .filter(|&i| {
+                                let (b, r) = locator.locate(i);
+                                let t = times[b].get(r).copied().unwrap_or(0);
+                                day_number(t.saturating_mul(unit)) == range.day
+                            })
+                            .collect(),
+                    )
                 };
-                let part_times = times_ns(signal, &part);
-                let min = part_times.iter().copied().min().unwrap_or(0);
-                let max = part_times.iter().copied().max().unwrap_or(0);
-                let bytes = encode_parquet_with(signal, &part, &prepare)?;
-                let tokens = (signal == Signal::Logs).then(|| token_index::build_for_batch(&part));
-                out.push((day.clone(), min, max, part.num_rows() as u64, bytes, tokens));
+                let bytes = encode_parquet_gathered(signal, &batches, &part, &prepare)?;
+                let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
+                out.push((
+                    day_of(range.day.saturating_mul(DAY_NS)),
+                    range.min_ns,
+                    range.max_ns,
+                    range.rows,
+                    bytes,
+                    tokens,
+                ));
             }
             Ok(out)
         })
@@ -747,11 +854,10 @@ impl Storage {
                     .map_err(|_| Error::ShuttingDown)??,
                 );
             }
-            let labels = without_labels.then(|| self.series_labels(&tenant, &batches));
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
             let outputs = self
-                .write_files(&mut next, &tenant, signal, batches, labels, level)
+                .write_files(&mut next, &tenant, signal, batches, without_labels, level)
                 .await?;
             let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
             next.files.retain(|f| !gone.contains(&f.id));

@@ -10,9 +10,8 @@ use crate::schema::{schema, sort_columns};
 use crate::wal::sync_dir;
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::compute::{
-    SortColumn, concat, concat_batches, interleave_record_batch, lexsort_to_indices,
-};
+use datafusion::arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
@@ -97,11 +96,17 @@ impl FileStore {
     }
 }
 
-/// Merges batches into one sorted by the signal's access path. Only the sort key columns
-/// are concatenated; rows are then gathered straight from the inputs, so a flush holds
-/// the memtable plus one sorted copy, not two.
+/// Merges batches into one sorted by the signal's access path.
 pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let schema = schema(signal);
+    let order = sort_order(signal, batches)?;
+    gather(batches, &RowLocator::new(batches), &order)
+}
+
+/// The order that sorts the rows of `batches` by the signal's access path, as global row
+/// numbers (the rows of the first batch, then of the second, ...). Only the sort key
+/// columns are concatenated: a flush sorts 4 bytes per row plus its keys, then gathers
+/// the rows a slice at a time ([`encode_parquet_gathered`]) rather than copying them all.
+pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<u32>> {
     let mut columns = Vec::new();
     for name in sort_columns(signal) {
         let parts: Vec<&dyn Array> = batches
@@ -115,27 +120,46 @@ pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBat
             });
         }
     }
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if columns.is_empty() {
-        return Ok(concat_batches(&schema, batches)?);
+        return Ok((0..total as u32).collect());
     }
-    let indices = lexsort_to_indices(&columns, None)?;
-    drop(columns);
-    // Global row number -> (batch, row within it).
-    let mut starts = Vec::with_capacity(batches.len());
-    let mut total = 0usize;
-    for b in batches {
-        starts.push(total);
-        total += b.num_rows();
+    Ok(lexsort_to_indices(&columns, None)?.values().to_vec())
+}
+
+/// Maps a global row number (see [`sort_order`]) to its batch and the row within it.
+pub struct RowLocator {
+    starts: Vec<usize>,
+}
+
+impl RowLocator {
+    pub fn new(batches: &[RecordBatch]) -> Self {
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut total = 0usize;
+        for b in batches {
+            starts.push(total);
+            total += b.num_rows();
+        }
+        RowLocator { starts }
     }
-    let pairs: Vec<(usize, usize)> = indices
-        .values()
-        .iter()
-        .map(|&i| {
-            let i = i as usize;
-            let b = starts.partition_point(|&s| s <= i) - 1;
-            (b, i - starts[b])
-        })
-        .collect();
+
+    /// (batch index, row within the batch) of global row `row`.
+    pub fn locate(&self, row: u32) -> (usize, usize) {
+        let i = row as usize;
+        let b = self.starts.partition_point(|&s| s <= i).saturating_sub(1);
+        (b, i - self.starts.get(b).copied().unwrap_or(0))
+    }
+}
+
+/// The rows `order` names (global row numbers), in that order, as one batch.
+pub fn gather(batches: &[RecordBatch], locator: &RowLocator, order: &[u32]) -> Result<RecordBatch> {
+    let Some(first) = batches.first() else {
+        return Ok(RecordBatch::new_empty(Arc::new(Schema::empty())));
+    };
+    if order.is_empty() {
+        return Ok(RecordBatch::new_empty(first.schema()));
+    }
+    let pairs: Vec<(usize, usize)> = order.iter().map(|&i| locator.locate(i)).collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     Ok(interleave_record_batch(&refs, &pairs)?)
 }
@@ -198,8 +222,7 @@ pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
 }
 
 /// Encodes a sorted batch as a Parquet file, passing it through `prepare` one slice at a
-/// time: a flush fills metric label columns this way, so only one slice is ever held
-/// with its labels spelled out.
+/// time.
 pub fn encode_parquet_with(
     signal: Signal,
     batch: &RecordBatch,
@@ -213,6 +236,27 @@ pub fn encode_parquet_with(
         let len = ENCODE_SLICE_ROWS.min(batch.num_rows() - offset);
         writer.write(&prepare(batch.slice(offset, len))?)?;
         offset += len;
+    }
+    writer.close()?;
+    Ok(buf)
+}
+
+/// Encodes the rows `order` names (global row numbers of `batches`, see [`sort_order`])
+/// as a Parquet file, gathering and passing them through `prepare` one slice at a time:
+/// only one slice is ever held copied (and, for a metrics flush, with its labels spelled
+/// out), never the whole sorted file.
+pub fn encode_parquet_gathered(
+    signal: Signal,
+    batches: &[RecordBatch],
+    order: &[u32],
+    prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
+) -> Result<Vec<u8>> {
+    let locator = RowLocator::new(batches);
+    let mut buf = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    for chunk in order.chunks(ENCODE_SLICE_ROWS) {
+        writer.write(&prepare(gather(batches, &locator, chunk)?)?)?;
     }
     writer.close()?;
     Ok(buf)

@@ -60,6 +60,26 @@ impl Labels {
         Labels(v)
     }
 
+    /// A label set from labels in any order, refusing duplicate names (`Err` holds the
+    /// second label of the first duplicated name). Empty values are dropped. Unlike
+    /// [`Labels::from_pairs`], whose later duplicates win, this is for input where a
+    /// repeated name is an error; it costs a sort, not a search per label.
+    pub fn from_unique(mut labels: Vec<Label>) -> Result<Self, Label> {
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(i) = labels.windows(2).position(|w| w[0].name == w[1].name) {
+            return Err(labels.swap_remove(i + 1));
+        }
+        labels.retain(|l| !l.value.is_empty());
+        Ok(Labels(labels))
+    }
+
+    /// A label set from labels already sorted by name, duplicate-free and without empty
+    /// values (as taken from another `Labels`).
+    pub(crate) fn from_sorted(labels: Vec<Label>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
+        Labels(labels)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .binary_search_by(|l| l.name.as_str().cmp(name))

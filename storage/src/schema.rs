@@ -6,11 +6,14 @@
 use crate::error::Result;
 use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder,
-    UInt64Array, UInt64Builder,
+    Array, ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapArray, MapBuilder,
+    MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray,
+    TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Array,
+    UInt64Builder, new_empty_array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parking_lot::RwLock;
 use std::sync::{Arc, LazyLock};
 
 fn map_type() -> DataType {
@@ -207,26 +210,50 @@ pub fn metrics_batch(samples: &[Sample]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema(Signal::Metrics), cols)?)
 }
 
-/// A `metrics` batch with `metric_name` and `labels` emptied (every row `""` and `{}`).
+/// A `metrics` batch with `metric_name` and `labels` emptied (every row `""` and `{}`),
+/// and `histogram` / `exemplars` shared all-null columns when no row has one.
 ///
 /// Memtables keep metric rows this way: a label set is held once per series by the label
-/// index, so repeating it on every sample would multiply memory by five or more.
+/// index, so repeating it on every sample would multiply memory by five or more. The
+/// emptied columns share one zero-filled buffer between all batches (see [`zeros`]), so
+/// a row costs its series id, timestamp and value: 24 bytes.
 /// [`fill_metric_labels`] puts the columns back for readers that need them.
 pub fn strip_metric_labels(batch: &RecordBatch) -> Result<RecordBatch> {
-    let (name, labels) = empty_label_columns(batch.num_rows())?;
-    replace_label_columns(batch, name, labels)
+    Ok(strip_metric_labels_sized(batch)?.0)
+}
+
+/// [`strip_metric_labels`], with the bytes the stripped batch holds of its own (the
+/// shared empty columns not counted): what a memtable accounts for it.
+pub fn strip_metric_labels_sized(batch: &RecordBatch) -> Result<(RecordBatch, usize)> {
+    let n = batch.num_rows();
+    let schema = batch.schema();
+    let mut own_bytes = 0;
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        let col = match f.name().as_str() {
+            "metric_name" => empty_strings(n, false)?,
+            "labels" => empty_maps(f.data_type(), n)?,
+            "histogram" | "exemplars" if c.null_count() == n => empty_strings(n, true)?,
+            _ => {
+                own_bytes += c.get_array_memory_size();
+                c.clone()
+            }
+        };
+        cols.push(col);
+    }
+    Ok((RecordBatch::try_new(schema, cols)?, own_bytes))
 }
 
 /// A stripped `metrics` batch (as [`strip_metric_labels`] makes) from one read without
 /// the `metric_name` and `labels` columns.
 pub fn metrics_batch_without_labels(partial: &RecordBatch) -> Result<RecordBatch> {
-    let (name, labels) = empty_label_columns(partial.num_rows())?;
+    let n = partial.num_rows();
     let schema = schema(Signal::Metrics);
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
         cols.push(match f.name().as_str() {
-            "metric_name" => name.clone(),
-            "labels" => labels.clone(),
+            "metric_name" => empty_strings(n, false)?,
+            "labels" => empty_maps(f.data_type(), n)?,
             other => partial.column_by_name(other).cloned().ok_or_else(|| {
                 datafusion::arrow::error::ArrowError::SchemaError(format!(
                     "metrics batch lacks column {other}"
@@ -237,14 +264,71 @@ pub fn metrics_batch_without_labels(partial: &RecordBatch) -> Result<RecordBatch
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-fn empty_label_columns(n: usize) -> Result<(ArrayRef, ArrayRef)> {
-    let mut name = StringBuilder::with_capacity(n, 0);
-    let mut labels = labels_builder();
-    for _ in 0..n {
-        name.append_value("");
-        labels.append(true)?;
+/// `len` zero bytes, sliced from one buffer that every caller shares (grown, never
+/// shrunk, when a longer run is asked for). Empty strings, empty maps and all-null
+/// columns are nothing but zeros (offsets all 0, validity bits all 0), so batches of
+/// any number of rows can point into the same allocation instead of holding their own.
+fn zeros(len: usize) -> Buffer {
+    static ZEROS: LazyLock<RwLock<Buffer>> =
+        LazyLock::new(|| RwLock::new(Buffer::from_vec(Vec::<u64>::new())));
+    {
+        let z = ZEROS.read();
+        if z.len() >= len {
+            return z.slice_with_length(0, len);
+        }
     }
-    Ok((Arc::new(name.finish()), Arc::new(labels.finish())))
+    let mut z = ZEROS.write();
+    if z.len() < len {
+        // u64 elements keep the buffer aligned for the i32 offsets read from it.
+        let words = len.div_ceil(8).next_power_of_two();
+        *z = Buffer::from_vec(vec![0u64; words]);
+    }
+    z.slice_with_length(0, len)
+}
+
+/// `n` zero offsets (every row empty), backed by the shared zero buffer.
+fn zero_offsets(n: usize) -> OffsetBuffer<i32> {
+    let bytes = (n + 1) * std::mem::size_of::<i32>();
+    OffsetBuffer::new(ScalarBuffer::<i32>::new(zeros(bytes), 0, n + 1))
+}
+
+/// `n` empty strings, or (`null`) `n` nulls, sharing the zero buffer.
+fn empty_strings(n: usize, null: bool) -> Result<ArrayRef> {
+    let nulls = null.then(|| NullBuffer::new(BooleanBuffer::new(zeros(n.div_ceil(8)), 0, n)));
+    Ok(Arc::new(StringArray::try_new(
+        zero_offsets(n),
+        Buffer::from_vec(Vec::<u8>::new()),
+        nulls,
+    )?))
+}
+
+/// `n` empty maps of the map type `map_type`, sharing the zero buffer.
+fn empty_maps(map_type: &DataType, n: usize) -> Result<ArrayRef> {
+    let DataType::Map(entries_field, sorted) = map_type else {
+        return Err(datafusion::arrow::error::ArrowError::SchemaError(format!(
+            "expected a map column, found {map_type}"
+        ))
+        .into());
+    };
+    let DataType::Struct(fields) = entries_field.data_type() else {
+        return Err(datafusion::arrow::error::ArrowError::SchemaError(format!(
+            "expected map entries to be a struct, found {}",
+            entries_field.data_type()
+        ))
+        .into());
+    };
+    let children = fields
+        .iter()
+        .map(|f| new_empty_array(f.data_type()))
+        .collect();
+    let entries = StructArray::try_new(fields.clone(), children, None)?;
+    Ok(Arc::new(MapArray::try_new(
+        entries_field.clone(),
+        zero_offsets(n),
+        entries,
+        None,
+        *sorted,
+    )?))
 }
 
 /// Refills `metric_name` and `labels` of a batch made by [`strip_metric_labels`], looking

@@ -354,3 +354,123 @@ fn orphan_files_are_removed_at_start() {
     let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
     assert_eq!(values(&snap, &s), vec![1.0]);
 }
+
+#[test]
+fn memtable_metric_rows_cost_their_id_time_and_value_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    let rows = 20_000;
+    let samples: Vec<Sample> = (0..rows)
+        .map(|i| {
+            sample(
+                "node_cpu_seconds_total",
+                &format!("j{}", i % 500),
+                1000 + i,
+                i as f64,
+            )
+        })
+        .collect();
+    write(&s, &t, samples);
+    // series_id, timestamp and value are 24 bytes; the emptied label columns and the
+    // all-null histogram/exemplar columns share one zero buffer and cost nothing per row.
+    let per_row = s.pending_bytes() as f64 / rows as f64;
+    assert!(per_row <= 26.0, "{per_row} bytes per memtable row");
+    let lean = s.snapshot_by_series(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    let b = &lean.batches[0];
+    assert_eq!(b.num_rows(), rows as usize);
+    let name = b
+        .column_by_name("metric_name")
+        .expect("name")
+        .as_string::<i32>();
+    assert!(name.iter().all(|n| n == Some("")));
+    let hist = b.column_by_name("histogram").expect("histogram");
+    assert_eq!(hist.null_count(), rows as usize);
+    let labels = b.column_by_name("labels").expect("labels").as_map();
+    assert!((0..b.num_rows()).all(|r| labels.value(r).is_empty()));
+    // SQL readers still get every row whole.
+    let full = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    let named = named_rows(&full, &s);
+    assert_eq!(named.len(), rows as usize);
+    assert_eq!(named[4321].1, format!("j{}", 4321 % 500));
+}
+
+#[test]
+fn flush_splits_rows_by_utc_day_sorted_with_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    let day_ms = 86_400_000;
+    // Interleaved days and series, out of order, over two requests.
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for i in 0..300i64 {
+        let ts = if i % 2 == 0 {
+            day_ms - 1000 * (i + 1)
+        } else {
+            day_ms + 1000 * i
+        };
+        let smp = sample("up", &format!("job{}", i % 7), ts, i as f64);
+        if i % 3 == 0 {
+            first.push(smp)
+        } else {
+            second.push(smp)
+        }
+    }
+    write(&s, &t, first);
+    write(&s, &t, second);
+    block(s.flush()).expect("flush");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert!(snap.batches.is_empty());
+    let mut files = snap.files.clone();
+    files.sort_by_key(|f| f.partition.clone());
+    let parts: Vec<(&str, u64)> = files
+        .iter()
+        .map(|f| (f.partition.as_str(), f.rows))
+        .collect();
+    assert_eq!(parts, vec![("1970-01-01", 150), ("1970-01-02", 150)]);
+    assert_eq!(files[0].min_time_ns, (day_ms - 299_000) * 1_000_000);
+    assert_eq!(files[0].max_time_ns, (day_ms - 1000) * 1_000_000);
+    assert_eq!(files[1].min_time_ns, (day_ms + 1000) * 1_000_000);
+    assert_eq!(files[1].max_time_ns, (day_ms + 299_000) * 1_000_000);
+    for f in &files {
+        let data = std::fs::read(s.inner.files.local_path(&f.path)).expect("read");
+        let batches = decode_parquet(bytes::Bytes::from(data), None, None).expect("decode");
+        let mut keys = Vec::new();
+        for b in &batches {
+            let ids = b
+                .column_by_name("series_id")
+                .expect("id")
+                .as_primitive::<UInt64Type>();
+            let ts = b
+                .column_by_name("timestamp")
+                .expect("ts")
+                .as_primitive::<TimestampMillisecondType>();
+            let vals = b
+                .column_by_name("value")
+                .expect("value")
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            let maps = b.column_by_name("labels").expect("labels").as_map();
+            for r in 0..b.num_rows() {
+                // Every row is on the file's day and carries its own series' labels.
+                let i = vals.value(r) as i64;
+                assert_eq!(day_of(ts.value(r) * 1_000_000), f.partition);
+                let labels = labels_at(maps, r);
+                assert_eq!(labels.get("job"), Some(format!("job{}", i % 7).as_str()));
+                assert_eq!(labels.series_id().0, ids.value(r));
+                keys.push((ids.value(r), ts.value(r)));
+            }
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(
+            keys, sorted,
+            "rows of {} sorted by series then time",
+            f.path
+        );
+    }
+    assert_eq!(
+        values(&snap, &s),
+        (0..300).map(|i| i as f64).collect::<Vec<_>>()
+    );
+}

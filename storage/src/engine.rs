@@ -15,7 +15,7 @@ use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowLocator, decode_parquet, encode_parquet_gathered, sort_order,
+    FileStore, ROW_GROUP_ROWS, RowRef, decode_parquet, encode_parquet_gathered, sort_order,
 };
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
@@ -316,7 +316,7 @@ fn day_ranges(signal: Signal, times: &[&[i64]]) -> Vec<DayRange> {
 }
 
 /// The token index sidecar of a logs file made of the rows `order` names.
-fn log_token_index(batches: &[RecordBatch], order: &[u32]) -> Vec<u8> {
+fn log_token_index(batches: &[RecordBatch], order: &[RowRef]) -> Vec<u8> {
     let bodies: Vec<Option<&StringArray>> = batches
         .iter()
         .map(|b| {
@@ -324,12 +324,11 @@ fn log_token_index(batches: &[RecordBatch], order: &[u32]) -> Vec<u8> {
                 .and_then(|c| c.as_string_opt::<i32>())
         })
         .collect();
-    let locator = RowLocator::new(batches);
     let lines: Vec<&str> = order
         .iter()
-        .map(|&i| {
-            let (b, r) = locator.locate(i);
-            match bodies.get(b).copied().flatten() {
+        .map(|&(b, r)| {
+            let r = r as usize;
+            match bodies.get(b as usize).copied().flatten() {
                 Some(body) if r < body.len() => body.value(r),
                 _ => "",
             }
@@ -737,18 +736,20 @@ impl Storage {
             let days = day_ranges(signal, &times);
             let mut out = Vec::with_capacity(days.len());
             for range in &days {
-                let part: Cow<'_, [u32]> = if days.len() == 1 {
+                let part: Cow<'_, [RowRef]> = if days.len() == 1 {
                     Cow::Borrowed(&order)
                 } else {
-                    let locator = RowLocator::new(&batches);
                     let (_, unit) = time_column(signal);
                     Cow::Owned(
                         order
                             .iter()
                             .copied()
-                            .filter(|&i| {
-                                let (b, r) = locator.locate(i);
-                                let t = times[b].get(r).copied().unwrap_or(0);
+                            .filter(|&(b, r)| {
+                                let t = times
+                                    .get(b as usize)
+                                    .and_then(|t| t.get(r as usize))
+                                    .copied()
+                                    .unwrap_or(0);
                                 day_number(t.saturating_mul(unit)) == range.day
                             })
                             .collect(),

@@ -10,8 +10,12 @@ use crate::schema::{schema, sort_columns};
 use crate::wal::sync_dir;
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{
+    DataType, Int64Type, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt64Type,
+};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
@@ -23,6 +27,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -99,67 +104,157 @@ impl FileStore {
 /// Merges batches into one sorted by the signal's access path.
 pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let order = sort_order(signal, batches)?;
-    gather(batches, &RowLocator::new(batches), &order)
+    gather(batches, &order)
 }
 
-/// The order that sorts the rows of `batches` by the signal's access path, as global row
-/// numbers (the rows of the first batch, then of the second, ...). Only the sort key
-/// columns are concatenated: a flush sorts 4 bytes per row plus its keys, then gathers
-/// the rows a slice at a time ([`encode_parquet_gathered`]) rather than copying them all.
-pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<u32>> {
-    let mut columns = Vec::new();
-    for name in sort_columns(signal) {
-        let parts: Vec<&dyn Array> = batches
+/// A row of a list of batches: (batch index, row within the batch).
+pub type RowRef = (u32, u32);
+
+/// One sort key column of every batch, readable without concatenating them.
+enum KeyColumn<'a> {
+    U64(Vec<&'a [u64]>),
+    I64(Vec<&'a [i64]>),
+    Str(Vec<&'a StringArray>),
+}
+
+impl KeyColumn<'_> {
+    /// The key column `name` of every batch, if it has a type we compare in place and no
+    /// nulls (the sort columns of our schemas never have any).
+    fn of<'a>(batches: &'a [RecordBatch], name: &str) -> Option<KeyColumn<'a>> {
+        let cols: Vec<&'a dyn Array> = batches
             .iter()
-            .filter_map(|b| b.column_by_name(name).map(|c| c.as_ref()))
-            .collect();
-        if parts.len() == batches.len() && !parts.is_empty() {
-            columns.push(SortColumn {
-                values: concat(&parts)?,
-                options: None,
-            });
+            .map(|b| b.column_by_name(name).map(|c| c.as_ref()))
+            .collect::<Option<_>>()?;
+        if cols.iter().any(|c| c.null_count() > 0) {
+            return None;
+        }
+        let first = cols.first()?.data_type().clone();
+        if cols.iter().any(|c| *c.data_type() != first) {
+            return None;
+        }
+        Some(match first {
+            DataType::UInt64 => KeyColumn::U64(
+                cols.iter()
+                    .map(|c| {
+                        c.as_primitive_opt::<UInt64Type>()
+                            .map(|a| a.values().as_ref())
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            DataType::Int64 | DataType::Timestamp(_, _) => {
+                KeyColumn::I64(cols.iter().map(|c| i64_values(*c)).collect::<Option<_>>()?)
+            }
+            DataType::Utf8 => KeyColumn::Str(
+                cols.iter()
+                    .map(|c| c.as_string_opt::<i32>())
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        })
+    }
+
+    fn cmp(&self, a: RowRef, b: RowRef) -> Ordering {
+        let (ab, ar, bb, br) = (a.0 as usize, a.1 as usize, b.0 as usize, b.1 as usize);
+        match self {
+            KeyColumn::U64(v) => v[ab][ar].cmp(&v[bb][br]),
+            KeyColumn::I64(v) => v[ab][ar].cmp(&v[bb][br]),
+            KeyColumn::Str(v) => v[ab].value(ar).cmp(v[bb].value(br)),
         }
     }
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if columns.is_empty() {
-        return Ok((0..total as u32).collect());
-    }
-    Ok(lexsort_to_indices(&columns, None)?.values().to_vec())
 }
 
-/// Maps a global row number (see [`sort_order`]) to its batch and the row within it.
-pub struct RowLocator {
-    starts: Vec<usize>,
-}
-
-impl RowLocator {
-    pub fn new(batches: &[RecordBatch]) -> Self {
-        let mut starts = Vec::with_capacity(batches.len());
-        let mut total = 0usize;
-        for b in batches {
-            starts.push(total);
-            total += b.num_rows();
+/// The values of an `Int64` or timestamp column.
+fn i64_values(c: &dyn Array) -> Option<&[i64]> {
+    let values = match c.data_type() {
+        DataType::Int64 => c.as_primitive_opt::<Int64Type>()?.values(),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            c.as_primitive_opt::<TimestampSecondType>()?.values()
         }
-        RowLocator { starts }
-    }
-
-    /// (batch index, row within the batch) of global row `row`.
-    pub fn locate(&self, row: u32) -> (usize, usize) {
-        let i = row as usize;
-        let b = self.starts.partition_point(|&s| s <= i).saturating_sub(1);
-        (b, i - self.starts.get(b).copied().unwrap_or(0))
-    }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            c.as_primitive_opt::<TimestampMillisecondType>()?.values()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            c.as_primitive_opt::<TimestampMicrosecondType>()?.values()
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            c.as_primitive_opt::<TimestampNanosecondType>()?.values()
+        }
+        _ => return None,
+    };
+    Some(values.as_ref())
 }
 
-/// The rows `order` names (global row numbers), in that order, as one batch.
-pub fn gather(batches: &[RecordBatch], locator: &RowLocator, order: &[u32]) -> Result<RecordBatch> {
+/// The order that sorts the rows of `batches` by the signal's access path.
+///
+/// The keys are compared where they are, not concatenated: a flush holds 8 bytes per row
+/// for the order and gathers the rows a slice at a time ([`encode_parquet_gathered`])
+/// rather than copying them all.
+pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>> {
+    let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let b = u32::try_from(b).map_err(|_| too_many_rows())?;
+        let rows = u32::try_from(batch.num_rows()).map_err(|_| too_many_rows())?;
+        order.extend((0..rows).map(|r| (b, r)));
+    }
+    let keys: Option<Vec<KeyColumn<'_>>> = sort_columns(signal)
+        .iter()
+        .map(|name| KeyColumn::of(batches, name))
+        .collect();
+    match keys {
+        Some(keys) => order.sort_unstable_by(|&a, &b| {
+            keys.iter()
+                .map(|k| k.cmp(a, b))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        }),
+        None => {
+            // Some key of another type (or with nulls): Arrow's sort over the
+            // concatenated keys.
+            let mut columns = Vec::new();
+            for name in sort_columns(signal) {
+                let parts: Vec<&dyn Array> = batches
+                    .iter()
+                    .filter_map(|b| b.column_by_name(name).map(|c| c.as_ref()))
+                    .collect();
+                if parts.len() == batches.len() && !parts.is_empty() {
+                    columns.push(SortColumn {
+                        values: concat(&parts)?,
+                        options: None,
+                    });
+                }
+            }
+            if !columns.is_empty() {
+                let flat = order;
+                order = lexsort_to_indices(&columns, None)?
+                    .values()
+                    .iter()
+                    .filter_map(|&i| flat.get(i as usize).copied())
+                    .collect();
+            }
+        }
+    }
+    Ok(order)
+}
+
+fn too_many_rows() -> Error {
+    datafusion::arrow::error::ArrowError::InvalidArgumentError(
+        "more than 2^32 rows or batches in one flush".into(),
+    )
+    .into()
+}
+
+/// The rows `order` names, in that order, as one batch.
+pub fn gather(batches: &[RecordBatch], order: &[RowRef]) -> Result<RecordBatch> {
     let Some(first) = batches.first() else {
         return Ok(RecordBatch::new_empty(Arc::new(Schema::empty())));
     };
     if order.is_empty() {
         return Ok(RecordBatch::new_empty(first.schema()));
     }
-    let pairs: Vec<(usize, usize)> = order.iter().map(|&i| locator.locate(i)).collect();
+    let pairs: Vec<(usize, usize)> = order
+        .iter()
+        .map(|&(b, r)| (b as usize, r as usize))
+        .collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     Ok(interleave_record_batch(&refs, &pairs)?)
 }
@@ -241,22 +336,21 @@ pub fn encode_parquet_with(
     Ok(buf)
 }
 
-/// Encodes the rows `order` names (global row numbers of `batches`, see [`sort_order`])
+/// Encodes the rows `order` names (see [`sort_order`])
 /// as a Parquet file, gathering and passing them through `prepare` one slice at a time:
 /// only one slice is ever held copied (and, for a metrics flush, with its labels spelled
 /// out), never the whole sorted file.
 pub fn encode_parquet_gathered(
     signal: Signal,
     batches: &[RecordBatch],
-    order: &[u32],
+    order: &[RowRef],
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
-    let locator = RowLocator::new(batches);
     let mut buf = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
-    for chunk in order.chunks(ENCODE_SLICE_ROWS) {
-        writer.write(&prepare(gather(batches, &locator, chunk)?)?)?;
+    for chunk in order.chunks(GATHER_SLICE_ROWS) {
+        writer.write(&prepare(gather(batches, chunk)?)?)?;
     }
     writer.close()?;
     Ok(buf)
@@ -264,6 +358,11 @@ pub fn encode_parquet_gathered(
 
 /// Rows passed to the Parquet writer at a time.
 const ENCODE_SLICE_ROWS: usize = 64 * 1024;
+
+/// Rows gathered (and, for metrics, given their label columns) at a time by
+/// [`encode_parquet_gathered`]: metric rows with labels spelled out take ~300 bytes each,
+/// so 8k rows are a few MiB; the Parquet writer still makes full-size row groups.
+const GATHER_SLICE_ROWS: usize = 8 * 1024;
 
 /// Reads a Parquet file (in memory, or an open local file, of which only the footer and
 /// the chosen columns' chunks are read), optionally only some columns and rows.

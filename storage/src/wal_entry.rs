@@ -60,16 +60,39 @@ pub fn encode_rows(
     signal: Signal,
     batch: &RecordBatch,
 ) -> crate::error::Result<Vec<u8>> {
-    let mut ipc = Vec::new();
+    let mut ipc = Vec::with_capacity(batch.get_array_memory_size() + 1024);
     {
         let mut w = StreamWriter::try_new(&mut ipc, &batch.schema())?;
         w.write(batch)?;
         w.finish()?;
     }
-    let mut out = header(kind_of(signal), tenant);
-    zstd::stream::copy_encode(ipc.as_slice(), &mut out, ZSTD_LEVEL)
+    let out = header(kind_of(signal), tenant);
+    let header_len = out.len() as u64;
+    let mut out = std::io::Cursor::new(out);
+    out.get_mut()
+        .reserve(zstd::zstd_safe::compress_bound(ipc.len()));
+    out.set_position(header_len);
+    COMPRESSOR
+        .with(|c| -> std::io::Result<usize> {
+            let mut c = c.borrow_mut();
+            let compressor = match c.as_mut() {
+                Some(compressor) => compressor,
+                None => c.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+            };
+            compressor.compress_to_buffer(&ipc, &mut out)
+        })
         .map_err(|e| crate::error::Error::io("wal record (zstd)", e))?;
+    let mut out = out.into_inner();
+    // The record waits for its group commit: keep only its compressed size.
+    out.shrink_to_fit();
     Ok(out)
+}
+
+thread_local! {
+    /// One zstd context per thread that encodes WAL records: creating one per record
+    /// allocated and cleared MiBs of tables on every write.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Encodes metric metadata.

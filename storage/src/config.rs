@@ -36,7 +36,9 @@ impl Default for RetentionConfig {
 pub struct StorageConfig {
     /// Directory for the WAL, the catalog and (with local storage) the Parquet files.
     pub data_dir: PathBuf,
-    /// Flush memtables to Parquet once they hold this many bytes in all.
+    /// Flush memtables to Parquet once they hold this many bytes in all. A metric sample
+    /// takes 24 bytes in a memtable; resident memory is about twice this (the frozen
+    /// memtable being written plus the one filling meanwhile) plus the label index.
     pub flush_bytes: u64,
     /// Flush memtables at the latest this long after their first write.
     #[serde(with = "humantime_serde")]
@@ -60,7 +62,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("./data"),
-            flush_bytes: 256 * 1024 * 1024,
+            flush_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_secs(600),
             max_pending_bytes: 2 * 1024 * 1024 * 1024,
             compaction_min_files: 8,

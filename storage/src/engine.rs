@@ -706,8 +706,8 @@ impl Storage {
     /// memtables come without label columns; with `fill_labels` they are filled back from
     /// the label index, one slice of the file at a time.
     ///
-    /// Memory: the sort keys and 4 bytes of row order per row, plus one slice of rows at a
-    /// time; the rows themselves are never copied whole.
+    /// Memory: 8 bytes of row order per row, plus one slice of rows at a time; the rows
+    /// themselves are never copied whole (the keys are compared where they lie).
     async fn write_files(
         &self,
         catalog: &mut Catalog,

@@ -7,13 +7,6 @@ use clap::Parser;
 use config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc's malloc: with glibc, memory freed by the flush and by
-/// request decoding on the blocking pool's threads stayed in per-thread arenas, and
-/// resident memory climbed with every flush while live data stayed flat (BENCHMARKS.md,
-/// "Ingest", has the measurements).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = match cli.resolve() {

@@ -201,6 +201,18 @@ impl Scanner {
         self.scan_with(ids, start_ms, end_ms, columns, false, f)
     }
 
+    /// How many sources a scan of `[start_ms, end_ms]` reads: its files, plus one for the
+    /// memtables (whose many small batches hold a series' recent samples in short runs).
+    pub fn sources(&self, start_ms: i64, end_ms: i64) -> usize {
+        let snap = self.storage.snapshot_by_series(
+            &self.tenant,
+            Signal::Metrics,
+            start_ms.saturating_mul(1_000_000),
+            end_ms.saturating_mul(1_000_000),
+        );
+        snap.files.len() + usize::from(!snap.batches.is_empty())
+    }
+
     fn scan_with(
         &self,
         ids: &[u64],
@@ -425,6 +437,7 @@ impl StorageSource {
         by_id.dedup_by_key(|x| x.0);
         let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
         let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
+        let runs_per_series = self.scanner.sources(start_ms, end_ms).max(1);
         let max_samples = self.limits.max_samples;
         self.scanner
             .scan_pruned(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
@@ -462,7 +475,13 @@ impl StorageSource {
                         continue;
                     };
                     let before = series.len();
-                    series.reserve(run.len());
+                    // A series usually has one run per file of about this length: size
+                    // for all of them at once rather than regrowing per file.
+                    if series.capacity() == 0 {
+                        series.reserve_exact(run.len() * runs_per_series);
+                    } else {
+                        series.reserve(run.len());
+                    }
                     for row in run {
                         let t = ts_vals[row];
                         if t < start_ms || t > end_ms {

@@ -20,6 +20,7 @@ use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::reader::ChunkReader;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -140,8 +141,7 @@ pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBat
     Ok(interleave_record_batch(&refs, &pairs)?)
 }
 
-fn writer_properties(signal: Signal) -> Result<WriterProperties> {
-    let s = schema(signal);
+fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -205,9 +205,20 @@ pub fn encode_parquet_with(
     batch: &RecordBatch,
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
+    // Spans are stored in the leaner file layout when their ids allow it.
+    let converted = match signal {
+        Signal::Traces => crate::schema::spans_to_file(batch)?,
+        _ => None,
+    };
+    let batch = converted.as_ref().unwrap_or(batch);
+    let file_schema = if converted.is_some() {
+        crate::schema::spans_file_schema()
+    } else {
+        schema(signal)
+    };
     let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    let props = writer_properties(signal, &file_schema)?;
+    let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
     let mut offset = 0;
     while offset < batch.num_rows() {
         let len = ENCODE_SLICE_ROWS.min(batch.num_rows() - offset);

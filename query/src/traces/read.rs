@@ -8,6 +8,10 @@
 //! index narrows what is left to the pages holding the trace. Files are immutable, so
 //! footers are cached per path (the cache is dropped whole when it grows past a bound).
 //!
+//! Spans files come in two layouts (see `strata_storage::schema`): every batch read from
+//! a file goes through `spans_from_file`, so the code past this module sees the table's
+//! form (hex ids, `end_time`) whatever the file.
+//!
 //! Scans read only the requested columns of the files and memtables overlapping a time
 //! range (row groups pruned by `start_time` statistics), checking the deadline, the
 //! cancellation flag and the spans-scanned budget between batches. Everything here is
@@ -34,6 +38,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
+use strata_storage::schema::spans_from_file;
 use strata_storage::{Storage, TenantId};
 
 /// Most footers kept; past it the cache starts over (files are few and footers small).
@@ -48,6 +53,13 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Internal(format!("{}: {e}", path.display()).into())
+}
+
+/// Whether a spans file has the second layout (binary span ids, no `end_time`).
+pub fn is_lean_spans_file(path: &Path) -> Result<bool> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let meta = footer(path, &file)?;
+    Ok(meta.schema().column_with_name("end_time").is_none())
 }
 
 /// The footer (with page index) of an immutable Parquet file, read once per process.
@@ -157,7 +169,7 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let wanted = StringArray::new_scalar(trace_id);
     for batch in builder.build().map_err(internal)? {
-        let batch = batch.map_err(internal)?;
+        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
         let Some(col) = batch.column_by_name("trace_id") else {
             continue;
         };
@@ -278,6 +290,8 @@ fn scan_file(
     if keep.is_empty() {
         return Ok(true);
     }
+    // Files of the second layout derive `end_time` from `start_time + duration`.
+    let needs_duration = cols.contains(&"end_time");
     let leaves: Vec<usize> = (0..pschema.num_columns())
         .filter(|i| {
             pschema
@@ -285,7 +299,9 @@ fn scan_file(
                 .path()
                 .parts()
                 .first()
-                .is_some_and(|root| cols.contains(&root.as_str()))
+                .is_some_and(|root| {
+                    cols.contains(&root.as_str()) || (needs_duration && root == "duration")
+                })
         })
         .collect();
     let mask = ProjectionMask::leaves(pschema, leaves);
@@ -297,7 +313,7 @@ fn scan_file(
         .map_err(internal)?;
     for batch in reader {
         budget.check()?;
-        let batch = batch.map_err(internal)?;
+        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
         budget.add_spans(batch.num_rows())?;
         if let Some(b) = in_range(&batch, start_ns, end_ns)?
             && !f(&b)?

@@ -639,3 +639,97 @@ pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{decode_parquet, encode_parquet};
+    use crate::model::SpanEvent;
+
+    fn span(trace: u8, span: u8, parent: Option<u8>, start: i64) -> Span {
+        Span {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{:016x}", u64::from(span) << 56 | 0xabcdef),
+            parent_span_id: parent
+                .map(|p| format!("{:016x}", u64::from(p) << 56 | 0xabcdef))
+                .unwrap_or_default(),
+            name: format!("op{span}"),
+            kind: 2,
+            start_time_ns: start,
+            end_time_ns: start + 1_500 + i64::from(span),
+            attributes: r#"{"http.route":"/a"}"#.into(),
+            events: vec![SpanEvent {
+                time_ns: start + 10,
+                name: "e".into(),
+                attributes: serde_json::json!({"k": 1}),
+                dropped_attributes_count: 0,
+            }],
+            status_code: 2,
+            origin: Origin {
+                service_name: "svc".into(),
+                ..Origin::default()
+            },
+            ..Span::default()
+        }
+    }
+
+    fn round_trip(spans: &[Span]) -> (RecordBatch, Vec<RecordBatch>) {
+        let batch = spans_batch(spans).expect("batch");
+        let bytes = encode_parquet(Signal::Traces, &batch).expect("encode");
+        let read = decode_parquet(bytes::Bytes::from(bytes), None, None).expect("decode");
+        (batch, read)
+    }
+
+    #[test]
+    fn spans_files_store_binary_ids_without_end_time_and_read_back_whole() {
+        let spans = vec![
+            span(1, 1, None, 1_000),
+            span(1, 2, Some(1), 1_100),
+            span(2, 3, None, 900),
+        ];
+        let (batch, read) = round_trip(&spans);
+        let file = &read[0];
+        assert!(file.column_by_name("end_time").is_none());
+        assert_eq!(
+            file.schema().field_with_name("span_id").expect("span_id").data_type(),
+            &DataType::FixedSizeBinary(8)
+        );
+        let parents = file.column_by_name("parent_span_id").expect("parent");
+        assert_eq!(parents.null_count(), 2, "roots have a null parent");
+        let back = spans_from_file(file).expect("convert");
+        assert_eq!(back.schema(), schema(Signal::Traces));
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn spans_with_ids_that_are_not_canonical_hex_keep_the_first_layout() {
+        let mut odd = span(3, 4, Some(1), 5_000);
+        odd.span_id = "not-hex".into();
+        let (batch, read) = round_trip(&[odd, span(3, 5, None, 4_000)]);
+        let file = &read[0];
+        assert!(file.column_by_name("end_time").is_some());
+        assert_eq!(spans_from_file(file).expect("convert"), batch);
+    }
+
+    #[test]
+    fn projections_of_lean_files_get_end_time_only_with_start_and_duration() {
+        let (_, read) = round_trip(&[span(1, 1, None, 1_000)]);
+        let file = &read[0];
+        let idx = |n: &str| file.schema().index_of(n).expect("column");
+        let both = file
+            .project(&[idx("trace_id"), idx("start_time"), idx("duration")])
+            .expect("project");
+        let out = spans_from_file(&both).expect("convert");
+        let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["trace_id", "start_time", "end_time", "duration"]);
+        let end = out.column(2).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(end.value(0), 1_000 + 1_501);
+        let ids = file.project(&[idx("span_id")]).expect("project");
+        let out = spans_from_file(&ids).expect("convert");
+        assert_eq!(out.num_columns(), 1);
+        assert_eq!(
+            out.column(0).as_string::<i32>().value(0),
+            format!("{:016x}", 1u64 << 56 | 0xabcdef)
+        );
+    }
+}

@@ -32,8 +32,9 @@ use std::sync::Arc;
 /// a file, large enough for good compression.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Rows per data page of spans files (see `writer_properties`).
-const SPAN_PAGE_ROWS: usize = 1024;
+/// Rows per data page of spans files (see `writer_properties`): a trace-by-id lookup
+/// decodes one page per column, and each page costs a header and page-index entries.
+const SPAN_PAGE_ROWS: usize = 4096;
 
 /// Where data files live: an object store plus, for local storage, its root directory.
 #[derive(Clone)]
@@ -187,6 +188,17 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         // Nearly unique per span: a dictionary only adds a large page every lookup reads.
         for col in ["span_id", "parent_span_id", "attributes", "events", "links"] {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+        }
+        // Nothing prunes pages by these JSON columns: per-page min/max (up to 64 bytes
+        // each, twice per page) would only grow the page index.
+        for col in [
+            "attributes",
+            "events",
+            "links",
+            "resource_attributes",
+            "scope_attributes",
+        ] {
+            b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Chunk);
         }
     }
     Ok(b.build())

@@ -32,11 +32,11 @@ use datafusion::parquet::arrow::arrow_reader::{
     RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
-use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
 use strata_storage::schema::spans_from_file;
 use strata_storage::{Storage, TenantId};
@@ -53,6 +53,38 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Internal(format!("{}: {e}", path.display()).into())
+}
+
+/// Most row-group bloom filters kept; past it the cache starts over. A filter of a
+/// 128k-row group is some tens of KiB, and reading every one of them again for each
+/// lookup is most of a by-id lookup's work once there are many files.
+const BLOOM_CACHE_ENTRIES: usize = 8192;
+
+type BloomKey = (PathBuf, usize);
+
+static BLOOMS: LazyLock<Mutex<HashMap<BloomKey, Option<Arc<Sbbf>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The `trace_id` bloom filter of one row group of an immutable file, read once.
+fn bloom_filter(
+    path: &Path,
+    row_group: usize,
+    column: &ColumnChunkMetaData,
+    file: &std::fs::File,
+) -> Result<Option<Arc<Sbbf>>> {
+    let key = (path.to_path_buf(), row_group);
+    if let Some(b) = BLOOMS.lock().get(&key) {
+        return Ok(b.clone());
+    }
+    let bloom = Sbbf::read_from_column_chunk(column, file)
+        .map_err(internal)?
+        .map(Arc::new);
+    let mut cache = BLOOMS.lock();
+    if cache.len() >= BLOOM_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, bloom.clone());
+    Ok(bloom)
 }
 
 /// Whether a spans file has the second layout (binary span ids, no `end_time`).
@@ -150,7 +182,7 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
         {
             continue;
         }
-        let bloom = Sbbf::read_from_column_chunk(rg.column(col_idx), &file).map_err(internal)?;
+        let bloom = bloom_filter(path, i, rg.column(col_idx), &file)?;
         if bloom.is_some_and(|b| !b.check(trace_id)) {
             continue;
         }
@@ -224,6 +256,23 @@ pub fn scan(
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
 ) -> Result<()> {
+    scan_service(storage, tenant, start_ns, end_ns, None, columns, budget, f)
+}
+
+/// Like [`scan`], but when `service` is given, file pages whose `service_name` range
+/// cannot hold it are skipped unread (files are sorted by service). Rows of other
+/// services may still be passed to `f`, which must check the service itself.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_service(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_ns: i64,
+    end_ns: i64,
+    service: Option<&str>,
+    columns: &[&str],
+    budget: &Budget,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<()> {
     if end_ns < start_ns {
         return Ok(());
     }
@@ -237,7 +286,7 @@ pub fn scan(
     for file in &snap.files {
         budget.check()?;
         let path = snap.files_root.join(&file.path);
-        if !scan_file(&path, start_ns, end_ns, &cols, budget, f)? {
+        if !scan_file(&path, start_ns, end_ns, service, &cols, budget, f)? {
             return Ok(());
         }
     }
@@ -262,6 +311,7 @@ fn scan_file(
     path: &Path,
     start_ns: i64,
     end_ns: i64,
+    service: Option<&str>,
     cols: &[&str],
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
@@ -305,12 +355,21 @@ fn scan_file(
         })
         .collect();
     let mask = ProjectionMask::leaves(pschema, leaves);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+    let selection = match service {
+        Some(svc) => service_selection(&meta, &keep, svc)?,
+        None => None,
+    };
+    if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+        return Ok(true);
+    }
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_row_groups(keep)
         .with_projection(mask)
-        .with_batch_size(32 * 1024)
-        .build()
-        .map_err(internal)?;
+        .with_batch_size(32 * 1024);
+    if let Some(sel) = selection {
+        builder = builder.with_row_selection(sel);
+    }
+    let reader = builder.build().map_err(internal)?;
     for batch in reader {
         budget.check()?;
         let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
@@ -322,6 +381,48 @@ fn scan_file(
         }
     }
     Ok(true)
+}
+
+/// The rows of the kept row groups in pages whose `service_name` range holds `service`
+/// (`None` when the file has no page index: then every row is read).
+fn service_selection(
+    meta: &ArrowReaderMetadata,
+    keep: &[usize],
+    service: &str,
+) -> Result<Option<RowSelection>> {
+    let pmeta = meta.metadata();
+    let (Some(ci), Some(oi)) = (pmeta.column_index(), pmeta.offset_index()) else {
+        return Ok(None);
+    };
+    let stats = StatisticsConverter::try_new("service_name", meta.schema(), meta.parquet_schema())
+        .map_err(internal)?;
+    let mins = stats.data_page_mins(ci, oi, keep).map_err(internal)?;
+    let maxes = stats.data_page_maxes(ci, oi, keep).map_err(internal)?;
+    let Some(counts) = stats
+        .data_page_row_counts(oi, pmeta.row_groups(), keep)
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let (Some(mins), Some(maxes)) = (mins.as_string_opt::<i32>(), maxes.as_string_opt::<i32>())
+    else {
+        return Ok(None);
+    };
+    if mins.len() != counts.len() || maxes.len() != counts.len() {
+        return Ok(None);
+    }
+    let mut selectors = Vec::with_capacity(counts.len());
+    for p in 0..counts.len() {
+        let rows = usize::try_from(counts.value(p)).map_err(internal)?;
+        let wanted = !(mins.is_valid(p) && maxes.is_valid(p))
+            || (mins.value(p) <= service && service <= maxes.value(p));
+        selectors.push(if wanted {
+            RowSelector::select(rows)
+        } else {
+            RowSelector::skip(rows)
+        });
+    }
+    Ok(Some(RowSelection::from(selectors)))
 }
 
 fn in_range(batch: &RecordBatch, start_ns: i64, end_ns: i64) -> Result<Option<RecordBatch>> {

@@ -8,7 +8,7 @@
 use super::attrs::{jaeger_kind, parse_attrs, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{SpanColumns, scan};
+use super::read::{SpanColumns, scan_service};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use std::collections::HashMap;
@@ -139,11 +139,12 @@ pub fn find_traces(
 ) -> Result<Vec<Hit>> {
     let mut latest: HashMap<String, i64> = HashMap::new();
     let columns = cond.columns();
-    scan(
+    scan_service(
         storage,
         tenant,
         start_ns,
         end_ns,
+        cond.service.as_deref(),
         &columns,
         budget,
         &mut |b: &RecordBatch| {

@@ -319,6 +319,11 @@ fn candidates(
                         mask |= 1 << i;
                     }
                 }
+                // A span meeting no condition adds nothing to its trace (unless there are
+                // no conditions, when every trace is a candidate).
+                if mask == 0 && all != 0 {
+                    continue;
+                }
                 let id = ids.value(row);
                 let start = starts.value(row);
                 match traces.get_mut(id) {

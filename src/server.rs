@@ -7,10 +7,10 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use strata_ingest::Ingester;
 use strata_query::http::QueryState;
 use strata_storage::Storage;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -133,9 +133,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let c = cancel.clone();
     let api = tokio::spawn(
-        axum::serve(api_listener.tap_io(no_delay), api_router(&config, storage.clone(), ingester))
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .into_future(),
+        axum::serve(
+            api_listener.tap_io(no_delay),
+            api_router(&config, storage.clone(), ingester),
+        )
+        .with_graceful_shutdown(async move { c.cancelled().await })
+        .into_future(),
     );
     tracing::info!(
         otlp_grpc = %config.server.otlp_grpc_addr,

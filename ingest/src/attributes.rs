@@ -158,7 +158,10 @@ mod tests {
                 kv("a", Value::IntValue(8)),
             ],
             vec![
-                kv("q\"uote\\", Value::StringValue("line\nbreak \u{1} \"x\" é/".into())),
+                kv(
+                    "q\"uote\\",
+                    Value::StringValue("line\nbreak \u{1} \"x\" é/".into()),
+                ),
                 kv("d", Value::DoubleValue(f64::NAN)),
                 kv("e", Value::DoubleValue(0.25)),
                 kv("b", Value::BytesValue(vec![0, 255])),

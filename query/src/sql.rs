@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::json::batches_to_rows;
+use crate::traces::read::is_lean_spans_file;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -23,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use strata_storage::model::Signal;
-use crate::traces::read::is_lean_spans_file;
 use strata_storage::schema::{schema, spans_file_schema, table_name};
 use strata_storage::{Storage, TenantId};
 
@@ -98,9 +98,11 @@ async fn register(
             .iter()
             .map(|f| match f.name().as_str() {
                 "span_id" => "encode(arrow_cast(span_id, 'Binary'), 'hex') AS span_id".to_owned(),
-                "parent_span_id" => "coalesce(encode(arrow_cast(parent_span_id, 'Binary'), 'hex'), '') \
+                "parent_span_id" => {
+                    "coalesce(encode(arrow_cast(parent_span_id, 'Binary'), 'hex'), '') \
                      AS parent_span_id"
-                    .to_owned(),
+                        .to_owned()
+                }
                 "end_time" => {
                     "start_time + arrow_cast(duration, 'Duration(Nanosecond)') AS end_time"
                         .to_owned()
@@ -111,8 +113,11 @@ async fn register(
         parts.push(format!("SELECT {} FROM {files_name}", columns.join(", ")));
     }
     parts.rotate_left(1);
-    ctx.sql(&format!("CREATE VIEW {name} AS {}", parts.join(" UNION ALL ")))
-        .await?;
+    ctx.sql(&format!(
+        "CREATE VIEW {name} AS {}",
+        parts.join(" UNION ALL ")
+    ))
+    .await?;
     Ok(())
 }
 

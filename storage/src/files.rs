@@ -13,6 +13,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::{
     SortColumn, concat, concat_batches, interleave_record_batch, lexsort_to_indices,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
@@ -20,7 +21,6 @@ use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::reader::ChunkReader;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;

@@ -7,9 +7,9 @@ use crate::error::Result;
 use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Float64Builder,
-    Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringArray,
-    StringBuilder, TimestampMillisecondBuilder, TimestampNanosecondArray,
-    TimestampNanosecondBuilder, UInt32Builder, UInt64Array, UInt64Builder,
+    Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder,
+    TimestampMillisecondBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
+    UInt32Builder, UInt64Array, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{
     DataType, Field, Fields, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType,
@@ -696,7 +696,10 @@ mod tests {
         let file = &read[0];
         assert!(file.column_by_name("end_time").is_none());
         assert_eq!(
-            file.schema().field_with_name("span_id").expect("span_id").data_type(),
+            file.schema()
+                .field_with_name("span_id")
+                .expect("span_id")
+                .data_type(),
             &DataType::FixedSizeBinary(8)
         );
         let parents = file.column_by_name("parent_span_id").expect("parent");
@@ -725,7 +728,12 @@ mod tests {
             .project(&[idx("trace_id"), idx("start_time"), idx("duration")])
             .expect("project");
         let out = spans_from_file(&both).expect("convert");
-        let names: Vec<String> = out.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["trace_id", "start_time", "end_time", "duration"]);
         let end = out.column(2).as_primitive::<TimestampNanosecondType>();
         assert_eq!(end.value(0), 1_000 + 1_501);

@@ -34,7 +34,7 @@ pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Rows per data page of spans files (see `writer_properties`): a trace-by-id lookup
 /// decodes one page per column, and each page costs a header and page-index entries.
-const SPAN_PAGE_ROWS: usize = 4096;
+const SPAN_PAGE_ROWS: usize = 1024;
 
 /// Where data files live: an object store plus, for local storage, its root directory.
 #[derive(Clone)]
@@ -103,6 +103,12 @@ impl FileStore {
 /// are concatenated; rows are then gathered straight from the inputs, so a flush holds
 /// the memtable plus one sorted copy, not two.
 pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    if signal == Signal::Traces
+        && let Some(pairs) = span_order(batches)
+    {
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        return Ok(interleave_record_batch(&refs, &pairs)?);
+    }
     let schema = schema(signal);
     let mut columns = Vec::new();
     for name in sort_columns(signal) {
@@ -140,6 +146,54 @@ pub fn sort_batches(signal: Signal, batches: &[RecordBatch]) -> Result<RecordBat
         .collect();
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     Ok(interleave_record_batch(&refs, &pairs)?)
+}
+
+/// The (batch, row) pairs of spans in file order (service, trace id, start time), from
+/// fixed-size keys: comparing them is several times cheaper than the generic sort's
+/// string comparisons. `None` when a trace id is not 32 lower-case hex digits (the
+/// generic sort then runs, giving the same order).
+fn span_order(batches: &[RecordBatch]) -> Option<Vec<(usize, usize)>> {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    use datafusion::arrow::datatypes::TimestampNanosecondType;
+    let mut cols = Vec::with_capacity(batches.len());
+    for b in batches {
+        let svc = b.column_by_name("service_name")?.as_string_opt::<i32>()?;
+        let tid = b.column_by_name("trace_id")?.as_string_opt::<i32>()?;
+        let start = b
+            .column_by_name("start_time")?
+            .as_primitive_opt::<TimestampNanosecondType>()?;
+        cols.push((svc, tid, start));
+    }
+    let mut services: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for (svc, _, _) in &cols {
+        let svc: &StringArray = svc;
+        for i in 0..svc.len() {
+            services.entry(svc.value(i)).or_insert(0);
+        }
+    }
+    for (rank, v) in services.values_mut().enumerate() {
+        *v = u32::try_from(rank).ok()?;
+    }
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut keys: Vec<(u32, u128, i64, u32, u32)> = Vec::with_capacity(total);
+    for (bi, (svc, tid, start)) in cols.iter().enumerate() {
+        let bi = u32::try_from(bi).ok()?;
+        for i in 0..svc.len() {
+            let t = tid.value(i);
+            if t.len() != 32 || !t.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                return None;
+            }
+            let t = u128::from_str_radix(t, 16).ok()?;
+            let rank = *services.get(svc.value(i))?;
+            keys.push((rank, t, start.value(i), bi, u32::try_from(i).ok()?));
+        }
+    }
+    keys.sort_unstable();
+    Some(
+        keys.into_iter()
+            .map(|(_, _, _, b, r)| (b as usize, r as usize))
+            .collect(),
+    )
 }
 
 fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> {
@@ -293,6 +347,78 @@ mod tests {
             })
             .collect();
         crate::schema::metrics_batch(&samples).expect("batch")
+    }
+
+    #[test]
+    fn spans_sort_by_service_then_trace_then_start_and_rows_move_whole() {
+        use crate::model::{Origin, Span};
+        let span = |svc: &str, trace: u128, start: i64, id: u64| Span {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{id:016x}"),
+            start_time_ns: start,
+            end_time_ns: start + i64::try_from(id).expect("small"),
+            origin: Origin {
+                service_name: svc.into(),
+                ..Origin::default()
+            },
+            ..Span::default()
+        };
+        let a = crate::schema::spans_batch(&[
+            span("web", 0xff << 120, 5, 1),
+            span("db", 7, 9, 2),
+            span("web", 3, 2, 3),
+        ])
+        .expect("batch");
+        let b = crate::schema::spans_batch(&[
+            span("db", 7, 1, 4),
+            span("api", u128::MAX, 0, 5),
+            span("web", 3, 1, 6),
+        ])
+        .expect("batch");
+        let sorted = sort_batches(Signal::Traces, &[a.clone(), b.clone()]).expect("sort");
+        // A trace id that is not canonical hex takes the generic sort: same order.
+        let mut odd = b.clone();
+        let cols: Vec<_> = odd
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    let ids: datafusion::arrow::array::StringArray = (0..3)
+                        .map(|r| {
+                            let v = c.as_string::<i32>().value(r);
+                            Some(if r == 1 { "zz".to_owned() } else { v.to_owned() })
+                        })
+                        .collect();
+                    std::sync::Arc::new(ids) as datafusion::arrow::array::ArrayRef
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        odd = RecordBatch::try_new(odd.schema(), cols).expect("batch");
+        let generic = sort_batches(Signal::Traces, &[a, odd]).expect("sort");
+        let col = |b: &RecordBatch, n: &str| -> Vec<String> {
+            let c = b.column_by_name(n).expect("column").as_string::<i32>();
+            (0..b.num_rows()).map(|i| c.value(i).to_owned()).collect()
+        };
+        let spans: Vec<u64> = col(&sorted, "span_id")
+            .iter()
+            .map(|s| u64::from_str_radix(s, 16).expect("hex"))
+            .collect();
+        assert_eq!(spans, [5, 4, 2, 6, 3, 1]);
+        assert_eq!(col(&generic, "span_id"), col(&sorted, "span_id"));
+        let ends = sorted
+            .column_by_name("end_time")
+            .expect("end")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        let starts = sorted
+            .column_by_name("start_time")
+            .expect("start")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        for (i, id) in spans.iter().enumerate() {
+            assert_eq!(ends.value(i) - starts.value(i), i64::try_from(*id).expect("small"));
+        }
     }
 
     #[test]

@@ -110,6 +110,8 @@ enum Target {
     /// Span attributes (`span`), resource attributes (`resource`), or either.
     Attr {
         key: String,
+        /// `"key"`, to find the key in the attributes' JSON text before parsing it.
+        quoted: String,
         span: bool,
         resource: bool,
     },
@@ -151,16 +153,19 @@ impl Check {
             HintField::Duration => Target::Duration,
             HintField::SpanAttribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: true,
                 resource: false,
             },
             HintField::ResourceAttribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: false,
                 resource: true,
             },
             HintField::Attribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: true,
                 resource: true,
             },
@@ -175,6 +180,17 @@ impl Check {
             predicate: c.predicate.clone(),
             regex,
         })
+    }
+
+    /// [`Check::holds`] for a string value, without copying it for the common
+    /// predicates (this runs for every span a search scans).
+    fn holds_str(&self, s: &str) -> bool {
+        match (&self.predicate, &self.regex) {
+            (Predicate::Eq(Value::Str(w)), _) => s == w,
+            (Predicate::Regex(_), Some(r)) => r.is_match(s),
+            (Predicate::Exists, _) => true,
+            _ => self.holds(&Value::Str(s.to_owned())),
+        }
     }
 
     /// Whether `v` satisfies the predicate (true when it cannot be decided here).
@@ -200,13 +216,16 @@ impl Check {
     }
 
     fn row(&self, cols: &SpanColumns<'_>, row: usize, parsed: &mut ParsedRow) -> bool {
+        let text = |name: &str| cols.str(name).map(|c| c.value(row));
         let v = match &self.target {
-            Target::Service => cols
-                .str("service_name")
-                .map(|c| Value::Str(c.value(row).to_owned())),
-            Target::Name => cols
-                .str("name")
-                .map(|c| Value::Str(c.value(row).to_owned())),
+            Target::Service => match text("service_name") {
+                Some(s) => return self.holds_str(s),
+                None => None,
+            },
+            Target::Name => match text("name") {
+                Some(s) => return self.holds_str(s),
+                None => None,
+            },
             Target::Status => cols
                 .i32("status_code")
                 .map(|c| Value::Status(StatusCode::from_otlp(c.value(row)))),
@@ -216,21 +235,22 @@ impl Check {
             Target::Duration => cols.i64("duration").map(|c| Value::Duration(c.value(row))),
             Target::Attr {
                 key,
+                quoted,
                 span,
                 resource,
             } => {
-                let quoted = format!("\"{key}\"");
+                let quoted = quoted.as_str();
                 let mut found = None;
                 if *span
                     && let Some(a) = cols.str("attributes")
-                    && a.value(row).contains(&quoted)
+                    && a.value(row).contains(quoted)
                 {
                     found = parsed.span(a.value(row)).get(key).map(traceql_value);
                 }
                 if found.is_none()
                     && *resource
                     && let Some(r) = cols.str("resource_attributes")
-                    && r.value(row).contains(&quoted)
+                    && r.value(row).contains(quoted)
                 {
                     found = parsed.resource(r.value(row)).get(key).map(traceql_value);
                 }

@@ -191,15 +191,54 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
     if keep.is_empty() {
         return Ok(Vec::new());
     }
-    let selection = page_selection(&meta, &stats, &keep, trace_id);
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
-        .with_row_groups(keep)
-        .with_batch_size(8 * 1024);
-    if let Some(sel) = selection {
-        builder = builder.with_row_selection(sel);
-    }
-    let mut out = Vec::new();
+    let pages = page_selection(&meta, &stats, &keep, trace_id).unwrap_or_else(|| {
+        let rows: i64 = keep.iter().map(|&i| rgs[i].num_rows()).sum();
+        RowSelection::from(vec![RowSelector::select(
+            usize::try_from(rows).unwrap_or(0),
+        )])
+    });
+    // First only `trace_id` of those pages, to find the trace's rows exactly; then every
+    // column of just those rows (pages holding none of them are not even read).
     let wanted = StringArray::new_scalar(trace_id);
+    let ids = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.try_clone().map_err(|e| io_err(path, e))?,
+        meta.clone(),
+    )
+    .with_row_groups(keep.clone())
+    .with_projection(ProjectionMask::leaves(pschema, [col_idx]))
+    .with_row_selection(pages.clone())
+    .with_batch_size(8 * 1024)
+    .build()
+    .map_err(internal)?;
+    let mut hits: Vec<bool> = Vec::new();
+    for batch in ids {
+        let batch = batch.map_err(internal)?;
+        let mask = eq(batch.column(0), &wanted).map_err(internal)?;
+        hits.extend(mask.iter().map(|m| m == Some(true)));
+    }
+    if !hits.contains(&true) {
+        return Ok(Vec::new());
+    }
+    let mut exact = Vec::new();
+    let mut next = hits.into_iter();
+    for sel in pages.iter() {
+        if sel.skip {
+            exact.push(RowSelector::skip(sel.row_count));
+            continue;
+        }
+        for hit in next.by_ref().take(sel.row_count) {
+            exact.push(if hit {
+                RowSelector::select(1)
+            } else {
+                RowSelector::skip(1)
+            });
+        }
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_row_groups(keep)
+        .with_row_selection(RowSelection::from(exact))
+        .with_batch_size(8 * 1024);
+    let mut out = Vec::new();
     for batch in builder.build().map_err(internal)? {
         let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
         let Some(col) = batch.column_by_name("trace_id") else {

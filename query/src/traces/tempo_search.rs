@@ -10,7 +10,7 @@
 use super::attrs::parse_attrs;
 use super::limits::Budget;
 use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
-use super::read::{SpanColumns, read_trace, scan};
+use super::read::{SpanColumns, read_trace, scan_service};
 use super::search::{SpanConditions, find_traces};
 use super::tempo::tempo_error;
 use super::{TraceState, blocking, check_limit, check_range, params, tenant};
@@ -317,12 +317,24 @@ fn candidates(
     {
         columns.extend(["attributes", "resource_attributes"]);
     }
+    // When every hint must hold on one span, a matching trace has a span of the service
+    // an equality condition names: file pages of other services need not be read.
+    let service = query
+        .hints_hold_on_one_span()
+        .then(|| {
+            checks.iter().find_map(|c| match (&c.target, &c.predicate) {
+                (Target::Service, Predicate::Eq(Value::Str(s))) => Some(s.as_str()),
+                _ => None,
+            })
+        })
+        .flatten();
     let mut traces: HashMap<String, (u64, i64)> = HashMap::new();
-    scan(
+    scan_service(
         storage,
         tenant,
         start_ns,
         end_ns,
+        service,
         &columns,
         budget,
         &mut |b: &RecordBatch| {

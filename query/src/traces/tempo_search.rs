@@ -7,7 +7,7 @@
 //! candidates, most recent first, are read whole by id and the query is evaluated on
 //! each until `limit` traces matched. Answers carry Tempo's `metrics`.
 
-use super::attrs::parse_attrs;
+use super::attrs::{attr_value, parse_attrs};
 use super::limits::Budget;
 use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
 use super::read::{SpanColumns, read_trace, scan_service};
@@ -215,7 +215,7 @@ impl Check {
         }
     }
 
-    fn row(&self, cols: &SpanColumns<'_>, row: usize, parsed: &mut ParsedRow) -> bool {
+    fn row(&self, cols: &SpanColumns<'_>, row: usize) -> bool {
         let text = |name: &str| cols.str(name).map(|c| c.value(row));
         let v = match &self.target {
             Target::Service => match text("service_name") {
@@ -245,14 +245,14 @@ impl Check {
                     && let Some(a) = cols.str("attributes")
                     && a.value(row).contains(quoted)
                 {
-                    found = parsed.span(a.value(row)).get(key).map(traceql_value);
+                    found = attr_value(a.value(row), key).as_ref().map(traceql_value);
                 }
                 if found.is_none()
                     && *resource
                     && let Some(r) = cols.str("resource_attributes")
                     && r.value(row).contains(quoted)
                 {
-                    found = parsed.resource(r.value(row)).get(key).map(traceql_value);
+                    found = attr_value(r.value(row), key).as_ref().map(traceql_value);
                 }
                 Some(found.unwrap_or(Value::Nil))
             }
@@ -262,22 +262,6 @@ impl Check {
             Some(v) => self.holds(&v),
             None => true,
         }
-    }
-}
-
-/// A row's attribute maps, parsed at most once.
-#[derive(Default)]
-struct ParsedRow {
-    span: Option<serde_json::Map<String, Json>>,
-    resource: Option<serde_json::Map<String, Json>>,
-}
-
-impl ParsedRow {
-    fn span(&mut self, text: &str) -> &serde_json::Map<String, Json> {
-        self.span.get_or_insert_with(|| parse_attrs(text))
-    }
-    fn resource(&mut self, text: &str) -> &serde_json::Map<String, Json> {
-        self.resource.get_or_insert_with(|| parse_attrs(text))
     }
 }
 
@@ -344,10 +328,9 @@ fn candidates(
                 return Err(Error::Internal("spans batch without trace_id".into()));
             };
             for row in 0..b.num_rows() {
-                let mut parsed = ParsedRow::default();
                 let mut mask = 0u64;
                 for (i, c) in checks.iter().enumerate() {
-                    if c.row(&cols, row, &mut parsed) {
+                    if c.row(&cols, row) {
                         mask |= 1 << i;
                     }
                 }

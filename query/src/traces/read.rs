@@ -28,11 +28,12 @@ use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
 use datafusion::parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy};
+use datafusion::parquet::schema::types::SchemaDescriptor;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -295,19 +296,45 @@ pub fn scan(
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    scan_service(storage, tenant, start_ns, end_ns, None, columns, budget, f)
+    scan_narrowed(
+        storage,
+        tenant,
+        start_ns,
+        end_ns,
+        Narrow::default(),
+        columns,
+        budget,
+        f,
+    )
 }
 
-/// Like [`scan`], but when `service` is given, file pages whose `service_name` range
-/// cannot hold it are skipped unread (files are sorted by service). Rows of other
-/// services may still be passed to `f`, which must check the service itself.
+/// Conditions every span a scan's caller wants meets, which let the scan leave file rows
+/// out before decoding them. The caller still checks each row it is given (memtable rows
+/// and some file rows come unfiltered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Narrow<'a> {
+    /// File pages whose `service_name` range cannot hold it are skipped unread (files
+    /// are sorted by service), and other services' rows are left out.
+    pub service: Option<&'a str>,
+    pub min_duration_ns: Option<i64>,
+    pub max_duration_ns: Option<i64>,
+}
+
+impl Narrow<'_> {
+    fn filters_rows(&self) -> bool {
+        self.service.is_some() || self.min_duration_ns.is_some() || self.max_duration_ns.is_some()
+    }
+}
+
+/// Like [`scan`], leaving out file rows that `narrow` excludes: those columns are decoded
+/// first, and the others only for the rows that pass.
 #[allow(clippy::too_many_arguments)]
-pub fn scan_service(
+pub fn scan_narrowed(
     storage: &Storage,
     tenant: &TenantId,
     start_ns: i64,
     end_ns: i64,
-    service: Option<&str>,
+    narrow: Narrow<'_>,
     columns: &[&str],
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
@@ -325,7 +352,7 @@ pub fn scan_service(
     for file in &snap.files {
         budget.check()?;
         let path = snap.files_root.join(&file.path);
-        if !scan_file(&path, start_ns, end_ns, service, &cols, budget, f)? {
+        if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
             return Ok(());
         }
     }
@@ -350,7 +377,7 @@ fn scan_file(
     path: &Path,
     start_ns: i64,
     end_ns: i64,
-    service: Option<&str>,
+    narrow: Narrow<'_>,
     cols: &[&str],
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
@@ -394,19 +421,26 @@ fn scan_file(
         })
         .collect();
     let mask = ProjectionMask::leaves(pschema, leaves);
-    let selection = match service {
+    let selection = match narrow.service {
         Some(svc) => service_selection(&meta, &keep, svc)?,
         None => None,
     };
     if selection.as_ref().is_some_and(|s| !s.selects_any()) {
         return Ok(true);
     }
+    let filter = narrow
+        .filters_rows()
+        .then(|| row_filter(pschema, narrow))
+        .flatten();
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_row_groups(keep)
         .with_projection(mask)
         .with_batch_size(32 * 1024);
     if let Some(sel) = selection {
         builder = builder.with_row_selection(sel);
+    }
+    if let Some(filter) = filter {
+        builder = builder.with_row_filter(filter);
     }
     let reader = builder.build().map_err(internal)?;
     for batch in reader {
@@ -420,6 +454,46 @@ fn scan_file(
         }
     }
     Ok(true)
+}
+
+/// A Parquet row filter keeping the rows `narrow` allows, evaluated on `service_name`
+/// and `duration` alone (`None` when the file lacks them).
+fn row_filter(pschema: &SchemaDescriptor, narrow: Narrow<'_>) -> Option<RowFilter> {
+    let leaf = |name: &str| (0..pschema.num_columns()).find(|i| pschema.column(*i).name() == name);
+    let mut leaves = Vec::new();
+    if narrow.service.is_some() {
+        leaves.push(leaf("service_name")?);
+    }
+    if narrow.min_duration_ns.is_some() || narrow.max_duration_ns.is_some() {
+        leaves.push(leaf("duration")?);
+    }
+    let service = narrow.service.map(str::to_owned);
+    let (lo, hi) = (narrow.min_duration_ns, narrow.max_duration_ns);
+    let predicate = ArrowPredicateFn::new(
+        ProjectionMask::leaves(pschema, leaves),
+        move |batch: RecordBatch| {
+            let svc = batch
+                .column_by_name("service_name")
+                .and_then(|c| c.as_string_opt::<i32>());
+            let dur = batch
+                .column_by_name("duration")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>());
+            Ok((0..batch.num_rows())
+                .map(|i| {
+                    let svc_ok = match (&service, svc) {
+                        (Some(want), Some(c)) => c.value(i) == want,
+                        _ => true,
+                    };
+                    let dur_ok = dur.is_none_or(|d| {
+                        let d = d.value(i);
+                        lo.is_none_or(|m| d >= m) && hi.is_none_or(|m| d <= m)
+                    });
+                    Some(svc_ok && dur_ok)
+                })
+                .collect::<BooleanArray>())
+        },
+    );
+    Some(RowFilter::new(vec![Box::new(predicate)]))
 }
 
 /// The rows of the kept row groups in pages whose `service_name` range holds `service`

@@ -8,7 +8,7 @@
 use super::attrs::{attr_value, jaeger_kind, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{SpanColumns, scan_service};
+use super::read::{Narrow, SpanColumns, scan_narrowed};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use std::collections::HashMap;
@@ -136,12 +136,17 @@ pub fn find_traces(
 ) -> Result<Vec<Hit>> {
     let mut latest: HashMap<String, i64> = HashMap::new();
     let columns = cond.columns();
-    scan_service(
+    let narrow = Narrow {
+        service: cond.service.as_deref(),
+        min_duration_ns: cond.min_duration_ns,
+        max_duration_ns: cond.max_duration_ns,
+    };
+    scan_narrowed(
         storage,
         tenant,
         start_ns,
         end_ns,
-        cond.service.as_deref(),
+        narrow,
         &columns,
         budget,
         &mut |b: &RecordBatch| {

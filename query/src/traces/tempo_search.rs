@@ -10,7 +10,7 @@
 use super::attrs::{attr_value, parse_attrs};
 use super::limits::Budget;
 use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
-use super::read::{SpanColumns, read_trace, scan_service};
+use super::read::{Narrow, SpanColumns, read_trace, scan_narrowed};
 use super::search::{SpanConditions, find_traces};
 use super::tempo::tempo_error;
 use super::{TraceState, blocking, check_limit, check_range, params, tenant};
@@ -303,22 +303,35 @@ fn candidates(
     }
     // When every hint must hold on one span, a matching trace has a span of the service
     // an equality condition names: file pages of other services need not be read.
-    let service = query
-        .hints_hold_on_one_span()
-        .then(|| {
-            checks.iter().find_map(|c| match (&c.target, &c.predicate) {
-                (Target::Service, Predicate::Eq(Value::Str(s))) => Some(s.as_str()),
-                _ => None,
-            })
-        })
-        .flatten();
+    // The same holds for a duration bound.
+    let mut narrow = Narrow::default();
+    if query.hints_hold_on_one_span() {
+        for c in &checks {
+            match (&c.target, &c.predicate) {
+                (Target::Service, Predicate::Eq(Value::Str(s))) => narrow.service = Some(s),
+                (Target::Duration, Predicate::Gt(Value::Duration(d))) => {
+                    narrow.min_duration_ns = Some(d.saturating_add(1));
+                }
+                (Target::Duration, Predicate::Gte(Value::Duration(d))) => {
+                    narrow.min_duration_ns = Some(*d);
+                }
+                (Target::Duration, Predicate::Lt(Value::Duration(d))) => {
+                    narrow.max_duration_ns = Some(d.saturating_sub(1));
+                }
+                (Target::Duration, Predicate::Lte(Value::Duration(d))) => {
+                    narrow.max_duration_ns = Some(*d);
+                }
+                _ => {}
+            }
+        }
+    }
     let mut traces: HashMap<String, (u64, i64)> = HashMap::new();
-    scan_service(
+    scan_narrowed(
         storage,
         tenant,
         start_ns,
         end_ns,
-        service,
+        narrow,
         &columns,
         budget,
         &mut |b: &RecordBatch| {

@@ -387,7 +387,11 @@ mod tests {
                     let ids: datafusion::arrow::array::StringArray = (0..3)
                         .map(|r| {
                             let v = c.as_string::<i32>().value(r);
-                            Some(if r == 1 { "zz".to_owned() } else { v.to_owned() })
+                            Some(if r == 1 {
+                                "zz".to_owned()
+                            } else {
+                                v.to_owned()
+                            })
                         })
                         .collect();
                     std::sync::Arc::new(ids) as datafusion::arrow::array::ArrayRef
@@ -417,7 +421,10 @@ mod tests {
             .expect("start")
             .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
         for (i, id) in spans.iter().enumerate() {
-            assert_eq!(ends.value(i) - starts.value(i), i64::try_from(*id).expect("small"));
+            assert_eq!(
+                ends.value(i) - starts.value(i),
+                i64::try_from(*id).expect("small")
+            );
         }
     }
 

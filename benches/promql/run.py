@@ -103,18 +103,21 @@ def make_series(instances, seed):
                     lab = dict(base, __name__="http_requests_total", method=method, status=status,
                                route=route)
                     rate = load * share / len(METHODS) / len(ROUTES)
-                    floats.append([labels_bytes(lab), float(rng.randrange(0, 1000)), "counter", rate])
+                    # Counters start well above zero: a counter whose first sample is
+                    # within one interval of its extrapolated zero is where Prometheus 2.42
+                    # and 3 extrapolate rate() differently.
+                    floats.append([labels_bytes(lab), float(rng.randrange(1000, 100000)), "counter", rate])
             rate = load / len(ROUTES)
             slow = rng.uniform(0.5, 2.0)
-            total = 0.0
+            total = 1000.0  # counters start above zero (see above)
             for le in LES:
                 lab = dict(base, __name__="http_request_duration_seconds_bucket", route=route, le=le)
-                floats.append([labels_bytes(lab), 0.0, "bucket", (rate, slow, LES.index(le))])
+                floats.append([labels_bytes(lab), total, "bucket", (rate, slow, LES.index(le))])
             for suffix in ("sum", "count"):
                 lab = dict(base, __name__=f"http_request_duration_seconds_{suffix}", route=route)
                 floats.append([labels_bytes(lab), total, suffix, (rate, slow)])
             lab = dict(base, __name__="http_request_duration_native_seconds", route=route)
-            natives.append([labels_bytes(lab), [0] * NH_BUCKETS, 0.0, rate, slow])
+            natives.append([labels_bytes(lab), [1000] * NH_BUCKETS, 1000.0, rate, slow])
         for g in GAUGES:
             lab = dict(base, __name__=g)
             start = {"process_resident_memory_bytes": 2e8, "process_open_fds": 80,
@@ -300,7 +303,9 @@ def load(strata, prom, series, hours, end_ms, threads, per_request):
 
 def query_set(start_ms, end_ms):
     """(name, expr, kind, params) over the loaded range; times in seconds."""
-    start, end = start_ms / 1000, end_ms / 1000
+    # Evaluation times sit 7 s off the 15 s sample grid, so no range or lookback window
+    # edge meets a sample, where Prometheus 2 (closed on the left) and 3 (open) differ.
+    start, end = start_ms / 1000 + 7, end_ms / 1000 - 8
     dash = dict(start=start, end=end, step=60)           # a dashboard over the whole range
     long = dict(start=start, end=end, step=900)          # long range, coarse step
     inst = dict(time=end)

@@ -3,6 +3,7 @@
 //! crate adapts storage to it. [`traces`] serves the Jaeger and Tempo trace APIs.
 
 pub mod error;
+mod footer;
 pub mod http;
 pub mod json;
 pub mod loki;

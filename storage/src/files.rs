@@ -18,7 +18,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
-use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, SortingColumn};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::reader::ChunkReader;
 use datafusion::parquet::schema::types::ColumnPath;
@@ -31,6 +31,9 @@ use std::sync::Arc;
 /// Rows per Parquet row group: small enough that a trace-id or series lookup skips most of
 /// a file, large enough for good compression.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows per data page of metrics files (see `writer_properties`).
+const METRIC_PAGE_ROWS: usize = 4096;
 
 /// Rows per data page of spans files (see `writer_properties`): a trace-by-id lookup
 /// decodes one page per column, and each page costs a header and page-index entries.
@@ -230,6 +233,20 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    if signal == Signal::Metrics {
+        // A series' samples sit together, so a selective read decodes one page per column:
+        // smaller pages mean less to decode for it, at a small cost in compression.
+        b = b
+            .set_data_page_row_count_limit(METRIC_PAGE_ROWS)
+            .set_write_batch_size(METRIC_PAGE_ROWS);
+        // Sample values are mostly distinct: a dictionary would be a large page that every
+        // read of the row group decodes first. Splitting the float's bytes into streams lets
+        // zstd find the slowly changing exponent and high mantissa bytes.
+        let path = ColumnPath::from("value");
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+    }
     if signal == Signal::Traces {
         let path = ColumnPath::from("trace_id");
         b = b
@@ -285,6 +302,12 @@ pub fn encode_parquet_with(
     let mut buf = Vec::new();
     let props = writer_properties(signal, &file_schema)?;
     let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
+    if signal == Signal::Metrics {
+        writer.append_key_value_metadata(KeyValue::new(
+            HISTOGRAM_SERIES_KEY.to_string(),
+            encode_histogram_series(batch)?,
+        ));
+    }
     let mut offset = 0;
     while offset < batch.num_rows() {
         let len = ENCODE_SLICE_ROWS.min(batch.num_rows() - offset);
@@ -293,6 +316,57 @@ pub fn encode_parquet_with(
     }
     writer.close()?;
     Ok(buf)
+}
+
+/// Footer key of a metrics file naming the series that have native-histogram rows in it
+/// (a serialized roaring treemap in hex). Readers of float series skip the `histogram`
+/// column of files whose set holds none of their series: that column's pages are the
+/// largest a sample read would otherwise decode.
+pub const HISTOGRAM_SERIES_KEY: &str = "strata.histogram_series";
+
+fn encode_histogram_series(batch: &RecordBatch) -> Result<String> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    let mut set = roaring::RoaringTreemap::new();
+    if let (Some(ids), Some(hists)) = (
+        batch
+            .column_by_name("series_id")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+        batch.column_by_name("histogram"),
+    ) && hists.null_count() < hists.len()
+    {
+        for (i, id) in ids.values().iter().enumerate() {
+            if hists.is_valid(i) {
+                set.insert(*id);
+            }
+        }
+    }
+    let mut bytes = Vec::with_capacity(set.serialized_size());
+    set.serialize_into(&mut bytes)
+        .map_err(|e| Error::io("histogram series set", e))?;
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(hex)
+}
+
+/// The sorted ids of the series with native-histogram rows in a metrics file, from its
+/// footer; `None` when the file predates the footer key (any series may have them).
+pub fn histogram_series(meta: &FileMetaData) -> Option<Vec<u64>> {
+    let hex = meta
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == HISTOGRAM_SERIES_KEY)?
+        .value
+        .as_deref()?;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let set = roaring::RoaringTreemap::deserialize_from(bytes?.as_slice()).ok()?;
+    Some(set.iter().collect())
 }
 
 /// Rows passed to the Parquet writer at a time.
@@ -426,6 +500,56 @@ mod tests {
                 i64::try_from(*id).expect("small")
             );
         }
+    }
+
+    #[test]
+    fn metrics_footer_names_the_series_with_histograms() {
+        let float = |job: &str, ts| Sample {
+            labels: Labels::from_pairs([("__name__", "up"), ("job", job)]),
+            timestamp_ms: ts,
+            value: SampleValue::Float(1.0),
+            exemplars: vec![],
+        };
+        let hist_labels = Labels::from_pairs([("__name__", "lat"), ("job", "h")]);
+        let samples = vec![
+            float("a", 1),
+            Sample {
+                labels: hist_labels.clone(),
+                timestamp_ms: 1,
+                value: SampleValue::Histogram(Box::default()),
+                exemplars: vec![],
+            },
+            float("b", 2),
+        ];
+        let batch = crate::schema::metrics_batch(&samples).expect("batch");
+        let sorted = sort_batches(Signal::Metrics, &[batch]).expect("sort");
+        let file = Bytes::from(encode_parquet(Signal::Metrics, &sorted).expect("encode"));
+        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .expect("footer");
+        assert_eq!(
+            histogram_series(meta.file_metadata()),
+            Some(vec![hist_labels.series_id().0])
+        );
+        // Float-only files carry an empty set (not "unknown").
+        let floats = crate::schema::metrics_batch(&[float("a", 1)]).expect("batch");
+        let file = Bytes::from(encode_parquet(Signal::Metrics, &floats).expect("encode"));
+        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .expect("footer");
+        assert_eq!(histogram_series(meta.file_metadata()), Some(vec![]));
+        // Files written before the key existed: unknown.
+        assert_eq!(
+            histogram_series(&FileMetaData::new(
+                1,
+                0,
+                None,
+                None,
+                meta.file_metadata().schema_descr_ptr(),
+                None
+            )),
+            None
+        );
     }
 
     #[test]

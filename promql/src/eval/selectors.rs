@@ -19,7 +19,8 @@ pub(crate) struct RangeSeries {
 
 impl RangeSeries {
     pub(crate) fn from_raw(r: &RawSeries) -> Self {
-        let mut floats = Vec::new();
+        // Series are nearly always all floats: size for that and skip the regrowth.
+        let mut floats = Vec::with_capacity(r.samples.len());
         let mut histograms = Vec::new();
         for s in &r.samples {
             match &s.value {

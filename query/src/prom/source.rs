@@ -11,6 +11,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
+use crate::footer::footer;
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -18,11 +19,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
-use datafusion::parquet::file::metadata::PageIndexPolicy;
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
@@ -203,6 +201,18 @@ impl Scanner {
         self.scan_with(ids, start_ms, end_ms, columns, false, f)
     }
 
+    /// How many sources a scan of `[start_ms, end_ms]` reads: its files, plus one for the
+    /// memtables (whose many small batches hold a series' recent samples in short runs).
+    pub fn sources(&self, start_ms: i64, end_ms: i64) -> usize {
+        let snap = self.storage.snapshot_by_series(
+            &self.tenant,
+            Signal::Metrics,
+            start_ms.saturating_mul(1_000_000),
+            end_ms.saturating_mul(1_000_000),
+        );
+        snap.files.len() + usize::from(!snap.batches.is_empty())
+    }
+
     fn scan_with(
         &self,
         ids: &[u64],
@@ -259,10 +269,15 @@ impl Scanner {
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
             .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let mut builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-            .map_err(storage_err)?;
-        let meta = builder.metadata().clone();
+        let footer = footer(path, &file).map_err(storage_err)?;
+        let meta = footer.meta.metadata().clone();
+        // Float series never need the histogram column, the widest one to decode; files
+        // list the series that have histogram rows.
+        let no_histograms = footer
+            .histogram_series()
+            .is_some_and(|h| !sorted_intersect(h, ids));
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
         let schema = builder.schema().clone();
         let pschema = builder.parquet_schema();
         let id_stats =
@@ -284,7 +299,9 @@ impl Scanner {
                     .path()
                     .parts()
                     .first()
-                    .is_some_and(|root| cols.contains(&root.as_str()))
+                    .is_some_and(|root| {
+                        cols.contains(&root.as_str()) && !(no_histograms && root == "histogram")
+                    })
             })
             .collect();
         let mask = ProjectionMask::leaves(pschema, leaves);
@@ -309,7 +326,19 @@ impl Scanner {
     }
 }
 
-/// Whether any of the sorted `ids` lies in `[lo, hi]`.
+/// Whether two sorted id lists share an id.
+fn sorted_intersect(a: &[u64], b: &[u64]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
 /// The rows of `batch` with a wanted id and time, or `None` when there are none.
 fn keep_rows(
     batch: &RecordBatch,
@@ -408,6 +437,7 @@ impl StorageSource {
         by_id.dedup_by_key(|x| x.0);
         let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
         let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
+        let runs_per_series = self.scanner.sources(start_ms, end_ms).max(1);
         let max_samples = self.limits.max_samples;
         self.scanner
             .scan_pruned(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
@@ -445,6 +475,13 @@ impl StorageSource {
                         continue;
                     };
                     let before = series.len();
+                    // A series usually has one run per file of about this length: size
+                    // for all of them at once rather than regrowing per file.
+                    if series.capacity() == 0 {
+                        series.reserve_exact(run.len() * runs_per_series);
+                    } else {
+                        series.reserve(run.len());
+                    }
                     for row in run {
                         let t = ts_vals[row];
                         if t < start_ms || t > end_ms {
@@ -474,17 +511,22 @@ impl StorageSource {
             if s.is_empty() {
                 continue;
             }
-            s.sort_by_key(|x| x.t);
-            let mut deduped: Vec<RawSample> = Vec::with_capacity(s.len());
-            for x in s {
-                match deduped.last_mut() {
-                    Some(last) if last.t == x.t => *last = x,
-                    _ => deduped.push(x),
+            // Runs arrive in time order unless files overlap in time; a later duplicate
+            // of a timestamp (written later) wins.
+            if !s.is_sorted_by(|a, b| a.t < b.t) {
+                s.sort_by_key(|x| x.t);
+                let mut deduped: Vec<RawSample> = Vec::with_capacity(s.len());
+                for x in s {
+                    match deduped.last_mut() {
+                        Some(last) if last.t == x.t => *last = x,
+                        _ => deduped.push(x),
+                    }
                 }
+                s = deduped;
             }
             out.push(RawSeries {
                 labels: engine_labels(&labels),
-                samples: deduped,
+                samples: s,
             });
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -7,11 +7,21 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use strata_ingest::Ingester;
 use strata_query::http::QueryState;
 use strata_storage::Storage;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Sends responses as soon as they are written: without TCP_NODELAY a response written in
+/// more than one piece (headers, then a streamed body) waits for the client's delayed ACK,
+/// which adds ~40 ms to every request on a kept-alive connection.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -109,7 +119,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let c = cancel.clone();
     let otlp_http = tokio::spawn(
         axum::serve(
-            otlp_http_listener,
+            otlp_http_listener.tap_io(no_delay),
             strata_ingest::otlp::http::router(ingester.clone()),
         )
         .with_graceful_shutdown(async move { c.cancelled().await })
@@ -123,9 +133,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let c = cancel.clone();
     let api = tokio::spawn(
-        axum::serve(api_listener, api_router(&config, storage.clone(), ingester))
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .into_future(),
+        axum::serve(
+            api_listener.tap_io(no_delay),
+            api_router(&config, storage.clone(), ingester),
+        )
+        .with_graceful_shutdown(async move { c.cancelled().await })
+        .into_future(),
     );
     tracing::info!(
         otlp_grpc = %config.server.otlp_grpc_addr,

@@ -276,54 +276,15 @@ def build_logs(total, per_request, shards_n, seed=2):
 
 
 def build_spans(total, per_request, shards_n, seed=3):
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+    """SDK-shaped spans (benchlib.span_request, shared with benches/traces), 2 ms apart."""
+    import benchlib
     rng = random.Random(seed)
     now = time.time_ns() - 3_600_000_000_000
-    bodies, n, r = [], 0, 0
+    bodies, n = [], 0
     while n < total:
-        req = ExportTraceServiceRequest()
-        per_res = per_request // 4
-        for _ in range(4):
-            rs = req.resource_spans.add()
-            rs.resource.CopyFrom(resource(rng, r))
-            r += 1
-            ss = rs.scope_spans.add()
-            ss.scope.name = "opentelemetry.instrumentation.flask"
-            ss.scope.version = "0.45b0"
-            k = 0
-            while k < per_res:
-                trace_id = rng.randbytes(16)
-                root = rng.randbytes(8)
-                start = now + n * 2_000_000
-                for j in range(min(10, per_res - k)):
-                    sid = root if j == 0 else rng.randbytes(8)
-                    dur = rng.randrange(50_000, 200_000_000)
-                    route = rng.choice(ROUTES)
-                    sp = ss.spans.add(trace_id=trace_id, span_id=sid, parent_span_id=b"" if j == 0 else root,
-                                      name=f"GET {route}" if j == 0 else rng.choice(["SELECT orders", "redis GET", "HTTP POST", "render"]),
-                                      kind=Span.SPAN_KIND_SERVER if j == 0 else Span.SPAN_KIND_CLIENT,
-                                      start_time_unix_nano=start + j * 1000, end_time_unix_nano=start + j * 1000 + dur)
-                    code = rng.choice([200] * 9 + [500])
-                    sp.attributes.extend([
-                        kv("http.method", "GET"), kv("http.route", route), kv("http.status_code", code),
-                        kv("http.scheme", "https"), kv("net.host.name", "shop.example.com"),
-                        kv("net.peer.ip", f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"),
-                        kv("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"),
-                        kv("http.request_content_length", rng.randrange(0, 5000)),
-                        kv("enduser.id", f"u{rng.randrange(10**6):06d}"), kv("cache.hit", rng.random() < 0.7)])
-                    if rng.random() < 0.5:
-                        sp.events.add(name="cache.lookup", time_unix_nano=start + j * 1000 + dur // 3,
-                                      attributes=[kv("cache.key", f"k{rng.randrange(10**5)}")])
-                    if rng.random() < 0.2:
-                        sp.events.add(name="retry", time_unix_nano=start + j * 1000 + dur // 2,
-                                      attributes=[kv("attempt", 1)])
-                    if code == 500:
-                        sp.status.code = Status.STATUS_CODE_ERROR
-                        sp.status.message = "internal error"
-                    n += 1
-                    k += 1
-        bodies.append(req.SerializeToString())
+        body, k = benchlib.span_request(rng, now, n, min(per_request, total - n), 2_000_000, len(bodies) * 4)
+        bodies.append(body)
+        n += k
     shards = [bodies[i::shards_n] for i in range(shards_n)]
     return shards, dict(items=n, requests=len(bodies), bytes=sum(map(len, bodies)))
 

@@ -80,9 +80,51 @@ pub fn attributes_value(kvs: &[KeyValue]) -> Json {
     Json::Object(kvs_to_map(kvs))
 }
 
-/// Attributes as JSON object text.
+/// Attributes as JSON object text: the text of [`attributes_value`] (keys sorted, the
+/// last of repeated keys kept), written directly, without building a JSON value first:
+/// this runs for every span and log record ingested.
 pub fn attributes_json(kvs: &[KeyValue]) -> String {
-    attributes_value(kvs).to_string()
+    let mut sorted: Vec<&KeyValue> = kvs.iter().collect();
+    // Stable: of equal keys, the last one sent stays last.
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut out = String::with_capacity(2 + kvs.len() * 32);
+    out.push('{');
+    for (i, kv) in sorted.iter().enumerate() {
+        if sorted.get(i + 1).is_some_and(|next| next.key == kv.key) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        push_json_str(&mut out, &kv.key);
+        out.push(':');
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => push_json_str(&mut out, s),
+            Some(Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
+            Some(Value::IntValue(n)) => out.push_str(&n.to_string()),
+            None => out.push_str("null"),
+            Some(_) => out.push_str(
+                &kv.value
+                    .as_ref()
+                    .map(any_to_json)
+                    .unwrap_or(Json::Null)
+                    .to_string(),
+            ),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&Json::String(s.to_owned()).to_string());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
 }
 
 /// The string form of one attribute, if present (strings as they are, others as JSON).
@@ -102,6 +144,45 @@ mod tests {
             key: key.into(),
             key_strindex: 0,
             value: Some(AnyValue { value: Some(value) }),
+        }
+    }
+
+    #[test]
+    fn attributes_json_is_the_text_of_attributes_value() {
+        let cases = vec![
+            vec![],
+            vec![
+                kv("z", Value::StringValue("last".into())),
+                kv("a", Value::IntValue(-7)),
+                kv("m", Value::BoolValue(false)),
+                kv("a", Value::IntValue(8)),
+            ],
+            vec![
+                kv(
+                    "q\"uote\\",
+                    Value::StringValue("line\nbreak \u{1} \"x\" é/".into()),
+                ),
+                kv("d", Value::DoubleValue(f64::NAN)),
+                kv("e", Value::DoubleValue(0.25)),
+                kv("b", Value::BytesValue(vec![0, 255])),
+                KeyValue {
+                    key: "none".into(),
+                    key_strindex: 0,
+                    value: None,
+                },
+                kv("empty", Value::StringValue(String::new())),
+                kv(
+                    "arr",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(Value::StringValue("a".into())),
+                        }],
+                    }),
+                ),
+            ],
+        ];
+        for kvs in cases {
+            assert_eq!(attributes_json(&kvs), attributes_value(&kvs).to_string());
         }
     }
 

@@ -4,9 +4,16 @@
 //! tenant's data: rows still in memtables (read-your-writes) plus the Parquet files the
 //! catalog names. A table is a view over both parts, so filters and projections push down
 //! into the Parquet scan (row-group and page pruning by statistics).
+//!
+//! Spans files of the second layout (binary span ids, no `end_time`; see
+//! `strata_storage::schema`) are shown through expressions that give the table's columns
+//! back: `span_id` and `parent_span_id` as hex text, `end_time = start_time + duration`.
+//! `trace_id` is stored as hex text in both layouts, so `WHERE trace_id = '...'` still
+//! prunes row groups and pages.
 
 use crate::error::{Error, Result};
 use crate::json::batches_to_rows;
+use crate::traces::read::is_lean_spans_file;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -17,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use strata_storage::model::Signal;
-use strata_storage::schema::{schema, table_name};
+use strata_storage::schema::{schema, spans_file_schema, table_name};
 use strata_storage::{Storage, TenantId};
 
 /// SQL settings (the `[query]` table's SQL part).
@@ -61,26 +68,73 @@ async fn register(
         ctx.register_table(name, mem)?;
         return Ok(());
     }
-    let urls = snap
-        .files
+    let mut paths = Vec::new();
+    let mut lean_paths = Vec::new();
+    for f in &snap.files {
+        let path = snap.files_root.join(&f.path);
+        if signal == Signal::Traces && is_lean_spans_file(&path)? {
+            lean_paths.push(path);
+        } else {
+            paths.push(path);
+        }
+    }
+    let mem_name = format!("__{name}_memtable");
+    ctx.register_table(mem_name.as_str(), mem)?;
+    let mut parts = vec![format!("SELECT * FROM {mem_name}")];
+    if !paths.is_empty() {
+        let files_name = format!("__{name}_files");
+        ctx.register_table(files_name.as_str(), listing(&paths, schema.clone())?)?;
+        parts.push(format!("SELECT * FROM {files_name}"));
+    }
+    if !lean_paths.is_empty() {
+        // The second spans file layout, shown in the table's form: hex ids, `end_time`.
+        let files_name = format!("__{name}_lean_files");
+        ctx.register_table(
+            files_name.as_str(),
+            listing(&lean_paths, spans_file_schema())?,
+        )?;
+        let columns: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "span_id" => "encode(arrow_cast(span_id, 'Binary'), 'hex') AS span_id".to_owned(),
+                "parent_span_id" => {
+                    "coalesce(encode(arrow_cast(parent_span_id, 'Binary'), 'hex'), '') \
+                     AS parent_span_id"
+                        .to_owned()
+                }
+                "end_time" => {
+                    "start_time + arrow_cast(duration, 'Duration(Nanosecond)') AS end_time"
+                        .to_owned()
+                }
+                other => format!("\"{other}\""),
+            })
+            .collect();
+        parts.push(format!("SELECT {} FROM {files_name}", columns.join(", ")));
+    }
+    parts.rotate_left(1);
+    ctx.sql(&format!(
+        "CREATE VIEW {name} AS {}",
+        parts.join(" UNION ALL ")
+    ))
+    .await?;
+    Ok(())
+}
+
+fn listing(
+    paths: &[std::path::PathBuf],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Arc<ListingTable>> {
+    let urls = paths
         .iter()
-        .map(|f| ListingTableUrl::parse(snap.files_root.join(&f.path).to_string_lossy()))
+        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
         .collect::<Result<Vec<_>, _>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
-    let files = Arc::new(ListingTable::try_new(config)?);
-    let mem_name = format!("__{name}_memtable");
-    let files_name = format!("__{name}_files");
-    ctx.register_table(mem_name.as_str(), mem)?;
-    ctx.register_table(files_name.as_str(), files)?;
-    ctx.sql(&format!(
-        "CREATE VIEW {name} AS SELECT * FROM {files_name} UNION ALL SELECT * FROM {mem_name}"
-    ))
-    .await?;
-    Ok(())
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// Runs one SQL statement for a tenant.

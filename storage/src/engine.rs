@@ -836,6 +836,13 @@ impl Storage {
                 let data = self.inner.files.get(&f.path).await?;
                 batches.extend(
                     tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                        if signal == Signal::Traces {
+                            // Either spans file layout, back in the table's form.
+                            return decode_parquet(data, None, None)?
+                                .iter()
+                                .map(schema::spans_from_file)
+                                .collect();
+                        }
                         if !without_labels {
                             return decode_parquet(data, None, None);
                         }

@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::{
     DataType, Int64Type, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
@@ -38,7 +39,8 @@ pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows per data page of metrics files (see `writer_properties`).
 const METRIC_PAGE_ROWS: usize = 4096;
 
-/// Rows per data page of spans files (see `writer_properties`).
+/// Rows per data page of spans files (see `writer_properties`): a trace-by-id lookup
+/// decodes one page per column, and each page costs a header and page-index entries.
 const SPAN_PAGE_ROWS: usize = 1024;
 
 /// Where data files live: an object store plus, for local storage, its root directory.
@@ -193,6 +195,11 @@ fn i64_values(c: &dyn Array) -> Option<&[i64]> {
 /// for the order and gathers the rows a slice at a time ([`encode_parquet_gathered`])
 /// rather than copying them all.
 pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>> {
+    if signal == Signal::Traces
+        && let Some(order) = span_order(batches)
+    {
+        return Ok(order);
+    }
     let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let b = u32::try_from(b).map_err(|_| too_many_rows())?;
@@ -262,8 +269,51 @@ pub fn gather(batches: &[RecordBatch], order: &[RowRef]) -> Result<RecordBatch> 
     Ok(interleave_record_batch(&refs, &pairs)?)
 }
 
-fn writer_properties(signal: Signal) -> Result<WriterProperties> {
-    let s = schema(signal);
+/// The (batch, row) pairs of spans in file order (service, trace id, start time), from
+/// fixed-size keys: comparing them is several times cheaper than the generic sort's
+/// string comparisons. `None` when a trace id is not 32 lower-case hex digits (the
+/// generic sort then runs, giving the same order).
+fn span_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    use datafusion::arrow::datatypes::TimestampNanosecondType;
+    let mut cols = Vec::with_capacity(batches.len());
+    for b in batches {
+        let svc = b.column_by_name("service_name")?.as_string_opt::<i32>()?;
+        let tid = b.column_by_name("trace_id")?.as_string_opt::<i32>()?;
+        let start = b
+            .column_by_name("start_time")?
+            .as_primitive_opt::<TimestampNanosecondType>()?;
+        cols.push((svc, tid, start));
+    }
+    let mut services: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for (svc, _, _) in &cols {
+        let svc: &StringArray = svc;
+        for i in 0..svc.len() {
+            services.entry(svc.value(i)).or_insert(0);
+        }
+    }
+    for (rank, v) in services.values_mut().enumerate() {
+        *v = u32::try_from(rank).ok()?;
+    }
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut keys: Vec<(u32, u128, i64, u32, u32)> = Vec::with_capacity(total);
+    for (bi, (svc, tid, start)) in cols.iter().enumerate() {
+        let bi = u32::try_from(bi).ok()?;
+        for i in 0..svc.len() {
+            let t = tid.value(i);
+            if t.len() != 32 || !t.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                return None;
+            }
+            let t = u128::from_str_radix(t, 16).ok()?;
+            let rank = *services.get(svc.value(i))?;
+            keys.push((rank, t, start.value(i), bi, u32::try_from(i).ok()?));
+        }
+    }
+    keys.sort_unstable();
+    Some(keys.into_iter().map(|(_, _, _, b, r)| (b, r)).collect())
+}
+
+fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -324,6 +374,17 @@ fn writer_properties(signal: Signal) -> Result<WriterProperties> {
         for col in ["span_id", "parent_span_id", "attributes", "events", "links"] {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
         }
+        // Nothing prunes pages by these JSON columns: per-page min/max (up to 64 bytes
+        // each, twice per page) would only grow the page index.
+        for col in [
+            "attributes",
+            "events",
+            "links",
+            "resource_attributes",
+            "scope_attributes",
+        ] {
+            b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::Chunk);
+        }
     }
     Ok(b.build())
 }
@@ -340,9 +401,20 @@ pub fn encode_parquet_with(
     batch: &RecordBatch,
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
+    // Spans are stored in the leaner file layout when their ids allow it.
+    let converted = match signal {
+        Signal::Traces => crate::schema::spans_to_file(batch)?,
+        _ => None,
+    };
+    let batch = converted.as_ref().unwrap_or(batch);
+    let file_schema = if converted.is_some() {
+        crate::schema::spans_file_schema()
+    } else {
+        schema(signal)
+    };
     let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    let props = writer_properties(signal, &file_schema)?;
+    let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
     if signal == Signal::Metrics {
         writer.append_key_value_metadata(KeyValue::new(
             HISTOGRAM_SERIES_KEY.to_string(),
@@ -369,9 +441,15 @@ pub fn encode_parquet_gathered(
     order: &[RowRef],
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
+    if signal == Signal::Traces {
+        // Whether a spans file takes the lean layout depends on all its rows (every id
+        // must be hex), so spans are gathered whole and converted at once.
+        return encode_parquet_with(signal, &gather(batches, order)?, prepare);
+    }
     let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema(signal), Some(writer_properties(signal)?))?;
+    let file_schema = schema(signal);
+    let props = writer_properties(signal, &file_schema)?;
+    let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
     if signal == Signal::Metrics {
         writer.append_key_value_metadata(KeyValue::new(
             HISTOGRAM_SERIES_KEY.to_string(),
@@ -519,6 +597,85 @@ mod tests {
             })
             .collect();
         crate::schema::metrics_batch(&samples).expect("batch")
+    }
+
+    #[test]
+    fn spans_sort_by_service_then_trace_then_start_and_rows_move_whole() {
+        use crate::model::{Origin, Span};
+        let span = |svc: &str, trace: u128, start: i64, id: u64| Span {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{id:016x}"),
+            start_time_ns: start,
+            end_time_ns: start + i64::try_from(id).expect("small"),
+            origin: Origin {
+                service_name: svc.into(),
+                ..Origin::default()
+            },
+            ..Span::default()
+        };
+        let a = crate::schema::spans_batch(&[
+            span("web", 0xff << 120, 5, 1),
+            span("db", 7, 9, 2),
+            span("web", 3, 2, 3),
+        ])
+        .expect("batch");
+        let b = crate::schema::spans_batch(&[
+            span("db", 7, 1, 4),
+            span("api", u128::MAX, 0, 5),
+            span("web", 3, 1, 6),
+        ])
+        .expect("batch");
+        let sorted = sort_batches(Signal::Traces, &[a.clone(), b.clone()]).expect("sort");
+        // A trace id that is not canonical hex takes the generic sort: same order.
+        let mut odd = b.clone();
+        let cols: Vec<_> = odd
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 0 {
+                    let ids: datafusion::arrow::array::StringArray = (0..3)
+                        .map(|r| {
+                            let v = c.as_string::<i32>().value(r);
+                            Some(if r == 1 {
+                                "zz".to_owned()
+                            } else {
+                                v.to_owned()
+                            })
+                        })
+                        .collect();
+                    std::sync::Arc::new(ids) as datafusion::arrow::array::ArrayRef
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        odd = RecordBatch::try_new(odd.schema(), cols).expect("batch");
+        let generic = sort_batches(Signal::Traces, &[a, odd]).expect("sort");
+        let col = |b: &RecordBatch, n: &str| -> Vec<String> {
+            let c = b.column_by_name(n).expect("column").as_string::<i32>();
+            (0..b.num_rows()).map(|i| c.value(i).to_owned()).collect()
+        };
+        let spans: Vec<u64> = col(&sorted, "span_id")
+            .iter()
+            .map(|s| u64::from_str_radix(s, 16).expect("hex"))
+            .collect();
+        assert_eq!(spans, [5, 4, 2, 6, 3, 1]);
+        assert_eq!(col(&generic, "span_id"), col(&sorted, "span_id"));
+        let ends = sorted
+            .column_by_name("end_time")
+            .expect("end")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        let starts = sorted
+            .column_by_name("start_time")
+            .expect("start")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        for (i, id) in spans.iter().enumerate() {
+            assert_eq!(
+                ends.value(i) - starts.value(i),
+                i64::try_from(*id).expect("small")
+            );
+        }
     }
 
     #[test]

@@ -6,13 +6,15 @@
 use crate::error::Result;
 use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapArray, MapBuilder,
-    MapFieldNames, RecordBatch, StringArray, StringBuilder, StructArray,
-    TimestampMillisecondBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Array,
-    UInt64Builder, new_empty_array,
+    Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Float64Builder,
+    Int32Builder, Int64Builder, MapArray, MapBuilder, MapFieldNames, RecordBatch, StringArray,
+    StringBuilder, StructArray, TimestampMillisecondBuilder, TimestampNanosecondArray,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Array, UInt64Builder, new_empty_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType,
+};
 use parking_lot::RwLock;
 use std::sync::{Arc, LazyLock};
 
@@ -129,11 +131,16 @@ pub fn table_name(signal: Signal) -> &'static str {
 }
 
 /// The columns a signal's files are sorted by (their main access path).
+///
+/// Spans go by service first: a search names a service (Jaeger requires one), and its
+/// rows then sit in a few pages that the page index finds; within a service a trace's
+/// spans are together, so a lookup by id still reads one page per column per service
+/// the trace crosses.
 pub fn sort_columns(signal: Signal) -> &'static [&'static str] {
     match signal {
         Signal::Metrics => &["series_id", "timestamp"],
         Signal::Logs => &["stream_id", "timestamp"],
-        Signal::Traces => &["trace_id", "start_time"],
+        Signal::Traces => &["service_name", "trace_id", "start_time"],
     }
 }
 
@@ -563,4 +570,262 @@ pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
     ];
     origin.finish(&mut cols);
     Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+}
+
+// ---------------------------------------------------------------- spans files
+//
+// Spans files store a leaner form of the `spans` table (layout 2): `span_id` and
+// `parent_span_id` as 8 raw bytes (`FixedSizeBinary(8)`, a root's parent null) instead of
+// 16 hex digits, and no `end_time` (it is `start_time + duration`). `trace_id` stays hex
+// text so its statistics, bloom filter and SQL filters keep working unchanged. Files of
+// the first layout (every column as in the table) are still read: readers pass every
+// batch read from a file through [`spans_from_file`], which accepts both.
+
+/// The schema of spans files of layout 2.
+pub fn spans_file_schema() -> SchemaRef {
+    static FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields: Vec<Field> = SPANS
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "end_time")
+            .map(|f| match f.name().as_str() {
+                "span_id" => Field::new("span_id", DataType::FixedSizeBinary(8), false),
+                "parent_span_id" => {
+                    Field::new("parent_span_id", DataType::FixedSizeBinary(8), true)
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    FILE.clone()
+}
+
+fn hex_nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// 16 lower-case hex digits as 8 bytes.
+fn id_bytes(hex: &str) -> Option<[u8; 8]> {
+    let b = hex.as_bytes();
+    if b.len() != 16 {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (hex_nibble(b[2 * i])? << 4) | hex_nibble(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// A span-id column as raw bytes; `None` when a value is not 16 lower-case hex digits
+/// (the batch is then written in the first layout, which keeps any text). Empty text
+/// (a root's parent) becomes null when `empty_as_null`.
+fn ids_to_binary(col: &ArrayRef, empty_as_null: bool) -> Option<ArrayRef> {
+    let s = col.as_any().downcast_ref::<StringArray>()?;
+    let mut b = FixedSizeBinaryBuilder::with_capacity(s.len(), 8);
+    for i in 0..s.len() {
+        let v = if s.is_null(i) { "" } else { s.value(i) };
+        if v.is_empty() && empty_as_null {
+            b.append_null();
+        } else {
+            b.append_value(id_bytes(v)?).ok()?;
+        }
+    }
+    Some(Arc::new(b.finish()))
+}
+
+/// Raw id bytes as lower-case hex text (null as "").
+fn ids_to_hex(a: &FixedSizeBinaryArray) -> ArrayRef {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let width = usize::try_from(a.value_length()).unwrap_or(0);
+    let mut b = StringBuilder::with_capacity(a.len(), a.len() * width * 2);
+    let mut buf = String::with_capacity(width * 2);
+    for i in 0..a.len() {
+        if a.is_null(i) {
+            b.append_value("");
+            continue;
+        }
+        buf.clear();
+        for &byte in a.value(i) {
+            buf.push(HEX[usize::from(byte >> 4)] as char);
+            buf.push(HEX[usize::from(byte & 15)] as char);
+        }
+        b.append_value(&buf);
+    }
+    Arc::new(b.finish())
+}
+
+/// A sorted `spans` batch in the form spans files store (layout 2), or `None` when some
+/// id is not canonical hex and the batch must be stored as it is.
+pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    let file = spans_file_schema();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(file.fields().len());
+    for f in file.fields() {
+        let Some(col) = batch.column_by_name(f.name()) else {
+            return Ok(None);
+        };
+        cols.push(match f.name().as_str() {
+            "span_id" => match ids_to_binary(col, false) {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+            "parent_span_id" => match ids_to_binary(col, true) {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+            _ => col.clone(),
+        });
+    }
+    Ok(Some(RecordBatch::try_new(file, cols)?))
+}
+
+/// A batch read from a spans file of either layout (all columns, or a projection) in the
+/// `spans` table's form: ids as hex text, and `end_time` filled in from `start_time +
+/// duration` when the file has none and both are present. Columns keep the table's order.
+pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
+    let table = schema(Signal::Traces);
+    let mut fields = Vec::with_capacity(table.fields().len());
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
+    for f in table.fields() {
+        let col: ArrayRef = match batch.column_by_name(f.name()) {
+            Some(c) => match c.as_any().downcast_ref::<FixedSizeBinaryArray>() {
+                Some(bin) => ids_to_hex(bin),
+                None => c.clone(),
+            },
+            None if f.name() == "end_time" => {
+                let start = batch
+                    .column_by_name("start_time")
+                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+                let duration = batch
+                    .column_by_name("duration")
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>());
+                let (Some(start), Some(duration)) = (start, duration) else {
+                    continue;
+                };
+                let end: TimestampNanosecondArray = start
+                    .values()
+                    .iter()
+                    .zip(duration.values().iter())
+                    .map(|(s, d)| Some(s.saturating_add(*d)))
+                    .collect();
+                Arc::new(end)
+            }
+            None => continue,
+        };
+        fields.push(f.clone());
+        cols.push(col);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        cols,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{decode_parquet, encode_parquet};
+    use crate::model::SpanEvent;
+
+    fn span(trace: u8, span: u8, parent: Option<u8>, start: i64) -> Span {
+        Span {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{:016x}", u64::from(span) << 56 | 0xabcdef),
+            parent_span_id: parent
+                .map(|p| format!("{:016x}", u64::from(p) << 56 | 0xabcdef))
+                .unwrap_or_default(),
+            name: format!("op{span}"),
+            kind: 2,
+            start_time_ns: start,
+            end_time_ns: start + 1_500 + i64::from(span),
+            attributes: r#"{"http.route":"/a"}"#.into(),
+            events: vec![SpanEvent {
+                time_ns: start + 10,
+                name: "e".into(),
+                attributes: serde_json::json!({"k": 1}),
+                dropped_attributes_count: 0,
+            }],
+            status_code: 2,
+            origin: Origin {
+                service_name: "svc".into(),
+                ..Origin::default()
+            },
+            ..Span::default()
+        }
+    }
+
+    fn round_trip(spans: &[Span]) -> (RecordBatch, Vec<RecordBatch>) {
+        let batch = spans_batch(spans).expect("batch");
+        let bytes = encode_parquet(Signal::Traces, &batch).expect("encode");
+        let read = decode_parquet(bytes::Bytes::from(bytes), None, None).expect("decode");
+        (batch, read)
+    }
+
+    #[test]
+    fn spans_files_store_binary_ids_without_end_time_and_read_back_whole() {
+        let spans = vec![
+            span(1, 1, None, 1_000),
+            span(1, 2, Some(1), 1_100),
+            span(2, 3, None, 900),
+        ];
+        let (batch, read) = round_trip(&spans);
+        let file = &read[0];
+        assert!(file.column_by_name("end_time").is_none());
+        assert_eq!(
+            file.schema()
+                .field_with_name("span_id")
+                .expect("span_id")
+                .data_type(),
+            &DataType::FixedSizeBinary(8)
+        );
+        let parents = file.column_by_name("parent_span_id").expect("parent");
+        assert_eq!(parents.null_count(), 2, "roots have a null parent");
+        let back = spans_from_file(file).expect("convert");
+        assert_eq!(back.schema(), schema(Signal::Traces));
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn spans_with_ids_that_are_not_canonical_hex_keep_the_first_layout() {
+        let mut odd = span(3, 4, Some(1), 5_000);
+        odd.span_id = "not-hex".into();
+        let (batch, read) = round_trip(&[odd, span(3, 5, None, 4_000)]);
+        let file = &read[0];
+        assert!(file.column_by_name("end_time").is_some());
+        assert_eq!(spans_from_file(file).expect("convert"), batch);
+    }
+
+    #[test]
+    fn projections_of_lean_files_get_end_time_only_with_start_and_duration() {
+        let (_, read) = round_trip(&[span(1, 1, None, 1_000)]);
+        let file = &read[0];
+        let idx = |n: &str| file.schema().index_of(n).expect("column");
+        let both = file
+            .project(&[idx("trace_id"), idx("start_time"), idx("duration")])
+            .expect("project");
+        let out = spans_from_file(&both).expect("convert");
+        let names: Vec<String> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["trace_id", "start_time", "end_time", "duration"]);
+        let end = out.column(2).as_primitive::<TimestampNanosecondType>();
+        assert_eq!(end.value(0), 1_000 + 1_501);
+        let ids = file.project(&[idx("span_id")]).expect("project");
+        let out = spans_from_file(&ids).expect("convert");
+        assert_eq!(out.num_columns(), 1);
+        assert_eq!(
+            out.column(0).as_string::<i32>().value(0),
+            format!("{:016x}", 1u64 << 56 | 0xabcdef)
+        );
+    }
 }

@@ -125,6 +125,18 @@ impl Query {
             conditions: pipeline(&self.pipeline),
         }
     }
+
+    /// Whether every condition of [`Query::hints`] must hold on one and the same span
+    /// of a matching trace: the query is a pipeline of plain spanset filters and stages
+    /// that only narrow, group, select or aggregate the spans those filters let through.
+    /// Storage may then look only at spans that could meet them all (e.g. only those of
+    /// the service an equality condition names) when it looks for candidate traces.
+    pub fn hints_hold_on_one_span(&self) -> bool {
+        self.pipeline.stages.iter().all(|s| match s {
+            Stage::Spanset(e) => matches!(e, SpansetExpr::Filter(_)),
+            Stage::ScalarFilter(_) | Stage::By(_) | Stage::Coalesce | Stage::Select(_) => true,
+        })
+    }
 }
 
 fn pipeline(p: &Pipeline) -> Vec<Condition> {

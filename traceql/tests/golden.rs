@@ -231,10 +231,14 @@ fn same_value(a: &Value, b: &Value) -> bool {
 /// Does the trace satisfy the hint condition (some span does)? A test oracle written
 /// independently of the engine.
 fn hint_holds(trace: &TraceData, c: &Condition) -> bool {
+    trace.spans.iter().any(|s| span_meets(trace, s, c))
+}
+
+fn span_meets(trace: &TraceData, s: &SpanData, c: &Condition) -> bool {
     let root = trace.spans.iter().find(|s| s.parent_span_id.is_none());
     let start = trace.spans.iter().map(|s| s.start_ns).min().unwrap();
     let end = trace.spans.iter().map(|s| s.end_ns).max().unwrap();
-    trace.spans.iter().any(|s| {
+    {
         let get = |attrs: &[(String, Value)], k: &str| {
             attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         };
@@ -260,7 +264,7 @@ fn hint_holds(trace: &TraceData, c: &Condition) -> bool {
             _ => vec![v.clone()],
         };
         elems.iter().any(|v| pred_holds(v, &c.predicate))
-    })
+    }
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -341,6 +345,20 @@ fn main() {
                 for (t, tr) in traces.iter().enumerate() {
                     let sets = evaluate(&q, tr);
                     if !sets.is_empty() {
+                        if q.hints_hold_on_one_span() {
+                            hint_checks += 1;
+                            let one = tr
+                                .spans
+                                .iter()
+                                .any(|s| hints.conditions.iter().all(|c| span_meets(tr, s, c)));
+                            if !one {
+                                failures.push(format!(
+                                    "{where_}\n  no one span of matching trace {} meets every hint",
+                                    tr.trace_id
+                                ));
+                                failed += 1;
+                            }
+                        }
                         for c in &hints.conditions {
                             hint_checks += 1;
                             if !hint_holds(tr, c) {

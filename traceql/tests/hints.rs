@@ -119,3 +119,18 @@ fn what_gives_no_hint() {
         assert_eq!(hints(q), Hints::default(), "{q}");
     }
 }
+
+#[test]
+fn hints_hold_on_one_span_only_for_pipelines_of_plain_filters() {
+    let one = |q: &str| parse(q).expect("query parses").hints_hold_on_one_span();
+    assert!(one(
+        r#"{ resource.service.name = "api" && duration > 10ms }"#
+    ));
+    assert!(one(
+        r#"{ resource.service.name = "api" } | count() > 2 | select(span.x)"#
+    ));
+    assert!(one(r#"{ .a = 1 } | { .b = 2 } | by(name)"#));
+    assert!(!one(r#"{ resource.service.name = "api" } && { .b = 2 }"#));
+    assert!(!one(r#"{ resource.service.name = "api" } >> { .b = 2 }"#));
+    assert!(!one(r#"{ .a = 1 } || { .b = 2 }"#));
+}

@@ -7,7 +7,13 @@ use strata_storage::model::Origin;
 
 /// Lower-case hex of an id; empty stays empty.
 pub fn hex_id(bytes: &[u8]) -> String {
-    hex::encode(bytes)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// Checks an id's length: 16 bytes for traces, 8 for spans, or absent.

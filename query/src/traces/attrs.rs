@@ -10,6 +10,35 @@ pub fn parse_attrs(text: &str) -> Map<String, Value> {
     }
 }
 
+/// The value of one top-level key of a stored attribute map, without building the map:
+/// other keys' values are skipped unparsed into values (`None` when the key is absent or
+/// the text is not a JSON object). Of repeated keys the last counts, as in
+/// [`parse_attrs`].
+pub fn attr_value(text: &str, key: &str) -> Option<Value> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    use std::borrow::Cow;
+    struct Find<'k>(&'k str);
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if k == self.0 {
+                    found = Some(map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Find(key)).ok().flatten()
+}
+
 /// A JSON attribute value as the text a tag filter compares against.
 pub fn value_text(v: &Value) -> String {
     match v {
@@ -66,5 +95,26 @@ mod tests {
         assert_eq!(kind_from_jaeger("client"), Some(3));
         assert_eq!(kind_from_jaeger("bogus"), None);
         assert_eq!(status_name(2), "ERROR");
+    }
+
+    #[test]
+    fn attr_value_finds_top_level_keys_only() {
+        let text = r#"{"a":{"k":"nested"},"k":"top","n":3,"s":"x\"k\":1","k2":[1,{"k":2}]}"#;
+        assert_eq!(attr_value(text, "k"), Some(Value::from("top")));
+        assert_eq!(attr_value(text, "n"), Some(Value::from(3)));
+        assert_eq!(attr_value(text, "s"), Some(Value::from("x\"k\":1")));
+        assert_eq!(attr_value(text, "missing"), None);
+        assert_eq!(
+            attr_value(r#"{"k":1,"k":2}"#, "k"),
+            parse_attrs(r#"{"k":1,"k":2}"#).get("k").cloned()
+        );
+        assert_eq!(attr_value("not json", "k"), None);
+        assert_eq!(
+            attr_value(r#"{"esc\u0061pe":1}"#, "escape"),
+            Some(Value::from(1))
+        );
+        for text in [r#"{}"#, r#"{"k":null}"#, r#"[1]"#] {
+            assert_eq!(attr_value(text, "k"), parse_attrs(text).get("k").cloned());
+        }
     }
 }

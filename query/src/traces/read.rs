@@ -8,6 +8,10 @@
 //! index narrows what is left to the pages holding the trace. Files are immutable, so
 //! footers are cached per path (the cache is dropped whole when it grows past a bound).
 //!
+//! Spans files come in two layouts (see `strata_storage::schema`): every batch read from
+//! a file goes through `spans_from_file`, so the code past this module sees the table's
+//! form (hex ids, `end_time`) whatever the file.
+//!
 //! Scans read only the requested columns of the files and memtables overlapping a time
 //! range (row groups pruned by `start_time` statistics), checking the deadline, the
 //! cancellation flag and the spans-scanned budget between batches. Everything here is
@@ -24,16 +28,18 @@ use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
-use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy};
+use datafusion::parquet::schema::types::SchemaDescriptor;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
+use strata_storage::schema::spans_from_file;
 use strata_storage::{Storage, TenantId};
 
 /// Most footers kept; past it the cache starts over (files are few and footers small).
@@ -48,6 +54,45 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Internal(format!("{}: {e}", path.display()).into())
+}
+
+/// Most row-group bloom filters kept; past it the cache starts over. A filter of a
+/// 128k-row group is some tens of KiB, and reading every one of them again for each
+/// lookup is most of a by-id lookup's work once there are many files.
+const BLOOM_CACHE_ENTRIES: usize = 8192;
+
+type BloomKey = (PathBuf, usize);
+
+static BLOOMS: LazyLock<Mutex<HashMap<BloomKey, Option<Arc<Sbbf>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The `trace_id` bloom filter of one row group of an immutable file, read once.
+fn bloom_filter(
+    path: &Path,
+    row_group: usize,
+    column: &ColumnChunkMetaData,
+    file: &std::fs::File,
+) -> Result<Option<Arc<Sbbf>>> {
+    let key = (path.to_path_buf(), row_group);
+    if let Some(b) = BLOOMS.lock().get(&key) {
+        return Ok(b.clone());
+    }
+    let bloom = Sbbf::read_from_column_chunk(column, file)
+        .map_err(internal)?
+        .map(Arc::new);
+    let mut cache = BLOOMS.lock();
+    if cache.len() >= BLOOM_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, bloom.clone());
+    Ok(bloom)
+}
+
+/// Whether a spans file has the second layout (binary span ids, no `end_time`).
+pub fn is_lean_spans_file(path: &Path) -> Result<bool> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let meta = footer(path, &file)?;
+    Ok(meta.schema().column_with_name("end_time").is_none())
 }
 
 /// The footer (with page index) of an immutable Parquet file, read once per process.
@@ -138,7 +183,7 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
         {
             continue;
         }
-        let bloom = Sbbf::read_from_column_chunk(rg.column(col_idx), &file).map_err(internal)?;
+        let bloom = bloom_filter(path, i, rg.column(col_idx), &file)?;
         if bloom.is_some_and(|b| !b.check(trace_id)) {
             continue;
         }
@@ -147,17 +192,56 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
     if keep.is_empty() {
         return Ok(Vec::new());
     }
-    let selection = page_selection(&meta, &stats, &keep, trace_id);
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
-        .with_row_groups(keep)
-        .with_batch_size(8 * 1024);
-    if let Some(sel) = selection {
-        builder = builder.with_row_selection(sel);
-    }
-    let mut out = Vec::new();
+    let pages = page_selection(&meta, &stats, &keep, trace_id).unwrap_or_else(|| {
+        let rows: i64 = keep.iter().map(|&i| rgs[i].num_rows()).sum();
+        RowSelection::from(vec![RowSelector::select(
+            usize::try_from(rows).unwrap_or(0),
+        )])
+    });
+    // First only `trace_id` of those pages, to find the trace's rows exactly; then every
+    // column of just those rows (pages holding none of them are not even read).
     let wanted = StringArray::new_scalar(trace_id);
-    for batch in builder.build().map_err(internal)? {
+    let ids = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.try_clone().map_err(|e| io_err(path, e))?,
+        meta.clone(),
+    )
+    .with_row_groups(keep.clone())
+    .with_projection(ProjectionMask::leaves(pschema, [col_idx]))
+    .with_row_selection(pages.clone())
+    .with_batch_size(8 * 1024)
+    .build()
+    .map_err(internal)?;
+    let mut hits: Vec<bool> = Vec::new();
+    for batch in ids {
         let batch = batch.map_err(internal)?;
+        let mask = eq(batch.column(0), &wanted).map_err(internal)?;
+        hits.extend(mask.iter().map(|m| m == Some(true)));
+    }
+    if !hits.contains(&true) {
+        return Ok(Vec::new());
+    }
+    let mut exact = Vec::new();
+    let mut next = hits.into_iter();
+    for sel in pages.iter() {
+        if sel.skip {
+            exact.push(RowSelector::skip(sel.row_count));
+            continue;
+        }
+        for hit in next.by_ref().take(sel.row_count) {
+            exact.push(if hit {
+                RowSelector::select(1)
+            } else {
+                RowSelector::skip(1)
+            });
+        }
+    }
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_row_groups(keep)
+        .with_row_selection(RowSelection::from(exact))
+        .with_batch_size(8 * 1024);
+    let mut out = Vec::new();
+    for batch in builder.build().map_err(internal)? {
+        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
         let Some(col) = batch.column_by_name("trace_id") else {
             continue;
         };
@@ -212,6 +296,49 @@ pub fn scan(
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
 ) -> Result<()> {
+    scan_narrowed(
+        storage,
+        tenant,
+        start_ns,
+        end_ns,
+        Narrow::default(),
+        columns,
+        budget,
+        f,
+    )
+}
+
+/// Conditions every span a scan's caller wants meets, which let the scan leave file rows
+/// out before decoding them. The caller still checks each row it is given (memtable rows
+/// and some file rows come unfiltered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Narrow<'a> {
+    /// File pages whose `service_name` range cannot hold it are skipped unread (files
+    /// are sorted by service), and other services' rows are left out.
+    pub service: Option<&'a str>,
+    pub min_duration_ns: Option<i64>,
+    pub max_duration_ns: Option<i64>,
+}
+
+impl Narrow<'_> {
+    fn filters_rows(&self) -> bool {
+        self.service.is_some() || self.min_duration_ns.is_some() || self.max_duration_ns.is_some()
+    }
+}
+
+/// Like [`scan`], leaving out file rows that `narrow` excludes: those columns are decoded
+/// first, and the others only for the rows that pass.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_narrowed(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_ns: i64,
+    end_ns: i64,
+    narrow: Narrow<'_>,
+    columns: &[&str],
+    budget: &Budget,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<()> {
     if end_ns < start_ns {
         return Ok(());
     }
@@ -225,7 +352,7 @@ pub fn scan(
     for file in &snap.files {
         budget.check()?;
         let path = snap.files_root.join(&file.path);
-        if !scan_file(&path, start_ns, end_ns, &cols, budget, f)? {
+        if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
             return Ok(());
         }
     }
@@ -250,6 +377,7 @@ fn scan_file(
     path: &Path,
     start_ns: i64,
     end_ns: i64,
+    narrow: Narrow<'_>,
     cols: &[&str],
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
@@ -278,6 +406,8 @@ fn scan_file(
     if keep.is_empty() {
         return Ok(true);
     }
+    // Files of the second layout derive `end_time` from `start_time + duration`.
+    let needs_duration = cols.contains(&"end_time");
     let leaves: Vec<usize> = (0..pschema.num_columns())
         .filter(|i| {
             pschema
@@ -285,19 +415,37 @@ fn scan_file(
                 .path()
                 .parts()
                 .first()
-                .is_some_and(|root| cols.contains(&root.as_str()))
+                .is_some_and(|root| {
+                    cols.contains(&root.as_str()) || (needs_duration && root == "duration")
+                })
         })
         .collect();
     let mask = ProjectionMask::leaves(pschema, leaves);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+    let selection = match narrow.service {
+        Some(svc) => service_selection(&meta, &keep, svc)?,
+        None => None,
+    };
+    if selection.as_ref().is_some_and(|s| !s.selects_any()) {
+        return Ok(true);
+    }
+    let filter = narrow
+        .filters_rows()
+        .then(|| row_filter(pschema, narrow))
+        .flatten();
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_row_groups(keep)
         .with_projection(mask)
-        .with_batch_size(32 * 1024)
-        .build()
-        .map_err(internal)?;
+        .with_batch_size(32 * 1024);
+    if let Some(sel) = selection {
+        builder = builder.with_row_selection(sel);
+    }
+    if let Some(filter) = filter {
+        builder = builder.with_row_filter(filter);
+    }
+    let reader = builder.build().map_err(internal)?;
     for batch in reader {
         budget.check()?;
-        let batch = batch.map_err(internal)?;
+        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
         budget.add_spans(batch.num_rows())?;
         if let Some(b) = in_range(&batch, start_ns, end_ns)?
             && !f(&b)?
@@ -306,6 +454,88 @@ fn scan_file(
         }
     }
     Ok(true)
+}
+
+/// A Parquet row filter keeping the rows `narrow` allows, evaluated on `service_name`
+/// and `duration` alone (`None` when the file lacks them).
+fn row_filter(pschema: &SchemaDescriptor, narrow: Narrow<'_>) -> Option<RowFilter> {
+    let leaf = |name: &str| (0..pschema.num_columns()).find(|i| pschema.column(*i).name() == name);
+    let mut leaves = Vec::new();
+    if narrow.service.is_some() {
+        leaves.push(leaf("service_name")?);
+    }
+    if narrow.min_duration_ns.is_some() || narrow.max_duration_ns.is_some() {
+        leaves.push(leaf("duration")?);
+    }
+    let service = narrow.service.map(str::to_owned);
+    let (lo, hi) = (narrow.min_duration_ns, narrow.max_duration_ns);
+    let predicate = ArrowPredicateFn::new(
+        ProjectionMask::leaves(pschema, leaves),
+        move |batch: RecordBatch| {
+            let svc = batch
+                .column_by_name("service_name")
+                .and_then(|c| c.as_string_opt::<i32>());
+            let dur = batch
+                .column_by_name("duration")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>());
+            Ok((0..batch.num_rows())
+                .map(|i| {
+                    let svc_ok = match (&service, svc) {
+                        (Some(want), Some(c)) => c.value(i) == want,
+                        _ => true,
+                    };
+                    let dur_ok = dur.is_none_or(|d| {
+                        let d = d.value(i);
+                        lo.is_none_or(|m| d >= m) && hi.is_none_or(|m| d <= m)
+                    });
+                    Some(svc_ok && dur_ok)
+                })
+                .collect::<BooleanArray>())
+        },
+    );
+    Some(RowFilter::new(vec![Box::new(predicate)]))
+}
+
+/// The rows of the kept row groups in pages whose `service_name` range holds `service`
+/// (`None` when the file has no page index: then every row is read).
+fn service_selection(
+    meta: &ArrowReaderMetadata,
+    keep: &[usize],
+    service: &str,
+) -> Result<Option<RowSelection>> {
+    let pmeta = meta.metadata();
+    let (Some(ci), Some(oi)) = (pmeta.column_index(), pmeta.offset_index()) else {
+        return Ok(None);
+    };
+    let stats = StatisticsConverter::try_new("service_name", meta.schema(), meta.parquet_schema())
+        .map_err(internal)?;
+    let mins = stats.data_page_mins(ci, oi, keep).map_err(internal)?;
+    let maxes = stats.data_page_maxes(ci, oi, keep).map_err(internal)?;
+    let Some(counts) = stats
+        .data_page_row_counts(oi, pmeta.row_groups(), keep)
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let (Some(mins), Some(maxes)) = (mins.as_string_opt::<i32>(), maxes.as_string_opt::<i32>())
+    else {
+        return Ok(None);
+    };
+    if mins.len() != counts.len() || maxes.len() != counts.len() {
+        return Ok(None);
+    }
+    let mut selectors = Vec::with_capacity(counts.len());
+    for p in 0..counts.len() {
+        let rows = usize::try_from(counts.value(p)).map_err(internal)?;
+        let wanted = !(mins.is_valid(p) && maxes.is_valid(p))
+            || (mins.value(p) <= service && service <= maxes.value(p));
+        selectors.push(if wanted {
+            RowSelector::select(rows)
+        } else {
+            RowSelector::skip(rows)
+        });
+    }
+    Ok(Some(RowSelection::from(selectors)))
 }
 
 fn in_range(batch: &RecordBatch, start_ns: i64, end_ns: i64) -> Result<Option<RecordBatch>> {

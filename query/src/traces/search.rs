@@ -5,10 +5,10 @@
 //! Cheap columns are checked first; the attribute JSON of a row is parsed only when its
 //! text contains every wanted key, so a tag search does not parse every span's attributes.
 
-use super::attrs::{jaeger_kind, parse_attrs, status_name, value_text};
+use super::attrs::{attr_value, jaeger_kind, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{SpanColumns, scan};
+use super::read::{Narrow, SpanColumns, scan_narrowed};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use std::collections::HashMap;
@@ -72,7 +72,6 @@ impl SpanConditions {
             return self.tags.is_empty();
         };
         let (a_text, r_text) = (attrs.value(row), res.value(row));
-        let mut parsed: Option<(serde_json::Map<_, _>, serde_json::Map<_, _>)> = None;
         for t in &self.tags {
             if let Some(v) = self.derived(&t.key, cols, row) {
                 if v.eq_ignore_ascii_case(&t.value) {
@@ -86,11 +85,9 @@ impl SpanConditions {
             if !a_text.contains(&quoted) && !r_text.contains(&quoted) {
                 return false;
             }
-            let (a, r) = parsed.get_or_insert_with(|| (parse_attrs(a_text), parse_attrs(r_text)));
-            let hit = a
-                .get(&t.key)
-                .or_else(|| r.get(&t.key))
-                .is_some_and(|v| value_text(v) == t.value);
+            // Span attributes first; resource attributes when the span has no such key.
+            let value = attr_value(a_text, &t.key).or_else(|| attr_value(r_text, &t.key));
+            let hit = value.is_some_and(|v| value_text(&v) == t.value);
             if !hit {
                 return false;
             }
@@ -139,11 +136,17 @@ pub fn find_traces(
 ) -> Result<Vec<Hit>> {
     let mut latest: HashMap<String, i64> = HashMap::new();
     let columns = cond.columns();
-    scan(
+    let narrow = Narrow {
+        service: cond.service.as_deref(),
+        min_duration_ns: cond.min_duration_ns,
+        max_duration_ns: cond.max_duration_ns,
+    };
+    scan_narrowed(
         storage,
         tenant,
         start_ns,
         end_ns,
+        narrow,
         &columns,
         budget,
         &mut |b: &RecordBatch| {

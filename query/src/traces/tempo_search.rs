@@ -7,10 +7,10 @@
 //! candidates, most recent first, are read whole by id and the query is evaluated on
 //! each until `limit` traces matched. Answers carry Tempo's `metrics`.
 
-use super::attrs::parse_attrs;
+use super::attrs::{attr_value, parse_attrs};
 use super::limits::Budget;
 use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
-use super::read::{SpanColumns, read_trace, scan};
+use super::read::{Narrow, SpanColumns, read_trace, scan_narrowed};
 use super::search::{SpanConditions, find_traces};
 use super::tempo::tempo_error;
 use super::{TraceState, blocking, check_limit, check_range, params, tenant};
@@ -110,6 +110,8 @@ enum Target {
     /// Span attributes (`span`), resource attributes (`resource`), or either.
     Attr {
         key: String,
+        /// `"key"`, to find the key in the attributes' JSON text before parsing it.
+        quoted: String,
         span: bool,
         resource: bool,
     },
@@ -151,16 +153,19 @@ impl Check {
             HintField::Duration => Target::Duration,
             HintField::SpanAttribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: true,
                 resource: false,
             },
             HintField::ResourceAttribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: false,
                 resource: true,
             },
             HintField::Attribute(k) => Target::Attr {
                 key: k.clone(),
+                quoted: format!("\"{k}\""),
                 span: true,
                 resource: true,
             },
@@ -175,6 +180,17 @@ impl Check {
             predicate: c.predicate.clone(),
             regex,
         })
+    }
+
+    /// [`Check::holds`] for a string value, without copying it for the common
+    /// predicates (this runs for every span a search scans).
+    fn holds_str(&self, s: &str) -> bool {
+        match (&self.predicate, &self.regex) {
+            (Predicate::Eq(Value::Str(w)), _) => s == w,
+            (Predicate::Regex(_), Some(r)) => r.is_match(s),
+            (Predicate::Exists, _) => true,
+            _ => self.holds(&Value::Str(s.to_owned())),
+        }
     }
 
     /// Whether `v` satisfies the predicate (true when it cannot be decided here).
@@ -199,14 +215,17 @@ impl Check {
         }
     }
 
-    fn row(&self, cols: &SpanColumns<'_>, row: usize, parsed: &mut ParsedRow) -> bool {
+    fn row(&self, cols: &SpanColumns<'_>, row: usize) -> bool {
+        let text = |name: &str| cols.str(name).map(|c| c.value(row));
         let v = match &self.target {
-            Target::Service => cols
-                .str("service_name")
-                .map(|c| Value::Str(c.value(row).to_owned())),
-            Target::Name => cols
-                .str("name")
-                .map(|c| Value::Str(c.value(row).to_owned())),
+            Target::Service => match text("service_name") {
+                Some(s) => return self.holds_str(s),
+                None => None,
+            },
+            Target::Name => match text("name") {
+                Some(s) => return self.holds_str(s),
+                None => None,
+            },
             Target::Status => cols
                 .i32("status_code")
                 .map(|c| Value::Status(StatusCode::from_otlp(c.value(row)))),
@@ -216,23 +235,24 @@ impl Check {
             Target::Duration => cols.i64("duration").map(|c| Value::Duration(c.value(row))),
             Target::Attr {
                 key,
+                quoted,
                 span,
                 resource,
             } => {
-                let quoted = format!("\"{key}\"");
+                let quoted = quoted.as_str();
                 let mut found = None;
                 if *span
                     && let Some(a) = cols.str("attributes")
-                    && a.value(row).contains(&quoted)
+                    && a.value(row).contains(quoted)
                 {
-                    found = parsed.span(a.value(row)).get(key).map(traceql_value);
+                    found = attr_value(a.value(row), key).as_ref().map(traceql_value);
                 }
                 if found.is_none()
                     && *resource
                     && let Some(r) = cols.str("resource_attributes")
-                    && r.value(row).contains(&quoted)
+                    && r.value(row).contains(quoted)
                 {
-                    found = parsed.resource(r.value(row)).get(key).map(traceql_value);
+                    found = attr_value(r.value(row), key).as_ref().map(traceql_value);
                 }
                 Some(found.unwrap_or(Value::Nil))
             }
@@ -242,22 +262,6 @@ impl Check {
             Some(v) => self.holds(&v),
             None => true,
         }
-    }
-}
-
-/// A row's attribute maps, parsed at most once.
-#[derive(Default)]
-struct ParsedRow {
-    span: Option<serde_json::Map<String, Json>>,
-    resource: Option<serde_json::Map<String, Json>>,
-}
-
-impl ParsedRow {
-    fn span(&mut self, text: &str) -> &serde_json::Map<String, Json> {
-        self.span.get_or_insert_with(|| parse_attrs(text))
-    }
-    fn resource(&mut self, text: &str) -> &serde_json::Map<String, Json> {
-        self.resource.get_or_insert_with(|| parse_attrs(text))
     }
 }
 
@@ -297,12 +301,37 @@ fn candidates(
     {
         columns.extend(["attributes", "resource_attributes"]);
     }
+    // When every hint must hold on one span, a matching trace has a span of the service
+    // an equality condition names: file pages of other services need not be read.
+    // The same holds for a duration bound.
+    let mut narrow = Narrow::default();
+    if query.hints_hold_on_one_span() {
+        for c in &checks {
+            match (&c.target, &c.predicate) {
+                (Target::Service, Predicate::Eq(Value::Str(s))) => narrow.service = Some(s),
+                (Target::Duration, Predicate::Gt(Value::Duration(d))) => {
+                    narrow.min_duration_ns = Some(d.saturating_add(1));
+                }
+                (Target::Duration, Predicate::Gte(Value::Duration(d))) => {
+                    narrow.min_duration_ns = Some(*d);
+                }
+                (Target::Duration, Predicate::Lt(Value::Duration(d))) => {
+                    narrow.max_duration_ns = Some(d.saturating_sub(1));
+                }
+                (Target::Duration, Predicate::Lte(Value::Duration(d))) => {
+                    narrow.max_duration_ns = Some(*d);
+                }
+                _ => {}
+            }
+        }
+    }
     let mut traces: HashMap<String, (u64, i64)> = HashMap::new();
-    scan(
+    scan_narrowed(
         storage,
         tenant,
         start_ns,
         end_ns,
+        narrow,
         &columns,
         budget,
         &mut |b: &RecordBatch| {
@@ -312,12 +341,16 @@ fn candidates(
                 return Err(Error::Internal("spans batch without trace_id".into()));
             };
             for row in 0..b.num_rows() {
-                let mut parsed = ParsedRow::default();
                 let mut mask = 0u64;
                 for (i, c) in checks.iter().enumerate() {
-                    if c.row(&cols, row, &mut parsed) {
+                    if c.row(&cols, row) {
                         mask |= 1 << i;
                     }
+                }
+                // A span meeting no condition adds nothing to its trace (unless there are
+                // no conditions, when every trace is a candidate).
+                if mask == 0 && all != 0 {
+                    continue;
                 }
                 let id = ids.value(row);
                 let start = starts.value(row);

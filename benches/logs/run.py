@@ -27,6 +27,7 @@ What it does (results and caveats in BENCHMARKS.md, "Logs"):
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -171,6 +172,28 @@ def send(api, bodies, threads=2):
         raise RuntimeError(f"push failed: {errors[0]}")
 
 
+def print_column_sizes(files, disk):
+    """Compressed bytes per Parquet column (from the files' footers), if pyarrow is there."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        print("per-column sizes: pyarrow not installed")
+        return
+    sizes, footers, row_groups = {}, 0, 0
+    for f in files.rglob("*.parquet"):
+        md = pq.ParquetFile(f).metadata
+        footers += md.serialized_size
+        row_groups += md.num_row_groups
+        for rg in range(md.num_row_groups):
+            for c in range(md.num_columns):
+                col = md.row_group(rg).column(c)
+                name = col.path_in_schema.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + col.total_compressed_size
+    parts = sorted(sizes.items(), key=lambda kv: -kv[1])
+    print(f"per-column compressed bytes ({row_groups} row groups; footers {footers / 1e6:.2f} MB): " + ", ".join(
+        f"{k} {v / 1e6:.2f} MB ({v / disk:.1%})" for k, v in parts if v > 0.001 * disk))
+
+
 def timed_query(api, q, start, end, **extra):
     best, data = None, None
     for _ in range(3):
@@ -189,8 +212,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gb", type=float, default=0.2, help="raw log bytes to generate, in GB (goal figures are for 10)")
     ap.add_argument("--binary", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "strata"))
+    ap.add_argument("--keep", metavar="DIR", help="work in DIR (must not exist) and keep the data there")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="strata-logs-bench-") as tmp:
+    if args.keep:
+        Path(args.keep).mkdir(parents=True)
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="strata-logs-bench-")) as tmp:
         raw_path = Path(tmp) / "raw.log"
         t0 = time.time()
         bodies, raw, lines, needles, start_ns = generate(args.gb, raw_path)
@@ -214,6 +240,7 @@ def main():
               f"{raw / 1e6 / cpu_total:.1f} incl. final flush ({cpu_total:.1f} CPU-s)")
         print(f"disk: {disk / 1e6:.1f} MB (token index {tokens / 1e6:.1f} MB) = {disk / raw:.3f} of raw, "
               f"{disk / zstd_bytes:.3f} of zstd -3 ({zstd_bytes / 1e6:.1f} MB)")
+        print_column_sizes(st.data / "files", disk)
 
         st.start()
         start, end = start_ns - 60 * 10**9, start_ns + 2 * HOUR_NS

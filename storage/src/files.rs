@@ -175,6 +175,16 @@ fn writer_properties(signal: Signal) -> Result<WriterProperties> {
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    if signal == Signal::Logs {
+        // Log lines are most of a logs file. zstd level 6 makes them 7-13% smaller than
+        // level 3 on log text (both read equally fast) for about twice the compression CPU,
+        // which keeps data plus token index under `zstd -3` of the raw lines. Lines are
+        // nearly all distinct: a dictionary would only be built to be abandoned.
+        let path = ColumnPath::from("body");
+        b = b
+            .set_column_compression(path.clone(), Compression::ZSTD(ZstdLevel::try_new(6)?))
+            .set_column_dictionary_enabled(path, false);
+    }
     if signal == Signal::Traces {
         let path = ColumnPath::from("trace_id");
         b = b

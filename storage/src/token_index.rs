@@ -16,7 +16,7 @@
 //!   A needle none of whose grams is sampled cannot be checked and skips nothing; a 16-byte
 //!   id has 11 grams, so that happens about once in 2,000 needles.
 //! * **Sized for the distinct grams**: a block's grams are first set in a large
-//!   power-of-two bitmap; its fill estimates how many distinct grams there are (linear
+//!   power-of-two bitmap (one bit per 8 sampled gram occurrences); its fill estimates how many distinct grams there are (linear
 //!   counting), and the stored filter gets just enough bits for [`TARGET_FILL`] of them to
 //!   be set (about 1.44 bits per distinct sampled gram), each large-bitmap bit `b` mapping
 //!   to filter bit `b * bits / 2^log2_big`. Because a needle has many grams and all must
@@ -88,21 +88,36 @@ impl Block {
             .map(|l| l.len().saturating_sub(GRAM - 1) as u64)
             .sum::<u64>()
             >> SAMPLE_BITS;
-        // About one bit per sampled gram occurrence: grams repeat a lot in logs, so this is
-        // several bits per distinct gram, enough for linear counting to be accurate.
-        let want = total.max(1).next_power_of_two().trailing_zeros() as u8;
-        let log2_big = want.clamp(MIN_LOG2_BITS, MAX_LOG2_BITS);
-        let mut big = vec![0u64; 1usize << (log2_big - 6)];
-        let shift = 64 - u32::from(log2_big);
-        let sample = sample_mask(SAMPLE_BITS);
-        for l in lines {
-            for_each_gram(l.as_bytes(), |g| {
-                let h = gram_hash(g);
-                if h & sample == 0 {
-                    let i = (h >> shift) as usize;
-                    big[i >> 6] |= 1u64 << (i & 63);
-                }
-            });
+        // One bit per 8 sampled gram occurrences: grams repeat a lot in logs, so this is
+        // still a few bits per distinct gram, enough for linear counting to be accurate,
+        // and small enough to stay in cache (setting its bits is most of the build's time).
+        let log2_for = |per: u64| {
+            ((total / per).max(1).next_power_of_two().trailing_zeros() as u8)
+                .clamp(MIN_LOG2_BITS, MAX_LOG2_BITS)
+        };
+        let (mut log2_big, mut big) = (log2_for(8), Vec::new());
+        loop {
+            big.clear();
+            big.resize(1usize << (log2_big - 6), 0u64);
+            let shift = 64 - u32::from(log2_big);
+            let sample = sample_mask(SAMPLE_BITS);
+            for l in lines.clone() {
+                for_each_gram(l.as_bytes(), |g| {
+                    let h = gram_hash(g);
+                    if h & sample == 0 {
+                        let i = (h >> shift) as usize;
+                        big[i >> 6] |= 1u64 << (i & 63);
+                    }
+                });
+            }
+            // Mostly distinct grams (random ids) fill the small bitmap: count again in one
+            // with a bit per occurrence, which the filter is then folded from.
+            let ones: u64 = big.iter().map(|w| u64::from(w.count_ones())).sum();
+            let full = log2_for(1);
+            if ones * 10 <= (1u64 << log2_big) * 7 || log2_big >= full {
+                break;
+            }
+            log2_big = full;
         }
         let big_bits = 1u64 << log2_big;
         let ones: u64 = big.iter().map(|w| u64::from(w.count_ones())).sum();

@@ -334,7 +334,9 @@ def test_live_tail_delay_for_orders_late_lines(strata):
     # 3 s of delay: the two pushes below land well inside it even on a loaded machine.
     ws = websocket.create_connection(tail_url(strata, query='{job="late"}', delay_for="3"), timeout=10)
     try:
-        time.sleep(0.3)  # let the session subscribe (no history to wait for)
+        # Once a first line arrives (as history or live) the session is subscribed.
+        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(time.time_ns()), "ready"]]}]}).status_code == 204
+        assert [line for _, line, _ in tail_lines(read_frames(ws, 1))] == ["ready"]
         n = time.time_ns()
         sent_at = time.time()
         assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(n + 10), "second"]]}]}).status_code == 204

@@ -27,6 +27,7 @@ What it does (results and caveats in BENCHMARKS.md, "Logs"):
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -88,39 +89,39 @@ def line_for(rng, i, service, level, ts_ns, rare):
     return f"{t}.{(ts_ns // 10**6) % 1000:03d}Z {level.upper()} [{service}] {msg} method=GET path={path} status={status} user={user} took={dur}ms" + (f" trace_id={trace}" if trace else "")
 
 
-def generate(gb, raw_path, seed=7):
-    """Builds push bodies (about 1 MB of lines each) and writes the raw lines to raw_path."""
+def generate(gb, raw_file, seed=7):
+    """Builds push bodies (about 1 MB of lines each) and writes the raw lines to raw_file
+    (a binary file object: `zstd -3`'s input)."""
     rng = random.Random(seed)
     target = int(gb * 1e9)
     start_ns = (time.time_ns() - 2 * HOUR_NS) // 10**9 * 10**9
     bodies, needles = [], []
     raw = 0
     i = 0
-    with open(raw_path, "w") as raw_file:
-        while raw < target:
-            streams = {}
-            chunk = 0
-            while chunk < 1_000_000 and raw + chunk < target:
-                service = SERVICES[rng.randrange(len(SERVICES))]
-                level = rng.choice(LEVELS)
-                ts = start_ns + int(i * (HOUR_NS / max(1, target / 230)))
-                rare = None
-                if i % 200_000 == 100_000:
-                    rare = "payment declined ref=rare-%016x" % rng.getrandbits(64)
-                    needles.append(rare.split("ref=")[1])
-                line = line_for(rng, i, service, level, ts, rare)
-                raw_file.write(line + "\n")
-                streams.setdefault((service, level), []).append((ts, line))
-                chunk += len(line) + 1
-                i += 1
-            req = b""
-            for (service, level), entries in streams.items():
-                s = ld(1, f'{{service_name="{service}", level="{level}"}}'.encode())
-                for ts, line in entries:
-                    s += ld(2, ld(1, vi(1, ts // 10**9) + vi(2, ts % 10**9)) + ld(2, line.encode()))
-                req += ld(1, s)
-            bodies.append(bytes(cramjam.snappy.compress_raw(req)))
-            raw += chunk
+    while raw < target:
+        streams = {}
+        chunk = 0
+        while chunk < 1_000_000 and raw + chunk < target:
+            service = SERVICES[rng.randrange(len(SERVICES))]
+            level = rng.choice(LEVELS)
+            ts = start_ns + int(i * (HOUR_NS / max(1, target / 230)))
+            rare = None
+            if i % 200_000 == 100_000:
+                rare = "payment declined ref=rare-%016x" % rng.getrandbits(64)
+                needles.append(rare.split("ref=")[1])
+            line = line_for(rng, i, service, level, ts, rare)
+            raw_file.write(line.encode() + b"\n")
+            streams.setdefault((service, level), []).append((ts, line))
+            chunk += len(line) + 1
+            i += 1
+        req = b""
+        for (service, level), entries in streams.items():
+            s = ld(1, f'{{service_name="{service}", level="{level}"}}'.encode())
+            for ts, line in entries:
+                s += ld(2, ld(1, vi(1, ts // 10**9) + vi(2, ts % 10**9)) + ld(2, line.encode()))
+            req += ld(1, s)
+        bodies.append(bytes(cramjam.snappy.compress_raw(req)))
+        raw += chunk
     return bodies, raw, i, needles, start_ns
 
 
@@ -171,6 +172,28 @@ def send(api, bodies, threads=2):
         raise RuntimeError(f"push failed: {errors[0]}")
 
 
+def print_column_sizes(files, disk):
+    """Compressed bytes per Parquet column (from the files' footers), if pyarrow is there."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        print("per-column sizes: pyarrow not installed")
+        return
+    sizes, footers, row_groups = {}, 0, 0
+    for f in files.rglob("*.parquet"):
+        md = pq.ParquetFile(f).metadata
+        footers += md.serialized_size
+        row_groups += md.num_row_groups
+        for rg in range(md.num_row_groups):
+            for c in range(md.num_columns):
+                col = md.row_group(rg).column(c)
+                name = col.path_in_schema.split(".")[0]
+                sizes[name] = sizes.get(name, 0) + col.total_compressed_size
+    parts = sorted(sizes.items(), key=lambda kv: -kv[1])
+    print(f"per-column compressed bytes ({row_groups} row groups; footers {footers / 1e6:.2f} MB): " + ", ".join(
+        f"{k} {v / 1e6:.2f} MB ({v / disk:.1%})" for k, v in parts if v > 0.001 * disk))
+
+
 def timed_query(api, q, start, end, **extra):
     best, data = None, None
     for _ in range(3):
@@ -189,17 +212,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gb", type=float, default=0.2, help="raw log bytes to generate, in GB (goal figures are for 10)")
     ap.add_argument("--binary", default=str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "strata"))
+    ap.add_argument("--keep", metavar="DIR", help="work in DIR (must not exist) and keep the data there")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="strata-logs-bench-") as tmp:
-        raw_path = Path(tmp) / "raw.log"
+    if args.keep:
+        Path(args.keep).mkdir(parents=True)
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="strata-logs-bench-")) as tmp:
         t0 = time.time()
-        bodies, raw, lines, needles, start_ns = generate(args.gb, raw_path)
+        # The raw lines go straight through `zstd -3` (one thread); only its output size is kept.
+        zstd = subprocess.Popen(["zstd", "-q", "-3", "-T1", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        counted = []
+        counter = threading.Thread(target=lambda: counted.append(sum(len(c) for c in iter(lambda: zstd.stdout.read(1 << 20), b""))))
+        counter.start()
+        bodies, raw, lines, needles, start_ns = generate(args.gb, zstd.stdin)
+        zstd.stdin.close()
+        counter.join()
+        if zstd.wait() != 0:
+            raise RuntimeError("zstd failed")
+        zstd_bytes = counted[0]
         print(f"generated {lines:,} lines, {raw / 1e6:.1f} MB raw, {len(bodies)} requests in {time.time() - t0:.0f}s; {len(needles)} rare ids")
-        zst = Path(tmp) / "raw.log.zst"
-        subprocess.run(["zstd", "-q", "-3", "-T1", str(raw_path), "-o", str(zst)], check=True)
-        zstd_bytes = zst.stat().st_size
-        raw_path.unlink()
-        zst.unlink()
 
         st = Strata(args.binary, tmp).start()
         cpu0, w0 = cpu_seconds(st.proc.pid), time.time()
@@ -214,6 +244,7 @@ def main():
               f"{raw / 1e6 / cpu_total:.1f} incl. final flush ({cpu_total:.1f} CPU-s)")
         print(f"disk: {disk / 1e6:.1f} MB (token index {tokens / 1e6:.1f} MB) = {disk / raw:.3f} of raw, "
               f"{disk / zstd_bytes:.3f} of zstd -3 ({zstd_bytes / 1e6:.1f} MB)")
+        print_column_sizes(st.data / "files", disk)
 
         st.start()
         start, end = start_ns - 60 * 10**9, start_ns + 2 * HOUR_NS

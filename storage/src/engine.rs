@@ -222,7 +222,21 @@ struct Inner {
     gate: tokio::sync::RwLock<()>,
     maintenance: tokio::sync::Mutex<()>,
     state: RwLock<State>,
+    /// Log batches as they are written, for live tails; sent only while someone listens.
+    logs_appended: tokio::sync::broadcast::Sender<LogsAppended>,
 }
+
+/// Log rows one write just made durable and visible to queries (see
+/// [`Storage::subscribe_logs`]).
+#[derive(Debug, Clone)]
+pub struct LogsAppended {
+    pub tenant: TenantId,
+    /// The rows in the memtable's schema (every logs column).
+    pub batch: RecordBatch,
+}
+
+/// Batches a slow log subscriber may fall behind by before it misses some.
+const LOGS_APPENDED_CAPACITY: usize = 1024;
 
 /// Handle to the storage engine. Cheap to clone.
 #[derive(Clone)]
@@ -408,6 +422,7 @@ impl Storage {
                 gate: tokio::sync::RwLock::new(()),
                 maintenance: tokio::sync::Mutex::new(()),
                 state: RwLock::new(state),
+                logs_appended: tokio::sync::broadcast::channel(LOGS_APPENDED_CAPACITY).0,
             }),
         })
     }
@@ -452,12 +467,30 @@ impl Storage {
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let rows = batch.num_rows() as u64;
+        // Live tails get the batch once it is durable and queryable; nothing when no one tails.
+        let tail = (signal == Signal::Logs && self.inner.logs_appended.receiver_count() > 0)
+            .then(|| batch.clone());
         let entry = Entry::Rows {
             tenant: tenant.clone(),
             signal,
             batch,
         };
-        self.write_entry(payload, entry, (signal, rows)).await
+        self.write_entry(payload, entry, (signal, rows)).await?;
+        if let Some(batch) = tail {
+            // An error only means every subscriber left meanwhile.
+            let _ = self.inner.logs_appended.send(LogsAppended {
+                tenant: tenant.clone(),
+                batch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every log batch written from now on, once it is durable and visible to queries
+    /// (rows a query run after the batch arrives sees too). A receiver that falls more than
+    /// 1024 batches behind misses the oldest (`RecvError::Lagged`).
+    pub fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<LogsAppended> {
+        self.inner.logs_appended.subscribe()
     }
 
     /// Durably writes metric samples and metadata; returns once they are fsynced.

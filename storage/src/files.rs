@@ -361,6 +361,37 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
     }
+    if signal == Signal::Logs {
+        // Log lines are most of a logs file. zstd level 6 makes them 7-13% smaller than
+        // level 3 on log text (both read equally fast) for about twice the compression CPU,
+        // which keeps data plus token index under `zstd -3` of the raw lines. Lines are
+        // nearly all distinct: a dictionary would only be built to be abandoned.
+        // Min/max statistics of the lines prune nothing (they span everything) and cost a
+        // quarter of a flush's CPU in string comparisons.
+        let path = ColumnPath::from("body");
+        b = b
+            .set_column_compression(path.clone(), Compression::ZSTD(ZstdLevel::try_new(6)?))
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+        // Per-value min/max upkeep of the metadata string columns (mostly empty or one
+        // value per stream) was another fifth of a flush; their ranges prune nothing that
+        // `stream_id` and `timestamp` do not. `service_name` and `severity_text` keep theirs.
+        for col in [
+            "body_type",
+            "attributes",
+            "trace_id",
+            "span_id",
+            "event_name",
+            "resource_attributes",
+            "resource_schema_url",
+            "scope_name",
+            "scope_version",
+            "scope_attributes",
+            "scope_schema_url",
+        ] {
+            b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
+        }
+    }
     if signal == Signal::Traces {
         let path = ColumnPath::from("trace_id");
         b = b

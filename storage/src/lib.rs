@@ -24,6 +24,6 @@ pub mod wal;
 pub mod wal_entry;
 
 pub use config::StorageConfig;
-pub use engine::{Snapshot, Storage};
+pub use engine::{LogsAppended, Snapshot, Storage};
 pub use error::{Error, Result};
 pub use tenant::TenantId;

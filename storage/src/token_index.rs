@@ -5,31 +5,49 @@
 //! filter of the body's byte [`GRAM`]-grams. A needle of at least `GRAM` bytes can occur in
 //! a row group only if every one of its grams is in the filter, so a row group whose filter
 //! lacks any gram is skipped. Grams, not words, keep the answer exact for Loki's `|=`,
-//! which is a substring match: `|= "rror"` must still find `error`. Because a needle has
-//! many grams and all must hit, each filter can afford a high false-positive rate (it is
-//! folded down until up to half of its bits are set, about 1.5 to 3 bits per distinct gram),
-//! while a 16-byte id (11 grams) is still almost never a false hit.
+//! which is a substring match: `|= "rror"` must still find `error`.
+//!
+//! Two things keep the filters small (version 2):
+//!
+//! * **Content-defined sampling**: only grams whose hash has its low [`SAMPLE_BITS`] bits
+//!   zero are indexed (half of the distinct grams). Which grams are sampled depends on their
+//!   bytes alone, never on where they stand, so a needle's sampled grams are sampled in every
+//!   line holding the needle too: checking just those stays exact (no line is ever missed).
+//!   A needle none of whose grams is sampled cannot be checked and skips nothing; a 16-byte
+//!   id has 11 grams, so that happens about once in 2,000 needles.
+//! * **Sized for the distinct grams**: a block's grams are first set in a large
+//!   power-of-two bitmap (one bit per 8 sampled gram occurrences); its fill estimates how many distinct grams there are (linear
+//!   counting), and the stored filter gets just enough bits for [`TARGET_FILL`] of them to
+//!   be set (about 1.44 bits per distinct sampled gram), each large-bitmap bit `b` mapping
+//!   to filter bit `b * bits / 2^log2_big`. Because a needle has many grams and all must
+//!   hit, a high false-positive rate per gram is affordable: a 16-byte id (about 5 sampled
+//!   grams) falsely hits a row group about 3% of the time, and longer needles far less.
 //!
 //! The index is a sidecar file written next to the Parquet file (`<file>.tokens`) before
 //! the catalog names the file, rewritten by compaction (which rebuilds files) and deleted
-//! with the file. A missing or unreadable sidecar only means nothing is skipped.
+//! with the file. A missing, unreadable or unknown-version sidecar only means nothing is
+//! skipped; version 1 sidecars (every gram, power-of-two filters) are still read.
 //!
-//! Layout (little-endian): magic `STTI`, version u8, gram u8, block count u32, then per
-//! block: first row u64, rows u64, log2 of the filter's bit count u8, the filter's bytes;
-//! finally a CRC-32 of everything before it.
+//! Layout (little-endian): magic `STTI`, version u8 (2), gram u8, sample bits u8, block
+//! count u32, then per block: first row u64, rows u64, log2 of the large bitmap's bit count
+//! u8, the filter's bit count u32 (a multiple of 64), the filter's bytes; finally a CRC-32 of
+//! everything before it. Version 1 had no sample bits and per block only the log2 of the
+//! filter's bit count (a power of two) before its bytes.
 
 use crate::telemetry::Counter;
 
 /// Bytes per gram. Needles shorter than this cannot use the index.
 pub const GRAM: usize = 6;
+/// A gram is indexed when the low this-many bits of its hash are zero (1: half of them).
+pub const SAMPLE_BITS: u8 = 1;
+/// Share of a filter's bits that are set, by design.
+pub const TARGET_FILL: f64 = 0.5;
 const MAGIC: &[u8; 4] = b"STTI";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Smallest filter: 2^10 bits.
 const MIN_LOG2_BITS: u8 = 10;
-/// Largest filter: 2^28 bits (32 MiB), whatever the row group holds.
+/// Largest bitmap: 2^28 bits (32 MiB), whatever the row group holds.
 const MAX_LOG2_BITS: u8 = 28;
-/// Folding stops before more than this share of the bits would be set.
-const MAX_FILL: f64 = 0.5;
 
 /// Row groups the token index let a query skip.
 pub static ROW_GROUPS_SKIPPED: Counter = Counter::new(
@@ -56,8 +74,96 @@ pub fn sidecar_path(parquet_path: &str) -> String {
 struct Block {
     first_row: u64,
     rows: u64,
-    log2_bits: u8,
+    /// Log2 of the bit count of the bitmap the grams were hashed into.
+    log2_big: u8,
+    /// Bits of the stored filter (a multiple of 64, at most `2^log2_big`).
+    nbits: u64,
     bits: Vec<u64>,
+}
+
+impl Block {
+    fn build<'a>(lines: impl Iterator<Item = &'a str> + Clone, first_row: u64, rows: u64) -> Self {
+        let total: u64 = lines
+            .clone()
+            .map(|l| l.len().saturating_sub(GRAM - 1) as u64)
+            .sum::<u64>()
+            >> SAMPLE_BITS;
+        // One bit per 8 sampled gram occurrences: grams repeat a lot in logs, so this is
+        // still a few bits per distinct gram, enough for linear counting to be accurate,
+        // and small enough to stay in cache (setting its bits is most of the build's time).
+        let log2_for = |per: u64| {
+            ((total / per).max(1).next_power_of_two().trailing_zeros() as u8)
+                .clamp(MIN_LOG2_BITS, MAX_LOG2_BITS)
+        };
+        let (mut log2_big, mut big) = (log2_for(8), Vec::new());
+        loop {
+            big.clear();
+            big.resize(1usize << (log2_big - 6), 0u64);
+            let shift = 64 - u32::from(log2_big);
+            let sample = sample_mask(SAMPLE_BITS);
+            for l in lines.clone() {
+                for_each_gram(l.as_bytes(), |g| {
+                    let h = gram_hash(g);
+                    if h & sample == 0 {
+                        let i = (h >> shift) as usize;
+                        big[i >> 6] |= 1u64 << (i & 63);
+                    }
+                });
+            }
+            // Mostly distinct grams (random ids) fill the small bitmap: count again in one
+            // with a bit per occurrence, which the filter is then folded from.
+            let ones: u64 = big.iter().map(|w| u64::from(w.count_ones())).sum();
+            let full = log2_for(1);
+            if ones * 10 <= (1u64 << log2_big) * 7 || log2_big >= full {
+                break;
+            }
+            log2_big = full;
+        }
+        let big_bits = 1u64 << log2_big;
+        let ones: u64 = big.iter().map(|w| u64::from(w.count_ones())).sum();
+        // Linear counting: distinct grams from the share of bits still zero.
+        let zero = (big_bits - ones).max(1) as f64 / big_bits as f64;
+        let distinct = -(big_bits as f64) * zero.ln();
+        let want_bits = (distinct / -(1.0 - TARGET_FILL).ln()).ceil() as u64;
+        let nbits = want_bits
+            .div_ceil(64)
+            .saturating_mul(64)
+            .clamp(1 << MIN_LOG2_BITS, big_bits);
+        let bits = if nbits == big_bits {
+            big
+        } else {
+            let mut small = vec![0u64; (nbits / 64) as usize];
+            for (w, word) in big.iter().enumerate() {
+                let mut x = *word;
+                while x != 0 {
+                    let b = (w as u64) * 64 + u64::from(x.trailing_zeros());
+                    let j = ((u128::from(b) * u128::from(nbits)) >> log2_big) as usize;
+                    small[j >> 6] |= 1u64 << (j & 63);
+                    x &= x - 1;
+                }
+            }
+            small
+        };
+        Block {
+            first_row,
+            rows,
+            log2_big,
+            nbits,
+            bits,
+        }
+    }
+
+    /// Whether every sampled gram of `grams` (hashes) may be in the block.
+    fn contains_all(&self, hashes: &[u64]) -> bool {
+        let shift = 64 - u32::from(self.log2_big);
+        hashes.iter().all(|h| {
+            let b = h >> shift;
+            let i = ((u128::from(b) * u128::from(self.nbits)) >> self.log2_big) as usize;
+            self.bits
+                .get(i >> 6)
+                .is_none_or(|w| w & (1u64 << (i & 63)) != 0)
+        })
+    }
 }
 
 #[inline]
@@ -85,89 +191,19 @@ fn for_each_gram(text: &[u8], mut f: impl FnMut(u64)) {
     }
 }
 
-impl Block {
-    fn build<'a>(lines: impl Iterator<Item = &'a str> + Clone, first_row: u64, rows: u64) -> Self {
-        let total: u64 = lines
-            .clone()
-            .map(|l| l.len().saturating_sub(GRAM - 1) as u64)
-            .sum();
-        // Grams repeat a lot in logs; start at about one bit per gram and fold down.
-        let want = total.max(1).next_power_of_two().trailing_zeros() as u8;
-        let log2_bits = want.clamp(MIN_LOG2_BITS, MAX_LOG2_BITS);
-        let mut bits = vec![0u64; 1usize << (log2_bits - 6)];
-        let shift = 64 - u32::from(log2_bits);
-        for l in lines {
-            for_each_gram(l.as_bytes(), |g| {
-                let i = (gram_hash(g) >> shift) as usize;
-                bits[i >> 6] |= 1u64 << (i & 63);
-            });
-        }
-        let mut block = Block {
-            first_row,
-            rows,
-            log2_bits,
-            bits,
-        };
-        block.fold_to_fill();
-        block
-    }
-
-    fn fill(bits: &[u64]) -> f64 {
-        let ones: u64 = bits.iter().map(|w| u64::from(w.count_ones())).sum();
-        ones as f64 / (bits.len() as f64 * 64.0)
-    }
-
-    /// Halves the filter while the result stays under [`MAX_FILL`]. With the top hash bits
-    /// as the index, bit `j` of the half-size filter is bits `2j` and `2j+1` or-ed.
-    fn fold_to_fill(&mut self) {
-        while self.log2_bits > MIN_LOG2_BITS {
-            let half = fold(&self.bits);
-            if Self::fill(&half) > MAX_FILL {
-                break;
-            }
-            self.bits = half;
-            self.log2_bits -= 1;
-        }
-    }
-
-    fn contains_all(&self, grams: &[u64]) -> bool {
-        let shift = 64 - u32::from(self.log2_bits);
-        grams.iter().all(|g| {
-            let i = (gram_hash(*g) >> shift) as usize;
-            self.bits
-                .get(i >> 6)
-                .is_none_or(|w| w & (1u64 << (i & 63)) != 0)
-        })
-    }
-}
-
-/// A filter of half the bits: new bit `j` = old bits `2j | 2j+1`.
-fn fold(bits: &[u64]) -> Vec<u64> {
-    let mut out = vec![0u64; bits.len() / 2];
-    for (j, w) in out.iter_mut().enumerate() {
-        let (a, b) = (bits[2 * j], bits[2 * j + 1]);
-        *w = squeeze(a) | (squeeze(b) << 32);
-    }
-    out
-}
-
-/// Ors each pair of adjacent bits of `w` into one bit: 64 bits in, 32 bits out.
-fn squeeze(w: u64) -> u64 {
-    let mut x = (w | (w >> 1)) & 0x5555_5555_5555_5555;
-    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
-    x = (x | (x >> 2)) & 0x0f0f_0f0f_0f0f_0f0f;
-    x = (x | (x >> 4)) & 0x00ff_00ff_00ff_00ff;
-    x = (x | (x >> 8)) & 0x0000_ffff_0000_ffff;
-    (x | (x >> 16)) & 0x0000_0000_ffff_ffff
+fn sample_mask(bits: u8) -> u64 {
+    (1u64 << bits) - 1
 }
 
 /// The token index of one logs file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenIndex {
+    /// Grams whose hash has this many low bits zero are indexed (0 in version 1: all).
+    sample_bits: u8,
     blocks: Vec<Block>,
 }
 
-/// The grams of the needles a query's line filters require; needles shorter than
+/// The gram hashes of the needles a query's line filters require; needles shorter than
 /// [`GRAM`] are dropped (they cannot be checked).
 #[derive(Debug, Clone, Default)]
 pub struct Needles(Vec<Vec<u64>>);
@@ -180,7 +216,7 @@ impl Needles {
                 .filter(|n| n.as_ref().len() >= GRAM)
                 .map(|n| {
                     let mut g = Vec::new();
-                    for_each_gram(n.as_ref(), |x| g.push(x));
+                    for_each_gram(n.as_ref(), |x| g.push(gram_hash(x)));
                     g.sort_unstable();
                     g.dedup();
                     g
@@ -211,12 +247,28 @@ impl TokenIndex {
                 )
             })
             .collect();
-        TokenIndex { blocks }
+        TokenIndex {
+            sample_bits: SAMPLE_BITS,
+            blocks,
+        }
     }
 
     /// Whether rows `[first_row, first_row + rows)` may hold a line containing every needle.
     pub fn may_match(&self, first_row: u64, rows: u64, needles: &Needles) -> bool {
-        if needles.is_empty() {
+        // Only the sampled grams of each needle are in the filters.
+        let mask = sample_mask(self.sample_bits);
+        let sampled: Vec<Vec<u64>> = needles
+            .0
+            .iter()
+            .map(|n| {
+                n.iter()
+                    .copied()
+                    .filter(|h| h & mask == 0)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|n| !n.is_empty())
+            .collect();
+        if sampled.is_empty() {
             return true;
         }
         let end = first_row.saturating_add(rows);
@@ -235,7 +287,7 @@ impl TokenIndex {
                 return true; // a gap the index does not describe
             }
             covered = covered.max(b.first_row + b.rows);
-            if needles.0.iter().all(|g| b.contains_all(g)) {
+            if sampled.iter().all(|g| b.contains_all(g)) {
                 any = true;
             }
         }
@@ -248,11 +300,13 @@ impl TokenIndex {
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(GRAM as u8);
+        out.push(self.sample_bits);
         out.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
         for b in &self.blocks {
             out.extend_from_slice(&b.first_row.to_le_bytes());
             out.extend_from_slice(&b.rows.to_le_bytes());
-            out.push(b.log2_bits);
+            out.push(b.log2_big);
+            out.extend_from_slice(&(b.nbits as u32).to_le_bytes());
             for w in &b.bits {
                 out.extend_from_slice(&w.to_le_bytes());
             }
@@ -262,14 +316,23 @@ impl TokenIndex {
         out
     }
 
-    /// Reads a serialized index; `None` when it is damaged or of another version.
+    /// Reads a serialized index (version 1 or 2); `None` when it is damaged or of another
+    /// version.
     pub fn decode(data: &[u8]) -> Option<Self> {
         let (body, crc) = data.split_at_checked(data.len().checked_sub(4)?)?;
         if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(4)? != MAGIC || r.u8()? != VERSION || usize::from(r.u8()?) != GRAM {
+        if r.take(4)? != MAGIC {
+            return None;
+        }
+        let version = r.u8()?;
+        if !(1..=VERSION).contains(&version) || usize::from(r.u8()?) != GRAM {
+            return None;
+        }
+        let sample_bits = if version >= 2 { r.u8()? } else { 0 };
+        if sample_bits > 16 {
             return None;
         }
         let n = r.u32()?;
@@ -277,12 +340,19 @@ impl TokenIndex {
         for _ in 0..n {
             let first_row = r.u64()?;
             let rows = r.u64()?;
-            let log2_bits = r.u8()?;
-            if !(MIN_LOG2_BITS..=MAX_LOG2_BITS).contains(&log2_bits) {
+            let log2_big = r.u8()?;
+            if !(MIN_LOG2_BITS..=MAX_LOG2_BITS).contains(&log2_big) {
                 return None;
             }
-            let words = 1usize << (log2_bits - 6);
-            let raw = r.take(words * 8)?;
+            let nbits = if version >= 2 {
+                u64::from(r.u32()?)
+            } else {
+                1u64 << log2_big
+            };
+            if nbits == 0 || nbits % 64 != 0 || nbits > 1u64 << log2_big {
+                return None;
+            }
+            let raw = r.take((nbits / 8) as usize)?;
             let bits = raw
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
@@ -290,11 +360,15 @@ impl TokenIndex {
             blocks.push(Block {
                 first_row,
                 rows,
-                log2_bits,
+                log2_big,
+                nbits,
                 bits,
             });
         }
-        (r.0.is_empty()).then_some(TokenIndex { blocks })
+        (r.0.is_empty()).then_some(TokenIndex {
+            sample_bits,
+            blocks,
+        })
     }
 }
 
@@ -404,11 +478,60 @@ mod tests {
     }
 
     #[test]
-    fn folding_ors_adjacent_bits() {
-        assert_eq!(squeeze(0b1101), 0b11);
-        assert_eq!(squeeze(0b0100), 0b10);
-        assert_eq!(squeeze(1u64 << 63), 1u64 << 31);
-        let f = fold(&[0b1001, 1]);
-        assert_eq!(f, vec![0b11 | (1 << 32)]);
+    fn filters_are_sized_for_the_target_fill() {
+        // Random ids: almost every gram distinct, the worst case for size.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let ids: Vec<String> = (0..20_000)
+            .map(|_| {
+                x = gram_hash(x);
+                format!("trace_id={x:016x}{:016x}", gram_hash(x ^ 1))
+            })
+            .collect();
+        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let idx = TokenIndex::build(&all, 20_000);
+        let b = &idx.blocks[0];
+        let fill = b.bits.iter().map(|w| w.count_ones()).sum::<u32>() as f64 / b.nbits as f64;
+        assert!((0.4..0.6).contains(&fill), "fill {fill}");
+        // About 1.44 bits per distinct sampled gram (half of the ~27 grams per id).
+        let per_id = b.nbits as f64 / 20_000.0;
+        assert!((15.0..25.0).contains(&per_id), "{per_id} bits per id");
+        // Every id is found; ids never indexed are skipped nearly always.
+        for id in ids.iter().step_by(97) {
+            assert!(idx.may_match(0, 20_000, &Needles::new(&[&id[9..]])));
+        }
+        let misses = (0..1000)
+            .filter(|i| {
+                let n = format!("{:016x}{:016x}", gram_hash(*i), gram_hash(i + 7));
+                idx.may_match(0, 20_000, &Needles::new(&[n]))
+            })
+            .count();
+        assert!(misses < 10, "{misses} false hits of 1000");
+    }
+
+    #[test]
+    fn reads_version_1_sidecars() {
+        // A v1 index: every gram, a 2^10-bit filter, one block of 2 rows with "abcdefg".
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        v1.push(1);
+        v1.push(GRAM as u8);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        v1.extend_from_slice(&2u64.to_le_bytes());
+        v1.push(10);
+        let mut bits = vec![0u64; 16];
+        for_each_gram(b"abcdefg", |g| {
+            let i = (gram_hash(g) >> 54) as usize;
+            bits[i >> 6] |= 1u64 << (i & 63);
+        });
+        for w in &bits {
+            v1.extend_from_slice(&w.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let idx = TokenIndex::decode(&v1).expect("v1 decodes");
+        assert_eq!(idx.sample_bits, 0);
+        assert!(idx.may_match(0, 2, &Needles::new(&["abcdefg"])));
+        assert!(!idx.may_match(0, 2, &Needles::new(&["zyxwvut"])));
     }
 }

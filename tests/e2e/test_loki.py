@@ -1,7 +1,8 @@
 """Loki compatibility end to end: logs sent by the real OpenTelemetry Python SDK, by Loki push
 JSON (plain and gzip) and by snappy protobuf as Promtail/Alloy send it, read back over the Loki
 HTTP API field by field; the label browser calls Grafana makes; a rare-token search that the
-token index answers without reading the other row groups; and bad input."""
+token index answers without reading the other row groups; live tail over a WebSocket; and bad
+input."""
 
 import gzip
 import json
@@ -10,6 +11,7 @@ import time
 
 import cramjam
 import requests
+import websocket
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -198,7 +200,9 @@ def test_rare_token_search_skips_row_groups(make_strata):
     # Each restart flushes the memtables: four files, one row group each, one has the needle.
     s = make_strata()
     t = NOW_NS - 3000 * 10**9
-    needle = "req-9f8e7d6c5b4a"
+    # A trace-id-sized needle: the index checks the half of its grams it samples, each a
+    # 50% false hit per row group, so a short needle may read an extra row group by design.
+    needle = "req-9f8e7d6c5b4a39d1e07c2b8a6f5e4d3c"
     for batch in range(4):
         s.start()
         values = [[str(t + (batch * 1000 + i) * 10**6), f"GET /api/item/{batch * 1000 + i} status=200 user=u{i % 50}"] for i in range(1000)]
@@ -247,3 +251,149 @@ def test_bad_input_is_rejected_whole(strata):
     r = requests.get(strata.api + "/loki/api/v1/query_range", params={"query": '{a="b"}', "start": "0"}, timeout=10)
     assert r.status_code == 400 and "time range exceeds the limit" in r.text, r.text
     assert strata.alive()
+
+
+# --- live tail (GET /loki/api/v1/tail over a WebSocket) -------------------------------------
+
+def tail_url(strata, **params):
+    return strata.api.replace("http://", "ws://") + "/loki/api/v1/tail?" + requests.compat.urlencode(params)
+
+
+def read_frames(ws, want_lines, timeout=15):
+    """Frames until `want_lines` lines arrived (or the timeout); returns the frames."""
+    frames, got = [], 0
+    deadline = time.time() + timeout
+    while got < want_lines and time.time() < deadline:
+        ws.settimeout(max(0.1, deadline - time.time()))
+        try:
+            msg = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            break
+        frame = json.loads(msg)
+        frames.append(frame)
+        got += sum(len(s["values"]) for s in frame["streams"])
+    return frames
+
+
+def tail_lines(frames):
+    return [(int(v[0]), v[1], s["stream"]) for f in frames for s in f["streams"] for v in s["values"]]
+
+
+def test_live_tail_sends_history_then_new_lines_through_the_pipeline(strata):
+    t = time.time_ns() - 30 * 10**9
+    old = [[str(t + i), f"level=error msg=old-{i} code=50{i}"] for i in range(3)]
+    old.append([str(t + 3), "level=info msg=old-ok code=200"])
+    assert push_json(strata, {"streams": [{"stream": {"job": "tail", "env": "prod"}, "values": old}]}).status_code == 204
+
+    q = '{job="tail"} |= "level=error" | logfmt | code >= 500'
+    ws = websocket.create_connection(tail_url(strata, query=q, limit="2", start=str(t - 10**9)), timeout=10)
+    try:
+        # History first: the newest `limit` matching lines, oldest first, labels parsed.
+        history = read_frames(ws, 2)
+        assert [(ts, line) for ts, line, _ in tail_lines(history)] == [
+            (t + 1, "level=error msg=old-1 code=501"),
+            (t + 2, "level=error msg=old-2 code=502"),
+        ]
+        assert tail_lines(history)[0][2] == {"job": "tail", "env": "prod", "level": "error", "msg": "old-1", "code": "501"}
+
+        # New lines pushed after connecting arrive; lines the query drops do not.
+        n = time.time_ns()
+        assert push_json(strata, {"streams": [
+            {"stream": {"job": "tail", "env": "prod"}, "values": [
+                [str(n), "level=error msg=new-a code=503", {"trace_id": "tr-1"}],
+                [str(n + 1), "level=info msg=new-ok code=200"],
+                [str(n + 2), "level=error msg=new-low code=404"],
+            ]},
+            {"stream": {"job": "other"}, "values": [[str(n + 3), "level=error msg=elsewhere code=500"]]},
+        ]}).status_code == 204
+        r = push_protobuf(strata, [('{job="tail", env="dev"}', [(n + 4, "level=error msg=new-b code=500", {})])])
+        assert r.status_code == 204, r.text
+        # Another tenant's lines never reach this tail.
+        r = push_protobuf(strata, [('{job="tail", env="prod"}', [(n + 5, "level=error msg=foreign code=500", {})])], tenant="team-b")
+        assert r.status_code == 204, r.text
+
+        frames = read_frames(ws, 2)
+        got = sorted(tail_lines(frames))
+        assert [(ts, line) for ts, line, _ in got] == [
+            (n, "level=error msg=new-a code=503"),
+            (n + 4, "level=error msg=new-b code=500"),
+        ], frames
+        # Stream labels, structured metadata and parsed labels, field by field.
+        assert got[0][2] == {"job": "tail", "env": "prod", "trace_id": "tr-1", "level": "error", "msg": "new-a", "code": "503"}
+        assert got[1][2] == {"job": "tail", "env": "dev", "level": "error", "msg": "new-b", "code": "500"}
+        for f in frames:
+            assert set(f) <= {"streams", "dropped_entries"} and "dropped_entries" not in f, f
+        # Nothing else arrives: the history lines are not repeated, the dropped ones stay away.
+        assert read_frames(ws, 1, timeout=1.5) == []
+    finally:
+        ws.close()
+    assert strata.alive()
+
+
+def test_live_tail_delay_for_orders_late_lines(strata):
+    # 3 s of delay: the two pushes below land well inside it even on a loaded machine.
+    ws = websocket.create_connection(tail_url(strata, query='{job="late"}', delay_for="3"), timeout=10)
+    try:
+        # Once a first line arrives (as history or live) the session is subscribed.
+        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(time.time_ns()), "ready"]]}]}).status_code == 204
+        assert [line for _, line, _ in tail_lines(read_frames(ws, 1))] == ["ready"]
+        n = time.time_ns()
+        sent_at = time.time()
+        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(n + 10), "second"]]}]}).status_code == 204
+        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(n), "first"]]}]}).status_code == 204
+        frames = read_frames(ws, 2)
+        # Held back for the delay, then sent in time order in one frame.
+        assert time.time() - sent_at >= 2.9
+        assert [(ts, line) for ts, line, _ in tail_lines(frames)] == [(n, "first"), (n + 10, "second")]
+        assert len(frames) == 1
+    finally:
+        ws.close()
+
+
+def test_live_tail_refuses_bad_requests_and_bounds_sessions(make_strata):
+    s = make_strata(config='[query.loki]\nmax_tail_sessions = 1\ntail_max_duration = "3s"\n').start()
+    url = s.api + "/loki/api/v1/tail"
+    bad = [
+        ({"query": 'sum(count_over_time({job="x"}[1m]))'}, "tail supports log queries only"),
+        ({"query": '{job="x"'}, "parse error at line 1, col"),
+        ({}, "query parameter is required"),
+        ({"query": '{job="x"}', "delay_for": "6"}, "delay_for can't be greater than 5"),
+        ({"query": '{job="x"}', "limit": "100000"}, "max entries limit"),
+        ({"query": '{job="x"}', "start": "yesterday"}, "invalid parameter \"start\""),
+    ]
+    for params, text in bad:
+        # Refused before the upgrade, over the WebSocket handshake as over plain HTTP.
+        try:
+            websocket.create_connection(tail_url(s, **params), timeout=10)
+            raise AssertionError(f"{params} was accepted")
+        except websocket.WebSocketBadStatusException as e:
+            assert e.status_code == 400, e
+            assert text in e.resp_body.decode(), e.resp_body
+        r = requests.get(url, params=params, timeout=10)
+        assert r.status_code == 400 and text in r.text, r.text
+    r = requests.get(url, params={"query": '{job="x"}'}, timeout=10)
+    assert r.status_code == 400 and "WebSocket" in r.text, r.text
+
+    # One session at a time; a closed one frees its slot.
+    first = websocket.create_connection(tail_url(s, query='{job="x"}'), timeout=10)
+    try:
+        websocket.create_connection(tail_url(s, query='{job="x"}'), timeout=10)
+        raise AssertionError("a second tail was accepted")
+    except websocket.WebSocketBadStatusException as e:
+        assert e.status_code == 429 and "max concurrent tail requests" in e.resp_body.decode(), e
+    first.close()
+    deadline = time.time() + 5
+    while True:
+        try:
+            second = websocket.create_connection(tail_url(s, query='{job="x"}'), timeout=10)
+            break
+        except websocket.WebSocketBadStatusException:
+            assert time.time() < deadline, "the closed tail's slot was not freed"
+            time.sleep(0.1)
+    # The server closes a tail after tail_max_duration, with a normal close frame.
+    second.settimeout(10)
+    opcode, data = second.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE, (opcode, data)
+    assert int.from_bytes(data[:2], "big") == 1000 and b"tail_max_duration" in data, data
+    second.close()
+    assert s.alive()

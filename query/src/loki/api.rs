@@ -30,12 +30,15 @@ use strata_storage::{Storage, TenantId};
 pub(crate) struct LokiState {
     pub storage: Storage,
     pub config: Arc<LokiApiConfig>,
+    /// Slots for live tails (`max_tail_sessions`).
+    pub tails: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves Loki's HTTP query API over `storage` (see the module docs for the routes).
 pub fn router(storage: Storage, config: LokiApiConfig) -> Router {
     let state = LokiState {
         storage,
+        tails: Arc::new(tokio::sync::Semaphore::new(config.max_tail_sessions)),
         config: Arc::new(config),
     };
     Router::new()
@@ -62,6 +65,7 @@ pub fn router(storage: Storage, config: LokiApiConfig) -> Router {
             "/loki/api/v1/index/volume_range",
             get(meta::volume_range).post(meta::volume_range),
         )
+        .route("/loki/api/v1/tail", get(super::tail::tail))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/ready", get(|| async { "ready\n" }))
         .with_state(state)
@@ -366,7 +370,7 @@ impl LogSource for StorageLogSource {
     }
 }
 
-fn engine_limits(config: &LokiApiConfig) -> Limits {
+pub(crate) fn engine_limits(config: &LokiApiConfig) -> Limits {
     Limits {
         max_entries: config.max_entries_limit,
         max_bytes_scanned: if config.max_bytes_scanned == 0 {

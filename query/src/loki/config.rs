@@ -23,6 +23,13 @@ pub struct LokiApiConfig {
     pub query_timeout: Duration,
     /// The version `/loki/api/v1/status/buildinfo` reports; Grafana picks features by it.
     pub build_version: String,
+    /// Most live tails (`/loki/api/v1/tail` WebSockets) open at once, over all tenants
+    /// (Loki's `max_concurrent_tail_requests`).
+    pub max_tail_sessions: usize,
+    /// Longest a live tail stays open; the server then closes it (Loki's
+    /// `tail_max_duration`).
+    #[serde(with = "humantime_serde")]
+    pub tail_max_duration: Duration,
 }
 
 impl Default for LokiApiConfig {
@@ -34,6 +41,8 @@ impl Default for LokiApiConfig {
             max_series: 500,
             query_timeout: Duration::from_secs(60),
             build_version: "3.0.0".to_owned(),
+            max_tail_sessions: 10,
+            tail_max_duration: Duration::from_secs(3600),
         }
     }
 }
@@ -45,6 +54,9 @@ impl LokiApiConfig {
             return Err(
                 "query.loki.max_query_range and query_timeout must be greater than 0".into(),
             );
+        }
+        if self.tail_max_duration.is_zero() {
+            return Err("query.loki.tail_max_duration must be greater than 0".into());
         }
         if self.max_entries_limit == 0 || self.max_series == 0 {
             return Err(

@@ -3,7 +3,8 @@
 //!
 //! Routes ([`router`]): `/loki/api/v1/query`, `/query_range` (GET or form POST), `/labels`,
 //! `/label/{name}/values`, `/series`, `/index/stats`, `/index/volume`,
-//! `/index/volume_range`, `/status/buildinfo`, and `/ready`. Push lives in the ingest crate.
+//! `/index/volume_range`, `/tail` (WebSocket live tail, in `tail`), `/status/buildinfo`, and
+//! `/ready`. Push lives in the ingest crate.
 //! Successes use Loki's `{"status":"success","data":...}` envelope; errors are Loki's plain
 //! text bodies with its status codes (400 for bad queries and limits, 504 for timeouts).
 //!
@@ -16,6 +17,7 @@ mod api;
 mod config;
 mod meta;
 pub mod source;
+mod tail;
 
 pub use api::router;
 pub use config::LokiApiConfig;

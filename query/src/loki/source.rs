@@ -507,48 +507,67 @@ impl LogReader {
             &needles,
             &cols,
             &cols,
-            &mut |b, _| {
-                let id_col = u64_col(b, "stream_id")?;
-                let ts_col = b
-                    .column_by_name("timestamp")
-                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                    .ok_or_else(|| storage_err("logs batch without timestamp"))?;
-                let body = str_col(b, "body")?;
-                let cols = if with_metadata {
-                    Some(MetaColumns::of(b)?)
-                } else {
-                    None
-                };
-                let mut line_bytes = 0u64;
-                for row in 0..b.num_rows() {
-                    let id = id_col.value(row);
-                    let line = body.value(row);
-                    line_bytes += line.len() as u64;
-                    let metadata = match (&cols, streams.get(&id)) {
-                        (Some(c), Some(labels)) => c.metadata(row, labels, &mut meta_cache),
-                        _ => Vec::new(),
-                    };
-                    out.entry(id).or_default().push(ReadEntry {
-                        ts_ns: ts_col.value(row),
-                        line: line.to_owned(),
-                        metadata,
-                    });
-                }
-                ReadStats::add(&self.stats.lines, b.num_rows() as u64);
-                ReadStats::add(&self.stats.line_bytes, line_bytes);
-                Ok(())
-            },
+            &mut |b, _| self.collect_rows(b, &streams, with_metadata, &mut meta_cache, &mut out),
         )?;
-        let mut result: Vec<ReadStream> = out
-            .into_iter()
-            .filter_map(|(id, mut entries)| {
-                let labels = streams.get(&id)?.clone();
-                entries.sort_by_key(|e| e.ts_ns);
-                Some(ReadStream { labels, entries })
-            })
-            .collect();
-        result.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(result)
+        Ok(into_streams(out, &streams))
+    }
+
+    /// The entries of one freshly written batch (every logs column, as
+    /// [`Storage::subscribe_logs`] delivers it) that belong to `streams`, with their
+    /// structured metadata; streams sorted by labels, entries by time.
+    pub fn select_batch(
+        &self,
+        batch: &RecordBatch,
+        streams: &HashMap<u64, Labels>,
+    ) -> Result<Vec<ReadStream>, ReadError> {
+        let mut ids: Vec<u64> = streams.keys().copied().collect();
+        ids.sort_unstable();
+        let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
+        if let Some(b) = keep_rows(batch, &ids, i64::MIN, i64::MAX)? {
+            let mut cache = MetadataCache::default();
+            self.collect_rows(&b, streams, true, &mut cache, &mut out)?;
+        }
+        Ok(into_streams(out, streams))
+    }
+
+    /// Appends the rows of `b` (already restricted to wanted streams and times) to `out`.
+    fn collect_rows(
+        &self,
+        b: &RecordBatch,
+        streams: &HashMap<u64, Labels>,
+        with_metadata: bool,
+        meta_cache: &mut MetadataCache,
+        out: &mut HashMap<u64, Vec<ReadEntry>>,
+    ) -> Result<(), ReadError> {
+        let id_col = u64_col(b, "stream_id")?;
+        let ts_col = b
+            .column_by_name("timestamp")
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            .ok_or_else(|| storage_err("logs batch without timestamp"))?;
+        let body = str_col(b, "body")?;
+        let cols = if with_metadata {
+            Some(MetaColumns::of(b)?)
+        } else {
+            None
+        };
+        let mut line_bytes = 0u64;
+        for row in 0..b.num_rows() {
+            let id = id_col.value(row);
+            let line = body.value(row);
+            line_bytes += line.len() as u64;
+            let metadata = match (&cols, streams.get(&id)) {
+                (Some(c), Some(labels)) => c.metadata(row, labels, meta_cache),
+                _ => Vec::new(),
+            };
+            out.entry(id).or_default().push(ReadEntry {
+                ts_ns: ts_col.value(row),
+                line: line.to_owned(),
+                metadata,
+            });
+        }
+        ReadStats::add(&self.stats.lines, b.num_rows() as u64);
+        ReadStats::add(&self.stats.line_bytes, line_bytes);
+        Ok(())
     }
 
     /// Per-stream entry counts and body bytes of the streams matching `matchers` that have
@@ -604,6 +623,23 @@ impl LogReader {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
+
+/// Entries by stream id as streams sorted by labels, each stream's entries by time.
+fn into_streams(
+    out: HashMap<u64, Vec<ReadEntry>>,
+    streams: &HashMap<u64, Labels>,
+) -> Vec<ReadStream> {
+    let mut result: Vec<ReadStream> = out
+        .into_iter()
+        .filter_map(|(id, mut entries)| {
+            let labels = streams.get(&id)?.clone();
+            entries.sort_by_key(|e| e.ts_ns);
+            Some(ReadStream { labels, entries })
+        })
+        .collect();
+    result.sort_by(|a, b| a.labels.cmp(&b.labels));
+    result
 }
 
 fn u64_col<'a>(

@@ -12,11 +12,11 @@ use bytes::Bytes;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{
     DataType, Int64Type, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt64Type,
 };
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};

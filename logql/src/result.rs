@@ -67,6 +67,15 @@ pub fn ts_json(ts_ns: i64) -> Value {
     }
 }
 
+/// A stream as Loki writes it in `streams` results and tail frames:
+/// `{"stream": {labels}, "values": [["<ns>", "line"], ...]}`.
+pub fn stream_json(s: &Stream) -> Value {
+    json!({
+        "stream": labels_obj(&s.labels),
+        "values": s.entries.iter().map(|e| json!([e.ts_ns.to_string(), e.line])).collect::<Vec<_>>(),
+    })
+}
+
 fn labels_obj(labels: &[(String, String)]) -> Value {
     let mut m = Map::new();
     for (n, v) in labels {
@@ -119,17 +128,7 @@ impl QueryResult {
                 if categorize_labels {
                     categorized(streams, direction)
                 } else {
-                    Value::Array(
-                        streams
-                            .iter()
-                            .map(|s| {
-                                json!({
-                                    "stream": labels_obj(&s.labels),
-                                    "values": s.entries.iter().map(|e| json!([e.ts_ns.to_string(), e.line])).collect::<Vec<_>>(),
-                                })
-                            })
-                            .collect(),
-                    )
+                    Value::Array(streams.iter().map(stream_json).collect())
                 }
             }
             QueryResult::Matrix(series) => Value::Array(

@@ -323,7 +323,7 @@ impl StorageLogSource {
     }
 }
 
-fn to_stream(s: ReadStream) -> Stream {
+pub(crate) fn to_stream(s: ReadStream) -> Stream {
     Stream {
         labels: s
             .labels

@@ -22,7 +22,7 @@
 
 use super::api::{
     LokiError, LokiState, StorageLogSource, blocking, check_range, engine_limits, index_matcher,
-    now_ns, parse_time, request,
+    now_ns, parse_time, request, to_stream,
 };
 use super::source::{LogReader, ReadStream};
 use axum::body::Bytes;
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use strata_logql::{
-    Direction, Engine, Entry, Expr, Limits, MemorySource, QueryResult, Stream, labels_string,
+    Direction, Engine, Expr, Limits, MemorySource, QueryResult, Stream, labels_string,
 };
 use strata_storage::TenantId;
 use strata_storage::model::Labels;
@@ -219,18 +219,7 @@ impl LiveFilter {
                     hi = hi.max(e.ts_ns);
                 }
                 entries += s.entries.len();
-                Stream {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect(),
-                    entries: s
-                        .entries
-                        .into_iter()
-                        .map(|e| Entry::new(e.ts_ns, e.line).with_metadata(e.metadata))
-                        .collect(),
-                }
+                to_stream(s)
             })
             .collect();
         if entries == 0 {
@@ -281,12 +270,7 @@ fn frame(streams: &[Stream], dropped: &[(Vec<(String, String)>, i64)]) -> String
         Json::Array(
             streams
                 .iter()
-                .map(|s| {
-                    json!({
-                        "stream": labels_obj(&s.labels),
-                        "values": s.entries.iter().map(|e| json!([e.ts_ns.to_string(), e.line])).collect::<Vec<_>>(),
-                    })
-                })
+                .map(strata_logql::result::stream_json)
                 .collect(),
         ),
     );
@@ -572,6 +556,7 @@ fn live_limits(max_entries: usize) -> Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_logql::Entry;
 
     fn stream(labels: &[(&str, &str)], entries: &[(i64, &str)]) -> Stream {
         Stream {

@@ -28,11 +28,11 @@ use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-    RowFilter, RowSelection, RowSelector,
+    ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowFilter,
+    RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
-use datafusion::parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy};
+use datafusion::parquet::file::metadata::ColumnChunkMetaData;
 use datafusion::parquet::schema::types::SchemaDescriptor;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -41,12 +41,6 @@ use std::sync::{Arc, LazyLock};
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
 use strata_storage::schema::spans_from_file;
 use strata_storage::{Storage, TenantId};
-
-/// Most footers kept; past it the cache starts over (files are few and footers small).
-const FOOTER_CACHE_ENTRIES: usize = 4096;
-
-static FOOTERS: LazyLock<Mutex<HashMap<PathBuf, ArrowReaderMetadata>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Internal(Box::new(e))
@@ -97,17 +91,10 @@ pub fn is_lean_spans_file(path: &Path) -> Result<bool> {
 
 /// The footer (with page index) of an immutable Parquet file, read once per process.
 fn footer(path: &Path, file: &std::fs::File) -> Result<ArrowReaderMetadata> {
-    if let Some(m) = FOOTERS.lock().get(path) {
-        return Ok(m.clone());
-    }
-    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    let meta = ArrowReaderMetadata::load(file, options).map_err(internal)?;
-    let mut cache = FOOTERS.lock();
-    if cache.len() >= FOOTER_CACHE_ENTRIES {
-        cache.clear();
-    }
-    cache.insert(path.to_path_buf(), meta.clone());
-    Ok(meta)
+    Ok(crate::footer::footer(path, file)
+        .map_err(internal)?
+        .meta
+        .clone())
 }
 
 /// Checks that a trace id is 32 hex digits (16 bytes) and returns it in lower case.

@@ -10,9 +10,9 @@ use promql_parser::parser::value::ValueType;
 use crate::annotations::Annotations;
 use crate::error::{Error, Result, exec_err};
 use crate::eval::prepare::{SelectParams, select_all, step_invariant};
-use crate::eval::{Evaluator, QueryCtx, Val, addr, drop_metric_name};
+use crate::eval::{Evaluator, QueryCtx, Val, addr, drop_metric_name, free_later};
 use crate::functions::merge_same_labelset;
-use crate::model::{Matrix, Sample, Value};
+use crate::model::{Matrix, RawSeries, Sample, Value};
 use crate::parse::parse;
 use crate::source::SeriesSource;
 
@@ -223,13 +223,24 @@ impl Engine {
                 }
             }
         };
-        let annos = ctx.annos.into_inner();
+        let QueryCtx { series, annos, .. } = ctx;
+        release_later(series);
+        let annos = annos.into_inner();
         Ok(QueryResult {
             value,
             warnings: annos.warnings(),
             infos: annos.infos(),
         })
     }
+}
+
+/// Frees a query's selected samples once the answer is ready (see [`free_later`]).
+fn release_later(series: HashMap<usize, Vec<RawSeries>>) {
+    let samples: usize = series
+        .values()
+        .flat_map(|v| v.iter().map(|s| s.samples.len()))
+        .sum();
+    free_later(series, samples);
 }
 
 fn group_thousands(n: i64) -> String {

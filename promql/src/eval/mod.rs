@@ -121,6 +121,22 @@ pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
     e
 }
 
+/// Values holding at least this many samples are freed off the request's path.
+const FREE_LATER_SAMPLES: usize = 100_000;
+
+/// Drops `value` (holding about `samples` samples) on a short-lived thread when it is
+/// large, as a garbage-collected server would: freeing tens of thousands of sample vectors
+/// takes milliseconds the client should not wait for. Small values are dropped here.
+pub(crate) fn free_later<T: Send + 'static>(value: T, samples: usize) {
+    if samples < FREE_LATER_SAMPLES {
+        return;
+    }
+    // If no thread can be started the closure, and with it the value, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("promql-free".into())
+        .spawn(move || drop(value));
+}
+
 /// The result of evaluating a node.
 pub(crate) enum Val {
     Matrix(Matrix),

@@ -196,6 +196,12 @@ fn eval_range_call(
         }
         out.push(series);
     }
+    let held: usize = input
+        .series
+        .iter()
+        .map(|s| s.floats.len() + s.histograms.len())
+        .sum();
+    crate::eval::free_later(input, held);
     if name == "absent_over_time" {
         let steps = ev.num_steps();
         let mut found = std::collections::HashSet::new();

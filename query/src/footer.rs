@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock};
-use strata_storage::files::histogram_series;
+use strata_storage::files::{DirectoryEntry, histogram_series, series_directory};
 
 /// Most footers kept; past it the cache starts over (files are few and footers small).
 const ENTRIES: usize = 4096;
@@ -24,6 +24,7 @@ pub(crate) struct Footer {
     /// Schema, row-group statistics and page index.
     pub meta: ArrowReaderMetadata,
     histogram_series: OnceLock<Option<Vec<u64>>>,
+    series_directory: OnceLock<Option<Vec<DirectoryEntry>>>,
 }
 
 impl Footer {
@@ -32,6 +33,13 @@ impl Footer {
     pub fn histogram_series(&self) -> Option<&[u64]> {
         self.histogram_series
             .get_or_init(|| histogram_series(self.meta.metadata().file_metadata()))
+            .as_deref()
+    }
+
+    /// For metrics files sorted by series rank: each series' row range, sorted by id.
+    pub fn series_directory(&self) -> Option<&[DirectoryEntry]> {
+        self.series_directory
+            .get_or_init(|| series_directory(self.meta.metadata().file_metadata()))
             .as_deref()
     }
 }
@@ -49,6 +57,7 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
     let meta = Arc::new(Footer {
         meta: ArrowReaderMetadata::load(file, options)?,
         histogram_series: OnceLock::new(),
+        series_directory: OnceLock::new(),
     });
     let mut cache = FOOTERS.lock();
     if cache.len() >= ENTRIES {

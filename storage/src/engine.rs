@@ -14,9 +14,7 @@
 use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowRef, decode_parquet, encode_parquet_gathered, sort_order,
-};
+use crate::files::{FileStore, ROW_GROUP_ROWS, RowRef, decode_parquet, sort_order};
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
@@ -562,6 +560,19 @@ impl Storage {
     }
 
     /// The label sets of the series that rows of metric batches belong to.
+    /// Each series of `batches` numbered in the order of its label set (metric name
+    /// first), which is the order rows take in metrics files.
+    fn series_ranks(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, u32> {
+        let labels = self.series_labels(tenant, batches);
+        let mut by_labels: Vec<(&Labels, u64)> = labels.iter().map(|(id, l)| (l, *id)).collect();
+        by_labels.sort_unstable();
+        by_labels
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (_, id))| (id, u32::try_from(rank).unwrap_or(u32::MAX)))
+            .collect()
+    }
+
     fn series_labels(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, Labels> {
         let state = self.inner.state.read();
         let Some(index) = state.series.get(tenant) else {
@@ -753,7 +764,14 @@ impl Storage {
         let this = self.clone();
         let t = tenant.clone();
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
-            let order = sort_order(signal, &batches)?;
+            // Metric files are ordered by series label sets (see `metric_order_by_rank`)
+            // when the index knows them, which is always outside of tests that bypass it.
+            let rank =
+                (fill_labels && signal == Signal::Metrics).then(|| this.series_ranks(&t, &batches));
+            let order = match &rank {
+                Some(rank) => crate::files::metric_order_by_rank(&batches, rank)?,
+                None => sort_order(signal, &batches)?,
+            };
             let prepare = |b: RecordBatch| {
                 if fill_labels {
                     let labels = this.series_labels(&t, std::slice::from_ref(&b));
@@ -788,7 +806,13 @@ impl Storage {
                             .collect(),
                     )
                 };
-                let bytes = encode_parquet_gathered(signal, &batches, &part, &prepare)?;
+                let bytes = crate::files::encode_parquet_ordered(
+                    signal,
+                    &batches,
+                    &part,
+                    rank.is_some(),
+                    &prepare,
+                )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
                 out.push((
                     day_of(range.day.saturating_mul(DAY_NS)),

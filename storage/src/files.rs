@@ -246,6 +246,148 @@ pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>
     Ok(order)
 }
 
+/// The order of metric rows by series rank, then time: with ranks from the series' label
+/// sets, a file holds the series of one metric (and one job, one instance) together, as
+/// Prometheus's index orders them, so a selector reads a few contiguous pages. Rows of a
+/// series without a rank go last, by id.
+pub fn metric_order_by_rank(
+    batches: &[RecordBatch],
+    rank: &std::collections::HashMap<u64, u32>,
+) -> Result<Vec<RowRef>> {
+    let mut keys: Vec<(u32, u64, i64, u32, u32)> =
+        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let bi = u32::try_from(b).map_err(|_| too_many_rows())?;
+        let (Some(ids), Some(ts)) = (
+            batch
+                .column_by_name("series_id")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
+            batch
+                .column_by_name("timestamp")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
+        ) else {
+            return sort_order(Signal::Metrics, batches);
+        };
+        for (r, (id, t)) in ids.values().iter().zip(ts.values().iter()).enumerate() {
+            let r = u32::try_from(r).map_err(|_| too_many_rows())?;
+            let k = rank.get(id).copied().unwrap_or(u32::MAX);
+            keys.push((k, *id, *t, bi, r));
+        }
+    }
+    keys.sort_unstable();
+    Ok(keys.into_iter().map(|(_, _, _, b, r)| (b, r)).collect())
+}
+
+/// Footer key of a metrics file sorted by series rank: its series directory, each series'
+/// id, first row and row count (see [`series_directory`]).
+pub const SERIES_DIRECTORY_KEY: &str = "strata.series_directory";
+
+/// One series' rows in a file: `(series id, first row, rows)`.
+pub type DirectoryEntry = (u64, u64, u64);
+
+/// The directory of the rows `order` names, in file order: runs of one series id.
+fn gathered_directory(batches: &[RecordBatch], order: &[RowRef]) -> Vec<DirectoryEntry> {
+    let ids: Vec<Option<&[u64]>> = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name("series_id")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+                .map(|a| a.values().as_ref())
+        })
+        .collect();
+    let mut out: Vec<DirectoryEntry> = Vec::new();
+    for (row, &(b, r)) in order.iter().enumerate() {
+        let Some(id) = ids
+            .get(b as usize)
+            .copied()
+            .flatten()
+            .and_then(|v| v.get(r as usize))
+        else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(last) if last.0 == *id && last.1 + last.2 == row as u64 => last.2 += 1,
+            _ => out.push((*id, row as u64, 1)),
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Hex of the directory as varints: id deltas (entries sorted by id), first rows, counts.
+fn directory_hex(entries: &[DirectoryEntry]) -> String {
+    let mut bytes = Vec::with_capacity(entries.len() * 8);
+    let mut prev = 0u64;
+    for &(id, start, rows) in entries {
+        varint(&mut bytes, id.wrapping_sub(prev));
+        prev = id;
+        varint(&mut bytes, start);
+        varint(&mut bytes, rows);
+    }
+    to_hex(&bytes)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A metrics file's series directory, sorted by id; `None` for files sorted by id (they
+/// predate the directory, or were written without label ranks), which readers prune by
+/// `series_id` statistics instead.
+pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
+    let hex = meta
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == SERIES_DIRECTORY_KEY)?
+        .value
+        .as_deref()?;
+    let bytes = from_hex(hex)?;
+    let mut pos = 0;
+    let mut out = Vec::new();
+    let mut prev = 0u64;
+    while pos < bytes.len() {
+        let id = prev.wrapping_add(read_varint(&bytes, &mut pos)?);
+        prev = id;
+        let start = read_varint(&bytes, &mut pos)?;
+        let rows = read_varint(&bytes, &mut pos)?;
+        out.push((id, start, rows));
+    }
+    Some(out)
+}
+
 fn too_many_rows() -> Error {
     datafusion::arrow::error::ArrowError::InvalidArgumentError(
         "more than 2^32 rows or batches in one flush".into(),
@@ -472,6 +614,18 @@ pub fn encode_parquet_gathered(
     order: &[RowRef],
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
+    encode_parquet_ordered(signal, batches, order, false, prepare)
+}
+
+/// Like [`encode_parquet_gathered`]; with `directory`, a metrics file (whose `order` is
+/// by series rank, see [`metric_order_by_rank`]) also gets its series directory.
+pub fn encode_parquet_ordered(
+    signal: Signal,
+    batches: &[RecordBatch],
+    order: &[RowRef],
+    directory: bool,
+    prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
+) -> Result<Vec<u8>> {
     if signal == Signal::Traces {
         // Whether a spans file takes the lean layout depends on all its rows (every id
         // must be hex), so spans are gathered whole and converted at once.
@@ -479,13 +633,23 @@ pub fn encode_parquet_gathered(
     }
     let mut buf = Vec::new();
     let file_schema = schema(signal);
-    let props = writer_properties(signal, &file_schema)?;
+    let mut props = writer_properties(signal, &file_schema)?;
+    if directory {
+        // Sorted by series rank, not by the declared `series_id`.
+        props = props.into_builder().set_sorting_columns(None).build();
+    }
     let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
     if signal == Signal::Metrics {
         writer.append_key_value_metadata(KeyValue::new(
             HISTOGRAM_SERIES_KEY.to_string(),
             histogram_series_hex(&gathered_histogram_series(batches, order))?,
         ));
+        if directory {
+            writer.append_key_value_metadata(KeyValue::new(
+                SERIES_DIRECTORY_KEY.to_string(),
+                directory_hex(&gathered_directory(batches, order)),
+            ));
+        }
     }
     for chunk in order.chunks(GATHER_SLICE_ROWS) {
         writer.write(&prepare(gather(batches, chunk)?)?)?;

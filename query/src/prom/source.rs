@@ -19,8 +19,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
     MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
 };
+use strata_storage::files::DirectoryEntry;
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
 use strata_storage::{Storage, TenantId};
@@ -284,14 +288,21 @@ impl Scanner {
             StatisticsConverter::try_new("series_id", &schema, pschema).map_err(storage_err)?;
         let ts_stats =
             StatisticsConverter::try_new("timestamp", &schema, pschema).map_err(storage_err)?;
-        let keep = keep_row_groups::<TimestampMillisecondType>(
-            &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
-        )
-        .map_err(storage_err)?;
+        let (keep, selection) = match footer.series_directory() {
+            // Sorted by series rank: the directory gives each wanted series' rows.
+            Some(dir) => directory_selection(&meta, dir, ids),
+            None => {
+                let keep = keep_row_groups::<TimestampMillisecondType>(
+                    &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
+                )
+                .map_err(storage_err)?;
+                let selection = page_selection(&meta, &id_stats, &keep, ids);
+                (keep, selection)
+            }
+        };
         if keep.is_empty() {
             return Ok(());
         }
-        let selection = page_selection(&meta, &id_stats, &keep, ids);
         let leaves: Vec<usize> = (0..pschema.num_columns())
             .filter(|i| {
                 pschema
@@ -324,6 +335,61 @@ impl Scanner {
         }
         Ok(())
     }
+}
+
+/// The row groups and rows holding the wanted series (sorted `ids`) of a file with a
+/// series directory: a selection over the kept row groups' rows, in file order.
+fn directory_selection(
+    meta: &ParquetMetaData,
+    dir: &[DirectoryEntry],
+    ids: &[u64],
+) -> (Vec<usize>, Option<RowSelection>) {
+    // Row ranges of the wanted series, in file order.
+    let mut ranges: Vec<(u64, u64)> = ids
+        .iter()
+        .filter_map(|id| {
+            let i = dir.binary_search_by_key(id, |e| e.0).ok()?;
+            dir.get(i).map(|e| (e.1, e.1 + e.2))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut keep = Vec::new();
+    let mut selectors: Vec<RowSelector> = Vec::new();
+    let mut first_row = 0u64;
+    let mut r = 0;
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+        let end = first_row + rows;
+        while r < ranges.len() && ranges[r].1 <= first_row {
+            r += 1;
+        }
+        let mut pos = first_row;
+        let mut group: Vec<RowSelector> = Vec::new();
+        let mut k = r;
+        while k < ranges.len() && ranges[k].0 < end {
+            let (lo, hi) = (ranges[k].0.max(pos), ranges[k].1.min(end));
+            if lo > pos {
+                group.push(RowSelector::skip((lo - pos) as usize));
+            }
+            if hi > lo {
+                group.push(RowSelector::select((hi - lo) as usize));
+                pos = hi;
+            }
+            if ranges[k].1 > end {
+                break;
+            }
+            k += 1;
+        }
+        if !group.is_empty() {
+            if pos < end {
+                group.push(RowSelector::skip((end - pos) as usize));
+            }
+            keep.push(g);
+            selectors.extend(group);
+        }
+        first_row = end;
+    }
+    (keep, Some(RowSelection::from(selectors)))
 }
 
 /// Whether two sorted id lists share an id.

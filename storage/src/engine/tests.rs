@@ -472,16 +472,23 @@ fn flush_splits_rows_by_utc_day_sorted_with_labels() {
                 let labels = labels_at(maps, r);
                 assert_eq!(labels.get("job"), Some(format!("job{}", i % 7).as_str()));
                 assert_eq!(labels.series_id().0, ids.value(r));
-                keys.push((ids.value(r), ts.value(r)));
+                keys.push((labels, ts.value(r), ids.value(r)));
             }
         }
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(
             keys, sorted,
-            "rows of {} sorted by series then time",
+            "rows of {} sorted by series labels then time",
             f.path
         );
+        // The series directory names each series' rows.
+        let dir = crate::files::series_directory(meta.file_metadata()).expect("directory");
+        assert_eq!(dir.iter().map(|e| e.2).sum::<u64>(), keys.len() as u64);
+        for (id, first, rows) in dir {
+            let run = &keys[first as usize..(first + rows) as usize];
+            assert!(run.iter().all(|k| k.2 == id), "{} rows of {id}", f.path);
+        }
     }
     assert_eq!(
         values(&snap, &s),

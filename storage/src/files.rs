@@ -258,17 +258,10 @@ pub fn metric_order_by_rank(
         Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let bi = u32::try_from(b).map_err(|_| too_many_rows())?;
-        let (Some(ids), Some(ts)) = (
-            batch
-                .column_by_name("series_id")
-                .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
-            batch
-                .column_by_name("timestamp")
-                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
-        ) else {
+        let Some((ids, ts)) = crate::schema::metric_keys(batch) else {
             return sort_order(Signal::Metrics, batches);
         };
-        for (r, (id, t)) in ids.values().iter().zip(ts.values().iter()).enumerate() {
+        for (r, (id, t)) in ids.iter().zip(ts.iter()).enumerate() {
             let r = u32::try_from(r).map_err(|_| too_many_rows())?;
             let k = rank.get(id).copied().unwrap_or(u32::MAX);
             keys.push((k, *id, *t, bi, r));
@@ -368,13 +361,7 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 /// predate the directory, or were written without label ranks), which readers prune by
 /// `series_id` statistics instead.
 pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
-    let hex = meta
-        .key_value_metadata()?
-        .iter()
-        .find(|kv| kv.key == SERIES_DIRECTORY_KEY)?
-        .value
-        .as_deref()?;
-    let bytes = from_hex(hex)?;
+    let bytes = footer_bytes(meta, SERIES_DIRECTORY_KEY)?;
     let mut pos = 0;
     let mut out = Vec::new();
     let mut prev = 0u64;
@@ -710,29 +697,26 @@ fn histogram_series_hex(set: &roaring::RoaringTreemap) -> Result<String> {
     let mut bytes = Vec::with_capacity(set.serialized_size());
     set.serialize_into(&mut bytes)
         .map_err(|e| Error::io("histogram series set", e))?;
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        use std::fmt::Write;
-        let _ = write!(hex, "{b:02x}");
-    }
-    Ok(hex)
+    Ok(to_hex(&bytes))
 }
 
 /// The sorted ids of the series with native-histogram rows in a metrics file, from its
 /// footer; `None` when the file predates the footer key (any series may have them).
 pub fn histogram_series(meta: &FileMetaData) -> Option<Vec<u64>> {
+    let bytes = footer_bytes(meta, HISTOGRAM_SERIES_KEY)?;
+    let set = roaring::RoaringTreemap::deserialize_from(bytes.as_slice()).ok()?;
+    Some(set.iter().collect())
+}
+
+/// The bytes a footer key holds in hex.
+fn footer_bytes(meta: &FileMetaData, key: &str) -> Option<Vec<u8>> {
     let hex = meta
         .key_value_metadata()?
         .iter()
-        .find(|kv| kv.key == HISTOGRAM_SERIES_KEY)?
+        .find(|kv| kv.key == key)?
         .value
         .as_deref()?;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    let set = roaring::RoaringTreemap::deserialize_from(bytes?.as_slice()).ok()?;
-    Some(set.iter().collect())
+    from_hex(hex)
 }
 
 /// Rows passed to the Parquet writer at a time.

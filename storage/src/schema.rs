@@ -130,6 +130,19 @@ pub fn table_name(signal: Signal) -> &'static str {
     }
 }
 
+/// The `series_id` and `timestamp` (ms) values of a metrics batch, `None` when it lacks
+/// either column.
+pub fn metric_keys(batch: &RecordBatch) -> Option<(&[u64], &[i64])> {
+    use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+    let ids = batch
+        .column_by_name("series_id")?
+        .as_primitive_opt::<UInt64Type>()?;
+    let ts = batch
+        .column_by_name("timestamp")?
+        .as_primitive_opt::<TimestampMillisecondType>()?;
+    Some((ids.values().as_ref(), ts.values().as_ref()))
+}
+
 /// The columns a signal's files are sorted by (their main access path).
 ///
 /// Spans go by service first: a search names a service (Jaeger requires one), and its

@@ -13,11 +13,9 @@
 
 use crate::footer::footer;
 use crate::pruning::{keep_row_groups, page_selection};
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
@@ -36,6 +34,7 @@ use strata_promql::{
 use strata_storage::files::DirectoryEntry;
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
+use strata_storage::schema::metric_keys;
 use strata_storage::{Storage, TenantId};
 
 /// Why a read stopped before it finished.
@@ -412,22 +411,15 @@ fn keep_rows(
     start_ms: i64,
     end_ms: i64,
 ) -> Result<Option<RecordBatch>, ScanError> {
-    let (Some(id_col), Some(ts_col)) = (
-        batch
-            .column_by_name("series_id")
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
-        batch
-            .column_by_name("timestamp")
-            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
-    ) else {
+    let Some((id_col, ts_col)) = metric_keys(batch) else {
         return Err(ScanError::Storage(
             "metrics batch without series_id/timestamp columns".into(),
         ));
     };
     let mask: BooleanArray = (0..batch.num_rows())
         .map(|i| {
-            let t = ts_col.value(i);
-            Some(t >= start_ms && t <= end_ms && ids.binary_search(&id_col.value(i)).is_ok())
+            let t = ts_col[i];
+            Some(t >= start_ms && t <= end_ms && ids.binary_search(&id_col[i]).is_ok())
         })
         .collect();
     match mask.true_count() {
@@ -507,12 +499,7 @@ impl StorageSource {
         let max_samples = self.limits.max_samples;
         self.scanner
             .scan_pruned(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
-                let (Some(id_col), Some(ts_col)) = (
-                    b.column_by_name("series_id")
-                        .and_then(|c| c.as_primitive_opt::<UInt64Type>()),
-                    b.column_by_name("timestamp")
-                        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>()),
-                ) else {
+                let Some((id_vals, ts_vals)) = metric_keys(b) else {
                     return Err(ScanError::Storage("metrics batch lacks columns".into()));
                 };
                 let values = b
@@ -522,7 +509,6 @@ impl StorageSource {
                     .column_by_name("histogram")
                     .and_then(|c| c.as_any().downcast_ref::<StringArray>())
                     .filter(|h| h.null_count() < h.len());
-                let (id_vals, ts_vals) = (id_col.values(), ts_col.values());
                 let n = b.num_rows().min(id_vals.len()).min(ts_vals.len());
                 let mut loaded = self.loaded.get();
                 let mut i = 0;

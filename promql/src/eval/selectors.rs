@@ -19,31 +19,40 @@ pub(crate) struct RangeSeries {
 
 impl RangeSeries {
     pub(crate) fn from_raw(r: &RawSeries) -> Self {
+        let mut s = RangeSeries {
+            metric: Labels::empty(),
+            floats: Vec::new(),
+            histograms: Vec::new(),
+            drop_name: false,
+        };
+        s.refill(r);
+        s
+    }
+
+    /// Makes this `r`'s range data, reusing the buffers.
+    pub(crate) fn refill(&mut self, r: &RawSeries) {
+        self.metric = r.labels.clone();
+        self.drop_name = false;
+        self.floats.clear();
+        self.histograms.clear();
         // Series are nearly always all floats: size for that and skip the regrowth.
-        let mut floats = Vec::with_capacity(r.samples.len());
-        let mut histograms = Vec::new();
+        self.floats.reserve(r.samples.len());
         for s in &r.samples {
             match &s.value {
                 SampleValue::Float(f) => {
                     if !is_stale_nan(*f) {
-                        floats.push(FPoint { t: s.t, f: *f });
+                        self.floats.push(FPoint { t: s.t, f: *f });
                     }
                 }
                 SampleValue::Histogram(h) => {
                     if !is_stale_nan(h.sum) {
-                        histograms.push(HPoint {
+                        self.histograms.push(HPoint {
                             t: s.t,
                             h: h.clone(),
                         });
                     }
                 }
             }
-        }
-        RangeSeries {
-            metric: r.labels.clone(),
-            floats,
-            histograms,
-            drop_name: false,
         }
     }
 
@@ -69,15 +78,57 @@ impl RangeSeries {
     }
 }
 
+/// The series of a range-vector argument.
+pub(crate) enum RangeSeriesSet<'c> {
+    /// A selector's stored series, converted one at a time as they are visited (into one
+    /// reused buffer) rather than all copied up front.
+    Raw(&'c [RawSeries]),
+    /// Evaluated series (subqueries).
+    Owned(Vec<RangeSeries>),
+}
+
 /// A range-vector argument: its series and how to place windows.
-pub(crate) struct RangeInput {
-    pub series: Vec<RangeSeries>,
+pub(crate) struct RangeInput<'c> {
+    pub series: RangeSeriesSet<'c>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
 }
 
-impl RangeInput {
+impl RangeInput<'_> {
+    /// Calls `f` with each series in order.
+    pub(crate) fn for_each_series(
+        &self,
+        mut f: impl FnMut(&RangeSeries) -> Result<()>,
+    ) -> Result<()> {
+        match &self.series {
+            RangeSeriesSet::Raw(raw) => {
+                let Some(first) = raw.first() else {
+                    return Ok(());
+                };
+                let mut buf = RangeSeries::from_raw(first);
+                f(&buf)?;
+                for r in &raw[1..] {
+                    buf.refill(r);
+                    f(&buf)?;
+                }
+                Ok(())
+            }
+            RangeSeriesSet::Owned(series) => series.iter().try_for_each(f),
+        }
+    }
+
+    /// Points held by evaluated series (stored series belong to the query's selection).
+    pub(crate) fn owned_points(&self) -> usize {
+        match &self.series {
+            RangeSeriesSet::Raw(_) => 0,
+            RangeSeriesSet::Owned(series) => series
+                .iter()
+                .map(|s| s.floats.len() + s.histograms.len())
+                .sum(),
+        }
+    }
+
     /// The window end for step `ts`.
     pub(crate) fn maxt(&self, ts: i64) -> i64 {
         self.at.unwrap_or(ts) - self.offset
@@ -144,30 +195,25 @@ impl<'c> Evaluator<'c> {
         let maxt = input.maxt(self.start);
         let mint = maxt - input.range;
         let mut out = Vec::new();
-        for s in input.series {
+        input.for_each_series(|s| {
             let (f, h) = s.window(mint, maxt);
-            if f.is_empty() && h.is_empty() {
-                continue;
+            if !f.is_empty() || !h.is_empty() {
+                out.push(Series {
+                    metric: s.metric.clone(),
+                    floats: f.to_vec(),
+                    histograms: h.to_vec(),
+                    drop_name: false,
+                });
             }
-            out.push(Series {
-                metric: s.metric.clone(),
-                floats: f.to_vec(),
-                histograms: h.to_vec(),
-                drop_name: false,
-            });
-        }
+            Ok(())
+        })?;
         self.ctx.check_samples(total_points(&out))?;
         Ok(out)
     }
 
-    pub(crate) fn range_input_selector(&self, ms: &MatrixSelector) -> Result<RangeInput> {
-        let series = self
-            .selected(&ms.vs)
-            .iter()
-            .map(RangeSeries::from_raw)
-            .collect();
+    pub(crate) fn range_input_selector(&self, ms: &MatrixSelector) -> Result<RangeInput<'c>> {
         Ok(RangeInput {
-            series,
+            series: RangeSeriesSet::Raw(self.selected(&ms.vs)),
             range: ms.range.as_millis() as i64,
             offset: offset_ms(&ms.vs.offset),
             at: self.ctx.at_ms(&ms.vs.at),
@@ -175,7 +221,7 @@ impl<'c> Evaluator<'c> {
     }
 
     /// Evaluates a subquery as a range input for functions.
-    pub(crate) fn range_input_subquery(&self, sq: &SubqueryExpr) -> Result<RangeInput> {
+    pub(crate) fn range_input_subquery(&self, sq: &SubqueryExpr) -> Result<RangeInput<'c>> {
         let m = self.subquery(sq)?;
         let series = m
             .into_iter()
@@ -192,7 +238,7 @@ impl<'c> Evaluator<'c> {
             })
             .collect();
         Ok(RangeInput {
-            series,
+            series: RangeSeriesSet::Owned(series),
             range: sq.range.as_millis() as i64,
             offset: offset_ms(&sq.offset),
             at: self.ctx.at_ms(&sq.at),

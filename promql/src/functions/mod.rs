@@ -11,7 +11,7 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use crate::error::{Error, Result, exec_err};
-use crate::eval::selectors::RangeInput;
+use crate::eval::selectors::{RangeInput, RangeSeriesSet};
 use crate::eval::{Evaluator, unwrap_parens};
 use crate::model::{FPoint, HPoint, Labels, METRIC_NAME, Matrix, Sample, Series};
 use crate::source::MatchKind;
@@ -138,7 +138,7 @@ fn eval_range_call(
     let mut out: Matrix = Vec::new();
     let mut total = 0usize;
     let mut params = vec![0.0; scalars.len()];
-    for s in &input.series {
+    input.for_each_series(|s| {
         ev.ctx.check_deadline()?;
         let mut series = Series {
             metric: s.metric.clone(),
@@ -176,7 +176,7 @@ fn eval_range_call(
             }
         }
         if series.floats.is_empty() && series.histograms.is_empty() {
-            continue;
+            return Ok(());
         }
         total += series.floats.len() + series.histograms.len();
         ev.ctx.check_samples(total)?;
@@ -195,13 +195,12 @@ fn eval_range_call(
             }
         }
         out.push(series);
+        Ok(())
+    })?;
+    let held = input.owned_points();
+    if let RangeSeriesSet::Owned(series) = input.series {
+        crate::eval::free_later(series, held);
     }
-    let held: usize = input
-        .series
-        .iter()
-        .map(|s| s.floats.len() + s.histograms.len())
-        .sum();
-    crate::eval::free_later(input, held);
     if name == "absent_over_time" {
         let steps = ev.num_steps();
         let mut found = std::collections::HashSet::new();

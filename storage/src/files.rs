@@ -254,21 +254,30 @@ pub fn metric_order_by_rank(
     batches: &[RecordBatch],
     rank: &std::collections::HashMap<u64, u32>,
 ) -> Result<Vec<RowRef>> {
-    let mut keys: Vec<(u32, u64, i64, u32, u32)> =
-        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    // 8 bytes of order and 4 of rank per row, compared in place: a flush holds no wider
+    // sort keys (rows of a series without a rank go last, by id).
+    let mut keys: Vec<(&[u64], &[i64], Vec<u32>)> = Vec::with_capacity(batches.len());
+    let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let bi = u32::try_from(b).map_err(|_| too_many_rows())?;
         let Some((ids, ts)) = crate::schema::metric_keys(batch) else {
             return sort_order(Signal::Metrics, batches);
         };
-        for (r, (id, t)) in ids.iter().zip(ts.iter()).enumerate() {
-            let r = u32::try_from(r).map_err(|_| too_many_rows())?;
-            let k = rank.get(id).copied().unwrap_or(u32::MAX);
-            keys.push((k, *id, *t, bi, r));
-        }
+        let rows = u32::try_from(ids.len()).map_err(|_| too_many_rows())?;
+        let ranks = ids
+            .iter()
+            .map(|id| rank.get(id).copied().unwrap_or(u32::MAX))
+            .collect();
+        keys.push((ids, ts, ranks));
+        order.extend((0..rows).map(|r| (bi, r)));
     }
-    keys.sort_unstable();
-    Ok(keys.into_iter().map(|(_, _, _, b, r)| (b, r)).collect())
+    let key = |(b, r): RowRef| {
+        let (ids, ts, ranks) = &keys[b as usize];
+        let r = r as usize;
+        (ranks[r], ids[r], ts[r])
+    };
+    order.sort_unstable_by_key(|&a| key(a));
+    Ok(order)
 }
 
 /// Footer key of a metrics file sorted by series rank: its series directory, each series'

@@ -27,7 +27,7 @@ use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArra
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
 use parking_lot::RwLock;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -563,13 +563,20 @@ impl Storage {
     /// Each series of `batches` numbered in the order of its label set (metric name
     /// first), which is the order rows take in metrics files.
     fn series_ranks(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, u32> {
-        let labels = self.series_labels(tenant, batches);
-        let mut by_labels: Vec<(&Labels, u64)> = labels.iter().map(|(id, l)| (l, *id)).collect();
-        by_labels.sort_unstable();
-        by_labels
+        let ids: HashSet<u64> = batches
+            .iter()
+            .filter_map(schema::metric_keys)
+            .flat_map(|(ids, _)| ids.iter().copied())
+            .collect();
+        let state = self.inner.state.read();
+        let Some(index) = state.series.get(tenant) else {
+            return HashMap::new();
+        };
+        index
+            .sorted_by_labels(ids)
             .into_iter()
             .enumerate()
-            .map(|(rank, (_, id))| (id, u32::try_from(rank).unwrap_or(u32::MAX)))
+            .map(|(rank, id)| (id, u32::try_from(rank).unwrap_or(u32::MAX)))
             .collect()
     }
 

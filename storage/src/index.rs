@@ -112,6 +112,32 @@ impl LabelIndex {
         p
     }
 
+    /// The (name, value) pairs of ordinal `ord`'s label set, in label order.
+    fn pairs_at(&self, ord: u32) -> impl Iterator<Item = (&str, &str)> {
+        let o = ord as usize;
+        let range = match (self.set_starts.get(o), self.set_starts.get(o + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        };
+        self.set_pairs
+            .get(range)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&p| self.pairs.get(p as usize))
+            .map(|p| (&*p.name, &*p.value))
+    }
+
+    /// The indexed series among `ids`, sorted by label set in the order `Labels` sorts
+    /// (compared in place, without building the sets).
+    pub fn sorted_by_labels(&self, ids: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut known: Vec<(u32, u64)> = ids
+            .into_iter()
+            .filter_map(|id| Some((*self.ordinals.get(&SeriesId(id))?, id)))
+            .collect();
+        known.sort_unstable_by(|a, b| self.pairs_at(a.0).cmp(self.pairs_at(b.0)));
+        known.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// The label set of ordinal `ord`.
     fn labels_at(&self, ord: u32) -> Option<Labels> {
         let o = ord as usize;

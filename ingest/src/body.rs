@@ -15,6 +15,22 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes> {
         })
 }
 
+/// A request's `Content-Type` as written (empty when missing) and its media type alone,
+/// in lower case, without parameters such as `charset`.
+pub fn content_type(headers: &axum::http::HeaderMap) -> (&str, String) {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (ct, mime)
+}
+
 /// Decodes a `Content-Encoding`: gzip is inflated without ever holding more than `limit`
 /// bytes, so a gzip bomb fails fast instead of allocating.
 pub fn decode_content(encoding: Option<&str>, raw: Bytes, limit: usize) -> Result<Bytes> {

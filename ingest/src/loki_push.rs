@@ -75,16 +75,7 @@ pub enum PushFormat {
 
 impl PushFormat {
     fn from_headers(headers: &HeaderMap) -> Result<Self, Error> {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let (ct, mime) = crate::body::content_type(headers);
         match mime.as_str() {
             // Loki treats a missing content type as protobuf, as Promtail's oldest versions sent.
             "application/x-protobuf" | "application/protobuf" | "" => {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata_storage::TenantId;
 use strata_storage::model::{
-    Labels, MetricMetadata, MetricType, MetricsWrite, Sample, SampleValue, Span,
+    Labels, MetricMetadata, MetricType, MetricsWrite, Sample, SampleValue, Span, label_name,
 };
 
 /// The calls counter's name.
@@ -110,18 +110,6 @@ fn status_name(code: i32) -> &'static str {
         2 => "STATUS_CODE_ERROR",
         _ => "STATUS_CODE_UNSET",
     }
-}
-
-/// A label name from an attribute name, as Prometheus escapes names.
-fn label_name(attr: &str) -> String {
-    let mut s: String = attr
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, '_');
-    }
-    s
 }
 
 fn format_le(f: f64) -> String {

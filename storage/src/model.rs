@@ -352,6 +352,38 @@ impl fmt::Display for Signal {
     }
 }
 
+/// An attribute name as a label name, as Loki and Prometheus escape names: every character
+/// outside `[a-zA-Z0-9_]` becomes `_` (`service.name` -> `service_name`), and a leading
+/// digit gets a `_` in front.
+pub fn label_name(attr: &str) -> String {
+    let mut s: String = attr
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// The level of a log record as Loki detects it from OTLP severity: the severity text in
+/// lower case, else one derived from the severity number, else `unknown`.
+pub fn severity_level(severity_number: i32, severity_text: &str) -> String {
+    if !severity_text.is_empty() {
+        return severity_text.to_ascii_lowercase();
+    }
+    match severity_number {
+        1..=4 => "trace",
+        5..=8 => "debug",
+        9..=12 => "info",
+        13..=16 => "warn",
+        17..=20 => "error",
+        21..=24 => "fatal",
+        _ => "unknown",
+    }
+    .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

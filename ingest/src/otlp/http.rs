@@ -34,16 +34,7 @@ pub enum Encoding {
 
 impl Encoding {
     fn from_headers(headers: &HeaderMap) -> Result<Self, Error> {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let (ct, mime) = crate::body::content_type(headers);
         match mime.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
             "application/json" => Ok(Encoding::Json),

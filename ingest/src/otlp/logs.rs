@@ -4,7 +4,7 @@ use crate::attributes::{any_kind, any_to_text, attribute_text, attributes_json};
 use crate::limits::Limits;
 use crate::otlp::common::{check_id, hex_id, nanos, origin};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use strata_storage::model::{Labels, LogRecord};
+use strata_storage::model::{Labels, LogRecord, label_name, severity_level};
 
 /// The stream label holding the severity.
 pub const LEVEL_LABEL: &str = "level";
@@ -15,43 +15,6 @@ pub struct LogsConversion {
     pub records: Vec<LogRecord>,
     pub rejected: u64,
     pub errors: Vec<String>,
-}
-
-/// A resource attribute name as a label name: every character outside `[a-zA-Z0-9_]`
-/// becomes `_` (as Loki does: `service.name` -> `service_name`).
-pub fn label_name(attr: &str) -> String {
-    let mut s: String = attr
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, '_');
-    }
-    s
-}
-
-/// The level label of a record: its severity text in lower case, else one derived from the
-/// severity number, else `unknown`.
-pub fn level(severity_number: i32, severity_text: &str) -> String {
-    if !severity_text.is_empty() {
-        return severity_text.to_ascii_lowercase();
-    }
-    match severity_number {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
-        _ => "unknown",
-    }
-    .to_owned()
 }
 
 /// Converts a request; items that break a limit are rejected one by one.
@@ -100,7 +63,7 @@ pub fn convert(
                 let mut pairs = stream_pairs.clone();
                 pairs.push((
                     LEVEL_LABEL.into(),
-                    level(lr.severity_number, &lr.severity_text),
+                    severity_level(lr.severity_number, &lr.severity_text),
                 ));
                 let observed = nanos(lr.observed_time_unix_nano);
                 let ts = if lr.time_unix_nano == 0 {
@@ -158,8 +121,8 @@ mod tests {
     fn label_names_and_levels() {
         assert_eq!(label_name("k8s.namespace.name"), "k8s_namespace_name");
         assert_eq!(label_name("1x"), "_1x");
-        assert_eq!(level(17, ""), "error");
-        assert_eq!(level(9, "INFO"), "info");
-        assert_eq!(level(0, ""), "unknown");
+        assert_eq!(severity_level(17, ""), "error");
+        assert_eq!(severity_level(9, "INFO"), "info");
+        assert_eq!(severity_level(0, ""), "unknown");
     }
 }

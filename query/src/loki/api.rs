@@ -22,7 +22,6 @@ use strata_logql::{
     SourceError, Stream,
 };
 use strata_storage::index::{LabelMatcher, MatchOp as IndexOp};
-use strata_storage::tenant::TENANT_HEADER;
 use strata_storage::{Storage, TenantId};
 
 /// What every handler needs.
@@ -135,24 +134,16 @@ pub(crate) fn success(data: Json) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 
-/// A request's tenant and merged URL/form parameters.
-pub(crate) struct Req {
-    pub tenant: TenantId,
-    pub params: Params,
-}
+pub(crate) use crate::prom::params::Req;
 
+/// Reads the tenant header and the merged URL/form parameters.
 pub(crate) fn request(
     method: &Method,
     headers: &HeaderMap,
     uri: &Uri,
     body: &Bytes,
 ) -> Result<Req, LokiError> {
-    let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
-        .map_err(|e| LokiError::bad_request(e.to_string()))?;
-    Ok(Req {
-        tenant,
-        params: Params::from_request(method, headers, uri, body, &[Method::POST]),
-    })
+    Req::read(method, headers, uri, body, &[Method::POST]).map_err(LokiError::bad_request)
 }
 
 pub(crate) fn now_ns() -> i64 {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use strata_storage::index::LabelMatcher;
-use strata_storage::model::{Labels, Signal};
+use strata_storage::model::{Labels, Signal, label_name, severity_level};
 use strata_storage::token_index::{self, Needles, TokenIndex};
 use strata_storage::{Storage, TenantId};
 
@@ -738,7 +738,7 @@ impl<'a> MetaColumns<'a> {
             put("severity_number", &number.to_string());
         }
         if number != 0 || !text.is_empty() {
-            put("detected_level", &level(number, text));
+            put("detected_level", &severity_level(number, text));
         }
         let flags = self.flags.map_or(0, |c| c.value(row));
         if flags != 0 {
@@ -754,42 +754,6 @@ impl<'a> MetaColumns<'a> {
         dedup.sort();
         dedup
     }
-}
-
-/// The level Loki would detect from OTLP severity: the text in lower case, else one from
-/// the number.
-pub fn level(number: i32, text: &str) -> String {
-    if !text.is_empty() {
-        return text.to_ascii_lowercase();
-    }
-    match number {
-        1..=4 => "trace",
-        5..=8 => "debug",
-        9..=12 => "info",
-        13..=16 => "warn",
-        17..=20 => "error",
-        21..=24 => "fatal",
-        _ => "unknown",
-    }
-    .to_owned()
-}
-
-/// A name as a label name: characters outside `[a-zA-Z0-9_]` become `_`.
-pub fn label_name(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
 }
 
 /// Flattens a JSON object of attributes into label-like pairs: nested objects joined with

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_promql::{Engine, EngineOptions, ErrorType, Value};
-use strata_storage::tenant::TENANT_HEADER;
 use strata_storage::{Storage, TenantId};
 
 /// What every handler needs.
@@ -59,11 +58,7 @@ pub fn router(storage: Storage, config: PromApiConfig) -> Router {
         .with_state(state)
 }
 
-/// A request's tenant and parameters.
-pub(crate) struct Req {
-    pub tenant: TenantId,
-    pub params: Params,
-}
+pub(crate) use super::params::Req;
 
 /// Reads the tenant header and the merged URL/form parameters.
 pub(crate) fn request(
@@ -72,13 +67,8 @@ pub(crate) fn request(
     uri: &Uri,
     body: &Bytes,
 ) -> Result<Req, ApiError> {
-    let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
-        .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let form_methods = [Method::POST, Method::PUT, Method::PATCH];
-    Ok(Req {
-        tenant,
-        params: Params::from_request(method, headers, uri, body, &form_methods),
-    })
+    Req::read(method, headers, uri, body, &form_methods).map_err(ApiError::bad_data)
 }
 
 /// Milliseconds since the epoch, now.

@@ -3,8 +3,11 @@
 //! durations as float seconds or Prometheus durations, and Prometheus's error texts.
 
 use super::response::ApiError;
+use axum::http::{HeaderMap, Method, Uri};
 use promql_parser::parser::Expr;
 use strata_promql::{MatchKind, Matcher};
+use strata_storage::TenantId;
+use strata_storage::tenant::TENANT_HEADER;
 
 /// Lowest timestamp (ms) a request can name: Prometheus's `MinTime`.
 pub const MIN_TIME_MS: i64 = -9_223_309_901_257_974;
@@ -17,6 +20,31 @@ const MAX_TIME_FORMATTED: &str = "292277025-08-18T07:12:54.999999999Z";
 #[derive(Debug, Default)]
 pub struct Params {
     pairs: Vec<(String, String)>,
+}
+
+/// A request's tenant and merged URL/form parameters.
+pub(crate) struct Req {
+    pub tenant: TenantId,
+    pub params: Params,
+}
+
+impl Req {
+    /// Reads the tenant header and the parameters (the body counts as a form for
+    /// `form_methods`); the error says what is wrong with the tenant header.
+    pub(crate) fn read(
+        method: &Method,
+        headers: &HeaderMap,
+        uri: &Uri,
+        body: &[u8],
+        form_methods: &[Method],
+    ) -> Result<Req, String> {
+        let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
+            .map_err(|e| e.to_string())?;
+        Ok(Req {
+            tenant,
+            params: Params::from_request(method, headers, uri, body, form_methods),
+        })
+    }
 }
 
 impl Params {

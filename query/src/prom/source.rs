@@ -35,7 +35,7 @@ use strata_storage::files::DirectoryEntry;
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
 use strata_storage::schema::metric_keys;
-use strata_storage::{Storage, TenantId};
+use strata_storage::{Snapshot, Storage, TenantId};
 
 /// Why a read stopped before it finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,40 +187,42 @@ impl Scanner {
         columns: &[&str],
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        self.scan_with(ids, start_ms, end_ms, columns, true, f)
+        let snap = self.snapshot(start_ms, end_ms);
+        self.scan_with(&snap, ids, (start_ms, end_ms), columns, true, f)
     }
 
-    /// Like [`Scanner::scan`], but the batches are only pruned (files by time, row groups and
-    /// pages by statistics), not filtered row by row: they may hold other series and times,
-    /// which the caller skips. Cheaper for callers that walk runs of one series anyway.
-    pub fn scan_pruned(
+    /// What a scan of `[start_ms, end_ms]` reads: the metric files overlapping it and the
+    /// memtable batches.
+    pub fn snapshot(&self, start_ms: i64, end_ms: i64) -> Snapshot {
+        self.storage.snapshot_by_series(
+            &self.tenant,
+            Signal::Metrics,
+            start_ms.saturating_mul(1_000_000),
+            end_ms.saturating_mul(1_000_000),
+        )
+    }
+
+    /// Like [`Scanner::scan`] over a snapshot the caller took, but the batches are only
+    /// pruned (files by time, row groups and pages by statistics or the series directory),
+    /// not filtered row by row: they may hold other series and times, which the caller
+    /// skips. Cheaper for callers that walk runs of one series anyway.
+    pub fn scan_pruned_in(
         &self,
+        snap: &Snapshot,
         ids: &[u64],
         start_ms: i64,
         end_ms: i64,
         columns: &[&str],
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        self.scan_with(ids, start_ms, end_ms, columns, false, f)
-    }
-
-    /// How many sources a scan of `[start_ms, end_ms]` reads: its files, plus one for the
-    /// memtables (whose many small batches hold a series' recent samples in short runs).
-    pub fn sources(&self, start_ms: i64, end_ms: i64) -> usize {
-        let snap = self.storage.snapshot_by_series(
-            &self.tenant,
-            Signal::Metrics,
-            start_ms.saturating_mul(1_000_000),
-            end_ms.saturating_mul(1_000_000),
-        );
-        snap.files.len() + usize::from(!snap.batches.is_empty())
+        self.scan_with(snap, ids, (start_ms, end_ms), columns, false, f)
     }
 
     fn scan_with(
         &self,
+        snap: &Snapshot,
         ids: &[u64],
-        start_ms: i64,
-        end_ms: i64,
+        (start_ms, end_ms): (i64, i64),
         columns: &[&str],
         filter: bool,
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
@@ -234,12 +236,6 @@ impl Scanner {
                 cols.push(c);
             }
         }
-        let snap = self.storage.snapshot_by_series(
-            &self.tenant,
-            Signal::Metrics,
-            start_ms.saturating_mul(1_000_000),
-            end_ms.saturating_mul(1_000_000),
-        );
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
@@ -348,7 +344,7 @@ fn directory_selection(
         .iter()
         .filter_map(|id| {
             let i = dir.binary_search_by_key(id, |e| e.0).ok()?;
-            dir.get(i).map(|e| (e.1, e.1 + e.2))
+            dir.get(i).map(|e| (e.1, e.1.saturating_add(e.2)))
         })
         .collect();
     ranges.sort_unstable();
@@ -495,10 +491,17 @@ impl StorageSource {
         by_id.dedup_by_key(|x| x.0);
         let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
         let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
-        let runs_per_series = self.scanner.sources(start_ms, end_ms).max(1);
+        // A series usually has one run of rows per file plus one in the memtables.
+        let snap = self.scanner.snapshot(start_ms, end_ms);
+        let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
         let max_samples = self.limits.max_samples;
-        self.scanner
-            .scan_pruned(&ids, start_ms, end_ms, &["value", "histogram"], &mut |b| {
+        self.scanner.scan_pruned_in(
+            &snap,
+            &ids,
+            start_ms,
+            end_ms,
+            &["value", "histogram"],
+            &mut |b| {
                 let Some((id_vals, ts_vals)) = metric_keys(b) else {
                     return Err(ScanError::Storage("metrics batch lacks columns".into()));
                 };
@@ -557,7 +560,8 @@ impl StorageSource {
                 }
                 self.loaded.set(loaded);
                 Ok(())
-            })?;
+            },
+        )?;
         let mut out = Vec::new();
         for ((_, labels), mut s) in found.into_iter().zip(samples) {
             if s.is_empty() {

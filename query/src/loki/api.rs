@@ -5,11 +5,10 @@
 use super::LokiApiConfig;
 use super::meta;
 use super::source::{LogReader, ReadError, ReadLimit, ReadStream};
-use crate::prom::params::{Params, parse_rfc3339_ns};
+use crate::prom::params::{BadRequest, Params, Req, parse_rfc3339_ns};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value as Json, json};
@@ -134,16 +133,11 @@ pub(crate) fn success(data: Json) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 
-pub(crate) use crate::prom::params::Req;
-
 /// Reads the tenant header and the merged URL/form parameters.
-pub(crate) fn request(
-    method: &Method,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &Bytes,
-) -> Result<Req, LokiError> {
-    Req::read(method, headers, uri, body, &[Method::POST]).map_err(LokiError::bad_request)
+impl From<BadRequest> for LokiError {
+    fn from(e: BadRequest) -> Self {
+        LokiError::bad_request(e.0)
+    }
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -474,13 +468,11 @@ fn categorize_flag(headers: &HeaderMap) -> bool {
 
 async fn query(
     State(state): State<LokiState>,
-    method: Method,
     headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    req: Result<Req, BadRequest>,
 ) -> Response {
     let prepared = (|| {
-        let req = request(&method, &headers, &uri, &body)?;
+        let req = req?;
         let p = &req.params;
         let time = match p.get("time") {
             "" => now_ns(),
@@ -513,13 +505,11 @@ async fn query(
 
 async fn query_range(
     State(state): State<LokiState>,
-    method: Method,
     headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+    req: Result<Req, BadRequest>,
 ) -> Response {
     let prepared = (|| {
-        let req = request(&method, &headers, &uri, &body)?;
+        let req = req?;
         let p = &req.params;
         let (start, end) = time_range(p, &state.config)?;
         let step = match p.get("step") {

@@ -5,11 +5,10 @@
 //! stream index resolves the selector, then only the `stream_id` and `timestamp` columns
 //! of the pruned row groups are read (see [`LogReader::stream_stats`]).
 
-use super::api::{LokiError, LokiState, blocking, request, selector, success, time_range};
+use super::api::{LokiError, LokiState, blocking, selector, success, time_range};
 use super::source::{LogReader, StreamStat};
-use axum::body::Bytes;
+use crate::prom::params::{BadRequest, Req};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,13 +41,9 @@ struct MetaReq {
 
 fn meta_request(
     state: &LokiState,
-    method: &Method,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &Bytes,
+    req: Req,
     selector_params: &[&str],
 ) -> Result<MetaReq, LokiError> {
-    let req = request(method, headers, uri, body)?;
     let (start, end) = time_range(&req.params, &state.config)?;
     let mut matchers = Vec::new();
     for name in selector_params {
@@ -90,43 +85,29 @@ async fn collect(state: &LokiState, r: MetaReq) -> Result<(Stats, MetaReq), Loki
 
 pub(crate) async fn labels(
     State(state): State<LokiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(&state, &method, &headers, &uri, &body, &["query"])?;
-        let (stats, _) = collect(&state, r).await?;
-        let names: BTreeSet<String> = stats
-            .iter()
-            .flat_map(|(l, _)| l.iter().map(|l| l.name.clone()))
-            .collect();
-        Ok::<_, LokiError>(success(json!(names)))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["query"])?;
+    let (stats, _) = collect(&state, r).await?;
+    let names: BTreeSet<String> = stats
+        .iter()
+        .flat_map(|(l, _)| l.iter().map(|l| l.name.clone()))
+        .collect();
+    Ok(success(json!(names)))
 }
 
 pub(crate) async fn label_values(
     State(state): State<LokiState>,
     Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(&state, &method, &headers, &uri, &body, &["query"])?;
-        let (stats, _) = collect(&state, r).await?;
-        let values: BTreeSet<String> = stats
-            .iter()
-            .filter_map(|(l, _)| l.get(&name).map(str::to_owned))
-            .collect();
-        Ok::<_, LokiError>(success(json!(values)))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["query"])?;
+    let (stats, _) = collect(&state, r).await?;
+    let values: BTreeSet<String> = stats
+        .iter()
+        .filter_map(|(l, _)| l.get(&name).map(str::to_owned))
+        .collect();
+    Ok(success(json!(values)))
 }
 
 fn labels_json(l: &Labels) -> Json {
@@ -139,54 +120,31 @@ fn labels_json(l: &Labels) -> Json {
 
 pub(crate) async fn series(
     State(state): State<LokiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(
-            &state,
-            &method,
-            &headers,
-            &uri,
-            &body,
-            &["match[]", "match"],
-        )?;
-        let (stats, _) = collect(&state, r).await?;
-        let list: Vec<Json> = stats.iter().map(|(l, _)| labels_json(l)).collect();
-        Ok::<_, LokiError>(success(Json::Array(list)))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["match[]", "match"])?;
+    let (stats, _) = collect(&state, r).await?;
+    let list: Vec<Json> = stats.iter().map(|(l, _)| labels_json(l)).collect();
+    Ok(success(Json::Array(list)))
 }
 
 pub(crate) async fn index_stats(
     State(state): State<LokiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(&state, &method, &headers, &uri, &body, &["query"])?;
-        let (stats, _) = collect(&state, r).await?;
-        let (entries, bytes, chunks) = stats.iter().fold((0u64, 0u64, 0u64), |acc, (_, s)| {
-            (acc.0 + s.entries, acc.1 + s.bytes, acc.2 + s.chunks)
-        });
-        // Loki answers this endpoint without the envelope.
-        Ok::<_, LokiError>(
-            axum::Json(json!({
-                "streams": stats.len(),
-                "chunks": chunks,
-                "bytes": bytes,
-                "entries": entries,
-            }))
-            .into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["query"])?;
+    let (stats, _) = collect(&state, r).await?;
+    let (entries, bytes, chunks) = stats.iter().fold((0u64, 0u64, 0u64), |acc, (_, s)| {
+        (acc.0 + s.entries, acc.1 + s.bytes, acc.2 + s.chunks)
+    });
+    // Loki answers this endpoint without the envelope.
+    Ok(axum::Json(json!({
+        "streams": stats.len(),
+        "chunks": chunks,
+        "bytes": bytes,
+        "entries": entries,
+    }))
+    .into_response())
 }
 
 /// Groups stream volumes as Loki's volume endpoint does: by `targetLabels` when given,
@@ -285,88 +243,74 @@ fn secs(ns: i64) -> Json {
 
 pub(crate) async fn volume(
     State(state): State<LokiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(&state, &method, &headers, &uri, &body, &["query"])?;
-        let limit = volume_limit(&r)?;
-        let (stats, r) = collect(&state, r).await?;
-        let by_labels = r.params.get("aggregateBy") == "labels";
-        let groups = top(group_volumes(&stats, &r)?, limit);
-        let result: Vec<Json> = groups
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["query"])?;
+    let limit = volume_limit(&r)?;
+    let (stats, r) = collect(&state, r).await?;
+    let by_labels = r.params.get("aggregateBy") == "labels";
+    let groups = top(group_volumes(&stats, &r)?, limit);
+    let result: Vec<Json> = groups
             .iter()
             .map(|(k, bytes)| {
                 json!({"metric": metric_json(k, by_labels), "value": [secs(r.end), bytes.to_string()]})
             })
             .collect();
-        Ok::<_, LokiError>(success(json!({"resultType": "vector", "result": result})))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    Ok(success(json!({"resultType": "vector", "result": result})))
 }
 
 pub(crate) async fn volume_range(
     State(state): State<LokiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let r = meta_request(&state, &method, &headers, &uri, &body, &["query"])?;
-        let limit = volume_limit(&r)?;
-        let step = match r.params.get("step") {
-            "" => ((r.end - r.start) / 250).max(1_000_000_000),
-            v => super::api::parse_duration(v)
-                .map_err(|e| LokiError::bad_request(format!("invalid parameter \"step\": {e}")))?,
-        };
-        if step <= 0 || (r.end - r.start) / step > 1000 {
-            return Err(LokiError::bad_request(
-                "invalid parameter \"step\": use a positive step giving at most 1000 points",
-            ));
-        }
-        let by_labels = r.params.get("aggregateBy") == "labels";
-        let mut series: BTreeMap<GroupKey, Vec<Json>> = BTreeMap::new();
-        let mut t = r.start;
-        let mut totals: BTreeMap<GroupKey, u64> = BTreeMap::new();
-        let mut points: Vec<(i64, BTreeMap<GroupKey, u64>)> = Vec::new();
-        while t < r.end {
-            let window_end = (t + step).min(r.end);
-            let sub = MetaReq {
-                tenant: r.tenant.clone(),
-                start: t,
-                end: window_end,
-                matchers: r.matchers.clone(),
-                params: crate::prom::params::Params::default(),
-            };
-            let (stats, _) = collect(&state, sub).await?;
-            let groups = group_volumes(&stats, &r)?;
-            for (k, v) in &groups {
-                *totals.entry(k.clone()).or_default() += v;
-            }
-            points.push((window_end, groups));
-            t = window_end;
-        }
-        let keep: BTreeSet<GroupKey> = top(totals, limit).into_iter().map(|(k, _)| k).collect();
-        for (ts, groups) in points {
-            for (k, v) in groups {
-                if keep.contains(&k) {
-                    series
-                        .entry(k)
-                        .or_default()
-                        .push(json!([secs(ts), v.to_string()]));
-                }
-            }
-        }
-        let result: Vec<Json> = series
-            .into_iter()
-            .map(|(k, values)| json!({"metric": metric_json(&k, by_labels), "values": values}))
-            .collect();
-        Ok::<_, LokiError>(success(json!({"resultType": "matrix", "result": result})))
+    req: Result<Req, BadRequest>,
+) -> Result<Response, LokiError> {
+    let r = meta_request(&state, req?, &["query"])?;
+    let limit = volume_limit(&r)?;
+    let step = match r.params.get("step") {
+        "" => ((r.end - r.start) / 250).max(1_000_000_000),
+        v => super::api::parse_duration(v)
+            .map_err(|e| LokiError::bad_request(format!("invalid parameter \"step\": {e}")))?,
+    };
+    if step <= 0 || (r.end - r.start) / step > 1000 {
+        return Err(LokiError::bad_request(
+            "invalid parameter \"step\": use a positive step giving at most 1000 points",
+        ));
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    let by_labels = r.params.get("aggregateBy") == "labels";
+    let mut series: BTreeMap<GroupKey, Vec<Json>> = BTreeMap::new();
+    let mut t = r.start;
+    let mut totals: BTreeMap<GroupKey, u64> = BTreeMap::new();
+    let mut points: Vec<(i64, BTreeMap<GroupKey, u64>)> = Vec::new();
+    while t < r.end {
+        let window_end = (t + step).min(r.end);
+        let sub = MetaReq {
+            tenant: r.tenant.clone(),
+            start: t,
+            end: window_end,
+            matchers: r.matchers.clone(),
+            params: crate::prom::params::Params::default(),
+        };
+        let (stats, _) = collect(&state, sub).await?;
+        let groups = group_volumes(&stats, &r)?;
+        for (k, v) in &groups {
+            *totals.entry(k.clone()).or_default() += v;
+        }
+        points.push((window_end, groups));
+        t = window_end;
+    }
+    let keep: BTreeSet<GroupKey> = top(totals, limit).into_iter().map(|(k, _)| k).collect();
+    for (ts, groups) in points {
+        for (k, v) in groups {
+            if keep.contains(&k) {
+                series
+                    .entry(k)
+                    .or_default()
+                    .push(json!([secs(ts), v.to_string()]));
+            }
+        }
+    }
+    let result: Vec<Json> = series
+        .into_iter()
+        .map(|(k, values)| json!({"metric": metric_json(&k, by_labels), "values": values}))
+        .collect();
+    Ok(success(json!({"resultType": "matrix", "result": result})))
 }

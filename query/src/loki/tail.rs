@@ -22,14 +22,14 @@
 
 use super::api::{
     LokiError, LokiState, StorageLogSource, blocking, check_range, engine_limits, index_matcher,
-    now_ns, parse_time, request, to_stream,
+    now_ns, parse_time, to_stream,
 };
 use super::source::{LogReader, ReadStream};
-use axum::body::Bytes;
+use crate::prom::params::{BadRequest, Req};
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value as Json, json};
@@ -63,10 +63,9 @@ struct TailRequest {
 
 fn parse_request(
     state: &LokiState,
-    headers: &HeaderMap,
-    uri: &Uri,
+    req: Result<Req, BadRequest>,
 ) -> Result<TailRequest, LokiError> {
-    let req = request(&Method::GET, headers, uri, &Bytes::new())?;
+    let req = req?;
     let p = &req.params;
     let q = p.get("query");
     if q.is_empty() {
@@ -124,11 +123,10 @@ fn parse_request(
 /// The `/loki/api/v1/tail` handler: validates, takes a session slot, upgrades.
 pub(crate) async fn tail(
     State(state): State<LokiState>,
-    headers: HeaderMap,
-    uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Result<Req, BadRequest>,
 ) -> Response {
-    let req = match parse_request(&state, &headers, &uri) {
+    let req = match parse_request(&state, req) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

@@ -10,9 +10,8 @@ use super::response::{ApiError, Outcome};
 use super::source::{Limit, Scanner, SourceLimits, StorageSource};
 use super::{meta, status};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+
 use axum::routing::get;
 use promql_parser::parser::value::ValueType;
 use std::sync::Arc;
@@ -58,18 +57,7 @@ pub fn router(storage: Storage, config: PromApiConfig) -> Router {
         .with_state(state)
 }
 
-pub(crate) use super::params::Req;
-
-/// Reads the tenant header and the merged URL/form parameters.
-pub(crate) fn request(
-    method: &Method,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &Bytes,
-) -> Result<Req, ApiError> {
-    let form_methods = [Method::POST, Method::PUT, Method::PATCH];
-    Req::read(method, headers, uri, body, &form_methods).map_err(ApiError::bad_data)
-}
+pub(crate) use super::params::{BadRequest, Req};
 
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> i64 {
@@ -228,34 +216,18 @@ async fn evaluate(state: &ApiState, tenant: TenantId, ev: Evaluation) -> Outcome
 
 async fn query(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let prepared = (|| {
-        let req = request(&method, &headers, &uri, &body)?;
-        let p = &req.params;
-        let limit = limit_param(p)?;
-        let time = time_param(p, "time", now_ms())?;
-        let timeout = timeout_param(p, &state.config)?;
-        let lookback = lookback_param(p, &state.config)?;
-        let expr = parse_query(p)?;
-        Ok::<_, ApiError>((
-            req.tenant,
-            Evaluation {
-                expr,
-                range: Range::Instant(time),
-                timeout,
-                lookback,
-                limit,
-            },
-        ))
-    })();
-    match prepared {
-        Ok((tenant, ev)) => evaluate(&state, tenant, ev).await,
-        Err(e) => e.into(),
-    }
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let req = req?;
+    let p = &req.params;
+    let ev = Evaluation {
+        limit: limit_param(p)?,
+        range: Range::Instant(time_param(p, "time", now_ms())?),
+        timeout: timeout_param(p, &state.config)?,
+        lookback: lookback_param(p, &state.config)?,
+        expr: parse_query(p)?,
+    };
+    Ok(evaluate(&state, req.tenant, ev).await)
 }
 
 fn range_type_name(t: ValueType) -> Option<&'static str> {
@@ -268,75 +240,59 @@ fn range_type_name(t: ValueType) -> Option<&'static str> {
 
 async fn query_range(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let prepared = (|| {
-        let req = request(&method, &headers, &uri, &body)?;
-        let p = &req.params;
-        let limit = limit_param(p)?;
-        let start = parse_time(p.get("start")).map_err(|e| invalid_param("start", e))?;
-        let end = parse_time(p.get("end")).map_err(|e| invalid_param("end", e))?;
-        if end < start {
-            return Err(ApiError::bad_data(
-                "end timestamp must not be before start time",
-            ));
-        }
-        let step = parse_duration_ms(p.get("step")).map_err(|e| invalid_param("step", e))?;
-        if step <= 0 {
-            return Err(ApiError::bad_data(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        if (end - start) / step > 11_000 {
-            return Err(ApiError::bad_data(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-            ));
-        }
-        let timeout = timeout_param(p, &state.config)?;
-        let lookback = lookback_param(p, &state.config)?;
-        let expr = parse_query(p)?;
-        if let Some(t) = range_type_name(expr.value_type()) {
-            return Err(invalid_param(
-                "query",
-                format!(
-                    "invalid expression type {t:?} for range query, must be Scalar or instant Vector"
-                ),
-            ));
-        }
-        Ok((
-            req.tenant,
-            Evaluation {
-                expr,
-                range: Range::Range { start, end, step },
-                timeout,
-                lookback,
-                limit,
-            },
-        ))
-    })();
-    match prepared {
-        Ok((tenant, ev)) => evaluate(&state, tenant, ev).await,
-        Err(e) => e.into(),
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let req = req?;
+    let p = &req.params;
+    let limit = limit_param(p)?;
+    let start = parse_time(p.get("start")).map_err(|e| invalid_param("start", e))?;
+    let end = parse_time(p.get("end")).map_err(|e| invalid_param("end", e))?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
     }
+    let step = parse_duration_ms(p.get("step")).map_err(|e| invalid_param("step", e))?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > 11_000 {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let timeout = timeout_param(p, &state.config)?;
+    let lookback = lookback_param(p, &state.config)?;
+    let expr = parse_query(p)?;
+    if let Some(t) = range_type_name(expr.value_type()) {
+        return Err(invalid_param(
+            "query",
+            format!(
+                "invalid expression type {t:?} for range query, must be Scalar or instant Vector"
+            ),
+        ));
+    }
+    let ev = Evaluation {
+        expr,
+        range: Range::Range { start, end, step },
+        timeout,
+        lookback,
+        limit,
+    };
+    Ok(evaluate(&state, req.tenant, ev).await)
 }
 
-async fn format_query(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Outcome {
-    let formatted = request(&method, &headers, &uri, &body)
-        .and_then(|req| parse_query(&req.params))
-        .map(|expr| strata_promql::format_query(&expr));
-    match formatted {
-        Ok(s) => Outcome::data(serde_json::Value::String(s)),
-        Err(e) => e.into(),
-    }
+async fn format_query(req: Result<Req, BadRequest>) -> Result<Outcome, ApiError> {
+    let expr = parse_query(&req?.params)?;
+    Ok(Outcome::data(serde_json::Value::String(
+        strata_promql::format_query(&expr),
+    )))
 }
 
 /// `/api/v1/parse_query`: the expression's syntax tree, as Prometheus 3 answers it.
-async fn parse_query_ast(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Outcome {
-    match request(&method, &headers, &uri, &body).and_then(|req| parse_query(&req.params)) {
-        Ok(expr) => Outcome::data(super::ast::translate(&expr)),
-        Err(e) => e.into(),
-    }
+async fn parse_query_ast(req: Result<Req, BadRequest>) -> Result<Outcome, ApiError> {
+    let expr = parse_query(&req?.params)?;
+    Ok(Outcome::data(super::ast::translate(&expr)))
 }

@@ -5,15 +5,13 @@
 //! answer from the whole index, like Prometheus answers from every block overlapping the
 //! range: cheap enough for the editor to call on every keystroke.
 
-use super::api::{ApiState, Req, blocking, limit_error, request, timeout_param};
+use super::api::{ApiState, BadRequest, Req, blocking, limit_error, timeout_param};
 use super::params::{
     MAX_TIME_MS, MIN_TIME_MS, Params, invalid_param, limit_param, match_param, time_param,
 };
 use super::response::{ApiError, Outcome};
 use super::source::{Limit, ScanError, Scanner, engine_labels, index_matcher};
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
 use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::UInt64Type;
 use serde_json::{Map, Value, json};
@@ -129,29 +127,20 @@ fn common(req: Req, need_match: bool) -> Result<Common, ApiError> {
 /// `/api/v1/series`
 pub(crate) async fn series(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let c = match request(&method, &headers, &uri, &body).and_then(|r| common(r, true)) {
-        Ok(c) => c,
-        Err(e) => return e.into(),
-    };
-    let timeout = match timeout_param(&c.req.params, &state.config) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
-    };
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let c = common(req?, true)?;
+    let timeout = timeout_param(&c.req.params, &state.config)?;
     let max = state.config.max_series;
     let (start, end, sets) = (c.start, c.end, c.sets.unwrap_or_default());
-    let res = blocking(&state, c.req.tenant, timeout, move |scanner| {
+    let found = blocking(&state, c.req.tenant, timeout, move |scanner| {
         matching_series(&scanner, &sets, start, end, max).map_err(scan_error)
     })
-    .await;
-    match res {
-        Ok(found) => truncated(found.iter().map(|(_, l)| labels_json(l)).collect(), c.limit),
-        Err(e) => e.into(),
-    }
+    .await?;
+    Ok(truncated(
+        found.iter().map(|(_, l)| labels_json(l)).collect(),
+        c.limit,
+    ))
 }
 
 /// The label sets `labels` and label values answer from.
@@ -180,25 +169,18 @@ async fn label_sets(state: &ApiState, c: &Common) -> Result<Vec<Labels>, ApiErro
 /// `/api/v1/labels`
 pub(crate) async fn labels(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let c = match request(&method, &headers, &uri, &body).and_then(|r| common(r, false)) {
-        Ok(c) => c,
-        Err(e) => return e.into(),
-    };
-    match label_sets(&state, &c).await {
-        Ok(sets) => {
-            let names: BTreeSet<&str> = sets
-                .iter()
-                .flat_map(|l| l.iter().map(|l| l.name.as_str()))
-                .collect();
-            truncated(names.into_iter().map(|n| json!(n)).collect(), c.limit)
-        }
-        Err(e) => e.into(),
-    }
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let c = common(req?, false)?;
+    let sets = label_sets(&state, &c).await?;
+    let names: BTreeSet<&str> = sets
+        .iter()
+        .flat_map(|l| l.iter().map(|l| l.name.as_str()))
+        .collect();
+    Ok(truncated(
+        names.into_iter().map(|n| json!(n)).collect(),
+        c.limit,
+    ))
 }
 
 fn valid_label_name(name: &str) -> bool {
@@ -213,44 +195,28 @@ fn valid_label_name(name: &str) -> bool {
 pub(crate) async fn label_values(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
     if !valid_label_name(&name) {
-        return ApiError::bad_data(format!("invalid label name: {name:?}")).into();
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let c = match request(&method, &headers, &uri, &body).and_then(|r| common(r, false)) {
-        Ok(c) => c,
-        Err(e) => return e.into(),
-    };
-    match label_sets(&state, &c).await {
-        Ok(sets) => {
-            let values: BTreeSet<&str> = sets.iter().filter_map(|l| l.get(&name)).collect();
-            truncated(values.into_iter().map(|v| json!(v)).collect(), c.limit)
-        }
-        Err(e) => e.into(),
-    }
+    let c = common(req?, false)?;
+    let sets = label_sets(&state, &c).await?;
+    let values: BTreeSet<&str> = sets.iter().filter_map(|l| l.get(&name)).collect();
+    Ok(truncated(
+        values.into_iter().map(|v| json!(v)).collect(),
+        c.limit,
+    ))
 }
 
 /// `/api/v1/metadata`
 pub(crate) async fn metadata(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let req = match request(&method, &headers, &uri, &body) {
-        Ok(r) => r,
-        Err(e) => return e.into(),
-    };
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let req = req?;
     let p = &req.params;
-    let limit = match limit_param(p) {
-        Ok(l) => l,
-        Err(e) => return e.into(),
-    };
+    let limit = limit_param(p)?;
     let metric = p.get("metric");
     let mut data = Map::new();
     for (name, m) in state.storage.metadata(&req.tenant) {
@@ -265,7 +231,7 @@ pub(crate) async fn metadata(
             json!([{ "type": m.metric_type.as_str(), "help": m.help, "unit": m.unit }]),
         );
     }
-    Outcome::data(Value::Object(data))
+    Ok(Outcome::data(Value::Object(data)))
 }
 
 fn timestamp_json(ms: i64) -> Value {
@@ -310,37 +276,28 @@ fn collect_selectors(
 /// `/api/v1/query_exemplars`
 pub(crate) async fn query_exemplars(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let prepared = (|| {
-        let req = request(&method, &headers, &uri, &body)?;
-        let p = &req.params;
-        let start = time_param(p, "start", MIN_TIME_MS)?;
-        let end = time_param(p, "end", MAX_TIME_MS)?;
-        if end < start {
-            return Err(ApiError::bad_data(
-                "end timestamp must not be before start timestamp",
-            ));
-        }
-        let expr =
-            strata_promql::parse(p.get("query")).map_err(|e| ApiError::bad_data(e.to_string()))?;
-        let mut sets = Vec::new();
-        collect_selectors(&expr, &mut sets).map_err(|e| invalid_param("query", e))?;
-        let timeout = timeout_param(p, &state.config)?;
-        Ok((req.tenant, start, end, sets, timeout))
-    })();
-    let (tenant, start, end, sets, timeout) = match prepared {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let req = req?;
+    let p = &req.params;
+    let start = time_param(p, "start", MIN_TIME_MS)?;
+    let end = time_param(p, "end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start timestamp",
+        ));
+    }
+    let expr =
+        strata_promql::parse(p.get("query")).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let mut sets = Vec::new();
+    collect_selectors(&expr, &mut sets).map_err(|e| invalid_param("query", e))?;
+    let timeout = timeout_param(p, &state.config)?;
+    let tenant = req.tenant;
     if sets.is_empty() {
-        return Outcome::data(Value::Null);
+        return Ok(Outcome::data(Value::Null));
     }
     let max = state.config.max_series;
-    let res = blocking(&state, tenant, timeout, move |scanner| {
+    let exemplars = blocking(&state, tenant, timeout, move |scanner| {
         let series =
             matching_series(&scanner, &sets, MIN_TIME_MS, MAX_TIME_MS, max).map_err(scan_error)?;
         let ids: Vec<u64> = {
@@ -399,9 +356,6 @@ pub(crate) async fn query_exemplars(
         }
         Ok(Value::Array(out))
     })
-    .await;
-    match res {
-        Ok(v) => Outcome::data(v),
-        Err(e) => e.into(),
-    }
+    .await?;
+    Ok(Outcome::data(exemplars))
 }

@@ -3,7 +3,10 @@
 //! durations as float seconds or Prometheus durations, and Prometheus's error texts.
 
 use super::response::ApiError;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use promql_parser::parser::Expr;
 use strata_promql::{MatchKind, Matcher};
 use strata_storage::TenantId;
@@ -22,27 +25,44 @@ pub struct Params {
     pairs: Vec<(String, String)>,
 }
 
-/// A request's tenant and merged URL/form parameters.
+/// A request's tenant and merged URL/form parameters, extracted as Prometheus and Loki
+/// (both Go servers) read them: the body counts as a form for POST, PUT and PATCH, as
+/// Go's `Request.ParseForm` does.
 pub(crate) struct Req {
     pub tenant: TenantId,
     pub params: Params,
 }
 
-impl Req {
-    /// Reads the tenant header and the parameters (the body counts as a form for
-    /// `form_methods`); the error says what is wrong with the tenant header.
-    pub(crate) fn read(
-        method: &Method,
-        headers: &HeaderMap,
-        uri: &Uri,
-        body: &[u8],
-        form_methods: &[Method],
-    ) -> Result<Req, String> {
-        let tenant = TenantId::from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes()))
-            .map_err(|e| e.to_string())?;
+/// Why a request could not be read: a bad tenant header or an unreadable body. Each API
+/// turns it into its own error shape (handlers take `Result<Req, BadRequest>`).
+#[derive(Debug)]
+pub(crate) struct BadRequest(pub String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.0).into_response()
+    }
+}
+
+const FORM_METHODS: [Method; 3] = [Method::POST, Method::PUT, Method::PATCH];
+
+impl<S: Send + Sync> FromRequest<S> for Req {
+    type Rejection = BadRequest;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, BadRequest> {
+        let tenant = TenantId::from_header(req.headers().get(TENANT_HEADER).map(|v| v.as_bytes()))
+            .map_err(|e| BadRequest(e.to_string()))?;
+        let (method, headers, uri) = (
+            req.method().clone(),
+            req.headers().clone(),
+            req.uri().clone(),
+        );
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| BadRequest(e.body_text()))?;
         Ok(Req {
             tenant,
-            params: Params::from_request(method, headers, uri, body, form_methods),
+            params: Params::from_request(&method, &headers, &uri, &body, &FORM_METHODS),
         })
     }
 }
@@ -51,11 +71,11 @@ impl Params {
     /// The parameters of an HTTP request: the URL query, plus the body when it is a form
     /// (`application/x-www-form-urlencoded`) sent with one of `form_methods`.
     pub fn from_request(
-        method: &axum::http::Method,
+        method: &Method,
         headers: &axum::http::HeaderMap,
         uri: &axum::http::Uri,
         body: &[u8],
-        form_methods: &[axum::http::Method],
+        form_methods: &[Method],
     ) -> Self {
         let is_form = headers
             .get(axum::http::header::CONTENT_TYPE)

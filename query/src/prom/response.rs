@@ -86,6 +86,18 @@ pub enum Outcome {
     Err(ApiError),
 }
 
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        failure(self, Vec::new(), Vec::new())
+    }
+}
+
+impl From<super::params::BadRequest> for ApiError {
+    fn from(e: super::params::BadRequest) -> Self {
+        ApiError::bad_data(e.0)
+    }
+}
+
 impl From<ApiError> for Outcome {
     fn from(e: ApiError) -> Self {
         Outcome::Err(e)
@@ -111,7 +123,7 @@ impl IntoResponse for Outcome {
                 warnings,
                 infos,
             } => success(data, warnings, infos),
-            Outcome::Err(e) => failure(e, Vec::new(), Vec::new()),
+            Outcome::Err(e) => e.into_response(),
         }
     }
 }

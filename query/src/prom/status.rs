@@ -1,10 +1,8 @@
 //! Status endpoints: build and runtime information, and label-index cardinality statistics.
 
-use super::api::{ApiState, request};
+use super::api::{ApiState, BadRequest, Req};
 use super::response::{ApiError, Outcome};
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::TimestampMillisecondType;
 use serde_json::{Value, json};
@@ -71,20 +69,14 @@ fn top(counts: impl IntoIterator<Item = (String, u64)>, limit: usize) -> Value {
 /// `/api/v1/status/tsdb`
 pub(crate) async fn tsdb(
     State(state): State<ApiState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Outcome {
-    let req = match request(&method, &headers, &uri, &body) {
-        Ok(r) => r,
-        Err(e) => return e.into(),
-    };
+    req: Result<Req, BadRequest>,
+) -> Result<Outcome, ApiError> {
+    let req = req?;
     let limit = match req.params.get("limit") {
         "" => 10,
         v => match v.parse::<usize>() {
             Ok(n) if n > 0 => n,
-            _ => return ApiError::bad_data("limit must be a positive number").into(),
+            _ => return Err(ApiError::bad_data("limit must be a positive number")),
         },
     };
     let storage = state.storage.clone();
@@ -136,9 +128,7 @@ pub(crate) async fn tsdb(
             ),
         })
     })
-    .await;
-    match stats {
-        Ok(v) => Outcome::data(v),
-        Err(e) => ApiError::internal(e).into(),
-    }
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Outcome::data(stats))
 }

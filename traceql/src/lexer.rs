@@ -478,7 +478,7 @@ impl<'s> Lexer<'s> {
 }
 
 /// Parses `1h30m`, `1.5s`, `100ms`, `10us`, `10µs`, `5ns`, `2d`, `1w`, `1y` into nanoseconds.
-pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+pub fn parse_duration(text: &str) -> Option<i64> {
     let mut total: f64 = 0.0;
     let mut rest = text;
     if rest.is_empty() {

@@ -70,6 +70,7 @@ pub use data::{EventData, LinkData, SpanData, TraceData};
 pub use error::ParseError;
 pub use eval::{Spanset, evaluate};
 pub use hints::{Condition, HintField, Hints, Predicate};
+pub use lexer::parse_duration;
 pub use parser::parse;
 pub use summary::{ROOT_SPAN_NOT_YET_RECEIVED, trace_summary_json};
 pub use value::{SpanKind, StatusCode, Value, format_go_duration};

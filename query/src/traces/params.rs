@@ -19,50 +19,19 @@ pub fn now_ns() -> i64 {
 }
 
 /// A Go duration (`300ms`, `1.5h`, `2h45m`, `10us`, `10µs`) or, as Jaeger's lookback
-/// also allows, days (`2d`) and weeks (`1w`), in nanoseconds. A bare number is seconds.
+/// also allows, days (`2d`) and weeks (`1w`), in nanoseconds: TraceQL's duration syntax.
+/// A bare number is seconds.
 pub fn parse_go_duration(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return to_ns(secs, 1e9);
-    }
-    let mut rest = s;
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
-        if num_end == 0 {
-            return Err(format!("invalid duration {s:?}"));
-        }
-        let n: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86_400e9,
-            "w" => 7.0 * 86_400e9,
-            u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    to_ns(total, 1.0)
-}
-
-fn to_ns(v: f64, mult: f64) -> Result<i64, String> {
-    let ns = v * mult;
+    let ns = match s.parse::<f64>() {
+        Ok(secs) => secs * 1e9,
+        Err(_) => strata_traceql::parse_duration(s).ok_or_else(|| {
+            format!("invalid duration {s:?}: use seconds or a duration such as 300ms or 1h30m")
+        })? as f64,
+    };
     if !ns.is_finite() || ns < 0.0 || ns > i64::MAX as f64 {
         return Err("duration out of range".into());
     }

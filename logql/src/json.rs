@@ -95,6 +95,54 @@ impl<'a> Scanner<'a> {
         Ok(&self.s[start..self.i])
     }
 
+    /// Walks the members of the object or array whose opening bracket is at the cursor,
+    /// calling `member` at each value: with its key for objects, `None` for arrays.
+    fn members(
+        &mut self,
+        object: bool,
+        mut member: impl FnMut(&mut Self, Option<Cow<'a, str>>) -> Result<(), &'static str>,
+    ) -> Result<(), &'static str> {
+        let (close, malformed) = if object {
+            (b'}', MALFORMED_OBJECT)
+        } else {
+            (b']', MALFORMED_ARRAY)
+        };
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = if object {
+                if self.peek() != Some(b'"') {
+                    return Err(malformed);
+                }
+                let key = self.string()?;
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return Err(malformed);
+                }
+                self.i += 1;
+                self.ws();
+                Some(key)
+            } else {
+                None
+            };
+            member(self, key)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(c) if c == close => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(malformed),
+            }
+        }
+    }
+
     /// Skips any value.
     fn skip(&mut self, depth: usize) -> Result<(), &'static str> {
         if depth > MAX_DEPTH {
@@ -102,58 +150,7 @@ impl<'a> Scanner<'a> {
         }
         match self.peek() {
             Some(b'"') => self.string().map(|_| ()),
-            Some(b'{') => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if self.peek() != Some(b'"') {
-                        return Err(MALFORMED_OBJECT);
-                    }
-                    self.string()?;
-                    self.ws();
-                    if self.peek() != Some(b':') {
-                        return Err(MALFORMED_OBJECT);
-                    }
-                    self.i += 1;
-                    self.ws();
-                    self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(MALFORMED_OBJECT),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(MALFORMED_ARRAY),
-                    }
-                }
-            }
+            Some(c @ (b'{' | b'[')) => self.members(c == b'{', |s, _| s.skip(depth + 1)),
             Some(b't') => self.literal("true").map(|_| ()),
             Some(b'f') => self.literal("false").map(|_| ()),
             Some(b'n') => self.literal("null").map(|_| ()),
@@ -161,6 +158,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Reports the scalars of the object at the cursor, keys joined under `prefix`.
     fn object(
         &mut self,
         prefix: &mut String,
@@ -170,50 +168,24 @@ impl<'a> Scanner<'a> {
         if depth > MAX_DEPTH {
             return Err(UNKNOWN_VALUE);
         }
-        self.i += 1; // '{'
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
-                return Err(MALFORMED_OBJECT);
-            }
-            let key = self.string()?;
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(MALFORMED_OBJECT);
-            }
-            self.i += 1;
-            self.ws();
+        self.members(true, |s, key| {
             let plen = prefix.len();
             if plen > 0 {
                 prefix.push('_');
             }
-            append_sanitized(prefix, &key, plen == 0);
-            let res = match self.peek() {
-                Some(b'{') => self.object(prefix, f, depth + 1),
-                Some(b'[') => self.skip(depth + 1),
-                Some(b'"') => self.string().map(|v| f(prefix, v)),
-                Some(b't') => self.literal("true").map(|v| f(prefix, Cow::Borrowed(v))),
-                Some(b'f') => self.literal("false").map(|v| f(prefix, Cow::Borrowed(v))),
-                Some(b'n') => self.literal("null").map(|_| ()),
-                _ => self.number().map(|v| f(prefix, Cow::Borrowed(v))),
+            append_sanitized(prefix, key.as_deref().unwrap_or_default(), plen == 0);
+            let res = match s.peek() {
+                Some(b'{') => s.object(prefix, f, depth + 1),
+                Some(b'[') => s.skip(depth + 1),
+                Some(b'"') => s.string().map(|v| f(prefix, v)),
+                Some(b't') => s.literal("true").map(|v| f(prefix, Cow::Borrowed(v))),
+                Some(b'f') => s.literal("false").map(|v| f(prefix, Cow::Borrowed(v))),
+                Some(b'n') => s.literal("null").map(|_| ()),
+                _ => s.number().map(|v| f(prefix, Cow::Borrowed(v))),
             };
             prefix.truncate(plen);
-            res?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(MALFORMED_OBJECT),
-            }
-        }
+            res
+        })
     }
 }
 

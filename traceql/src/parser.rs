@@ -162,15 +162,21 @@ impl Parser<'_> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
-        self.depth += 1;
-        if self.depth > MAX_NESTING {
+    /// Runs one level of recursive descent, refusing more than `MAX_NESTING` levels.
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        if self.depth >= MAX_NESTING {
             return Err(self.err(
                 self.offset(),
                 format!("query is nested too deeply (more than {MAX_NESTING} levels)"),
             ));
         }
-        Ok(())
+        self.depth += 1;
+        let r = parse(self);
+        self.depth -= 1;
+        r
     }
 
     fn count_operator(&mut self, at: usize) -> Result<(), ParseError> {
@@ -199,10 +205,7 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- pipelines
 
     fn pipeline(&mut self) -> Result<Pipeline, ParseError> {
-        self.enter()?;
-        let r = self.pipeline_inner();
-        self.depth -= 1;
-        r
+        self.nested(|p| p.pipeline_inner())
     }
 
     fn pipeline_inner(&mut self) -> Result<Pipeline, ParseError> {
@@ -336,10 +339,7 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- spanset expressions
 
     fn set_expr(&mut self, min_prec: u8) -> Result<SpansetExpr, ParseError> {
-        self.enter()?;
-        let r = self.set_expr_inner(min_prec);
-        self.depth -= 1;
-        r
+        self.nested(|p| p.set_expr_inner(min_prec))
     }
 
     fn set_expr_inner(&mut self, min_prec: u8) -> Result<SpansetExpr, ParseError> {
@@ -456,10 +456,7 @@ impl Parser<'_> {
     }
 
     fn scalar(&mut self, min_prec: u8) -> Result<Scalar, ParseError> {
-        self.enter()?;
-        let r = self.scalar_inner(min_prec);
-        self.depth -= 1;
-        r
+        self.nested(|p| p.scalar_inner(min_prec))
     }
 
     fn scalar_inner(&mut self, min_prec: u8) -> Result<Scalar, ParseError> {
@@ -547,10 +544,7 @@ impl Parser<'_> {
     // ---------------------------------------------------------------- field expressions
 
     fn field_expr(&mut self, min_prec: u8) -> Result<Field, ParseError> {
-        self.enter()?;
-        let r = self.field_expr_inner(min_prec);
-        self.depth -= 1;
-        r
+        self.nested(|p| p.field_expr_inner(min_prec))
     }
 
     fn field_expr_inner(&mut self, min_prec: u8) -> Result<Field, ParseError> {

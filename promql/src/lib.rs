@@ -29,6 +29,7 @@ pub mod source;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
+pub use eval::prepare::AT_MODIFIER_UNSAFE;
 pub use model::{Labels, RawSample, RawSeries, SampleValue, Value};
 pub use parse::{format_query, parse};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};

@@ -13,8 +13,9 @@ use crate::error::Result;
 use crate::model::RawSeries;
 use crate::source::{Matcher, SeriesSource};
 
-/// Functions whose result depends on the evaluation time itself.
-pub(crate) const AT_MODIFIER_UNSAFE: [&str; 15] = [
+/// Functions whose result depends on the evaluation time itself: a query using them
+/// cannot be evaluated once and reused across steps (nor rewritten with `@`).
+pub const AT_MODIFIER_UNSAFE: [&str; 15] = [
     "days_in_month",
     "day_of_month",
     "day_of_week",

@@ -377,23 +377,6 @@ fn to_samples(gap: i64, vals: &[SeqVal]) -> Vec<RawSample> {
 /// Sets `@ ts` on every selector/subquery without one (not inside a
 /// subquery that has one). Returns false if the query must not be rewritten.
 fn set_at(e: &mut Expr, ts: i64) -> bool {
-    const UNSAFE: [&str; 15] = [
-        "days_in_month",
-        "day_of_month",
-        "day_of_week",
-        "day_of_year",
-        "end",
-        "hour",
-        "minute",
-        "month",
-        "year",
-        "predict_linear",
-        "range",
-        "start",
-        "step",
-        "time",
-        "timestamp",
-    ];
     fn at_of(ts: i64) -> AtModifier {
         let t = if ts >= 0 {
             UNIX_EPOCH.checked_add(Duration::from_millis(ts as u64))
@@ -428,7 +411,7 @@ fn set_at(e: &mut Expr, ts: i64) -> bool {
             }
             Expr::Paren(p) => walk(&mut p.expr, ts, ok),
             Expr::Call(c) => {
-                if UNSAFE.contains(&c.func.name) {
+                if strata_promql::AT_MODIFIER_UNSAFE.contains(&c.func.name) {
                     *ok = false;
                 }
                 for a in c.args.args.iter_mut() {
@@ -441,7 +424,7 @@ fn set_at(e: &mut Expr, ts: i64) -> bool {
     fn check_unsafe(e: &Expr, ok: &mut bool) {
         match e {
             Expr::Call(c) => {
-                if UNSAFE.contains(&c.func.name) {
+                if strata_promql::AT_MODIFIER_UNSAFE.contains(&c.func.name) {
                     *ok = false;
                 }
                 c.args.args.iter().for_each(|a| check_unsafe(a, ok));

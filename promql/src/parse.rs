@@ -26,22 +26,34 @@ pub(crate) const TRIM_MARK: &str = "__strata_trim__";
 const GROUP_MARK: &str = "__strata_trim_grouped__";
 /// Every label name starting with this is reserved for the markers.
 const RESERVED_PREFIX: &str = "__strata_trim";
+/// Matcher added to the label selector of `info(v, {...})`: Prometheus accepts a
+/// selector there whose matchers all match the empty string (`{data=~".*"}`), which
+/// the parser refuses as a selector; the mark makes it acceptable and is removed again.
+const INFO_MARK: &str = "__strata_info__";
+
+/// Markers the text rewrite added and normalisation found.
+#[derive(Default)]
+struct Marks {
+    trims: usize,
+    infos: usize,
+}
 
 /// Parses a query, mapping errors to `bad_data`.
 pub fn parse(query: &str) -> Result<Expr> {
-    let (text, trims) = rewrite(query).map_err(Error::BadData)?;
+    let (marked, infos) = mark_info_selectors(query);
+    let (text, trims) = rewrite(&marked).map_err(Error::BadData)?;
     let mut expr = promql_parser::parser::parse(&text).map_err(|e| {
         // Our markers are valid labels: a message naming one is about a
         // reserved name the query itself uses (and must not show ours).
-        if trims > 0 && e.contains(RESERVED_PREFIX) {
+        if (trims > 0 && e.contains(RESERVED_PREFIX)) || (infos > 0 && e.contains(INFO_MARK)) {
             Error::BadData(reserved_msg())
         } else {
             Error::BadData(e)
         }
     })?;
-    let mut found = 0;
+    let mut found = Marks::default();
     normalize(&mut expr, &mut found).map_err(Error::BadData)?;
-    if found != trims {
+    if found.trims != trims || found.infos != infos {
         // The query spells out a marker itself.
         return Err(Error::BadData(reserved_msg()));
     }
@@ -148,6 +160,71 @@ impl Scanner<'_> {
     }
 }
 
+impl Scanner<'_> {
+    /// The first `,` at nesting depth zero inside the call whose `(` is at `open`.
+    fn first_argument_end(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut j = open + 1;
+        while j < self.s.len() {
+            match self.s[j] {
+                b'"' | b'\'' | b'`' => {
+                    j = self.string_end(j);
+                    continue;
+                }
+                b'#' => {
+                    j = self.comment_end(j);
+                    continue;
+                }
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' if depth == 0 => return None,
+                b')' | b']' | b'}' => depth -= 1,
+                b',' if depth == 0 => return Some(j),
+                _ => {}
+            }
+            j += 1;
+        }
+        None
+    }
+}
+
+/// Adds [`INFO_MARK`] to the label selector argument of every `info(v, {...})`;
+/// returns the new text and the number of marks.
+fn mark_info_selectors(q: &str) -> (String, usize) {
+    let sc = Scanner { s: q.as_bytes() };
+    let s = sc.s;
+    let mut out = String::with_capacity(q.len());
+    let mut copied = 0;
+    let mut marks = 0;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'"' | b'\'' | b'`' => i = sc.string_end(i),
+            b'#' => i = sc.comment_end(i),
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b':' => {
+                let word = sc.ident(i);
+                let open = sc.skip_blank(i + word.len());
+                if word == "info" && s.get(open) == Some(&b'(') {
+                    let brace = sc
+                        .first_argument_end(open)
+                        .map(|comma| sc.skip_blank(comma + 1))
+                        .filter(|&b| s.get(b) == Some(&b'{'));
+                    if let Some(b) = brace {
+                        out.push_str(&q[copied..=b]);
+                        out.push_str(INFO_MARK);
+                        out.push_str("=\"1\",");
+                        copied = b + 1;
+                        marks += 1;
+                    }
+                }
+                i += word.len().max(1);
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&q[copied..]);
+    (out, marks)
+}
+
 /// Rewrites every trim operator into a marked comparison and re-spells raw
 /// bytes that are not valid UTF-8 in string literals (see `raw_bytes`);
 /// returns the new text and the number of trims.
@@ -246,7 +323,7 @@ fn rewrite(q: &str) -> std::result::Result<(String, usize), String> {
 
 /// Turns the parsed text form of each trim into its normalised form and
 /// counts them in `found`; rejects reserved label names anywhere else.
-fn normalize(e: &mut Expr, found: &mut usize) -> std::result::Result<(), String> {
+fn normalize(e: &mut Expr, found: &mut Marks) -> std::result::Result<(), String> {
     match e {
         Expr::Aggregate(a) => {
             if let Some(p) = a.param.as_mut() {
@@ -258,6 +335,13 @@ fn normalize(e: &mut Expr, found: &mut usize) -> std::result::Result<(), String>
         Expr::Paren(p) => normalize(&mut p.expr, found),
         Expr::Subquery(s) => normalize(&mut s.expr, found),
         Expr::Call(c) => {
+            if c.func.name == "info"
+                && let Some(Expr::VectorSelector(vs)) = c.args.args.get_mut(1).map(|a| &mut **a)
+            {
+                let before = vs.matchers.matchers.len();
+                vs.matchers.matchers.retain(|m| m.name != INFO_MARK);
+                found.infos += before - vs.matchers.matchers.len();
+            }
             for a in c.args.args.iter_mut() {
                 normalize(a, found)?;
             }
@@ -269,7 +353,7 @@ fn normalize(e: &mut Expr, found: &mut usize) -> std::result::Result<(), String>
             let op = b.op.to_string();
             if let Some(m) = b.modifier.as_mut() {
                 if (op == "<" || op == ">") && text_marked(m) {
-                    *found += 1;
+                    found.trims += 1;
                     normalize_trim(m)?;
                 } else if modifier_labels(m).any(is_reserved) {
                     return Err(reserved_msg());

@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+import requests
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -146,6 +147,27 @@ def test_metrics_of_every_instrument(strata, kind):
     # Other resource attributes land on target_info.
     info = by_name["target_info"][0]["labels"]
     assert info["host_name"] == "box" and info["deployment_environment"] == "test"
+
+    # PromQL's info() joins them back by job and instance, as Grafana users write it.
+    def promql(q):
+        r = requests.get(strata.api + "/api/v1/query", params={"query": q})
+        assert r.status_code == 200, r.text
+        return r.json()["data"]["result"]
+
+    enriched = promql(f'info(orders_total{{job="{service}"}}, {{deployment_environment=~".+"}})')
+    assert [s["metric"] for s in enriched] == [
+        {
+            "__name__": "orders_total",
+            "deployment_environment": "test",
+            "instance": "inst-1",
+            "job": service,
+            "route": "/buy",
+        }
+    ]
+    assert enriched[0]["value"][1] == "5"
+    # Every data label without a selector; none asked for and missing drops the series.
+    assert promql(f'info(orders_total{{job="{service}"}})')[0]["metric"]["host_name"] == "box"
+    assert promql(f'info(orders_total{{job="{service}"}}, {{k8s_cluster=~".+"}})') == []
 
 
 @pytest.mark.parametrize("kind", ["grpc", "http"])

@@ -198,6 +198,12 @@ fn walk(
             walk(&b.rhs, p, sq, 0, source, out)
         }
         Expr::Paren(x) => walk(&x.expr, p, sq, 0, source, out),
+        Expr::Call(c) if c.func.name == "info" => {
+            if let Some(a) = c.args.args.first() {
+                walk(a, p, sq, 0, source, out)?;
+            }
+            select_info(c, p, sq, source, out)
+        }
         Expr::Call(c) => {
             for a in &c.args.args {
                 walk(a, p, sq, 0, source, out)?;
@@ -206,6 +212,38 @@ fn walk(
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
     }
+}
+
+/// Selects the info series of an `info()` call over every time its argument's samples
+/// can come from (its label selector is not a selector of its own).
+fn select_info(
+    c: &promql_parser::parser::Call,
+    p: &SelectParams,
+    sq: SubqCtx,
+    source: &dyn SeriesSource,
+    out: &mut HashMap<usize, Vec<RawSeries>>,
+) -> Result<()> {
+    use crate::functions::info::{InfoSelector, reference_time};
+    let sel = InfoSelector::of(c)?;
+    let (at, offset) = c
+        .args
+        .args
+        .first()
+        .and_then(|a| reference_time(a, &|m| p.at(m)))
+        .unwrap_or((None, 0));
+    let (mut start, mut end) = match sq.at {
+        Some(at) => (at, at),
+        None => (p.start - sq.offset - sq.range, p.end - sq.offset),
+    };
+    if let Some(at) = at {
+        (start, end) = (at, at);
+    }
+    start -= offset + p.lookback - 1;
+    end -= offset;
+    let mut series = source.select(&sel.names, start, end)?;
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out.insert(sel.key, series);
+    Ok(())
 }
 
 fn walk_vs(

@@ -306,8 +306,3 @@ pub(crate) fn eval_instant(ev: &Evaluator<'_>, c: &Call, args: &[&Expr]) -> Resu
         Ok(out)
     })
 }
-
-/// `info()` is not supported yet: it needs metadata series joins.
-pub(crate) fn info(_ev: &Evaluator<'_>, _c: &Call) -> Result<Matrix> {
-    Err(exec_err!("info() is not supported"))
-}

@@ -4,6 +4,7 @@
 //! ([`instant`], [`histograms`]); label functions rewrite series labels.
 
 mod histograms;
+pub(crate) mod info;
 mod instant;
 mod range;
 
@@ -70,7 +71,7 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
     match name {
         "label_replace" => return label_replace(ev, c),
         "label_join" => return label_join(ev, c),
-        "info" => return crate::functions::instant::info(ev, c),
+        "info" => return info::info(ev, c),
         "start" | "end" | "range" | "step" => {
             let ctx = ev.ctx;
             let v = match name {

@@ -245,3 +245,26 @@ fn format_query_of_long_trims_spans_lines_and_parses_back() {
     assert!(!got.contains("__strata"), "{got}");
     assert_eq!(parse(&got).expect(&got), e);
 }
+
+#[test]
+fn info_selectors_may_match_only_empty_values() {
+    // Prometheus accepts `{data=~".*"}` as info()'s label selector; elsewhere such a
+    // selector is still refused, and the internal mark never shows.
+    for q in [
+        r#"info(metric, {data=~".*"})"#,
+        r#"info( rate(x[5m]) , # comment
+              {__name__!~".+_info", data=~".*"})"#,
+        r#"sum(info(metric{a="(,"}, {data=~".*"}))"#,
+    ] {
+        let e = parse(q).unwrap_or_else(|err| panic!("{q}: {err}"));
+        let printed = format_query(&e);
+        assert!(!printed.contains("__strata"), "{printed}");
+        assert_eq!(
+            parse(&printed).map(|e| format_query(&e)),
+            Ok(printed.clone())
+        );
+    }
+    assert!(parse(r#"{data=~".*"}"#).is_err());
+    assert!(parse(r#"info(metric, {__strata_info__="1"})"#).is_err());
+    assert!(parse(r#"label_replace(info(m), "a", "b", "c", "d")"#).is_ok());
+}

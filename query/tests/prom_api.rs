@@ -556,7 +556,8 @@ async fn errors_use_prometheus_types_and_codes() {
             ("step", step),
         ]
     };
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Params<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, Params, &str)> = vec![
         (
             "/api/v1/query_range",
             range("temp", "1"),

@@ -13,7 +13,7 @@ use crate::eval::prepare::{SelectParams, select_all, step_invariant};
 use crate::eval::{Evaluator, QueryCtx, Val, addr, drop_metric_name, free_later};
 use crate::functions::merge_same_labelset;
 use crate::model::{Matrix, RawSeries, Sample, Value};
-use crate::parse::parse;
+use crate::parse::{QueryTimes, parse_in};
 use crate::source::SeriesSource;
 
 /// Engine configuration.
@@ -82,7 +82,7 @@ impl Engine {
         query: &str,
         time_ms: i64,
     ) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let expr = parse_in(query, Some(QueryTimes::instant(time_ms)))?;
         self.exec(source, &expr, time_ms, time_ms, 0)
     }
 
@@ -122,7 +122,12 @@ impl Engine {
                 group_thousands(self.opts.max_points_per_series)
             )));
         }
-        let expr = parse(query)?;
+        let times = QueryTimes {
+            start_ms,
+            end_ms,
+            step_ms,
+        };
+        let expr = parse_in(query, Some(times))?;
         self.range_query_expr(source, &expr, start_ms, end_ms, step_ms)
     }
 

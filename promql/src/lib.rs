@@ -31,7 +31,7 @@ pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
 pub use eval::prepare::AT_MODIFIER_UNSAFE;
 pub use model::{Labels, RawSample, RawSeries, SampleValue, Value};
-pub use parse::{format_query, parse};
+pub use parse::{QueryTimes, format_query, parse, parse_in};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
 
 /// Relative float comparison as Prometheus's `util/almost.Equal` does it.

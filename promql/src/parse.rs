@@ -38,8 +38,16 @@ struct Marks {
     infos: usize,
 }
 
-/// Parses a query, mapping errors to `bad_data`.
+/// Parses a query, mapping errors to `bad_data`. Duration expressions using `step()`
+/// or `range()` need the evaluation's times: see [`parse_in`].
 pub fn parse(query: &str) -> Result<Expr> {
+    parse_in(query, None)
+}
+
+/// Parses a query to evaluate over `times`, which duration expressions such as
+/// `rate(x[step() * 4])` may refer to.
+pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
+    let query = &durations::rewrite(query, times).map_err(Error::BadData)?;
     let (marked, infos) = mark_info_selectors(query);
     let (text, trims) = rewrite(&marked).map_err(Error::BadData)?;
     let mut expr = promql_parser::parser::parse(&text).map_err(|e| {
@@ -488,7 +496,10 @@ fn split_list(s: &str) -> Vec<&str> {
     out
 }
 
+mod durations;
 mod raw_bytes;
+
+pub use durations::QueryTimes;
 pub(crate) use raw_bytes::{display as display_raw, quote as quote_raw, valid_label_name};
 
 #[cfg(test)]

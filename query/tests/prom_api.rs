@@ -281,6 +281,52 @@ async fn instant_and_range_queries_read_files_and_memtables() {
 }
 
 #[tokio::test]
+async fn duration_expressions_use_the_query_times() {
+    let (_dir, _storage, app) = setup().await;
+    let (start, end) = (secs(16).to_string(), secs(24).to_string());
+    let range = |query| {
+        vec![
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", "2m"),
+        ]
+    };
+    // step() is the range query's step; arithmetic works in brackets and offsets.
+    let (status, literal) = get(
+        &app,
+        "/api/v1/query_range",
+        &range("count_over_time(temp[4m] offset 2m)"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{literal}");
+    assert!(
+        !literal["data"]["result"]
+            .as_array()
+            .expect("result")
+            .is_empty()
+    );
+    for q in [
+        "count_over_time(temp[step()*2] offset step())",
+        "count_over_time(temp[3m+60s] offset (240s / 2))",
+    ] {
+        let (status, v) = get(&app, "/api/v1/query_range", &range(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v, literal, "{q}");
+    }
+    // Outside an evaluation step() has no value: a clear 400.
+    let (status, v) = get(
+        &app,
+        "/api/v1/format_query",
+        &[("query", "rate(temp[step()])")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let msg = v["error"].as_str().expect("error");
+    assert!(msg.contains("step()"), "{msg}");
+}
+
+#[tokio::test]
 async fn rate_and_histogram_quantiles() {
     let (_dir, _storage, app) = setup().await;
     let t = secs(40).to_string();

@@ -17,7 +17,7 @@ use promql_parser::parser::value::ValueType;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use strata_promql::{Engine, EngineOptions, ErrorType, Value};
+use strata_promql::{Engine, EngineOptions, ErrorType, QueryTimes, Value};
 use strata_storage::{Storage, TenantId};
 
 /// What every handler needs.
@@ -135,8 +135,13 @@ fn lookback_param(p: &Params, config: &PromApiConfig) -> Result<Duration, ApiErr
     })
 }
 
-fn parse_query(p: &Params) -> Result<promql_parser::parser::Expr, ApiError> {
-    strata_promql::parse(p.get("query")).map_err(|e| invalid_param("query", e))
+/// The `query` parameter, parsed to evaluate over `times` (which duration expressions
+/// such as `[step() * 4]` refer to; `None` outside an evaluation).
+fn parse_query(
+    p: &Params,
+    times: Option<QueryTimes>,
+) -> Result<promql_parser::parser::Expr, ApiError> {
+    strata_promql::parse_in(p.get("query"), times).map_err(|e| invalid_param("query", e))
 }
 
 enum Range {
@@ -220,12 +225,14 @@ async fn query(
 ) -> Result<Outcome, ApiError> {
     let req = req?;
     let p = &req.params;
+    let limit = limit_param(p)?;
+    let time = time_param(p, "time", now_ms())?;
     let ev = Evaluation {
-        limit: limit_param(p)?,
-        range: Range::Instant(time_param(p, "time", now_ms())?),
+        limit,
+        range: Range::Instant(time),
         timeout: timeout_param(p, &state.config)?,
         lookback: lookback_param(p, &state.config)?,
-        expr: parse_query(p)?,
+        expr: parse_query(p, Some(QueryTimes::instant(time)))?,
     };
     Ok(evaluate(&state, req.tenant, ev).await)
 }
@@ -265,7 +272,12 @@ async fn query_range(
     }
     let timeout = timeout_param(p, &state.config)?;
     let lookback = lookback_param(p, &state.config)?;
-    let expr = parse_query(p)?;
+    let times = QueryTimes {
+        start_ms: start,
+        end_ms: end,
+        step_ms: step,
+    };
+    let expr = parse_query(p, Some(times))?;
     if let Some(t) = range_type_name(expr.value_type()) {
         return Err(invalid_param(
             "query",
@@ -285,7 +297,7 @@ async fn query_range(
 }
 
 async fn format_query(req: Result<Req, BadRequest>) -> Result<Outcome, ApiError> {
-    let expr = parse_query(&req?.params)?;
+    let expr = parse_query(&req?.params, None)?;
     Ok(Outcome::data(serde_json::Value::String(
         strata_promql::format_query(&expr),
     )))
@@ -293,6 +305,6 @@ async fn format_query(req: Result<Req, BadRequest>) -> Result<Outcome, ApiError>
 
 /// `/api/v1/parse_query`: the expression's syntax tree, as Prometheus 3 answers it.
 async fn parse_query_ast(req: Result<Req, BadRequest>) -> Result<Outcome, ApiError> {
-    let expr = parse_query(&req?.params)?;
+    let expr = parse_query(&req?.params, None)?;
     Ok(Outcome::data(super::ast::translate(&expr)))
 }

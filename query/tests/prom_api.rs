@@ -505,9 +505,17 @@ async fn series_labels_and_values() {
     )
     .await;
     assert_eq!(v, ok(json!(["x", "z"])));
-    let (status, v) = get(&app, "/api/v1/label/0bad/values", &[]).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"], json!("invalid label name: \"0bad\""));
+    // Prometheus 3 names: any UTF-8 name, `U__` escaping in the path.
+    let (_, v) = get(
+        &app,
+        "/api/v1/label/U__inst_61_nce/values",
+        &[("match[]", "temp{job=\"a\"}")],
+    )
+    .await;
+    assert_eq!(v, ok(json!(["x", "z"])));
+    let (status, v) = get(&app, "/api/v1/label/0bad.name/values", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v, ok(json!([])));
 
     let (status, v) = get(&app, "/api/v1/series", &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

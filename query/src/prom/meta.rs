@@ -183,12 +183,31 @@ pub(crate) async fn labels(
     ))
 }
 
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// A label name from the URL path, as Prometheus 3 reads it: any UTF-8 name, and a
+/// `U__` prefix marks the "values" escaping (`U__http_2e_method` is `http.method`, `__`
+/// an underscore); a name that does not unescape cleanly is taken as written.
+fn path_label_name(raw: &str) -> String {
+    let Some(rest) = raw.strip_prefix("U__") else {
+        return raw.to_owned();
+    };
+    let mut out = String::with_capacity(rest.len());
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        if c != '_' {
+            out.push(c);
+            continue;
+        }
+        let hex: String = chars.by_ref().take_while(|&h| h != '_').collect();
+        if hex.is_empty() {
+            out.push('_');
+            continue;
+        }
+        match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+            Some(decoded) => out.push(decoded),
+            None => return raw.to_owned(),
+        }
+    }
+    out
 }
 
 /// `/api/v1/label/{name}/values`
@@ -197,7 +216,8 @@ pub(crate) async fn label_values(
     Path(name): Path<String>,
     req: Result<Req, BadRequest>,
 ) -> Result<Outcome, ApiError> {
-    if !valid_label_name(&name) {
+    let name = path_label_name(&name);
+    if name.is_empty() {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
     let c = common(req?, false)?;
@@ -358,4 +378,20 @@ pub(crate) async fn query_exemplars(
     })
     .await?;
     Ok(Outcome::data(exemplars))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_label_name;
+
+    #[test]
+    fn path_label_names_unescape_like_prometheus() {
+        assert_eq!(path_label_name("job"), "job");
+        assert_eq!(path_label_name("http.method"), "http.method");
+        assert_eq!(path_label_name("U__http_2e_method"), "http.method");
+        assert_eq!(path_label_name("U__a__b"), "a_b");
+        assert_eq!(path_label_name("U___2e_a_1f600_"), ".a\u{1f600}");
+        // Not a clean escape: taken as written.
+        assert_eq!(path_label_name("U__a_zz_"), "U__a_zz_");
+    }
 }

@@ -1,6 +1,7 @@
 //! The query engine: log queries (streams) and the entry point of metric
 //! queries, with limits and the deadline.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::ast::{Expr, LogExpr, Stage};
@@ -75,15 +76,86 @@ impl Ctx<'_> {
         }
         self.stats.streams_selected += streams.len() as u64;
         if self.stats.bytes_processed > self.limits.max_bytes_scanned {
-            return Err(Error::Limit(format!(
-                "the query would read too many bytes (query: {}, limit: {}); consider adding more specific stream selectors or reduce the time range of the query",
-                human_bytes(self.stats.bytes_processed),
-                human_bytes(self.limits.max_bytes_scanned)
-            )));
+            return Err(bytes_limit(
+                self.stats.bytes_processed,
+                self.limits.max_bytes_scanned,
+            ));
         }
         self.check_deadline()?;
         Ok(streams)
     }
+}
+
+impl<'a> Ctx<'a> {
+    /// Like [`Self::select`], but hands the selection to `f` a chunk at a time (see
+    /// [`LogSource::select_chunks`]) so that only one chunk is held at once. The same
+    /// matchers, time range, counters and bytes limit apply; a stream's label set is
+    /// sorted before `f` sees it.
+    pub fn select_each(
+        &mut self,
+        log: &LogExpr,
+        start_ns: i64,
+        end_ns: i64,
+        f: &mut dyn FnMut(&mut Ctx<'a>, Stream) -> Result<()>,
+    ) -> Result<()> {
+        self.check_deadline()?;
+        let filters = log.leading_line_filters();
+        let sel = Selection {
+            matchers: &log.matchers,
+            start_ns,
+            end_ns,
+            line_filters: &filters,
+            limit: None,
+        };
+        let src = self.src;
+        let mut seen: HashSet<Vec<(String, String)>> = HashSet::new();
+        let mut failed: Option<Error> = None;
+        src.select_chunks(&sel, &mut |mut s| {
+            if !log.matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                return true;
+            }
+            s.labels.sort();
+            s.entries
+                .retain(|e| e.ts_ns >= start_ns && e.ts_ns < end_ns);
+            self.stats.lines_processed += s.entries.len() as u64;
+            for e in &s.entries {
+                let meta: usize = e.metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
+                self.stats.bytes_processed += (e.line.len() + meta) as u64;
+                self.stats.metadata_bytes_processed += meta as u64;
+            }
+            if !seen.contains(&s.labels) {
+                seen.insert(s.labels.clone());
+                self.stats.streams_selected += 1;
+            }
+            let step = if self.stats.bytes_processed > self.limits.max_bytes_scanned {
+                Err(bytes_limit(
+                    self.stats.bytes_processed,
+                    self.limits.max_bytes_scanned,
+                ))
+            } else {
+                self.check_deadline().and_then(|()| f(self, s))
+            };
+            match step {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => self.check_deadline(),
+        }
+    }
+}
+
+fn bytes_limit(read: u64, limit: u64) -> Error {
+    Error::Limit(format!(
+        "the query would read too many bytes (query: {}, limit: {}); consider adding more specific stream selectors or reduce the time range of the query",
+        human_bytes(read),
+        human_bytes(limit)
+    ))
 }
 
 fn human_bytes(b: u64) -> String {

@@ -89,6 +89,25 @@ pub struct Selection<'a> {
 /// Anything that can return log streams.
 pub trait LogSource {
     fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError>;
+
+    /// The entries of [`Self::select`] handed to `f` a chunk at a time, so that a
+    /// consumer that aggregates as it reads (metric queries) never holds the whole
+    /// selection: a source may cut a stream into several chunks (per file, row group or
+    /// memtable batch), each chunk's entries in time order (chunks of one stream may
+    /// overlap in time). Stops early when `f` returns false. The
+    /// default hands over each stream of `select` whole, in `select`'s order.
+    fn select_chunks(
+        &self,
+        sel: &Selection<'_>,
+        f: &mut dyn FnMut(Stream) -> bool,
+    ) -> Result<(), SourceError> {
+        for s in self.select(sel)? {
+            if !f(s) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Streams held in memory (tests, small tools).

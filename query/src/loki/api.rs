@@ -329,8 +329,9 @@ pub(crate) fn to_stream(s: ReadStream) -> Stream {
     }
 }
 
-impl LogSource for StorageLogSource {
-    fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError> {
+impl StorageLogSource {
+    /// The index matchers and `|=` needles of a selection.
+    fn plan(sel: &Selection<'_>) -> Result<(Vec<LabelMatcher>, Vec<String>), SourceError> {
         let matchers = sel
             .matchers
             .iter()
@@ -343,21 +344,51 @@ impl LogSource for StorageLogSource {
             .filter(|f| f.op == LineFilterOp::Contains)
             .map(|f| f.pattern.clone())
             .collect();
-        match self
-            .reader
-            .select(&matchers, sel.start_ns, sel.end_ns, &needles, true)
-        {
-            Ok(streams) => Ok(streams.into_iter().map(to_stream).collect()),
-            Err(ReadError::Limit(l)) => {
+        Ok((matchers, needles))
+    }
+
+    fn read_error(&self, e: ReadError) -> SourceError {
+        match e {
+            ReadError::Limit(l) => {
                 let msg = l.to_string();
                 *self.stopped.borrow_mut() = Some(l);
-                Err(SourceError::Limit(msg))
+                SourceError::Limit(msg)
             }
-            Err(ReadError::Storage(m)) => {
+            ReadError::Storage(m) => {
                 tracing::error!(error = %m, "reading logs failed");
-                Err(SourceError::Failed("storage could not be read".into()))
+                SourceError::Failed("storage could not be read".into())
             }
         }
+    }
+}
+
+impl LogSource for StorageLogSource {
+    fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError> {
+        let (matchers, needles) = Self::plan(sel)?;
+        self.reader
+            .select(&matchers, sel.start_ns, sel.end_ns, &needles, true)
+            .map(|streams| streams.into_iter().map(to_stream).collect())
+            .map_err(|e| self.read_error(e))
+    }
+
+    /// A batch (up to 16k rows of one row group or memtable batch) at a time, so a
+    /// metric query over any range holds one batch of lines, not the selection.
+    fn select_chunks(
+        &self,
+        sel: &Selection<'_>,
+        f: &mut dyn FnMut(Stream) -> bool,
+    ) -> Result<(), SourceError> {
+        let (matchers, needles) = Self::plan(sel)?;
+        self.reader
+            .select_each(
+                &matchers,
+                sel.start_ns,
+                sel.end_ns,
+                &needles,
+                true,
+                &mut |s| f(to_stream(s)),
+            )
+            .map_err(|e| self.read_error(e))
     }
 }
 

@@ -512,6 +512,56 @@ impl LogReader {
         Ok(into_streams(out, &streams))
     }
 
+    /// Like [`Self::select`], but hands the entries to `f` a batch at a time (up to 16k rows
+    /// of one file row group or memtable batch), one [`ReadStream`] per stream in the batch,
+    /// in label order, entries in time order; a stream comes back once per batch holding
+    /// it. Only one batch is held at once. Stops early once `f` returns false.
+    pub fn select_each(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+        needles: &[String],
+        with_metadata: bool,
+        f: &mut dyn FnMut(ReadStream) -> bool,
+    ) -> Result<(), ReadError> {
+        self.check()?;
+        let streams = self.streams(matchers);
+        let mut ids: Vec<u64> = streams.keys().copied().collect();
+        ids.sort_unstable();
+        let needles = Needles::new(needles);
+        let mut cols = vec!["stream_id", "timestamp", "body"];
+        if with_metadata {
+            cols.extend_from_slice(META_COLUMNS);
+        }
+        let mut meta_cache = MetadataCache::default();
+        let mut stopped = false;
+        let res = self.scan(
+            &ids,
+            start_ns,
+            end_ns,
+            &needles,
+            &cols,
+            &cols,
+            &mut |b, _| {
+                let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
+                self.collect_rows(b, &streams, with_metadata, &mut meta_cache, &mut out)?;
+                for s in into_streams(out, &streams) {
+                    if !f(s) {
+                        stopped = true;
+                        // Any error ends the scan; this one is dropped below.
+                        return Err(ReadLimit::Canceled.into());
+                    }
+                }
+                Ok(())
+            },
+        );
+        match res {
+            Err(_) if stopped => Ok(()),
+            other => other,
+        }
+    }
+
     /// The entries of one freshly written batch (every logs column, as
     /// [`Storage::subscribe_logs`] delivers it) that belong to `streams`, with their
     /// structured metadata; streams sorted by labels, entries by time.

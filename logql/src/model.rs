@@ -1,6 +1,7 @@
 //! Data model shared with log sources: entries, streams, the selection a
 //! source is asked for, and limits.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::ast::LineFilter;
@@ -84,6 +85,13 @@ pub struct Selection<'a> {
     /// (`Backward`) or oldest (`Forward`) that many matching entries of each
     /// stream. `None` when every entry in range is needed (metric queries).
     pub limit: Option<(usize, Direction)>,
+    /// False when the query uses only the entries' timestamps and labels (a
+    /// `count_over_time` with no pipeline): a source may then hand back empty lines.
+    pub need_lines: bool,
+    /// When set, the only label names the query uses (a `by` grouping with no
+    /// pipeline): a source may leave out structured metadata when every selected stream
+    /// already has a label of each of these names.
+    pub label_names: Option<&'a HashSet<String>>,
 }
 
 /// Anything that can return log streams.

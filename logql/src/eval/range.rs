@@ -1,12 +1,12 @@
 //! Range aggregations: sample extraction from log lines (unwrap, grouping,
 //! parser hints) and the `*_over_time` functions over `(t - range, t]`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::{Labels, Smp, Steps, Val, series_limit};
 use crate::ast::*;
-use crate::engine::Ctx;
+use crate::engine::{Ctx, Needs};
 use crate::error::{Error, Result};
 use crate::labels::{KeyIndex, LabelSet};
 use crate::model::{Entry, LabelPairs, Stream, labels_string};
@@ -75,7 +75,18 @@ pub(super) fn range_agg(
     let mut buf = Vec::new();
     let mut refs = Vec::new();
     let mut last_bucket = 0usize;
-    ctx.select_each(&r.log, sel_start, sel_end, &mut |ctx, s| {
+    // With no pipeline, `count_over_time`, `rate` and `absent_over_time` use no line, and
+    // a `by` grouping names every label they use.
+    let plain = r.log.stages.is_empty() && r.unwrap.is_none();
+    let names: Option<HashSet<String>> = match grouping {
+        Some(g) if plain && !g.without => Some(g.labels.iter().cloned().collect()),
+        _ => None,
+    };
+    let needs = Needs {
+        lines: !plain || is_bytes,
+        label_names: names.as_ref(),
+    };
+    ctx.select_each(&r.log, sel_start, sel_end, None, needs, &mut |ctx, s| {
         let Stream { labels, entries } = s;
         let next = stream_ords.len() as u32;
         let ord = match stream_ords.get(&labels) {

@@ -4,7 +4,7 @@
 
 use super::LokiApiConfig;
 use super::meta;
-use super::source::{LogReader, ReadError, ReadLimit, ReadStream};
+use super::source::{LogReader, ReadError, ReadLimit, ReadStream, Wanted};
 use crate::prom::params::{Params, parse_rfc3339_ns};
 use axum::Router;
 use axum::body::Bytes;
@@ -385,7 +385,10 @@ impl LogSource for StorageLogSource {
                 sel.start_ns,
                 sel.end_ns,
                 &needles,
-                true,
+                Wanted {
+                    body: sel.need_lines,
+                    label_names: sel.label_names,
+                },
                 &mut |s| f(to_stream(s)),
             )
             .map_err(|e| self.read_error(e))

@@ -176,6 +176,16 @@ pub struct StreamStat {
     pub chunks: u64,
 }
 
+/// What of each entry [`LogReader::select_each`] reads besides its timestamp.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// The line; without it entries come back with empty lines.
+    pub body: bool,
+    /// When set, the only label names the caller uses: structured metadata is not read
+    /// when every selected stream has a label of each of these names.
+    pub label_names: Option<&'a std::collections::HashSet<String>>,
+}
+
 /// Reads one tenant's logs; see the module docs.
 pub struct LogReader {
     storage: Storage,
@@ -522,7 +532,7 @@ impl LogReader {
         start_ns: i64,
         end_ns: i64,
         needles: &[String],
-        with_metadata: bool,
+        wanted: Wanted<'_>,
         f: &mut dyn FnMut(ReadStream) -> bool,
     ) -> Result<(), ReadError> {
         self.check()?;
@@ -530,7 +540,16 @@ impl LogReader {
         let mut ids: Vec<u64> = streams.keys().copied().collect();
         ids.sort_unstable();
         let needles = Needles::new(needles);
-        let mut cols = vec!["stream_id", "timestamp", "body"];
+        let mut cols = vec!["stream_id", "timestamp"];
+        if wanted.body {
+            cols.push("body");
+        }
+        // Metadata is left out only when every stream has a label of each wanted name.
+        let with_metadata = wanted.label_names.is_none_or(|names| {
+            !names
+                .iter()
+                .all(|n| streams.values().all(|l| l.get(n).is_some()))
+        });
         if with_metadata {
             cols.extend_from_slice(META_COLUMNS);
         }
@@ -594,7 +613,9 @@ impl LogReader {
             .column_by_name("timestamp")
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
             .ok_or_else(|| storage_err("logs batch without timestamp"))?;
-        let body = str_col(b, "body")?;
+        let body = b
+            .column_by_name("body")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let cols = if with_metadata {
             Some(MetaColumns::of(b)?)
         } else {
@@ -603,7 +624,7 @@ impl LogReader {
         let mut line_bytes = 0u64;
         for row in 0..b.num_rows() {
             let id = id_col.value(row);
-            let line = body.value(row);
+            let line = body.map_or("", |b| b.value(row));
             line_bytes += line.len() as u64;
             let metadata = match (&cols, streams.get(&id)) {
                 (Some(c), Some(labels)) => c.metadata(row, labels, meta_cache),

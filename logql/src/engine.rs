@@ -1,6 +1,7 @@
 //! The query engine: log queries (streams) and the entry point of metric
 //! queries, with limits and the deadline.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::ast::{Expr, LogExpr, Stage};
@@ -41,16 +42,23 @@ impl Ctx<'_> {
             _ => Ok(()),
         }
     }
+}
 
-    /// Selects streams for `log` in `[start, end)`, applying the selector
-    /// again and counting what was read.
-    pub fn select(
+impl<'a> Ctx<'a> {
+    /// Selects the streams of `log` in `[start, end)` and hands them to `f` a chunk at a
+    /// time (see [`LogSource::select_chunks`]), so that only one chunk of lines is held at
+    /// once: the selector is applied again, entries out of range are dropped, what was
+    /// read is counted and the bytes limit enforced; a stream's label set is sorted
+    /// before `f` sees it. `limit` is the source hint of [`Selection::limit`].
+    pub fn select_each(
         &mut self,
         log: &LogExpr,
         start_ns: i64,
         end_ns: i64,
         limit: Option<(usize, Direction)>,
-    ) -> Result<Vec<Stream>> {
+        needs: Needs<'_>,
+        f: &mut dyn FnMut(&mut Ctx<'a>, Stream) -> Result<()>,
+    ) -> Result<()> {
         self.check_deadline()?;
         let filters = log.leading_line_filters();
         let sel = Selection {
@@ -59,10 +67,16 @@ impl Ctx<'_> {
             end_ns,
             line_filters: &filters,
             limit,
+            need_lines: needs.lines,
+            label_names: needs.label_names,
         };
-        let mut streams = self.src.select(&sel)?;
-        streams.retain(|s| log.matchers.iter().all(|m| m.matches_labels(&s.labels)));
-        for s in &mut streams {
+        let src = self.src;
+        let mut seen: HashSet<Vec<(String, String)>> = HashSet::new();
+        let mut failed: Option<Error> = None;
+        src.select_chunks(&sel, &mut |mut s| {
+            if !log.matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+                return true;
+            }
             s.labels.sort();
             s.entries
                 .retain(|e| e.ts_ns >= start_ns && e.ts_ns < end_ns);
@@ -72,18 +86,55 @@ impl Ctx<'_> {
                 self.stats.bytes_processed += (e.line.len() + meta) as u64;
                 self.stats.metadata_bytes_processed += meta as u64;
             }
+            if !seen.contains(&s.labels) {
+                seen.insert(s.labels.clone());
+                self.stats.streams_selected += 1;
+            }
+            let step = if self.stats.bytes_processed > self.limits.max_bytes_scanned {
+                Err(bytes_limit(
+                    self.stats.bytes_processed,
+                    self.limits.max_bytes_scanned,
+                ))
+            } else {
+                self.check_deadline().and_then(|()| f(self, s))
+            };
+            match step {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => self.check_deadline(),
         }
-        self.stats.streams_selected += streams.len() as u64;
-        if self.stats.bytes_processed > self.limits.max_bytes_scanned {
-            return Err(Error::Limit(format!(
-                "the query would read too many bytes (query: {}, limit: {}); consider adding more specific stream selectors or reduce the time range of the query",
-                human_bytes(self.stats.bytes_processed),
-                human_bytes(self.limits.max_bytes_scanned)
-            )));
-        }
-        self.check_deadline()?;
-        Ok(streams)
     }
+}
+
+/// What of the selected entries a query uses (see [`Selection::need_lines`] and
+/// [`Selection::label_names`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Needs<'n> {
+    pub lines: bool,
+    pub label_names: Option<&'n HashSet<String>>,
+}
+
+impl Needs<'_> {
+    /// Everything: lines and every label.
+    pub const ALL: Needs<'static> = Needs {
+        lines: true,
+        label_names: None,
+    };
+}
+
+fn bytes_limit(read: u64, limit: u64) -> Error {
+    Error::Limit(format!(
+        "the query would read too many bytes (query: {}, limit: {}); consider adding more specific stream selectors or reduce the time range of the query",
+        human_bytes(read),
+        human_bytes(limit)
+    ))
 }
 
 fn human_bytes(b: u64) -> String {
@@ -263,7 +314,6 @@ impl Engine {
             .iter()
             .all(|s| matches!(s, Stage::LineFilter(f) if f.or.is_empty()));
         let source_limit = (only_hints && interval_ns == 0).then_some((limit, direction));
-        let streams = ctx.select(log, start_ns, end_ns, source_limit)?;
         // Output streams are keyed by their final label set; categories of
         // each output stream's labels are kept for categorised encoding.
         let mut keys = KeyIndex::default();
@@ -284,54 +334,66 @@ impl Engine {
         let mut seq: u64 = 0;
         let mut buf = Vec::new();
         let mut refs = Vec::new();
-        for s in streams {
-            let Stream {
-                labels,
-                entries: src_entries,
-            } = s;
-            let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf));
-            let mut base_idx: Option<u32> = None;
-            for e in src_entries {
-                ctx.tick()?;
-                let Entry {
-                    ts_ns,
-                    mut line,
-                    metadata,
-                    ..
-                } = e;
-                lbls.reset();
-                if !metadata.is_empty() {
-                    lbls.add_metadata(metadata);
-                }
-                if !log.stages.is_empty() && !run_stages(&log.stages, ts_ns, &mut line, &mut lbls) {
-                    continue;
-                }
-                let oi = if lbls.is_base() {
-                    match base_idx {
-                        Some(i) => i,
-                        None => {
-                            let i = intern(&mut keys, &mut cats, &lbls, &mut refs);
-                            base_idx = Some(i);
-                            i
+        // The selection arrives a chunk at a time (see `LogSource::select_chunks`): with a
+        // limit, only the best `limit` lines (and one chunk) are ever held.
+        ctx.select_each(
+            log,
+            start_ns,
+            end_ns,
+            source_limit,
+            Needs::ALL,
+            &mut |ctx, s| {
+                let Stream {
+                    labels,
+                    entries: src_entries,
+                } = s;
+                let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf));
+                let mut base_idx: Option<u32> = None;
+                for e in src_entries {
+                    ctx.tick()?;
+                    let Entry {
+                        ts_ns,
+                        mut line,
+                        metadata,
+                        ..
+                    } = e;
+                    lbls.reset();
+                    if !metadata.is_empty() {
+                        lbls.add_metadata(metadata);
+                    }
+                    if !log.stages.is_empty()
+                        && !run_stages(&log.stages, ts_ns, &mut line, &mut lbls)
+                    {
+                        continue;
+                    }
+                    let oi = if lbls.is_base() {
+                        match base_idx {
+                            Some(i) => i,
+                            None => {
+                                let i = intern(&mut keys, &mut cats, &lbls, &mut refs);
+                                base_idx = Some(i);
+                                i
+                            }
+                        }
+                    } else {
+                        intern(&mut keys, &mut cats, &lbls, &mut refs)
+                    };
+                    ctx.stats.post_filter_lines += 1;
+                    seq += 1;
+                    found.push((ts_ns, oi, seq, line));
+                    if found.len() >= compact_at {
+                        if limit == 0 {
+                            found.clear();
+                        } else {
+                            found.select_nth_unstable_by(limit, better);
+                            found.truncate(limit);
                         }
                     }
-                } else {
-                    intern(&mut keys, &mut cats, &lbls, &mut refs)
-                };
-                ctx.stats.post_filter_lines += 1;
-                seq += 1;
-                found.push((ts_ns, oi, seq, line));
-                if found.len() >= compact_at {
-                    if limit == 0 {
-                        found.clear();
-                    } else {
-                        found.select_nth_unstable_by(limit, better);
-                        found.truncate(limit);
-                    }
                 }
-            }
-            buf = lbls.into_buf();
-        }
+                buf = lbls.into_buf();
+                Ok(())
+            },
+        )?;
         // Merge all entries by time in the requested direction, then apply
         // the interval and the limit across streams.
         if interval_ns == 0 && limit < found.len() {

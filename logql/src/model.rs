@@ -1,6 +1,7 @@
 //! Data model shared with log sources: entries, streams, the selection a
 //! source is asked for, and limits.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::ast::LineFilter;
@@ -84,11 +85,37 @@ pub struct Selection<'a> {
     /// (`Backward`) or oldest (`Forward`) that many matching entries of each
     /// stream. `None` when every entry in range is needed (metric queries).
     pub limit: Option<(usize, Direction)>,
+    /// False when the query uses only the entries' timestamps and labels (a
+    /// `count_over_time` with no pipeline): a source may then hand back empty lines.
+    pub need_lines: bool,
+    /// When set, the only label names the query uses (a `by` grouping with no
+    /// pipeline): a source may leave out structured metadata when every selected stream
+    /// already has a label of each of these names.
+    pub label_names: Option<&'a HashSet<String>>,
 }
 
 /// Anything that can return log streams.
 pub trait LogSource {
     fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError>;
+
+    /// The entries of [`Self::select`] handed to `f` a chunk at a time, so that a
+    /// consumer that aggregates as it reads (metric queries) never holds the whole
+    /// selection: a source may cut a stream into several chunks (per file, row group or
+    /// memtable batch), each chunk's entries in time order (chunks of one stream may
+    /// overlap in time). Stops early when `f` returns false. The
+    /// default hands over each stream of `select` whole, in `select`'s order.
+    fn select_chunks(
+        &self,
+        sel: &Selection<'_>,
+        f: &mut dyn FnMut(Stream) -> bool,
+    ) -> Result<(), SourceError> {
+        for s in self.select(sel)? {
+            if !f(s) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Streams held in memory (tests, small tools).

@@ -289,6 +289,75 @@ async fn metric_queries_and_json_parsing() {
     assert_eq!(n, 10);
 }
 
+/// Sample values of an instant metric query by one label.
+async fn instant_by(app: &Router, q: &str, label: &str) -> (Vec<(String, String)>, Value) {
+    let uri = format!(
+        "/loki/api/v1/query?query={}&time={}",
+        enc(q),
+        T0 + 150 * SEC
+    );
+    let v = get_json(app, &uri).await;
+    let mut got: Vec<(String, String)> = v["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|r| {
+            (
+                r["metric"][label].as_str().unwrap_or("").to_owned(),
+                r["value"][1].as_str().expect("value").to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    (got, v["data"]["stats"]["strata"].clone())
+}
+
+#[tokio::test]
+async fn metric_queries_read_only_what_they_use() {
+    let (_d, _s, app) = setup().await;
+    // Grouping by a stream label with no pipeline: no line and no metadata is read.
+    let (got, stats) = instant_by(
+        &app,
+        r#"sum by (service_name) (count_over_time({service_name="checkout"}[200s]))"#,
+        "service_name",
+    )
+    .await;
+    assert_eq!(got, vec![("checkout".into(), "110".into())]);
+    assert_eq!(stats["lines"], 110, "{stats}");
+    assert_eq!(stats["lineBytes"], 0, "{stats}");
+    // Grouping by structured metadata (resource attribute host.name) still splits by it.
+    let (got, _) = instant_by(
+        &app,
+        r#"sum by (host_name) (count_over_time({service_name="checkout"}[200s]))"#,
+        "host_name",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            ("h-0".into(), "37".into()),
+            ("h-1".into(), "37".into()),
+            ("h-2".into(), "36".into())
+        ]
+    );
+    // Byte counts need the lines.
+    let want: usize = (0..110)
+        .map(|i| match i {
+            42 => format!("payment failed for order {NEEDLE} after retry").len(),
+            100.. => format!("late line {i}").len(),
+            _ => format!("GET /api/cart/{i} status=200 took {}ms", i % 13).len(),
+        })
+        .sum();
+    let (got, stats) = instant_by(
+        &app,
+        r#"sum by (service_name) (bytes_over_time({service_name="checkout"}[200s]))"#,
+        "service_name",
+    )
+    .await;
+    assert_eq!(got, vec![("checkout".into(), want.to_string())]);
+    assert_eq!(stats["lineBytes"], want, "{stats}");
+}
+
 #[tokio::test]
 async fn label_browser_series_and_index_endpoints() {
     let (_d, _s, app) = setup().await;

@@ -1,11 +1,12 @@
 //! Range aggregations: sample extraction from log lines (unwrap, grouping,
 //! parser hints) and the `*_over_time` functions over `(t - range, t]`.
 
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::{Labels, Smp, Steps, Val, series_limit};
 use crate::ast::*;
-use crate::engine::Ctx;
+use crate::engine::{Ctx, Needs};
 use crate::error::{Error, Result};
 use crate::labels::{KeyIndex, LabelSet};
 use crate::model::{Entry, LabelPairs, Stream, labels_string};
@@ -36,7 +37,6 @@ pub(super) fn range_agg(
         .saturating_sub(r.range_ns)
         .saturating_add(1);
     let sel_end = last.saturating_sub(r.offset_ns).saturating_add(1);
-    let streams = ctx.select(&r.log, sel_start, sel_end, None)?;
     let grouping = r.grouping.as_ref().or(push);
     let keep_label = |n: &str| match grouping {
         None => true,
@@ -49,12 +49,51 @@ pub(super) fn range_agg(
         None => hint,
     };
     let needed = hint_group.and_then(|g| hint_names(&r.log.stages, r.unwrap.as_ref(), &g.labels));
+    // Counts and byte sums are exact integers: they are summed per elementary interval
+    // between window bounds as lines are read (never kept per line), and each window is
+    // then answered in O(1) from prefix sums. `absent_over_time` only needs presence.
+    let integral = r.unwrap.is_none()
+        && matches!(
+            r.op,
+            RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate
+        );
+    let absent = r.op == RangeOp::Absent;
+    let bounds = (integral || absent).then(|| Bounds::new(steps, r));
     let mut keys = KeyIndex::default();
-    let mut samples: Vec<Vec<(i64, f64)>> = Vec::new();
+    // Per series: (elementary interval, samples, sum) runs, or every sample with the
+    // ordinal of the stream it came from (ties in time keep the source's stream order).
+    let mut buckets: Vec<Vec<Bucket>> = Vec::new();
+    let mut samples: Vec<Vec<(i64, f64, u32)>> = Vec::new();
+    let mut stream_ords: HashMap<LabelPairs, u32> = HashMap::new();
+    // Past the series limit (which fails the query once reading is done, unless a
+    // pipeline error comes first) values are no longer kept.
+    let max_series = if absent {
+        usize::MAX
+    } else {
+        ctx.limits.max_series
+    };
     let mut buf = Vec::new();
     let mut refs = Vec::new();
-    for s in streams {
+    let mut last_bucket = 0usize;
+    // With no pipeline, `count_over_time`, `rate` and `absent_over_time` use no line, and
+    // a `by` grouping names every label they use.
+    let plain = r.log.stages.is_empty() && r.unwrap.is_none();
+    let names: Option<HashSet<String>> = match grouping {
+        Some(g) if plain && !g.without => Some(g.labels.iter().cloned().collect()),
+        _ => None,
+    };
+    let needs = Needs {
+        lines: !plain || is_bytes,
+        label_names: names.as_ref(),
+    };
+    ctx.select_each(&r.log, sel_start, sel_end, None, needs, &mut |ctx, s| {
         let Stream { labels, entries } = s;
+        let next = stream_ords.len() as u32;
+        let ord = match stream_ords.get(&labels) {
+            Some(o) => *o,
+            None if bounds.is_none() => *stream_ords.entry(labels.clone()).or_insert(next),
+            None => 0,
+        };
         let mut lbls = LabelSet::new(&labels, std::mem::take(&mut buf)).with_hints(needed.as_ref());
         let mut base_idx: Option<usize> = None;
         for e in entries {
@@ -96,71 +135,112 @@ pub(super) fn range_agg(
                 }
             };
             ctx.stats.post_filter_lines += 1;
-            if idx == samples.len() {
-                samples.push(Vec::new());
+            if keys.len() > max_series {
+                continue;
             }
-            samples[idx].push((ts, value));
+            match &bounds {
+                Some(b) => {
+                    let Some(k) = b.bucket(ts, &mut last_bucket) else {
+                        continue;
+                    };
+                    // absent_over_time: presence over all series together.
+                    let idx = if absent { 0 } else { idx };
+                    if idx >= buckets.len() {
+                        buckets.resize_with(idx + 1, Vec::new);
+                    }
+                    let runs = &mut buckets[idx];
+                    match runs.last_mut() {
+                        Some(run) if run.k == k => {
+                            run.n += 1;
+                            run.sum += value;
+                        }
+                        _ => runs.push(Bucket {
+                            k,
+                            n: 1,
+                            sum: value,
+                        }),
+                    }
+                }
+                None => {
+                    if idx >= samples.len() {
+                        samples.resize_with(idx + 1, Vec::new);
+                    }
+                    samples[idx].push((ts, value, ord));
+                }
+            }
         }
         buf = lbls.into_buf();
-    }
+        Ok(())
+    })?;
     // Errors are not allowed in metrics unless filtered out.
     for k in &keys.keys {
         if k.iter().any(|(n, _)| n == ERROR_LABEL) {
             return Err(pipeline_error(k));
         }
     }
-    let series: Vec<(LabelPairs, Vec<(i64, f64)>)> = keys.keys.into_iter().zip(samples).collect();
-    if series.len() > ctx.limits.max_series && r.op != RangeOp::Absent {
+    if keys.len() > max_series {
         return Err(series_limit(ctx.limits.max_series));
     }
     let range_s = r.range_ns as f64 / 1e9;
     let mut per_step: Vec<Vec<Smp>> = vec![Vec::new(); steps.times.len()];
-    let mut all: Vec<(Labels, Vec<(i64, f64)>)> = series
-        .into_iter()
-        .map(|(k, mut v)| {
-            v.sort_by_key(|p| p.0);
-            (Rc::new(k), v)
-        })
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    if r.op == RangeOp::Absent {
-        let labels: Labels = Rc::new(equality_labels(&r.log.matchers));
-        for (i, &t) in steps.times.iter().enumerate() {
-            let hi = t.saturating_sub(r.offset_ns);
-            let lo = hi.saturating_sub(r.range_ns);
-            let present = all.iter().any(|(_, pts)| {
-                let a = pts.partition_point(|p| p.0 <= lo);
-                let b = pts.partition_point(|p| p.0 <= hi);
-                b > a
-            });
-            if !present {
+    if let Some(b) = &bounds {
+        let mut counts: Vec<u64> = Vec::new();
+        let mut sums: Vec<f64> = Vec::new();
+        if absent {
+            let runs = buckets.first().map(Vec::as_slice).unwrap_or_default();
+            b.prefix(runs, &mut counts, &mut sums);
+            let labels: Labels = Rc::new(equality_labels(&r.log.matchers));
+            for (i, (ia, ib)) in b.windows.iter().enumerate() {
+                if counts[ib + 1] == counts[ia + 1] {
+                    per_step[i].push(Smp {
+                        labels: labels.clone(),
+                        v: 1.0,
+                    });
+                }
+            }
+            return Ok(Val::Vector(per_step));
+        }
+        let mut all: Vec<(Labels, Vec<Bucket>)> = keys
+            .keys
+            .into_iter()
+            .zip(buckets.into_iter().chain(std::iter::repeat_with(Vec::new)))
+            .map(|(k, v)| (Rc::new(k), v))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        for (labels, mut runs) in all {
+            ctx.tick()?;
+            runs.sort_by_key(|r| r.k);
+            b.prefix(&runs, &mut counts, &mut sums);
+            for (i, (ia, ib)) in b.windows.iter().enumerate() {
+                if counts[ib + 1] == counts[ia + 1] {
+                    continue;
+                }
+                let sum = sums[ib + 1] - sums[ia + 1];
+                let v = match r.op {
+                    RangeOp::Rate | RangeOp::BytesRate => sum / range_s,
+                    _ => sum,
+                };
                 per_step[i].push(Smp {
                     labels: labels.clone(),
-                    v: 1.0,
+                    v,
                 });
             }
         }
         return Ok(Val::Vector(per_step));
     }
-    // Counts and byte sums are exact integers: answer each window in O(1)
-    // from prefix sums instead of walking it at every step.
-    let integral = r.unwrap.is_none()
-        && matches!(
-            r.op,
-            RangeOp::Count | RangeOp::Rate | RangeOp::Bytes | RangeOp::BytesRate
-        );
-    let mut prefix: Vec<f64> = Vec::new();
+    let mut all: Vec<(Labels, Vec<(i64, f64, u32)>)> = keys
+        .keys
+        .into_iter()
+        .zip(samples.into_iter().chain(std::iter::repeat_with(Vec::new)))
+        .map(|(k, mut v)| {
+            v.sort_by_key(|p| (p.0, p.2));
+            (Rc::new(k), v)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut w: Vec<(i64, f64)> = Vec::new();
     for (labels, pts) in &all {
         ctx.tick()?;
-        if integral {
-            prefix.clear();
-            prefix.push(0.0);
-            let mut acc = 0.0;
-            for p in pts {
-                acc += p.1;
-                prefix.push(acc);
-            }
-        }
         let mut a = 0usize;
         let mut b = 0usize;
         for (i, &t) in steps.times.iter().enumerate() {
@@ -178,17 +258,9 @@ pub(super) fn range_agg(
             if b <= a {
                 continue;
             }
-            let w = &pts[a..b];
-            let value = if integral {
-                let sum = prefix[b] - prefix[a];
-                Some(match r.op {
-                    RangeOp::Rate | RangeOp::BytesRate => sum / range_s,
-                    _ => sum,
-                })
-            } else {
-                range_fn(r.op, r.param, w, r.range_ns, range_s)
-            };
-            if let Some(v) = value {
+            w.clear();
+            w.extend(pts[a..b].iter().map(|p| (p.0, p.1)));
+            if let Some(v) = range_fn(r.op, r.param, &w, r.range_ns, range_s) {
                 per_step[i].push(Smp {
                     labels: labels.clone(),
                     v,
@@ -197,6 +269,77 @@ pub(super) fn range_agg(
         }
     }
     Ok(Val::Vector(per_step))
+}
+
+/// A run of samples of one series in one elementary interval.
+struct Bucket {
+    k: u32,
+    n: u64,
+    sum: f64,
+}
+
+/// The elementary intervals cut by every window bound `(t - offset - range, t - offset]`:
+/// `bounds` sorted and distinct; interval `k` is `(bounds[k-1], bounds[k]]`, so window
+/// `(bounds[a], bounds[b]]` is intervals `a+1 ..= b`.
+struct Bounds {
+    bounds: Vec<i64>,
+    /// Per step: the positions of its window's low and high bound in `bounds`.
+    windows: Vec<(usize, usize)>,
+}
+
+impl Bounds {
+    fn new(steps: &Steps, r: &RangeAgg) -> Self {
+        let his: Vec<i64> = steps
+            .times
+            .iter()
+            .map(|t| t.saturating_sub(r.offset_ns))
+            .collect();
+        let los: Vec<i64> = his.iter().map(|h| h.saturating_sub(r.range_ns)).collect();
+        let mut bounds: Vec<i64> = his.iter().chain(&los).copied().collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let pos = |v: i64| bounds.partition_point(|b| *b < v);
+        let windows = los
+            .iter()
+            .zip(&his)
+            .map(|(l, h)| (pos(*l), pos(*h)))
+            .collect();
+        Bounds { bounds, windows }
+    }
+
+    /// The interval holding `ts`, `None` outside every window; `hint` is the last answer.
+    fn bucket(&self, ts: i64, hint: &mut usize) -> Option<u32> {
+        let b = &self.bounds;
+        let h = *hint;
+        let k = if h > 0 && h < b.len() && b[h - 1] < ts && ts <= b[h] {
+            h
+        } else {
+            b.partition_point(|x| *x < ts)
+        };
+        if k == 0 || k >= b.len() {
+            return None;
+        }
+        *hint = k;
+        Some(k as u32)
+    }
+
+    /// Prefix counts and sums over the intervals of `runs` (sorted by interval): entry
+    /// `j` covers intervals below `j`.
+    fn prefix(&self, runs: &[Bucket], counts: &mut Vec<u64>, sums: &mut Vec<f64>) {
+        let n = self.bounds.len() + 1;
+        counts.clear();
+        counts.resize(n, 0);
+        sums.clear();
+        sums.resize(n, 0.0);
+        for r in runs {
+            counts[r.k as usize + 1] += r.n;
+            sums[r.k as usize + 1] += r.sum;
+        }
+        for j in 1..n {
+            counts[j] += counts[j - 1];
+            sums[j] += sums[j - 1];
+        }
+    }
 }
 
 fn pipeline_error(labels: &[(String, String)]) -> Error {

@@ -4,7 +4,7 @@
 
 use super::LokiApiConfig;
 use super::meta;
-use super::source::{LogReader, ReadError, ReadLimit, ReadStream};
+use super::source::{LogReader, ReadError, ReadLimit, ReadStream, Wanted};
 use crate::prom::params::{BadRequest, Params, Req, parse_rfc3339_ns};
 use axum::Router;
 use axum::extract::State;
@@ -323,8 +323,9 @@ pub(crate) fn to_stream(s: ReadStream) -> Stream {
     }
 }
 
-impl LogSource for StorageLogSource {
-    fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError> {
+impl StorageLogSource {
+    /// The index matchers and `|=` needles of a selection.
+    fn plan(sel: &Selection<'_>) -> Result<(Vec<LabelMatcher>, Vec<String>), SourceError> {
         let matchers = sel
             .matchers
             .iter()
@@ -337,21 +338,54 @@ impl LogSource for StorageLogSource {
             .filter(|f| f.op == LineFilterOp::Contains)
             .map(|f| f.pattern.clone())
             .collect();
-        match self
-            .reader
-            .select(&matchers, sel.start_ns, sel.end_ns, &needles, true)
-        {
-            Ok(streams) => Ok(streams.into_iter().map(to_stream).collect()),
-            Err(ReadError::Limit(l)) => {
+        Ok((matchers, needles))
+    }
+
+    fn read_error(&self, e: ReadError) -> SourceError {
+        match e {
+            ReadError::Limit(l) => {
                 let msg = l.to_string();
                 *self.stopped.borrow_mut() = Some(l);
-                Err(SourceError::Limit(msg))
+                SourceError::Limit(msg)
             }
-            Err(ReadError::Storage(m)) => {
+            ReadError::Storage(m) => {
                 tracing::error!(error = %m, "reading logs failed");
-                Err(SourceError::Failed("storage could not be read".into()))
+                SourceError::Failed("storage could not be read".into())
             }
         }
+    }
+}
+
+impl LogSource for StorageLogSource {
+    fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, SourceError> {
+        let (matchers, needles) = Self::plan(sel)?;
+        self.reader
+            .select(&matchers, sel.start_ns, sel.end_ns, &needles, true)
+            .map(|streams| streams.into_iter().map(to_stream).collect())
+            .map_err(|e| self.read_error(e))
+    }
+
+    /// A batch (up to 16k rows of one row group or memtable batch) at a time, so a
+    /// metric query over any range holds one batch of lines, not the selection.
+    fn select_chunks(
+        &self,
+        sel: &Selection<'_>,
+        f: &mut dyn FnMut(Stream) -> bool,
+    ) -> Result<(), SourceError> {
+        let (matchers, needles) = Self::plan(sel)?;
+        self.reader
+            .select_each(
+                &matchers,
+                sel.start_ns,
+                sel.end_ns,
+                &needles,
+                Wanted {
+                    body: sel.need_lines,
+                    label_names: sel.label_names,
+                },
+                &mut |s| f(to_stream(s)),
+            )
+            .map_err(|e| self.read_error(e))
     }
 }
 

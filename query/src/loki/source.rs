@@ -176,6 +176,16 @@ pub struct StreamStat {
     pub chunks: u64,
 }
 
+/// What of each entry [`LogReader::select_each`] reads besides its timestamp.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// The line; without it entries come back with empty lines.
+    pub body: bool,
+    /// When set, the only label names the caller uses: structured metadata is not read
+    /// when every selected stream has a label of each of these names.
+    pub label_names: Option<&'a std::collections::HashSet<String>>,
+}
+
 /// Reads one tenant's logs; see the module docs.
 pub struct LogReader {
     storage: Storage,
@@ -512,6 +522,65 @@ impl LogReader {
         Ok(into_streams(out, &streams))
     }
 
+    /// Like [`Self::select`], but hands the entries to `f` a batch at a time (up to 16k rows
+    /// of one file row group or memtable batch), one [`ReadStream`] per stream in the batch,
+    /// in label order, entries in time order; a stream comes back once per batch holding
+    /// it. Only one batch is held at once. Stops early once `f` returns false.
+    pub fn select_each(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ns: i64,
+        end_ns: i64,
+        needles: &[String],
+        wanted: Wanted<'_>,
+        f: &mut dyn FnMut(ReadStream) -> bool,
+    ) -> Result<(), ReadError> {
+        self.check()?;
+        let streams = self.streams(matchers);
+        let mut ids: Vec<u64> = streams.keys().copied().collect();
+        ids.sort_unstable();
+        let needles = Needles::new(needles);
+        let mut cols = vec!["stream_id", "timestamp"];
+        if wanted.body {
+            cols.push("body");
+        }
+        // Metadata is left out only when every stream has a label of each wanted name.
+        let with_metadata = wanted.label_names.is_none_or(|names| {
+            !names
+                .iter()
+                .all(|n| streams.values().all(|l| l.get(n).is_some()))
+        });
+        if with_metadata {
+            cols.extend_from_slice(META_COLUMNS);
+        }
+        let mut meta_cache = MetadataCache::default();
+        let mut stopped = false;
+        let res = self.scan(
+            &ids,
+            start_ns,
+            end_ns,
+            &needles,
+            &cols,
+            &cols,
+            &mut |b, _| {
+                let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
+                self.collect_rows(b, &streams, with_metadata, &mut meta_cache, &mut out)?;
+                for s in into_streams(out, &streams) {
+                    if !f(s) {
+                        stopped = true;
+                        // Any error ends the scan; this one is dropped below.
+                        return Err(ReadLimit::Canceled.into());
+                    }
+                }
+                Ok(())
+            },
+        );
+        match res {
+            Err(_) if stopped => Ok(()),
+            other => other,
+        }
+    }
+
     /// The entries of one freshly written batch (every logs column, as
     /// [`Storage::subscribe_logs`] delivers it) that belong to `streams`, with their
     /// structured metadata; streams sorted by labels, entries by time.
@@ -544,7 +613,9 @@ impl LogReader {
             .column_by_name("timestamp")
             .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
             .ok_or_else(|| storage_err("logs batch without timestamp"))?;
-        let body = str_col(b, "body")?;
+        let body = b
+            .column_by_name("body")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let cols = if with_metadata {
             Some(MetaColumns::of(b)?)
         } else {
@@ -553,7 +624,7 @@ impl LogReader {
         let mut line_bytes = 0u64;
         for row in 0..b.num_rows() {
             let id = id_col.value(row);
-            let line = body.value(row);
+            let line = body.map_or("", |b| b.value(row));
             line_bytes += line.len() as u64;
             let metadata = match (&cols, streams.get(&id)) {
                 (Some(c), Some(labels)) => c.metadata(row, labels, meta_cache),

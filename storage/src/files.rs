@@ -558,6 +558,26 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
     Ok(b.build())
 }
 
+/// Settings of a spans file's dedicated attribute columns: no statistics (nothing prunes
+/// by them; their upkeep is flush CPU), and no dictionary for those with many values.
+fn dedicated_column_properties(
+    props: WriterProperties,
+    s: &SchemaRef,
+    plain: &[String],
+) -> WriterProperties {
+    let mut b = props.into_builder();
+    for f in s.fields() {
+        if f.name().starts_with(crate::span_attrs::DEDICATED_PREFIX) {
+            let path = ColumnPath::new(vec![f.name().clone()]);
+            b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+            if plain.contains(f.name()) {
+                b = b.set_column_dictionary_enabled(path, false);
+            }
+        }
+    }
+    b.build()
+}
+
 /// Encodes a sorted batch as a Parquet file.
 pub fn encode_parquet(signal: Signal, batch: &RecordBatch) -> Result<Vec<u8>> {
     encode_parquet_with(signal, batch, &|b| Ok(b))
@@ -575,14 +595,15 @@ pub fn encode_parquet_with(
         Signal::Traces => crate::schema::spans_to_file(batch)?,
         _ => None,
     };
-    let batch = converted.as_ref().unwrap_or(batch);
-    let file_schema = if converted.is_some() {
-        crate::schema::spans_file_schema()
-    } else {
-        schema(signal)
+    let (batch, file_schema) = match &converted {
+        Some(f) => (&f.batch, f.batch.schema()),
+        None => (batch, schema(signal)),
     };
     let mut buf = Vec::new();
-    let props = writer_properties(signal, &file_schema)?;
+    let mut props = writer_properties(signal, &file_schema)?;
+    if let Some(f) = &converted {
+        props = dedicated_column_properties(props, &file_schema, &f.plain_columns);
+    }
     let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
     if signal == Signal::Metrics {
         writer.append_key_value_metadata(KeyValue::new(

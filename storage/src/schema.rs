@@ -590,11 +590,14 @@ pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
 // Spans files store a leaner form of the `spans` table (layout 2): `span_id` and
 // `parent_span_id` as 8 raw bytes (`FixedSizeBinary(8)`, a root's parent null) instead of
 // 16 hex digits, and no `end_time` (it is `start_time + duration`). `trace_id` stays hex
-// text so its statistics, bloom filter and SQL filters keep working unchanged. Files of
-// the first layout (every column as in the table) are still read: readers pass every
-// batch read from a file through [`spans_from_file`], which accepts both.
+// text so its statistics, bloom filter and SQL filters keep working unchanged. Layout 3
+// adds dedicated attribute columns (`attr:<type>:<key>`, see `crate::span_attrs`) after
+// the columns of layout 2, taking those members out of `attributes`. Files of the first
+// layout (every column as in the table) are still read: readers pass every batch read
+// from a file through [`spans_from_file`], which accepts all three.
 
-/// The schema of spans files of layout 2.
+/// The schema of spans files of layout 2 (layout 3 files add dedicated attribute
+/// columns after these).
 pub fn spans_file_schema() -> SchemaRef {
     static FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         let fields: Vec<Field> = SPANS
@@ -673,11 +676,22 @@ fn ids_to_hex(a: &FixedSizeBinaryArray) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-/// A sorted `spans` batch in the form spans files store (layout 2), or `None` when some
-/// id is not canonical hex and the batch must be stored as it is.
-pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+/// A spans batch in the form a spans file stores it.
+pub struct SpansFile {
+    pub batch: RecordBatch,
+    /// Dedicated attribute columns to write without a dictionary (many distinct values).
+    pub plain_columns: Vec<String>,
+}
+
+/// A sorted `spans` batch in the form spans files store (layout 3: layout 2 plus the
+/// dedicated attribute columns of [`crate::span_attrs`]), or `None` when some id is not
+/// canonical hex and the batch must be stored as it is.
+pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<SpansFile>> {
     let file = spans_file_schema();
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(file.fields().len());
+    let mut fields: Vec<Field> = Vec::with_capacity(file.fields().len() + 8);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(file.fields().len() + 8);
+    let mut dedicated = Vec::new();
+    let mut plain_columns = Vec::new();
     for f in file.fields() {
         let Some(col) = batch.column_by_name(f.name()) else {
             return Ok(None);
@@ -691,21 +705,47 @@ pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
                 Some(c) => c,
                 None => return Ok(None),
             },
+            "attributes" => match col.as_string_opt::<i32>() {
+                Some(attrs) => {
+                    let plan = crate::span_attrs::choose(attrs);
+                    plain_columns.extend(
+                        plan.iter()
+                            .filter(|d| !d.dictionary)
+                            .map(crate::span_attrs::Dedicated::column_name),
+                    );
+                    let (rest, split) = crate::span_attrs::split(attrs, &plan);
+                    dedicated = split;
+                    rest
+                }
+                None => col.clone(),
+            },
             _ => col.clone(),
         });
+        fields.push(f.as_ref().clone());
     }
-    Ok(Some(RecordBatch::try_new(file, cols)?))
+    for (f, c) in dedicated {
+        fields.push(f);
+        cols.push(c);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+    Ok(Some(SpansFile {
+        batch,
+        plain_columns,
+    }))
 }
 
-/// A batch read from a spans file of either layout (all columns, or a projection) in the
-/// `spans` table's form: ids as hex text, and `end_time` filled in from `start_time +
-/// duration` when the file has none and both are present. Columns keep the table's order.
+/// A batch read from a spans file of any layout (all columns, or a projection) in the
+/// `spans` table's form: ids as hex text, `end_time` filled in from `start_time +
+/// duration` when the file has none and both are present, and `attributes` with the
+/// dedicated attribute columns' members put back (those columns are read along with
+/// `attributes`; without it they are dropped). Columns keep the table's order.
 pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
     let table = schema(Signal::Traces);
     let mut fields = Vec::with_capacity(table.fields().len());
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
     for f in table.fields() {
         let col: ArrayRef = match batch.column_by_name(f.name()) {
+            Some(c) if f.name() == "attributes" => merged_attributes(batch, c)?,
             Some(c) => match c.as_any().downcast_ref::<FixedSizeBinaryArray>() {
                 Some(bin) => ids_to_hex(bin),
                 None => c.clone(),
@@ -739,6 +779,26 @@ pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
         cols,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
+}
+
+/// The `attributes` column of a file batch with its dedicated columns merged back.
+fn merged_attributes(batch: &RecordBatch, rest: &ArrayRef) -> Result<ArrayRef> {
+    let schema = batch.schema();
+    let dedicated: Vec<crate::span_attrs::DedicatedColumn<'_>> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter_map(|(f, values)| {
+            crate::span_attrs::parse_column_name(f.name())
+                .map(|(_, key)| crate::span_attrs::DedicatedColumn { key, values })
+        })
+        .collect();
+    match rest.as_string_opt::<i32>() {
+        Some(rest) if !dedicated.is_empty() => {
+            crate::span_attrs::merge_attributes(rest, &dedicated)
+        }
+        _ => Ok(rest.clone()),
+    }
 }
 
 #[cfg(test)]

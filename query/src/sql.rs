@@ -9,7 +9,9 @@
 //! `strata_storage::schema`) are shown through expressions that give the table's columns
 //! back: `span_id` and `parent_span_id` as hex text, `end_time = start_time + duration`.
 //! `trace_id` is stored as hex text in both layouts, so `WHERE trace_id = '...'` still
-//! prunes row groups and pages.
+//! prunes row groups and pages. Files of the third layout have dedicated attribute
+//! columns (`attr:<type>:<key>`); the view merges them back into `attributes` with
+//! `strata_span_attributes` (files without one of them read it as nulls).
 
 use crate::error::{Error, Result};
 use crate::json::batches_to_rows;

@@ -518,71 +518,166 @@ pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema(Signal::Logs), cols)?)
 }
 
+/// One span's values in borrowed form, as [`SpansBuilder`] takes them: events and links
+/// are their JSON text (arrays of [`crate::model::SpanEvent`] / [`crate::model::SpanLink`]).
+pub struct SpanRow<'a> {
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    pub parent_span_id: &'a str,
+    pub trace_state: &'a str,
+    pub flags: u32,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_time_ns: i64,
+    pub end_time_ns: i64,
+    pub attributes: &'a str,
+    pub dropped_attributes_count: u32,
+    pub events_json: &'a str,
+    pub dropped_events_count: u32,
+    pub links_json: &'a str,
+    pub dropped_links_count: u32,
+    pub status_code: i32,
+    pub status_message: &'a str,
+}
+
+/// Builds a `spans` batch one span at a time, without a model [`Span`] per row (the
+/// OTLP/HTTP receiver decodes protobuf straight into it).
+pub struct SpansBuilder {
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    parent: StringBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    name: StringBuilder,
+    kind: Int32Builder,
+    start: TimestampNanosecondBuilder,
+    end: TimestampNanosecondBuilder,
+    duration: Int64Builder,
+    attrs: StringBuilder,
+    dropped_attrs: UInt32Builder,
+    events: StringBuilder,
+    dropped_events: UInt32Builder,
+    links: StringBuilder,
+    dropped_links: UInt32Builder,
+    status_code: Int32Builder,
+    status_message: StringBuilder,
+    origin: OriginBuilders,
+}
+
+impl SpansBuilder {
+    /// A builder for about `n` spans.
+    pub fn with_capacity(n: usize) -> Self {
+        SpansBuilder {
+            trace_id: StringBuilder::with_capacity(n, n * 32),
+            span_id: StringBuilder::with_capacity(n, n * 16),
+            parent: StringBuilder::with_capacity(n, n * 16),
+            trace_state: StringBuilder::new(),
+            flags: UInt32Builder::with_capacity(n),
+            name: StringBuilder::new(),
+            kind: Int32Builder::with_capacity(n),
+            start: TimestampNanosecondBuilder::with_capacity(n),
+            end: TimestampNanosecondBuilder::with_capacity(n),
+            duration: Int64Builder::with_capacity(n),
+            attrs: StringBuilder::new(),
+            dropped_attrs: UInt32Builder::with_capacity(n),
+            events: StringBuilder::new(),
+            dropped_events: UInt32Builder::with_capacity(n),
+            links: StringBuilder::new(),
+            dropped_links: UInt32Builder::with_capacity(n),
+            status_code: Int32Builder::with_capacity(n),
+            status_message: StringBuilder::new(),
+            origin: OriginBuilders::new(),
+        }
+    }
+
+    pub fn append(&mut self, s: &SpanRow<'_>, origin: &Origin) {
+        self.trace_id.append_value(s.trace_id);
+        self.span_id.append_value(s.span_id);
+        self.parent.append_value(s.parent_span_id);
+        self.trace_state.append_value(s.trace_state);
+        self.flags.append_value(s.flags);
+        self.name.append_value(s.name);
+        self.kind.append_value(s.kind);
+        self.start.append_value(s.start_time_ns);
+        self.end.append_value(s.end_time_ns);
+        self.duration
+            .append_value(s.end_time_ns.saturating_sub(s.start_time_ns));
+        self.attrs.append_value(json_or_empty(s.attributes));
+        self.dropped_attrs.append_value(s.dropped_attributes_count);
+        self.events.append_value(s.events_json);
+        self.dropped_events.append_value(s.dropped_events_count);
+        self.links.append_value(s.links_json);
+        self.dropped_links.append_value(s.dropped_links_count);
+        self.status_code.append_value(s.status_code);
+        self.status_message.append_value(s.status_message);
+        self.origin.append(origin);
+    }
+
+    pub fn len(&self) -> usize {
+        use datafusion::arrow::array::ArrayBuilder;
+        self.kind.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start.finish()),
+            Arc::new(self.end.finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.attrs.finish()),
+            Arc::new(self.dropped_attrs.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.dropped_events.finish()),
+            Arc::new(self.links.finish()),
+            Arc::new(self.dropped_links.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+        ];
+        self.origin.finish(&mut cols);
+        Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+    }
+}
+
 /// Converts spans into a `spans` batch.
 pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
-    let n = spans.len();
-    let mut trace_id = StringBuilder::new();
-    let mut span_id = StringBuilder::new();
-    let mut parent = StringBuilder::new();
-    let mut trace_state = StringBuilder::new();
-    let mut flags = UInt32Builder::with_capacity(n);
-    let mut name = StringBuilder::new();
-    let mut kind = Int32Builder::with_capacity(n);
-    let mut start = TimestampNanosecondBuilder::with_capacity(n);
-    let mut end = TimestampNanosecondBuilder::with_capacity(n);
-    let mut duration = Int64Builder::with_capacity(n);
-    let mut attrs = StringBuilder::new();
-    let mut dropped_attrs = UInt32Builder::with_capacity(n);
-    let mut events = StringBuilder::new();
-    let mut dropped_events = UInt32Builder::with_capacity(n);
-    let mut links = StringBuilder::new();
-    let mut dropped_links = UInt32Builder::with_capacity(n);
-    let mut status_code = Int32Builder::with_capacity(n);
-    let mut status_message = StringBuilder::new();
-    let mut origin = OriginBuilders::new();
+    let mut b = SpansBuilder::with_capacity(spans.len());
     for s in spans {
-        trace_id.append_value(&s.trace_id);
-        span_id.append_value(&s.span_id);
-        parent.append_value(&s.parent_span_id);
-        trace_state.append_value(&s.trace_state);
-        flags.append_value(s.flags);
-        name.append_value(&s.name);
-        kind.append_value(s.kind);
-        start.append_value(s.start_time_ns);
-        end.append_value(s.end_time_ns);
-        duration.append_value(s.end_time_ns.saturating_sub(s.start_time_ns));
-        attrs.append_value(json_or_empty(&s.attributes));
-        dropped_attrs.append_value(s.dropped_attributes_count);
-        events.append_value(serde_json::to_string(&s.events)?);
-        dropped_events.append_value(s.dropped_events_count);
-        links.append_value(serde_json::to_string(&s.links)?);
-        dropped_links.append_value(s.dropped_links_count);
-        status_code.append_value(s.status_code);
-        status_message.append_value(&s.status_message);
-        origin.append(&s.origin);
+        let events = serde_json::to_string(&s.events)?;
+        let links = serde_json::to_string(&s.links)?;
+        b.append(
+            &SpanRow {
+                trace_id: &s.trace_id,
+                span_id: &s.span_id,
+                parent_span_id: &s.parent_span_id,
+                trace_state: &s.trace_state,
+                flags: s.flags,
+                name: &s.name,
+                kind: s.kind,
+                start_time_ns: s.start_time_ns,
+                end_time_ns: s.end_time_ns,
+                attributes: &s.attributes,
+                dropped_attributes_count: s.dropped_attributes_count,
+                events_json: &events,
+                dropped_events_count: s.dropped_events_count,
+                links_json: &links,
+                dropped_links_count: s.dropped_links_count,
+                status_code: s.status_code,
+                status_message: &s.status_message,
+            },
+            &s.origin,
+        );
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(trace_id.finish()),
-        Arc::new(span_id.finish()),
-        Arc::new(parent.finish()),
-        Arc::new(trace_state.finish()),
-        Arc::new(flags.finish()),
-        Arc::new(name.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(start.finish()),
-        Arc::new(end.finish()),
-        Arc::new(duration.finish()),
-        Arc::new(attrs.finish()),
-        Arc::new(dropped_attrs.finish()),
-        Arc::new(events.finish()),
-        Arc::new(dropped_events.finish()),
-        Arc::new(links.finish()),
-        Arc::new(dropped_links.finish()),
-        Arc::new(status_code.finish()),
-        Arc::new(status_message.finish()),
-    ];
-    origin.finish(&mut cols);
-    Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+    b.finish()
 }
 
 // ---------------------------------------------------------------- spans files

@@ -29,7 +29,7 @@ pub const DEDICATED_PREFIX: &str = "attr:";
 const MAX_DEDICATED: usize = 24;
 
 /// Rows sampled to choose a file's dedicated keys (spread over the whole file).
-const SAMPLE_ROWS: usize = 16 * 1024;
+const SAMPLE_ROWS: usize = 4 * 1024;
 
 /// A key gets a column when at least 1/`MIN_SHARE` of the sampled spans carry it with
 /// one type.

@@ -8,9 +8,11 @@
 //! index narrows what is left to the pages holding the trace. Files are immutable, so
 //! footers are cached per path (the cache is dropped whole when it grows past a bound).
 //!
-//! Spans files come in two layouts (see `strata_storage::schema`): every batch read from
-//! a file goes through `spans_from_file`, so the code past this module sees the table's
-//! form (hex ids, `end_time`) whatever the file.
+//! Spans files come in three layouts (see `strata_storage::schema`): every batch read
+//! from a file goes through `spans_from_file`, so the code past this module sees the
+//! table's form (hex ids, `end_time`, whole `attributes` JSON) whatever the file. Reading
+//! `attributes` reads the file's dedicated attribute columns with it; a search condition
+//! on a key with such a column ([`Narrow::attribute`]) is a Parquet row filter on it.
 //!
 //! Scans read only the requested columns of the files and memtables overlapping a time
 //! range (row groups pruned by `start_time` statistics), checking the deadline, the

@@ -961,6 +961,37 @@ mod tests {
     }
 
     #[test]
+    fn common_attributes_get_dedicated_columns_and_read_back_as_written() {
+        // Distinct values (plain, delta-encoded columns) and repeated ones (dictionary).
+        let spans: Vec<Span> = (0..3000u32)
+            .map(|i| {
+                let mut s = span((i % 200) as u8, (i % 250) as u8, None, i64::from(i));
+                s.span_id = format!("{:016x}", u64::from(i) << 20 | 0xabc);
+                s.attributes = if i % 100 == 7 {
+                    r#"{"id":7,"other":"x"}"#.into()
+                } else {
+                    format!(r#"{{"id":"u{i}","n":{},"ok":{}}}"#, i * 7919 % 5003, i % 3 == 0)
+                };
+                s
+            })
+            .collect();
+        let batch = spans_batch(&spans).expect("batch");
+        let bytes = encode_parquet(Signal::Traces, &batch).expect("encode");
+        let read = decode_parquet(bytes::Bytes::from(bytes), None, None).expect("decode");
+        let file = &read[0];
+        for col in ["attr:str:id", "attr:int:n", "attr:bool:ok"] {
+            assert!(file.column_by_name(col).is_some(), "{col}");
+        }
+        let back: Vec<RecordBatch> = read
+            .iter()
+            .map(|b| spans_from_file(b).expect("convert"))
+            .collect();
+        let back = datafusion::arrow::compute::concat_batches(&schema(Signal::Traces), &back)
+            .expect("concat");
+        assert_eq!(back, batch);
+    }
+
+    #[test]
     fn spans_with_ids_that_are_not_canonical_hex_keep_the_first_layout() {
         let mut odd = span(3, 4, Some(1), 5_000);
         odd.span_id = "not-hex".into();

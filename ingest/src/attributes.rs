@@ -84,24 +84,13 @@ pub fn attributes_value(kvs: &[KeyValue]) -> Json {
 /// last of repeated keys kept), written directly, without building a JSON value first:
 /// this runs for every span and log record ingested.
 pub fn attributes_json(kvs: &[KeyValue]) -> String {
-    let mut sorted: Vec<&KeyValue> = kvs.iter().collect();
-    // Stable: of equal keys, the last one sent stays last.
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut sorted: Vec<(&str, &KeyValue)> = kvs.iter().map(|kv| (kv.key.as_str(), kv)).collect();
     let mut out = String::with_capacity(2 + kvs.len() * 32);
-    out.push('{');
-    for (i, kv) in sorted.iter().enumerate() {
-        if sorted.get(i + 1).is_some_and(|next| next.key == kv.key) {
-            continue;
-        }
-        if out.len() > 1 {
-            out.push(',');
-        }
-        push_json_str(&mut out, &kv.key);
-        out.push(':');
+    write_attributes_json(&mut out, &mut sorted, |out, kv| {
         match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) => push_json_str(&mut out, s),
+            Some(Value::StringValue(s)) => push_json_str(out, s),
             Some(Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
-            Some(Value::IntValue(n)) => out.push_str(&n.to_string()),
+            Some(Value::IntValue(n)) => push_int(out, *n),
             None => out.push_str("null"),
             Some(_) => out.push_str(
                 &kv.value
@@ -111,13 +100,44 @@ pub fn attributes_json(kvs: &[KeyValue]) -> String {
                     .to_string(),
             ),
         }
-    }
-    out.push('}');
+    });
     out
 }
 
+/// Appends the JSON object of `(key, value)` members to `out`: keys sorted (stably, so of
+/// repeated keys the last one sent is kept), values written by `value`. The one writer of
+/// attribute JSON, for model attributes and for the protobuf receiver's borrowed ones.
+pub(crate) fn write_attributes_json<V>(
+    out: &mut String,
+    members: &mut [(&str, V)],
+    mut value: impl FnMut(&mut String, &V),
+) {
+    // Stable: of equal keys, the last one sent stays last.
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    let start = out.len();
+    out.push('{');
+    for (i, (key, v)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|next| next.0 == *key) {
+            continue;
+        }
+        if out.len() > start + 1 {
+            out.push(',');
+        }
+        push_json_str(out, key);
+        out.push(':');
+        value(out, v);
+    }
+    out.push('}');
+}
+
+/// Appends an integer as JSON.
+pub(crate) fn push_int(out: &mut String, n: i64) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{n}");
+}
+
 /// Appends `s` as a JSON string, escaped as serde_json escapes it.
-fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         out.push_str(&Json::String(s.to_owned()).to_string());
     } else {

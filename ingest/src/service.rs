@@ -6,17 +6,19 @@ use crate::limits::Limits;
 use crate::otlp::metrics::{
     DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
 };
-use crate::otlp::{logs, traces};
-use crate::spanmetrics::{SpanMetrics, SpanMetricsConfig};
+use crate::otlp::{logs, traces, traces_wire};
+use crate::spanmetrics::{Prepared, SpanMetrics, SpanMetricsConfig};
 use crate::telemetry::{ITEMS_ACCEPTED, ITEMS_REJECTED};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use strata_storage::model::{MetricsWrite, SeriesId, Signal};
+use strata_storage::model::{MetricsWrite, Origin, SeriesId, Signal};
+use strata_storage::schema::SpanRow;
 use strata_storage::{Storage, TenantId};
 
 /// Ingest settings (the `[ingest]` table of the config file).
@@ -290,6 +292,38 @@ impl Ingester {
 }
 
 impl Ingester {
+    /// Stores an OTLP traces request given as protobuf bytes: decoded straight into a
+    /// spans batch ([`traces_wire`]) when the walk takes it, else through the prost
+    /// structs as [`Ingester::traces`] does (same answer, same errors).
+    pub async fn traces_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        let this = self.clone();
+        let decoded = blocking(move || -> Result<_> {
+            let metrics = &this.inner.span_metrics;
+            let mut prepared = Prepared::default();
+            let mut on_span = |row: &SpanRow<'_>, origin: &Origin| {
+                metrics.prepare_row(&mut prepared, row, origin);
+            };
+            match traces_wire::decode(&body, &this.inner.config.limits, &mut on_span) {
+                Some(w) => {
+                    let batch = w.builder.finish()?;
+                    Ok(Ok((batch, prepared, w.rejected, w.errors)))
+                }
+                None => Ok(Err(ExportTraceServiceRequest::decode(body)?)),
+            }
+        })
+        .await??;
+        let (batch, prepared, rejected, errors) = match decoded {
+            Ok(d) => d,
+            Err(req) => return self.traces(tenant, req).await,
+        };
+        let accepted = batch.num_rows() as u64;
+        self.inner.storage.write_spans_batch(tenant, batch).await?;
+        self.inner.span_metrics.record(tenant, prepared);
+        ITEMS_ACCEPTED.add(Signal::Traces, accepted);
+        ITEMS_REJECTED.add(Signal::Traces, rejected);
+        Ok(Outcome::new(rejected, &errors))
+    }
+
     /// Writes the current span metrics of every tenant into the metrics store.
     pub async fn flush_span_metrics(&self) -> Result<()> {
         let this = self.clone();

@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata_storage::TenantId;
 use strata_storage::model::{
-    Labels, MetricMetadata, MetricType, MetricsWrite, Sample, SampleValue, Span, label_name,
+    Labels, MetricMetadata, MetricType, MetricsWrite, Origin, Sample, SampleValue, Span,
+    label_name,
 };
+use strata_storage::schema::SpanRow;
 
 /// The calls counter's name.
 pub const CALLS: &str = "traces_spanmetrics_calls_total";
@@ -84,6 +86,7 @@ struct Series {
 type Key = (String, String, i32, i32, Vec<String>);
 
 /// Spans reduced to what the metrics need (see [`SpanMetrics::prepare`]).
+#[derive(Default)]
 pub struct Prepared(Vec<(Key, f64)>);
 
 /// Span metrics of every tenant since start.
@@ -157,32 +160,70 @@ impl SpanMetrics {
         let keyed: Vec<(Key, f64)> = spans
             .iter()
             .map(|s| {
-                let dims = if self.config.dimensions.is_empty() {
-                    Vec::new()
-                } else {
-                    let attrs = serde_json::from_str(&s.attributes).unwrap_or_default();
-                    let res =
-                        serde_json::from_str(&s.origin.resource_attributes).unwrap_or_default();
-                    self.config
-                        .dimensions
-                        .iter()
-                        .map(|d| dimension_value(&attrs, &res, d))
-                        .collect()
-                };
-                let seconds = s.end_time_ns.saturating_sub(s.start_time_ns).max(0) as f64 / 1e9;
-                (
-                    (
-                        s.origin.service_name.clone(),
-                        s.name.clone(),
-                        s.kind,
-                        s.status_code,
-                        dims,
-                    ),
-                    seconds,
+                self.key_of(
+                    &s.origin,
+                    &s.name,
+                    s.kind,
+                    s.status_code,
+                    s.end_time_ns.saturating_sub(s.start_time_ns),
+                    &s.attributes,
                 )
             })
             .collect();
         Prepared(keyed)
+    }
+
+    /// Whether span metrics are counted at all.
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The series key and duration (seconds) of one span.
+    fn key_of(
+        &self,
+        origin: &Origin,
+        name: &str,
+        kind: i32,
+        status: i32,
+        duration_ns: i64,
+        attributes: &str,
+    ) -> (Key, f64) {
+        let dims = if self.config.dimensions.is_empty() {
+            Vec::new()
+        } else {
+            let attrs = serde_json::from_str(attributes).unwrap_or_default();
+            let res = serde_json::from_str(&origin.resource_attributes).unwrap_or_default();
+            self.config
+                .dimensions
+                .iter()
+                .map(|d| dimension_value(&attrs, &res, d))
+                .collect()
+        };
+        let seconds = duration_ns.max(0) as f64 / 1e9;
+        (
+            (
+                origin.service_name.clone(),
+                name.to_owned(),
+                kind,
+                status,
+                dims,
+            ),
+            seconds,
+        )
+    }
+
+    /// Adds one span of a batch being decoded (see [`SpanMetrics::prepare`]).
+    pub fn prepare_row(&self, prepared: &mut Prepared, row: &SpanRow<'_>, origin: &Origin) {
+        if self.config.enabled {
+            prepared.0.push(self.key_of(
+                origin,
+                row.name,
+                row.kind,
+                row.status_code,
+                row.end_time_ns.saturating_sub(row.start_time_ns),
+                row.attributes,
+            ));
+        }
     }
 
     /// Counts prepared spans.

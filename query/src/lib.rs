@@ -10,6 +10,7 @@ pub mod loki;
 pub mod prom;
 mod pruning;
 pub mod sql;
+mod sql_attributes;
 pub mod traces;
 
 pub use error::{Error, Result};

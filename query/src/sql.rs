@@ -9,11 +9,14 @@
 //! `strata_storage::schema`) are shown through expressions that give the table's columns
 //! back: `span_id` and `parent_span_id` as hex text, `end_time = start_time + duration`.
 //! `trace_id` is stored as hex text in both layouts, so `WHERE trace_id = '...'` still
-//! prunes row groups and pages.
+//! prunes row groups and pages. Files of the third layout have dedicated attribute
+//! columns (`attr:<type>:<key>`); the view merges them back into `attributes` with
+//! `strata_span_attributes` (files without one of them read it as nulls).
 
 use crate::error::{Error, Result};
 use crate::json::batches_to_rows;
-use crate::traces::read::is_lean_spans_file;
+use crate::traces::read::lean_spans_file_dedicated;
+use datafusion::arrow::datatypes::{Field, FieldRef, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -70,12 +73,23 @@ async fn register(
     }
     let mut paths = Vec::new();
     let mut lean_paths = Vec::new();
+    // Dedicated attribute columns of any lean spans file, by name (the name holds the
+    // type, so equal names have equal types); files without one read it as nulls.
+    let mut dedicated: std::collections::BTreeMap<String, FieldRef> = Default::default();
     for f in &snap.files {
         let path = snap.files_root.join(&f.path);
-        if signal == Signal::Traces && is_lean_spans_file(&path)? {
-            lean_paths.push(path);
-        } else {
-            paths.push(path);
+        match (signal == Signal::Traces)
+            .then(|| lean_spans_file_dedicated(&path))
+            .transpose()?
+            .flatten()
+        {
+            Some(fields) => {
+                for f in fields {
+                    dedicated.entry(f.name().clone()).or_insert(f);
+                }
+                lean_paths.push(path);
+            }
+            None => paths.push(path),
         }
     }
     let mem_name = format!("__{name}_memtable");
@@ -89,10 +103,27 @@ async fn register(
     if !lean_paths.is_empty() {
         // The second spans file layout, shown in the table's form: hex ids, `end_time`.
         let files_name = format!("__{name}_lean_files");
+        let mut fields: Vec<FieldRef> = spans_file_schema().fields().iter().cloned().collect();
+        fields.extend(dedicated.values().map(|f| {
+            Arc::new(Field::new(f.name(), f.data_type().clone(), true)) as FieldRef
+        }));
         ctx.register_table(
             files_name.as_str(),
-            listing(&lean_paths, spans_file_schema())?,
+            listing(&lean_paths, Arc::new(Schema::new(fields)))?,
         )?;
+        let attributes = if dedicated.is_empty() {
+            "\"attributes\"".to_owned()
+        } else {
+            let args: Vec<String> = dedicated
+                .keys()
+                .map(|n| format!("'{}', \"{}\"", n.replace('\'', "''"), n.replace('"', "\"\"")))
+                .collect();
+            format!(
+                "{}(\"attributes\", {}) AS attributes",
+                crate::sql_attributes::NAME,
+                args.join(", ")
+            )
+        };
         let columns: Vec<String> = schema
             .fields()
             .iter()
@@ -107,6 +138,7 @@ async fn register(
                     "start_time + arrow_cast(duration, 'Duration(Nanosecond)') AS end_time"
                         .to_owned()
                 }
+                "attributes" => attributes.clone(),
                 other => format!("\"{other}\""),
             })
             .collect();
@@ -148,6 +180,7 @@ pub async fn run(
         .with_target_partitions(2)
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
+    ctx.register_udf(crate::sql_attributes::udf());
     for signal in Signal::ALL {
         register(&ctx, storage, tenant, signal).await?;
     }

@@ -876,3 +876,140 @@ async fn tempo_tags_and_values() {
     let (status, _) = get_json(&e.app, "/api/v2/search/tags?scope=bogus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// 120 one-span traces of service `shop` flushed into one file, where `http.route`,
+/// `http.status_code` and `n` get dedicated columns; a few spans carry a key with another
+/// type or only in their resource. Searches, trace by id and SQL give what was written.
+#[tokio::test]
+async fn dedicated_attribute_columns_answer_like_json() {
+    let (_dir, storage, app) = open(TraceApiConfig {
+        max_search_range: std::time::Duration::from_secs(3650 * 86_400),
+        ..TraceApiConfig::default()
+    });
+    let routes = ["/a", "/b", "/checkout", "/d"];
+    let mut spans = Vec::new();
+    for i in 0..120i64 {
+        let trace = format!("{:032x}", 0xabc000 + i);
+        let mut attrs = json!({
+            "http.route": routes[(i % 4) as usize],
+            "http.status_code": if i % 10 == 9 { 500 } else { 200 },
+            "n": i,
+        });
+        let mut s = span(&trace, &format!("{:016x}", 0x5000 + i), "", "shop", "op", 2, i, 5, json!({}));
+        match i {
+            // The status as a string; no route in the span but one in the resource; a
+            // span route differing from the resource's.
+            5 => attrs["http.status_code"] = json!("500"),
+            6 | 7 => {
+                if i == 6 {
+                    attrs.as_object_mut().unwrap().remove("http.route");
+                }
+                s.origin.resource_attributes =
+                    json!({"service.name": "shop", "http.route": "/checkout"}).to_string();
+            }
+            _ => {}
+        }
+        s.attributes = attrs.to_string();
+        spans.push(s);
+    }
+    let t = TenantId::default_tenant();
+    storage.write_spans(&t, spans.clone()).await.unwrap();
+    storage.flush().await.unwrap();
+    let names: Vec<String> = {
+        let snap = storage.snapshot(&t, strata_storage::model::Signal::Traces, i64::MIN, i64::MAX);
+        assert_eq!(snap.files.len(), 1);
+        let file = std::fs::File::open(snap.files_root.join(&snap.files[0].path)).unwrap();
+        let meta = datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
+            &file,
+            Default::default(),
+        )
+        .unwrap();
+        meta.schema().fields().iter().map(|f| f.name().clone()).collect()
+    };
+    for col in ["attr:str:http.route", "attr:int:http.status_code", "attr:int:n"] {
+        assert!(names.iter().any(|n| n == col), "{col} in {names:?}");
+    }
+
+    let attr = |s: &Span, k: &str| serde_json::from_str::<Value>(&s.attributes).unwrap()[k].clone();
+    let res = |s: &Span, k: &str| {
+        serde_json::from_str::<Value>(&s.origin.resource_attributes).unwrap()[k].clone()
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let ids_of = |f: &dyn Fn(&Span) -> bool| {
+        let mut ids: Vec<String> = spans.iter().filter(|s| f(s)).map(|s| s.trace_id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    // Jaeger: span attributes first, the resource's when the span has no such key.
+    let jaeger_oracle = |key: &str, want: &str| {
+        ids_of(&|s: &Span| {
+            let v = attr(s, key);
+            let v = if v.is_null() { res(s, key) } else { v };
+            !v.is_null() && text(&v) == want
+        })
+    };
+    let start = T0 / 1000 - 1_000_000;
+    let end = T0 / 1000 + 10_000_000;
+    for (key, value) in [
+        ("http.route", "/checkout"),
+        ("http.status_code", "500"),
+        ("n", "17"),
+        ("n", "017"),
+    ] {
+        let tags = serde_json::to_string(&json!({ key: value })).unwrap();
+        let enc: String = tags.bytes().map(|b| format!("%{b:02X}")).collect();
+        let (status, v) = get_json(
+            &app,
+            &format!("/jaeger/api/traces?service=shop&tags={enc}&start={start}&end={end}&limit=1000"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let mut got: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_owned())
+            .collect();
+        got.sort();
+        let want = jaeger_oracle(key, value);
+        assert_eq!(got, want, "{key}={value}");
+    }
+    // TraceQL on span attributes: only values of the literal's type match.
+    for (q, f) in [
+        (
+            r#"{ span.http.route = "/checkout" }"#,
+            Box::new(|s: &Span| attr(s, "http.route") == json!("/checkout")) as Box<dyn Fn(&Span) -> bool>,
+        ),
+        (
+            r#"{ span.http.status_code = 500 }"#,
+            Box::new(|s: &Span| attr(s, "http.status_code") == json!(500)),
+        ),
+    ] {
+        let (status, v) = tempo_search(&app, q, "&limit=1000").await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        let mut got: Vec<String> = trace_ids(&v).into_iter().map(str::to_owned).collect();
+        got.sort();
+        assert_eq!(got, ids_of(&*f), "{q}");
+    }
+    // Trace by id and SQL give the attributes text as written.
+    for s in [&spans[5], &spans[6], &spans[42]] {
+        let (_, v) = get_json(&app, &format!("/jaeger/api/traces/{}", s.trace_id)).await;
+        let tags = &v["data"][0]["spans"][0]["tags"];
+        for (k, want) in serde_json::from_str::<serde_json::Map<String, Value>>(&s.attributes).unwrap() {
+            let got = &tag(tags, &k).unwrap_or_else(|| panic!("{k} in {tags}"))["value"];
+            assert_eq!(got, &want, "{k}");
+        }
+        let answer = strata_query::sql::run(
+            &storage,
+            &t,
+            &format!("SELECT attributes FROM spans WHERE trace_id = '{}'", s.trace_id),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.rows, vec![vec![Value::String(s.attributes.clone())]]);
+    }
+}

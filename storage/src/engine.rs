@@ -537,6 +537,12 @@ impl Storage {
         self.write_batch(tenant, Signal::Traces, batch).await
     }
 
+    /// Durably writes a `spans` batch (built with [`schema::SpansBuilder`]).
+    pub async fn write_spans_batch(&self, tenant: &TenantId, batch: RecordBatch) -> Result<()> {
+        self.check_pressure()?;
+        self.write_batch(tenant, Signal::Traces, batch).await
+    }
+
     /// The data of one tenant and signal that may hold rows in `[start_ns, end_ns]`, every
     /// column filled.
     pub fn snapshot(

@@ -40,6 +40,8 @@ pub enum Error {
     ObjectStore(#[from] object_store::Error),
     #[error("query error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("corrupt data file: {0}")]
+    Corrupt(String),
 }
 
 impl Error {

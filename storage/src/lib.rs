@@ -17,6 +17,7 @@ pub mod files;
 pub mod index;
 pub mod model;
 pub mod schema;
+pub mod span_attrs;
 pub mod telemetry;
 pub mod tenant;
 pub mod token_index;

@@ -518,71 +518,166 @@ pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema(Signal::Logs), cols)?)
 }
 
+/// One span's values in borrowed form, as [`SpansBuilder`] takes them: events and links
+/// are their JSON text (arrays of [`crate::model::SpanEvent`] / [`crate::model::SpanLink`]).
+pub struct SpanRow<'a> {
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    pub parent_span_id: &'a str,
+    pub trace_state: &'a str,
+    pub flags: u32,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_time_ns: i64,
+    pub end_time_ns: i64,
+    pub attributes: &'a str,
+    pub dropped_attributes_count: u32,
+    pub events_json: &'a str,
+    pub dropped_events_count: u32,
+    pub links_json: &'a str,
+    pub dropped_links_count: u32,
+    pub status_code: i32,
+    pub status_message: &'a str,
+}
+
+/// Builds a `spans` batch one span at a time, without a model [`Span`] per row (the
+/// OTLP/HTTP receiver decodes protobuf straight into it).
+pub struct SpansBuilder {
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    parent: StringBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    name: StringBuilder,
+    kind: Int32Builder,
+    start: TimestampNanosecondBuilder,
+    end: TimestampNanosecondBuilder,
+    duration: Int64Builder,
+    attrs: StringBuilder,
+    dropped_attrs: UInt32Builder,
+    events: StringBuilder,
+    dropped_events: UInt32Builder,
+    links: StringBuilder,
+    dropped_links: UInt32Builder,
+    status_code: Int32Builder,
+    status_message: StringBuilder,
+    origin: OriginBuilders,
+}
+
+impl SpansBuilder {
+    /// A builder for about `n` spans.
+    pub fn with_capacity(n: usize) -> Self {
+        SpansBuilder {
+            trace_id: StringBuilder::with_capacity(n, n * 32),
+            span_id: StringBuilder::with_capacity(n, n * 16),
+            parent: StringBuilder::with_capacity(n, n * 16),
+            trace_state: StringBuilder::new(),
+            flags: UInt32Builder::with_capacity(n),
+            name: StringBuilder::new(),
+            kind: Int32Builder::with_capacity(n),
+            start: TimestampNanosecondBuilder::with_capacity(n),
+            end: TimestampNanosecondBuilder::with_capacity(n),
+            duration: Int64Builder::with_capacity(n),
+            attrs: StringBuilder::new(),
+            dropped_attrs: UInt32Builder::with_capacity(n),
+            events: StringBuilder::new(),
+            dropped_events: UInt32Builder::with_capacity(n),
+            links: StringBuilder::new(),
+            dropped_links: UInt32Builder::with_capacity(n),
+            status_code: Int32Builder::with_capacity(n),
+            status_message: StringBuilder::new(),
+            origin: OriginBuilders::new(),
+        }
+    }
+
+    pub fn append(&mut self, s: &SpanRow<'_>, origin: &Origin) {
+        self.trace_id.append_value(s.trace_id);
+        self.span_id.append_value(s.span_id);
+        self.parent.append_value(s.parent_span_id);
+        self.trace_state.append_value(s.trace_state);
+        self.flags.append_value(s.flags);
+        self.name.append_value(s.name);
+        self.kind.append_value(s.kind);
+        self.start.append_value(s.start_time_ns);
+        self.end.append_value(s.end_time_ns);
+        self.duration
+            .append_value(s.end_time_ns.saturating_sub(s.start_time_ns));
+        self.attrs.append_value(json_or_empty(s.attributes));
+        self.dropped_attrs.append_value(s.dropped_attributes_count);
+        self.events.append_value(s.events_json);
+        self.dropped_events.append_value(s.dropped_events_count);
+        self.links.append_value(s.links_json);
+        self.dropped_links.append_value(s.dropped_links_count);
+        self.status_code.append_value(s.status_code);
+        self.status_message.append_value(s.status_message);
+        self.origin.append(origin);
+    }
+
+    pub fn len(&self) -> usize {
+        use datafusion::arrow::array::ArrayBuilder;
+        self.kind.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start.finish()),
+            Arc::new(self.end.finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.attrs.finish()),
+            Arc::new(self.dropped_attrs.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.dropped_events.finish()),
+            Arc::new(self.links.finish()),
+            Arc::new(self.dropped_links.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+        ];
+        self.origin.finish(&mut cols);
+        Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+    }
+}
+
 /// Converts spans into a `spans` batch.
 pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
-    let n = spans.len();
-    let mut trace_id = StringBuilder::new();
-    let mut span_id = StringBuilder::new();
-    let mut parent = StringBuilder::new();
-    let mut trace_state = StringBuilder::new();
-    let mut flags = UInt32Builder::with_capacity(n);
-    let mut name = StringBuilder::new();
-    let mut kind = Int32Builder::with_capacity(n);
-    let mut start = TimestampNanosecondBuilder::with_capacity(n);
-    let mut end = TimestampNanosecondBuilder::with_capacity(n);
-    let mut duration = Int64Builder::with_capacity(n);
-    let mut attrs = StringBuilder::new();
-    let mut dropped_attrs = UInt32Builder::with_capacity(n);
-    let mut events = StringBuilder::new();
-    let mut dropped_events = UInt32Builder::with_capacity(n);
-    let mut links = StringBuilder::new();
-    let mut dropped_links = UInt32Builder::with_capacity(n);
-    let mut status_code = Int32Builder::with_capacity(n);
-    let mut status_message = StringBuilder::new();
-    let mut origin = OriginBuilders::new();
+    let mut b = SpansBuilder::with_capacity(spans.len());
     for s in spans {
-        trace_id.append_value(&s.trace_id);
-        span_id.append_value(&s.span_id);
-        parent.append_value(&s.parent_span_id);
-        trace_state.append_value(&s.trace_state);
-        flags.append_value(s.flags);
-        name.append_value(&s.name);
-        kind.append_value(s.kind);
-        start.append_value(s.start_time_ns);
-        end.append_value(s.end_time_ns);
-        duration.append_value(s.end_time_ns.saturating_sub(s.start_time_ns));
-        attrs.append_value(json_or_empty(&s.attributes));
-        dropped_attrs.append_value(s.dropped_attributes_count);
-        events.append_value(serde_json::to_string(&s.events)?);
-        dropped_events.append_value(s.dropped_events_count);
-        links.append_value(serde_json::to_string(&s.links)?);
-        dropped_links.append_value(s.dropped_links_count);
-        status_code.append_value(s.status_code);
-        status_message.append_value(&s.status_message);
-        origin.append(&s.origin);
+        let events = serde_json::to_string(&s.events)?;
+        let links = serde_json::to_string(&s.links)?;
+        b.append(
+            &SpanRow {
+                trace_id: &s.trace_id,
+                span_id: &s.span_id,
+                parent_span_id: &s.parent_span_id,
+                trace_state: &s.trace_state,
+                flags: s.flags,
+                name: &s.name,
+                kind: s.kind,
+                start_time_ns: s.start_time_ns,
+                end_time_ns: s.end_time_ns,
+                attributes: &s.attributes,
+                dropped_attributes_count: s.dropped_attributes_count,
+                events_json: &events,
+                dropped_events_count: s.dropped_events_count,
+                links_json: &links,
+                dropped_links_count: s.dropped_links_count,
+                status_code: s.status_code,
+                status_message: &s.status_message,
+            },
+            &s.origin,
+        );
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(trace_id.finish()),
-        Arc::new(span_id.finish()),
-        Arc::new(parent.finish()),
-        Arc::new(trace_state.finish()),
-        Arc::new(flags.finish()),
-        Arc::new(name.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(start.finish()),
-        Arc::new(end.finish()),
-        Arc::new(duration.finish()),
-        Arc::new(attrs.finish()),
-        Arc::new(dropped_attrs.finish()),
-        Arc::new(events.finish()),
-        Arc::new(dropped_events.finish()),
-        Arc::new(links.finish()),
-        Arc::new(dropped_links.finish()),
-        Arc::new(status_code.finish()),
-        Arc::new(status_message.finish()),
-    ];
-    origin.finish(&mut cols);
-    Ok(RecordBatch::try_new(schema(Signal::Traces), cols)?)
+    b.finish()
 }
 
 // ---------------------------------------------------------------- spans files
@@ -590,11 +685,14 @@ pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
 // Spans files store a leaner form of the `spans` table (layout 2): `span_id` and
 // `parent_span_id` as 8 raw bytes (`FixedSizeBinary(8)`, a root's parent null) instead of
 // 16 hex digits, and no `end_time` (it is `start_time + duration`). `trace_id` stays hex
-// text so its statistics, bloom filter and SQL filters keep working unchanged. Files of
-// the first layout (every column as in the table) are still read: readers pass every
-// batch read from a file through [`spans_from_file`], which accepts both.
+// text so its statistics, bloom filter and SQL filters keep working unchanged. Layout 3
+// adds dedicated attribute columns (`attr:<type>:<key>`, see `crate::span_attrs`) after
+// the columns of layout 2, taking those members out of `attributes`. Files of the first
+// layout (every column as in the table) are still read: readers pass every batch read
+// from a file through [`spans_from_file`], which accepts all three.
 
-/// The schema of spans files of layout 2.
+/// The schema of spans files of layout 2 (layout 3 files add dedicated attribute
+/// columns after these).
 pub fn spans_file_schema() -> SchemaRef {
     static FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         let fields: Vec<Field> = SPANS
@@ -673,11 +771,22 @@ fn ids_to_hex(a: &FixedSizeBinaryArray) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-/// A sorted `spans` batch in the form spans files store (layout 2), or `None` when some
-/// id is not canonical hex and the batch must be stored as it is.
-pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+/// A spans batch in the form a spans file stores it.
+pub struct SpansFile {
+    pub batch: RecordBatch,
+    /// Dedicated attribute columns to write without a dictionary (many distinct values).
+    pub plain_columns: Vec<String>,
+}
+
+/// A sorted `spans` batch in the form spans files store (layout 3: layout 2 plus the
+/// dedicated attribute columns of [`crate::span_attrs`]), or `None` when some id is not
+/// canonical hex and the batch must be stored as it is.
+pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<SpansFile>> {
     let file = spans_file_schema();
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(file.fields().len());
+    let mut fields: Vec<Field> = Vec::with_capacity(file.fields().len() + 8);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(file.fields().len() + 8);
+    let mut dedicated = Vec::new();
+    let mut plain_columns = Vec::new();
     for f in file.fields() {
         let Some(col) = batch.column_by_name(f.name()) else {
             return Ok(None);
@@ -691,21 +800,47 @@ pub fn spans_to_file(batch: &RecordBatch) -> Result<Option<RecordBatch>> {
                 Some(c) => c,
                 None => return Ok(None),
             },
+            "attributes" => match col.as_string_opt::<i32>() {
+                Some(attrs) => {
+                    let plan = crate::span_attrs::choose(attrs);
+                    plain_columns.extend(
+                        plan.iter()
+                            .filter(|d| !d.dictionary)
+                            .map(crate::span_attrs::Dedicated::column_name),
+                    );
+                    let (rest, split) = crate::span_attrs::split(attrs, &plan);
+                    dedicated = split;
+                    rest
+                }
+                None => col.clone(),
+            },
             _ => col.clone(),
         });
+        fields.push(f.as_ref().clone());
     }
-    Ok(Some(RecordBatch::try_new(file, cols)?))
+    for (f, c) in dedicated {
+        fields.push(f);
+        cols.push(c);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+    Ok(Some(SpansFile {
+        batch,
+        plain_columns,
+    }))
 }
 
-/// A batch read from a spans file of either layout (all columns, or a projection) in the
-/// `spans` table's form: ids as hex text, and `end_time` filled in from `start_time +
-/// duration` when the file has none and both are present. Columns keep the table's order.
+/// A batch read from a spans file of any layout (all columns, or a projection) in the
+/// `spans` table's form: ids as hex text, `end_time` filled in from `start_time +
+/// duration` when the file has none and both are present, and `attributes` with the
+/// dedicated attribute columns' members put back (those columns are read along with
+/// `attributes`; without it they are dropped). Columns keep the table's order.
 pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
     let table = schema(Signal::Traces);
     let mut fields = Vec::with_capacity(table.fields().len());
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
     for f in table.fields() {
         let col: ArrayRef = match batch.column_by_name(f.name()) {
+            Some(c) if f.name() == "attributes" => merged_attributes(batch, c)?,
             Some(c) => match c.as_any().downcast_ref::<FixedSizeBinaryArray>() {
                 Some(bin) => ids_to_hex(bin),
                 None => c.clone(),
@@ -739,6 +874,26 @@ pub fn spans_from_file(batch: &RecordBatch) -> Result<RecordBatch> {
         cols,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
+}
+
+/// The `attributes` column of a file batch with its dedicated columns merged back.
+fn merged_attributes(batch: &RecordBatch, rest: &ArrayRef) -> Result<ArrayRef> {
+    let schema = batch.schema();
+    let dedicated: Vec<crate::span_attrs::DedicatedColumn<'_>> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter_map(|(f, values)| {
+            crate::span_attrs::parse_column_name(f.name())
+                .map(|(_, key)| crate::span_attrs::DedicatedColumn { key, values })
+        })
+        .collect();
+    match rest.as_string_opt::<i32>() {
+        Some(rest) if !dedicated.is_empty() => {
+            crate::span_attrs::merge_attributes(rest, &dedicated)
+        }
+        _ => Ok(rest.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -802,6 +957,37 @@ mod tests {
         assert_eq!(parents.null_count(), 2, "roots have a null parent");
         let back = spans_from_file(file).expect("convert");
         assert_eq!(back.schema(), schema(Signal::Traces));
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn common_attributes_get_dedicated_columns_and_read_back_as_written() {
+        // Distinct values (plain, delta-encoded columns) and repeated ones (dictionary).
+        let spans: Vec<Span> = (0..3000u32)
+            .map(|i| {
+                let mut s = span((i % 200) as u8, (i % 250) as u8, None, i64::from(i));
+                s.span_id = format!("{:016x}", u64::from(i) << 20 | 0xabc);
+                s.attributes = if i % 100 == 7 {
+                    r#"{"id":7,"other":"x"}"#.into()
+                } else {
+                    format!(r#"{{"id":"u{i}","n":{},"ok":{}}}"#, i * 7919 % 5003, i % 3 == 0)
+                };
+                s
+            })
+            .collect();
+        let batch = spans_batch(&spans).expect("batch");
+        let bytes = encode_parquet(Signal::Traces, &batch).expect("encode");
+        let read = decode_parquet(bytes::Bytes::from(bytes), None, None).expect("decode");
+        let file = &read[0];
+        for col in ["attr:str:id", "attr:int:n", "attr:bool:ok"] {
+            assert!(file.column_by_name(col).is_some(), "{col}");
+        }
+        let back: Vec<RecordBatch> = read
+            .iter()
+            .map(|b| spans_from_file(b).expect("convert"))
+            .collect();
+        let back = datafusion::arrow::compute::concat_batches(&schema(Signal::Traces), &back)
+            .expect("concat");
         assert_eq!(back, batch);
     }
 

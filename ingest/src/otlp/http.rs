@@ -152,6 +152,13 @@ impl OtlpSignal for ExportLogsServiceRequest {
     }
 }
 
+/// A request body after decompression.
+enum Decoded<R> {
+    Request(R),
+    /// An `ExportTraceServiceRequest`'s protobuf, not decoded yet.
+    TracesProtobuf(bytes::Bytes),
+}
+
 async fn export<R: OtlpSignal>(ingester: Ingester, headers: HeaderMap, body: Body) -> Response {
     let encoding = match Encoding::from_headers(&headers) {
         Ok(e) => e,
@@ -183,16 +190,21 @@ async fn export_inner<R: OtlpSignal>(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let req: R = tokio::task::spawn_blocking(move || -> Result<R, Error> {
+    let decoded = tokio::task::spawn_blocking(move || -> Result<Decoded<R>, Error> {
         let data = decode_content(content_encoding.as_deref(), raw, limit)?;
         match encoding {
-            Encoding::Protobuf => Ok(R::decode(data)?),
-            Encoding::Json => Ok(serde_json::from_slice(&data)?),
+            // Spans are decoded straight into a batch (`Ingester::traces_protobuf`).
+            Encoding::Protobuf if R::SIGNAL == Signal::Traces => Ok(Decoded::TracesProtobuf(data)),
+            Encoding::Protobuf => Ok(Decoded::Request(R::decode(data)?)),
+            Encoding::Json => Ok(Decoded::Request(serde_json::from_slice(&data)?)),
         }
     })
     .await
     .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))??;
-    let outcome = R::store(ingester, &tenant, req).await?;
+    let outcome = match decoded {
+        Decoded::Request(req) => R::store(ingester, &tenant, req).await?,
+        Decoded::TracesProtobuf(data) => ingester.traces_protobuf(&tenant, data).await?,
+    };
     let resp = R::respond(outcome);
     let body = match encoding {
         Encoding::Protobuf => resp.encode_to_vec(),

@@ -8,9 +8,11 @@
 //! index narrows what is left to the pages holding the trace. Files are immutable, so
 //! footers are cached per path (the cache is dropped whole when it grows past a bound).
 //!
-//! Spans files come in two layouts (see `strata_storage::schema`): every batch read from
-//! a file goes through `spans_from_file`, so the code past this module sees the table's
-//! form (hex ids, `end_time`) whatever the file.
+//! Spans files come in three layouts (see `strata_storage::schema`): every batch read
+//! from a file goes through `spans_from_file`, so the code past this module sees the
+//! table's form (hex ids, `end_time`, whole `attributes` JSON) whatever the file. Reading
+//! `attributes` reads the file's dedicated attribute columns with it; a search condition
+//! on a key with such a column ([`Narrow::attribute`]) is a Parquet row filter on it.
 //!
 //! Scans read only the requested columns of the files and memtables overlapping a time
 //! range (row groups pruned by `start_time` statistics), checking the deadline, the
@@ -24,11 +26,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::kernels::cmp::eq;
-use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
+use datafusion::arrow::datatypes::{FieldRef, Int32Type, Int64Type, TimestampNanosecondType};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowFilter,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowFilter,
     RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
@@ -40,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
 use strata_storage::schema::spans_from_file;
+use strata_storage::span_attrs::{AttrType, DEDICATED_PREFIX, column_name};
 use strata_storage::{Storage, TenantId};
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -82,11 +85,24 @@ fn bloom_filter(
     Ok(bloom)
 }
 
-/// Whether a spans file has the second layout (binary span ids, no `end_time`).
-pub fn is_lean_spans_file(path: &Path) -> Result<bool> {
+/// The layout of a spans file: `None` for the first (every column as in the table),
+/// else its dedicated attribute columns (none in the second layout, binary span ids and
+/// no `end_time`; some in the third).
+pub fn lean_spans_file_dedicated(path: &Path) -> Result<Option<Vec<FieldRef>>> {
     let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
     let meta = footer(path, &file)?;
-    Ok(meta.schema().column_with_name("end_time").is_none())
+    let schema = meta.schema();
+    if schema.column_with_name("end_time").is_some() {
+        return Ok(None);
+    }
+    Ok(Some(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name().starts_with(DEDICATED_PREFIX))
+            .cloned()
+            .collect(),
+    ))
 }
 
 /// The footer (with page index) of an immutable Parquet file, read once per process.
@@ -305,6 +321,77 @@ pub struct Narrow<'a> {
     pub service: Option<&'a str>,
     pub min_duration_ns: Option<i64>,
     pub max_duration_ns: Option<i64>,
+    /// A span attribute a matching span has with this value, or does not have at all
+    /// (the caller may then look elsewhere, e.g. in resource attributes). Files with a
+    /// dedicated column for the key leave out rows whose value there differs.
+    pub attribute: Option<AttrNarrow<'a>>,
+}
+
+/// See [`Narrow::attribute`].
+#[derive(Debug, Clone, Copy)]
+pub struct AttrNarrow<'a> {
+    pub key: &'a str,
+    pub want: AttrWant<'a>,
+}
+
+/// The value of an [`AttrNarrow`].
+#[derive(Debug, Clone, Copy)]
+pub enum AttrWant<'a> {
+    /// Jaeger's tag match: any value whose text is this (`"/cart"`, `200`, `true`).
+    Text(&'a str),
+    /// TraceQL equality: values of other types are left for the caller to judge.
+    Str(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// An owned [`AttrWant`], for a row filter.
+enum Want {
+    Text(String),
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Want {
+    fn of(w: AttrWant<'_>) -> Want {
+        match w {
+            AttrWant::Text(s) => Want::Text(s.to_owned()),
+            AttrWant::Str(s) => Want::Str(s.to_owned()),
+            AttrWant::Int(i) => Want::Int(i),
+            AttrWant::Bool(b) => Want::Bool(b),
+        }
+    }
+
+    /// Whether a dedicated column's value at `row` may match (nulls always may: the
+    /// attribute may be elsewhere).
+    fn may_match(&self, col: &dyn Array, row: usize) -> bool {
+        if col.is_null(row) {
+            return true;
+        }
+        let (s, i, b) = (
+            col.as_string_opt::<i32>(),
+            col.as_primitive_opt::<Int64Type>(),
+            col.as_boolean_opt(),
+        );
+        match self {
+            Want::Text(want) => {
+                if let Some(s) = s {
+                    s.value(row) == want
+                } else if let Some(i) = i {
+                    want.parse::<i64>().ok() == Some(i.value(row))
+                        && i.value(row).to_string() == *want
+                } else if let Some(b) = b {
+                    want == if b.value(row) { "true" } else { "false" }
+                } else {
+                    true
+                }
+            }
+            Want::Str(want) => s.is_none_or(|s| s.value(row) == want),
+            Want::Int(want) => i.is_none_or(|i| i.value(row) == *want),
+            Want::Bool(want) => b.is_none_or(|b| b.value(row) == *want),
+        }
+    }
 }
 
 impl Narrow<'_> {
@@ -393,8 +480,10 @@ fn scan_file(
     if keep.is_empty() {
         return Ok(true);
     }
-    // Files of the second layout derive `end_time` from `start_time + duration`.
+    // Files of the second layout derive `end_time` from `start_time + duration`; those of
+    // the third keep some attributes in dedicated columns.
     let needs_duration = cols.contains(&"end_time");
+    let needs_dedicated = cols.contains(&"attributes");
     let leaves: Vec<usize> = (0..pschema.num_columns())
         .filter(|i| {
             pschema
@@ -403,7 +492,9 @@ fn scan_file(
                 .parts()
                 .first()
                 .is_some_and(|root| {
-                    cols.contains(&root.as_str()) || (needs_duration && root == "duration")
+                    cols.contains(&root.as_str())
+                        || (needs_duration && root == "duration")
+                        || (needs_dedicated && root.starts_with(DEDICATED_PREFIX))
                 })
         })
         .collect();
@@ -415,10 +506,7 @@ fn scan_file(
     if selection.as_ref().is_some_and(|s| !s.selects_any()) {
         return Ok(true);
     }
-    let filter = narrow
-        .filters_rows()
-        .then(|| row_filter(pschema, narrow))
-        .flatten();
+    let filter = row_filter(pschema, narrow);
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_row_groups(keep)
         .with_projection(mask)
@@ -443,9 +531,41 @@ fn scan_file(
     Ok(true)
 }
 
-/// A Parquet row filter keeping the rows `narrow` allows, evaluated on `service_name`
-/// and `duration` alone (`None` when the file lacks them).
+/// A Parquet row filter keeping the rows `narrow` allows: first on `service_name` and
+/// `duration`, then, for the rows left, on the narrowed attribute's dedicated column
+/// (`None` when there is nothing to filter on).
 fn row_filter(pschema: &SchemaDescriptor, narrow: Narrow<'_>) -> Option<RowFilter> {
+    let leaf = |name: &str| (0..pschema.num_columns()).find(|i| pschema.column(*i).name() == name);
+    let mut predicates: Vec<Box<dyn ArrowPredicate>> = Vec::new();
+    if narrow.filters_rows() {
+        predicates.push(service_duration_predicate(pschema, narrow)?);
+    }
+    if let Some(attr) = narrow.attribute {
+        let dedicated = [AttrType::Str, AttrType::Int, AttrType::Bool]
+            .into_iter()
+            .find_map(|ty| leaf(&column_name(ty, attr.key)));
+        if let Some(col) = dedicated {
+            let want = Want::of(attr.want);
+            predicates.push(Box::new(ArrowPredicateFn::new(
+                ProjectionMask::leaves(pschema, [col]),
+                move |batch: RecordBatch| {
+                    let c = batch.column(0);
+                    Ok((0..batch.num_rows())
+                        .map(|i| Some(want.may_match(c.as_ref(), i)))
+                        .collect::<BooleanArray>())
+                },
+            )));
+        }
+    }
+    (!predicates.is_empty()).then(|| RowFilter::new(predicates))
+}
+
+/// The predicate of [`row_filter`] on `service_name` and `duration` (`None` when the file
+/// lacks them).
+fn service_duration_predicate(
+    pschema: &SchemaDescriptor,
+    narrow: Narrow<'_>,
+) -> Option<Box<dyn ArrowPredicate>> {
     let leaf = |name: &str| (0..pschema.num_columns()).find(|i| pschema.column(*i).name() == name);
     let mut leaves = Vec::new();
     if narrow.service.is_some() {
@@ -480,7 +600,7 @@ fn row_filter(pschema: &SchemaDescriptor, narrow: Narrow<'_>) -> Option<RowFilte
                 .collect::<BooleanArray>())
         },
     );
-    Some(RowFilter::new(vec![Box::new(predicate)]))
+    Some(Box::new(predicate))
 }
 
 /// The rows of the kept row groups in pages whose `service_name` range holds `service`

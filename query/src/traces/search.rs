@@ -8,7 +8,7 @@
 use super::attrs::{attr_value, jaeger_kind, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{Narrow, SpanColumns, scan_narrowed};
+use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, scan_narrowed};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use std::collections::HashMap;
@@ -64,6 +64,18 @@ impl SpanConditions {
             "name" if self.tempo_names => cols.str("name")?.value(row).to_owned(),
             _ => return None,
         })
+    }
+
+    /// Whether `key` names a derived tag (see [`SpanConditions::derived`]).
+    fn is_derived(&self, key: &str) -> bool {
+        matches!(
+            key,
+            "span.kind"
+                | "otel.status_code"
+                | "error"
+                | "otel.status_description"
+                | "otel.scope.name"
+        ) || (self.tempo_names && matches!(key, "status.code" | "service.name" | "name"))
     }
 
     fn tags_match(&self, cols: &SpanColumns<'_>, row: usize) -> bool {
@@ -140,6 +152,15 @@ pub fn find_traces(
         service: cond.service.as_deref(),
         min_duration_ns: cond.min_duration_ns,
         max_duration_ns: cond.max_duration_ns,
+        // Tags match span attributes first: a span whose own value differs fails.
+        attribute: cond
+            .tags
+            .iter()
+            .find(|t| !cond.is_derived(&t.key))
+            .map(|t| AttrNarrow {
+                key: &t.key,
+                want: AttrWant::Text(&t.value),
+            }),
     };
     scan_narrowed(
         storage,

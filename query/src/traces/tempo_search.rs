@@ -10,7 +10,7 @@
 use super::attrs::{attr_value, parse_attrs};
 use super::limits::Budget;
 use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
-use super::read::{Narrow, SpanColumns, read_trace, scan_narrowed};
+use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, read_trace, scan_narrowed};
 use super::search::{SpanConditions, find_traces};
 use super::tempo::tempo_error;
 use super::{TraceState, blocking, check_limit, check_range, params, tenant};
@@ -320,6 +320,24 @@ fn candidates(
                 }
                 (Target::Duration, Predicate::Lte(Value::Duration(d))) => {
                     narrow.max_duration_ns = Some(*d);
+                }
+                (
+                    Target::Attr {
+                        key,
+                        span: true,
+                        resource: false,
+                        ..
+                    },
+                    Predicate::Eq(v),
+                ) if narrow.attribute.is_none() => {
+                    let want = match v {
+                        Value::Str(s) => Some(AttrWant::Str(s)),
+                        // The evaluator compares numbers as floats: exact below 2^53.
+                        Value::Int(i) if i.unsigned_abs() < 1 << 53 => Some(AttrWant::Int(*i)),
+                        Value::Bool(b) => Some(AttrWant::Bool(*b)),
+                        _ => None,
+                    };
+                    narrow.attribute = want.map(|want| AttrNarrow { key, want });
                 }
                 _ => {}
             }

@@ -1,0 +1,405 @@
+//! OTLP traces protobuf decoded straight into a `spans` batch.
+//!
+//! The generic path decodes a request into prost structs (an allocation per string and
+//! id), converts them into model spans (more strings) and copies those into Arrow
+//! builders. This one walks the protobuf wire format once and appends each span's fields
+//! to [`SpansBuilder`] from the request bytes: ids are hex-encoded on the stack, attribute
+//! JSON is written into one reused buffer. Resources, scopes, events and links (a few per
+//! request or per span) still go through prost and the model conversion, so their JSON is
+//! the generic path's by construction.
+//!
+//! The result is exactly `spans_batch(convert(decode(body)))` (a test checks it). Input the
+//! walk does not take plainly (malformed protobuf, invalid UTF-8, wire types other than
+//! the schema's, a singular message field repeated, which prost merges) returns `None`:
+//! the caller then takes the generic path, which gives the same answer or the same error.
+
+use crate::attributes::{any_to_json, push_int, push_json_str, write_attributes_json};
+use crate::limits::Limits;
+use crate::otlp::common::{nanos, origin};
+use crate::otlp::traces::{event, link, span_problem};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use prost::Message;
+use strata_storage::model::Origin;
+use strata_storage::schema::{SpanRow, SpansBuilder};
+
+/// A decoded request: its spans as a batch, and the spans rejected one by one.
+pub struct WireSpans {
+    pub builder: SpansBuilder,
+    pub rejected: u64,
+    pub errors: Vec<String>,
+}
+
+/// One protobuf field's value.
+#[derive(Clone, Copy)]
+enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// Walks the fields of one protobuf message.
+struct Fields<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Fields { b, pos: 0 }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut out = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = *self.b.get(self.pos)?;
+            self.pos += 1;
+            if shift == 63 && byte > 1 {
+                return None;
+            }
+            out |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let out = self.b.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
+    }
+
+    /// The next field, `Some(None)` at the end, `None` when malformed.
+    fn next_field(&mut self) -> Option<Option<(u32, Wire<'a>)>> {
+        if self.pos >= self.b.len() {
+            return Some(None);
+        }
+        let key = self.varint()?;
+        let field = u32::try_from(key >> 3).ok().filter(|f| *f > 0)?;
+        let wire = match key & 7 {
+            0 => Wire::Varint(self.varint()?),
+            1 => Wire::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            2 => {
+                let n = usize::try_from(self.varint()?).ok()?;
+                Wire::Bytes(self.take(n)?)
+            }
+            5 => Wire::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().ok()?)),
+            _ => return None,
+        };
+        Some(Some((field, wire)))
+    }
+}
+
+fn bytes(w: Wire<'_>) -> Option<&[u8]> {
+    match w {
+        Wire::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn text(w: Wire<'_>) -> Option<&str> {
+    std::str::from_utf8(bytes(w)?).ok()
+}
+
+fn varint(w: Wire<'_>) -> Option<u64> {
+    match w {
+        Wire::Varint(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn fixed64(w: Wire<'_>) -> Option<u64> {
+    match w {
+        Wire::Fixed64(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn fixed32(w: Wire<'_>) -> Option<u32> {
+    match w {
+        Wire::Fixed32(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// A singular message field: `None` when it was already seen (prost would merge them).
+fn once<'a>(slot: &mut Option<&'a [u8]>, w: Wire<'a>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(bytes(w)?);
+    Some(())
+}
+
+/// An attribute value as the walk sees it.
+enum AttrValue<'a> {
+    Null,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    /// Anything else: the `AnyValue` message, decoded by prost when written.
+    Other(&'a [u8]),
+}
+
+/// A `KeyValue` message: its key and value.
+fn key_value(b: &[u8]) -> Option<(&str, AttrValue<'_>)> {
+    let mut key = "";
+    let mut value: Option<&[u8]> = None;
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        match n {
+            1 => key = text(w)?,
+            2 => once(&mut value, w)?,
+            _ => {}
+        }
+    }
+    let Some(v) = value else {
+        return Some((key, AttrValue::Null));
+    };
+    // The oneof: the last variant present wins, as in prost.
+    let mut out = AttrValue::Null;
+    let mut f = Fields::new(v);
+    while let Some((n, w)) = f.next_field()? {
+        out = match n {
+            1 => AttrValue::Str(text(w)?),
+            2 => AttrValue::Bool(varint(w)? != 0),
+            3 => AttrValue::Int(varint(w)? as i64),
+            4..=8 => AttrValue::Other(v),
+            _ => continue,
+        };
+        if matches!(out, AttrValue::Other(_)) {
+            break;
+        }
+    }
+    Some((key, out))
+}
+
+fn write_value(out: &mut String, v: &AttrValue<'_>) -> Option<()> {
+    match v {
+        AttrValue::Null => out.push_str("null"),
+        AttrValue::Str(s) => push_json_str(out, s),
+        AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        AttrValue::Int(n) => push_int(out, *n),
+        AttrValue::Other(b) => {
+            let any = AnyValue::decode(*b).ok()?;
+            match any.value {
+                None => out.push_str("null"),
+                Some(_) => out.push_str(&any_to_json(&any).to_string()),
+            }
+        }
+    }
+    Some(())
+}
+
+/// Lower-case hex of an id into `buf`.
+fn hex<'b>(id: &[u8], buf: &'b mut [u8; 32]) -> &'b str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = id.len().min(16);
+    for (i, b) in id.iter().take(n).enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    std::str::from_utf8(&buf[..2 * n]).unwrap_or_default()
+}
+
+/// Reused buffers of the walk.
+#[derive(Default)]
+struct Scratch<'a> {
+    attrs: Vec<(&'a str, AttrValue<'a>)>,
+    attrs_json: String,
+    events: Vec<&'a [u8]>,
+    links: Vec<&'a [u8]>,
+}
+
+/// Decodes an `ExportTraceServiceRequest`, calling `on_span` with every span stored;
+/// `None` when the generic path must take the request.
+pub fn decode(
+    body: &[u8],
+    limits: &Limits,
+    on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
+) -> Option<WireSpans> {
+    let mut out = WireSpans {
+        builder: SpansBuilder::with_capacity(body.len() / 256),
+        rejected: 0,
+        errors: Vec::new(),
+    };
+    let mut scratch = Scratch::default();
+    let mut f = Fields::new(body);
+    while let Some((n, w)) = f.next_field()? {
+        if n == 1 {
+            resource_spans(bytes(w)?, limits, &mut out, &mut scratch, on_span)?;
+        }
+    }
+    Some(out)
+}
+
+fn resource_spans<'a>(
+    b: &'a [u8],
+    limits: &Limits,
+    out: &mut WireSpans,
+    scratch: &mut Scratch<'a>,
+    on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
+) -> Option<()> {
+    let mut resource = None;
+    let mut schema_url = "";
+    let mut scopes = Vec::new();
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        match n {
+            1 => once(&mut resource, w)?,
+            2 => scopes.push(bytes(w)?),
+            3 => schema_url = text(w)?,
+            _ => {}
+        }
+    }
+    let resource = match resource {
+        Some(r) => Some(Resource::decode(r).ok()?),
+        None => None,
+    };
+    for s in scopes {
+        let mut scope = None;
+        let mut scope_url = "";
+        let mut spans = Vec::new();
+        let mut f = Fields::new(s);
+        while let Some((n, w)) = f.next_field()? {
+            match n {
+                1 => once(&mut scope, w)?,
+                2 => spans.push(bytes(w)?),
+                3 => scope_url = text(w)?,
+                _ => {}
+            }
+        }
+        let scope = match scope {
+            Some(s) => Some(InstrumentationScope::decode(s).ok()?),
+            None => None,
+        };
+        let origin = origin(resource.as_ref(), schema_url, scope.as_ref(), scope_url);
+        for span in spans {
+            one_span(span, &origin, limits, out, scratch, on_span)?;
+        }
+    }
+    Some(())
+}
+
+fn one_span<'a>(
+    b: &'a [u8],
+    origin: &Origin,
+    limits: &Limits,
+    out: &mut WireSpans,
+    scratch: &mut Scratch<'a>,
+    on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
+) -> Option<()> {
+    let (mut trace_id, mut span_id, mut parent): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+    let (mut trace_state, mut name) = ("", "");
+    let (mut flags, mut kind, mut start, mut end) = (0u32, 0i32, 0u64, 0u64);
+    let (mut dropped_attrs, mut dropped_events, mut dropped_links) = (0u32, 0u32, 0u32);
+    let mut status = None;
+    scratch.attrs.clear();
+    scratch.events.clear();
+    scratch.links.clear();
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        match n {
+            1 => trace_id = bytes(w)?,
+            2 => span_id = bytes(w)?,
+            3 => trace_state = text(w)?,
+            4 => parent = bytes(w)?,
+            5 => name = text(w)?,
+            6 => kind = varint(w)? as i32,
+            7 => start = fixed64(w)?,
+            8 => end = fixed64(w)?,
+            9 => scratch.attrs.push(key_value(bytes(w)?)?),
+            10 => dropped_attrs = varint(w)? as u32,
+            11 => scratch.events.push(bytes(w)?),
+            12 => dropped_events = varint(w)? as u32,
+            13 => scratch.links.push(bytes(w)?),
+            14 => dropped_links = varint(w)? as u32,
+            15 => once(&mut status, w)?,
+            16 => flags = fixed32(w)?,
+            _ => {}
+        }
+    }
+    let (mut status_code, mut status_message) = (0i32, "");
+    if let Some(st) = status {
+        let mut f = Fields::new(st);
+        while let Some((n, w)) = f.next_field()? {
+            match n {
+                2 => status_message = text(w)?,
+                3 => status_code = varint(w)? as i32,
+                _ => {}
+            }
+        }
+    }
+    // Events and links are checked before anything is appended, so that a malformed one
+    // leaves the whole request to the generic path.
+    let mut events = Vec::with_capacity(scratch.events.len());
+    for e in &scratch.events {
+        events.push(event(&Event::decode(*e).ok()?));
+    }
+    let mut links = Vec::with_capacity(scratch.links.len());
+    for l in &scratch.links {
+        links.push(link(&Link::decode(*l).ok()?));
+    }
+    if let Err(e) = span_problem(
+        trace_id.len(),
+        span_id.len(),
+        parent,
+        scratch.attrs.len(),
+        limits,
+    ) {
+        out.rejected += 1;
+        if out.errors.len() < 10 {
+            out.errors.push(format!("span {name:?} rejected: {e}"));
+        }
+        return Some(());
+    }
+    scratch.attrs_json.clear();
+    let mut ok = true;
+    write_attributes_json(&mut scratch.attrs_json, &mut scratch.attrs, |o, v| {
+        ok &= write_value(o, v).is_some();
+    });
+    if !ok {
+        return None;
+    }
+    let events_json = if events.is_empty() {
+        "[]".to_owned()
+    } else {
+        serde_json::to_string(&events).ok()?
+    };
+    let links_json = if links.is_empty() {
+        "[]".to_owned()
+    } else {
+        serde_json::to_string(&links).ok()?
+    };
+    let (mut t, mut s, mut p) = ([0u8; 32], [0u8; 32], [0u8; 32]);
+    let row = SpanRow {
+            trace_id: hex(trace_id, &mut t),
+            span_id: hex(span_id, &mut s),
+            parent_span_id: hex(parent, &mut p),
+            trace_state,
+            flags,
+            name,
+            kind,
+            start_time_ns: nanos(start),
+            end_time_ns: nanos(end),
+            attributes: &scratch.attrs_json,
+            dropped_attributes_count: dropped_attrs,
+            events_json: &events_json,
+            dropped_events_count: dropped_events,
+            links_json: &links_json,
+            dropped_links_count: dropped_links,
+            status_code,
+            status_message,
+        };
+    out.builder.append(&row, origin);
+    on_span(&row, origin);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests;

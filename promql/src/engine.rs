@@ -238,7 +238,7 @@ impl Engine {
 fn release_later(series: HashMap<usize, Vec<RawSeries>>) {
     let samples: usize = series
         .values()
-        .flat_map(|v| v.iter().map(|s| s.samples.len()))
+        .flat_map(|v| v.iter().map(RawSeries::len))
         .sum();
     free_later(series, samples);
 }

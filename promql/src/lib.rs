@@ -29,7 +29,7 @@ pub mod source;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
-pub use model::{Labels, RawSample, RawSeries, SampleValue, Value};
+pub use model::{FPoint, HPoint, Labels, RawSample, RawSeries, SampleValue, Value};
 pub use parse::{format_query, parse};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
 

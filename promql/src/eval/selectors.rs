@@ -35,25 +35,9 @@ impl RangeSeries {
         self.drop_name = false;
         self.floats.clear();
         self.histograms.clear();
-        // Series are nearly always all floats: size for that and skip the regrowth.
-        self.floats.reserve(r.samples.len());
-        for s in &r.samples {
-            match &s.value {
-                SampleValue::Float(f) => {
-                    if !is_stale_nan(*f) {
-                        self.floats.push(FPoint { t: s.t, f: *f });
-                    }
-                }
-                SampleValue::Histogram(h) => {
-                    if !is_stale_nan(h.sum) {
-                        self.histograms.push(HPoint {
-                            t: s.t,
-                            h: h.clone(),
-                        });
-                    }
-                }
-            }
-        }
+        self.floats.extend(r.floats.iter().filter(|p| !is_stale_nan(p.f)));
+        self.histograms
+            .extend(r.histograms.iter().filter(|p| !is_stale_nan(p.h.sum)).cloned());
     }
 
     pub(crate) fn from_series(s: Series) -> Self {
@@ -146,15 +130,14 @@ impl<'c> Evaluator<'c> {
 
     /// The sample of `raw` visible at `ref_t` (lookback, staleness).
     pub(crate) fn lookup(&self, raw: &RawSeries, ref_t: i64) -> Option<(i64, SampleValue)> {
-        let i = raw.samples.partition_point(|s| s.t <= ref_t);
-        let s = raw.samples.get(i.checked_sub(1)?)?;
-        if s.t <= ref_t - self.ctx.lookback {
+        let (t, v) = raw.last_at(ref_t)?;
+        if t <= ref_t - self.ctx.lookback {
             return None;
         }
-        match &s.value {
+        match &v {
             SampleValue::Float(f) if is_stale_nan(*f) => None,
             SampleValue::Histogram(h) if is_stale_nan(h.sum) => None,
-            v => Some((s.t, v.clone())),
+            _ => Some((t, v)),
         }
     }
 

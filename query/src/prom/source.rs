@@ -11,7 +11,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
-use crate::footer::footer;
+use crate::footer::{SeriesDirectory, footer};
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -37,7 +37,6 @@ use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
     FPoint, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
 };
-use strata_storage::files::DirectoryEntry;
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
 use strata_storage::schema::metric_keys;
@@ -324,15 +323,9 @@ impl Scanner {
 
 /// The row ranges of the wanted series (sorted `ids`) of a file with a series directory:
 /// (first row, row count, index in `ids`), in file order.
-pub(crate) fn directory_ranges(dir: &[DirectoryEntry], ids: &[u64]) -> Vec<(u64, u64, usize)> {
-    let mut ranges: Vec<(u64, u64, usize)> = ids
-        .iter()
-        .enumerate()
-        .filter_map(|(k, id)| {
-            let i = dir.binary_search_by_key(id, |e| e.0).ok()?;
-            dir.get(i).map(|e| (e.1, e.2, k))
-        })
-        .collect();
+pub(crate) fn directory_ranges(dir: &SeriesDirectory, ids: &[u64]) -> Vec<(u64, u64, usize)> {
+    let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
+    dir.each_of(ids, |k, e| ranges.push((e.1, e.2, k)));
     ranges.sort_unstable();
     ranges
 }
@@ -341,7 +334,7 @@ pub(crate) fn directory_ranges(dir: &[DirectoryEntry], ids: &[u64]) -> Vec<(u64,
 /// series directory: a selection over the kept row groups' rows, in file order.
 fn directory_selection(
     meta: &ParquetMetaData,
-    dir: &[DirectoryEntry],
+    dir: &SeriesDirectory,
     ids: &[u64],
 ) -> (Vec<usize>, Option<RowSelection>) {
     selection_of_ranges(meta, &directory_ranges(dir, ids))

@@ -45,19 +45,25 @@ impl SeriesDirectory {
     }
 
     /// The entry of series `id`.
+    #[cfg(test)]
     pub fn get(&self, id: u64) -> Option<&DirectoryEntry> {
-        // The block whose first id is the last one <= `id`.
-        let block = self.sparse.partition_point(|&k| k <= id).checked_sub(1)?;
-        let lo = block * SPARSE;
-        let part = self.entries.get(lo..(lo + SPARSE).min(self.entries.len()))?;
-        part.binary_search_by_key(&id, |e| e.0)
-            .ok()
-            .and_then(|i| part.get(i))
+        self.position(id).and_then(|p| self.entries.get(p))
     }
 
     /// Calls `f` with the position in `ids` (sorted) and the entry of each wanted series
-    /// the file holds, in id order.
-    pub fn each_of(&self, ids: &[u64], mut f: impl FnMut(usize, &DirectoryEntry)) {
+    /// the file holds, in id order. `hints` carries each id's directory position from one
+    /// file to the next (files of one period hold mostly the same series, so a hint
+    /// usually hits with one probe); it is resized to `ids` when it does not match.
+    pub fn each_of(
+        &self,
+        ids: &[u64],
+        hints: &mut Vec<u32>,
+        mut f: impl FnMut(usize, &DirectoryEntry),
+    ) {
+        if hints.len() != ids.len() {
+            hints.clear();
+            hints.resize(ids.len(), u32::MAX);
+        }
         if ids.len().saturating_mul(SPARSE / 4) >= self.entries.len() {
             // Many ids: one merge pass over both sorted lists.
             let mut e = self.entries.iter().peekable();
@@ -67,13 +73,29 @@ impl SeriesDirectory {
                     f(k, x);
                 }
             }
-        } else {
-            for (k, &id) in ids.iter().enumerate() {
-                if let Some(x) = self.get(id) {
-                    f(k, x);
-                }
+            return;
+        }
+        for ((k, &id), hint) in ids.iter().enumerate().zip(hints.iter_mut()) {
+            let pos = match self.entries.get(*hint as usize) {
+                Some(x) if x.0 == id => Some(*hint as usize),
+                _ => self.position(id),
+            };
+            if let Some(x) = pos.and_then(|p| self.entries.get(p)) {
+                *hint = u32::try_from(pos.unwrap_or(0)).unwrap_or(u32::MAX);
+                f(k, x);
             }
         }
+    }
+
+    /// The position of series `id`'s entry.
+    fn position(&self, id: u64) -> Option<usize> {
+        // The block whose first id is the last one <= `id`.
+        let block = self.sparse.partition_point(|&k| k <= id).checked_sub(1)?;
+        let lo = block * SPARSE;
+        let part = self
+            .entries
+            .get(lo..(lo + SPARSE).min(self.entries.len()))?;
+        part.binary_search_by_key(&id, |e| e.0).ok().map(|i| lo + i)
     }
 }
 
@@ -132,9 +154,15 @@ mod tests {
             assert_eq!(dir.get(id), find(id), "{id}");
         }
         // Few ids (sparse lookups) and many ids (merge) name the same entries.
-        for ids in [vec![0, 3, 10, 11, 6996, 6997], (0..7100).step_by(3).collect()] {
+        let mut hints = Vec::new();
+        for ids in [
+            vec![0, 3, 10, 11, 6996, 6997],
+            vec![0, 3, 10, 11, 6996, 6997],
+            vec![3, 17, 6996],
+            (0..7100).step_by(3).collect(),
+        ] {
             let mut got = Vec::new();
-            dir.each_of(&ids, |k, e| got.push((k, *e)));
+            dir.each_of(&ids, &mut hints, |k, e| got.push((k, *e)));
             let want: Vec<_> = ids
                 .iter()
                 .enumerate()

@@ -35,9 +35,14 @@ impl RangeSeries {
         self.drop_name = false;
         self.floats.clear();
         self.histograms.clear();
-        self.floats.extend(r.floats.iter().filter(|p| !is_stale_nan(p.f)));
-        self.histograms
-            .extend(r.histograms.iter().filter(|p| !is_stale_nan(p.h.sum)).cloned());
+        self.floats
+            .extend(r.floats.iter().filter(|p| !is_stale_nan(p.f)));
+        self.histograms.extend(
+            r.histograms
+                .iter()
+                .filter(|p| !is_stale_nan(p.h.sum))
+                .cloned(),
+        );
     }
 
     pub(crate) fn from_series(s: Series) -> Self {
@@ -152,6 +157,30 @@ impl<'c> Evaluator<'c> {
                 metric: raw.labels.clone(),
                 ..Default::default()
             };
+            if raw.histograms.is_empty() {
+                // Floats only (the usual case): steps only move forward, so a cursor
+                // replaces a search over the whole series per step.
+                let floats = raw.floats.as_slice();
+                let mut seen = 0usize; // samples at or before the step's reference time
+                for ts in self.steps() {
+                    let ref_t = at.unwrap_or(ts) - offset;
+                    seen += floats
+                        .get(seen..)
+                        .map_or(0, |rest| rest.partition_point(|p| p.t <= ref_t));
+                    let Some(p) = seen.checked_sub(1).and_then(|i| floats.get(i)) else {
+                        continue;
+                    };
+                    if p.t > ref_t - self.ctx.lookback && !is_stale_nan(p.f) {
+                        s.floats.push(FPoint { t: ts, f: p.f });
+                    }
+                }
+                total += s.floats.len();
+                self.ctx.check_samples(total)?;
+                if !s.floats.is_empty() {
+                    out.push(s);
+                }
+                continue;
+            }
             for ts in self.steps() {
                 let ref_t = at.unwrap_or(ts) - offset;
                 match self.lookup(raw, ref_t) {

@@ -323,9 +323,13 @@ impl Scanner {
 
 /// The row ranges of the wanted series (sorted `ids`) of a file with a series directory:
 /// (first row, row count, index in `ids`), in file order.
-pub(crate) fn directory_ranges(dir: &SeriesDirectory, ids: &[u64]) -> Vec<(u64, u64, usize)> {
+pub(crate) fn directory_ranges(
+    dir: &SeriesDirectory,
+    ids: &[u64],
+    hints: &mut Vec<u32>,
+) -> Vec<(u64, u64, usize)> {
     let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
-    dir.each_of(ids, |k, e| ranges.push((e.1, e.2, k)));
+    dir.each_of(ids, hints, |k, e| ranges.push((e.1, e.2, k)));
     ranges.sort_unstable();
     ranges
 }
@@ -337,7 +341,7 @@ fn directory_selection(
     dir: &SeriesDirectory,
     ids: &[u64],
 ) -> (Vec<usize>, Option<RowSelection>) {
-    selection_of_ranges(meta, &directory_ranges(dir, ids))
+    selection_of_ranges(meta, &directory_ranges(dir, ids, &mut Vec::new()))
 }
 
 /// The row groups holding `ranges` (from [`directory_ranges`]) and a selection of exactly

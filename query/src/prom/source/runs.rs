@@ -42,6 +42,9 @@ pub struct Run {
 
 type Decoded = Result<(RecordBatch, Vec<Run>), ScanError>;
 
+/// What a series scan hands each batch to.
+pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> + 'a;
+
 impl Scanner {
     /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
     /// in the files and memtables of `snap`, and the runs of one series they consist of
@@ -54,7 +57,7 @@ impl Scanner {
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        f: &mut dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError>,
+        f: &mut RunsFn<'_>,
     ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
             return Ok(());
@@ -62,12 +65,19 @@ impl Scanner {
         let files = &snap.files;
         let threads = DECODE_THREADS.min(files.len());
         if threads <= 1 {
+            let mut hints = Vec::new();
             for file in files {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
-                self.file_runs(&path, ids, (start_ms, end_ms), columns, &mut |b, runs| {
-                    f(&b, &runs)
-                })?;
+                let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
+                self.file_runs(
+                    &path,
+                    ids,
+                    (start_ms, end_ms),
+                    columns,
+                    &mut hints,
+                    &mut pass,
+                )?;
             }
         } else {
             std::thread::scope(|scope| -> Result<(), ScanError> {
@@ -83,6 +93,7 @@ impl Scanner {
                 }
                 for mine in senders {
                     scope.spawn(move || {
+                        let mut hints = Vec::new();
                         for (i, tx) in mine {
                             let Some(file) = files.get(i) else { continue };
                             let path = snap.files_root.join(&file.path);
@@ -92,6 +103,7 @@ impl Scanner {
                                     ids,
                                     (start_ms, end_ms),
                                     columns,
+                                    &mut hints,
                                     &mut |b, runs| {
                                         // The consumer hung up (it failed): stop decoding.
                                         tx.send(Ok((b, runs)))
@@ -132,12 +144,14 @@ impl Scanner {
     }
 
     /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
+    /// `hints` carries directory positions from file to file (see `SeriesDirectory`).
     fn file_runs(
         &self,
         path: &Path,
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
+        hints: &mut Vec<u32>,
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -153,7 +167,9 @@ impl Scanner {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
         let pschema = builder.parquet_schema();
         // With a directory, the runs are known: `series_id` need not be decoded.
-        let ranges = footer.series_directory().map(|d| directory_ranges(d, ids));
+        let ranges = footer
+            .series_directory()
+            .map(|d| directory_ranges(d, ids, hints));
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
             None => {

@@ -56,6 +56,12 @@ impl QueryResult {
     pub fn to_api_json(&self) -> serde_json::Value {
         crate::json::to_api_json(&self.value)
     }
+
+    /// Writes the Prometheus API `data` object for this result as JSON text: the same
+    /// document as [`QueryResult::to_api_json`] without building a value tree first.
+    pub fn write_api_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &crate::json::ApiData(&self.value))
+    }
 }
 
 /// The PromQL engine. Cheap to share; holds only options.
@@ -243,7 +249,7 @@ impl Engine {
 fn release_later(series: HashMap<usize, Vec<RawSeries>>) {
     let samples: usize = series
         .values()
-        .flat_map(|v| v.iter().map(|s| s.samples.len()))
+        .flat_map(|v| v.iter().map(RawSeries::len))
         .sum();
     free_later(series, samples);
 }

@@ -30,7 +30,7 @@ pub mod source;
 pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
 pub use eval::prepare::AT_MODIFIER_UNSAFE;
-pub use model::{Labels, RawSample, RawSeries, SampleValue, Value};
+pub use model::{FPoint, HPoint, Labels, RawSample, RawSeries, SampleValue, Value};
 pub use parse::{QueryTimes, format_query, parse, parse_in};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
 

@@ -189,12 +189,59 @@ pub struct RawSample {
 }
 
 /// A stored series as returned by a [`crate::SeriesSource`].
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Floats and histograms are kept apart, each as the engine's points: a float sample takes
+/// 16 bytes rather than an enum's 24, and range functions read float windows without
+/// converting. No timestamp appears in both lists.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawSeries {
     /// The series' labels.
     pub labels: Labels,
-    /// Samples sorted by time.
-    pub samples: Vec<RawSample>,
+    /// Float samples sorted by time, staleness markers included.
+    pub floats: Vec<FPoint>,
+    /// Histogram samples sorted by time, staleness markers included.
+    pub histograms: Vec<HPoint>,
+}
+
+impl RawSeries {
+    /// A series from samples sorted by time with one sample per timestamp.
+    pub fn from_samples(labels: Labels, samples: impl IntoIterator<Item = RawSample>) -> Self {
+        let mut s = RawSeries {
+            labels,
+            ..Default::default()
+        };
+        for x in samples {
+            match x.value {
+                SampleValue::Float(f) => s.floats.push(FPoint { t: x.t, f }),
+                SampleValue::Histogram(h) => s.histograms.push(HPoint { t: x.t, h }),
+            }
+        }
+        s
+    }
+
+    /// How many samples the series holds.
+    pub fn len(&self) -> usize {
+        self.floats.len() + self.histograms.len()
+    }
+
+    /// Whether the series holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.floats.is_empty() && self.histograms.is_empty()
+    }
+
+    /// The latest sample at or before `t`, of either kind.
+    pub fn last_at(&self, t: i64) -> Option<(i64, SampleValue)> {
+        let fi = self.floats.partition_point(|p| p.t <= t);
+        let hi = self.histograms.partition_point(|p| p.t <= t);
+        let f = fi.checked_sub(1).and_then(|i| self.floats.get(i));
+        let h = hi.checked_sub(1).and_then(|i| self.histograms.get(i));
+        match (f, h) {
+            (Some(f), Some(h)) if h.t > f.t => Some((h.t, SampleValue::Histogram(h.h.clone()))),
+            (Some(f), _) => Some((f.t, SampleValue::Float(f.f))),
+            (None, Some(h)) => Some((h.t, SampleValue::Histogram(h.h.clone()))),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A float point of an evaluated series.

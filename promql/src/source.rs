@@ -9,7 +9,7 @@ use std::fmt;
 use regex::Regex;
 
 use crate::error::SourceError;
-use crate::model::{Labels, RawSeries};
+use crate::model::{Labels, RawSample, RawSeries};
 
 /// How a matcher compares a label value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub trait SeriesSource {
 /// A simple in-memory source, used by tests and the conformance runner.
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
-    series: Vec<RawSeries>,
+    series: Vec<(Labels, Vec<RawSample>)>,
 }
 
 impl MemorySource {
@@ -131,22 +131,19 @@ impl MemorySource {
     /// Adds samples to the series with `labels` (created if new), keeping
     /// samples sorted by time; a later sample at the same time replaces an
     /// earlier one.
-    pub fn add(&mut self, labels: Labels, samples: Vec<crate::model::RawSample>) {
-        let idx = match self.series.iter().position(|s| s.labels == labels) {
+    pub fn add(&mut self, labels: Labels, samples: Vec<RawSample>) {
+        let idx = match self.series.iter().position(|s| s.0 == labels) {
             Some(i) => i,
             None => {
-                self.series.push(RawSeries {
-                    labels,
-                    samples: Vec::new(),
-                });
+                self.series.push((labels, Vec::new()));
                 self.series.len() - 1
             }
         };
-        if let Some(s) = self.series.get_mut(idx) {
+        if let Some((_, s)) = self.series.get_mut(idx) {
             for sample in samples {
-                match s.samples.binary_search_by_key(&sample.t, |x| x.t) {
-                    Ok(i) => s.samples[i] = sample,
-                    Err(i) => s.samples.insert(i, sample),
+                match s.binary_search_by_key(&sample.t, |x| x.t) {
+                    Ok(i) => s[i] = sample,
+                    Err(i) => s.insert(i, sample),
                 }
             }
         }
@@ -166,19 +163,19 @@ impl SeriesSource for MemorySource {
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, SourceError> {
         let mut out = Vec::new();
-        for s in &self.series {
-            if !matchers.iter().all(|m| m.matches_labels(&s.labels)) {
+        for (labels, samples) in &self.series {
+            if !matchers.iter().all(|m| m.matches_labels(labels)) {
                 continue;
             }
-            let lo = s.samples.partition_point(|x| x.t < start_ms);
-            let hi = s.samples.partition_point(|x| x.t <= end_ms);
+            let lo = samples.partition_point(|x| x.t < start_ms);
+            let hi = samples.partition_point(|x| x.t <= end_ms);
             if lo >= hi {
                 continue;
             }
-            out.push(RawSeries {
-                labels: s.labels.clone(),
-                samples: s.samples[lo..hi].to_vec(),
-            });
+            out.push(RawSeries::from_samples(
+                labels.clone(),
+                samples[lo..hi].iter().cloned(),
+            ));
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)

@@ -175,33 +175,62 @@ impl LabelIndex {
     /// The ordinals of the label sets that satisfy every matcher (Prometheus semantics: a
     /// matcher that matches the empty string also matches sets without that label).
     pub fn select(&self, matchers: &[LabelMatcher]) -> RoaringBitmap {
-        let mut result = self.all.clone();
-        for m in matchers {
-            let values = self.by_name.get(&m.name);
-            let mut with_label = RoaringBitmap::new();
-            let mut matching = RoaringBitmap::new();
-            if let Some(values) = values {
+        // Matchers naming a value narrow the most and need no union over all values of
+        // their label: intersect those first. Matchers that match the empty string also
+        // take the sets without the label, so they go last.
+        let mut order: Vec<&LabelMatcher> = matchers.iter().collect();
+        order.sort_by_key(|m| (m.matches(""), !matches!(m.op, MatchOp::Equal(_))));
+        let mut result: Option<RoaringBitmap> = None;
+        for m in order {
+            let matching = self.matching(m);
+            let r = match result {
+                None => matching,
+                Some(mut r) => {
+                    r &= matching;
+                    r
+                }
+            };
+            if r.is_empty() {
+                return r;
+            }
+            result = Some(r);
+        }
+        result.unwrap_or_else(|| self.all.clone())
+    }
+
+    /// The ordinals of the sets one matcher accepts.
+    fn matching(&self, m: &LabelMatcher) -> RoaringBitmap {
+        let values = self.by_name.get(&m.name);
+        let postings = |p: u32| self.pairs.get(p as usize).map(|pair| &pair.postings.0);
+        let mut matching = RoaringBitmap::new();
+        match (&m.op, values) {
+            (MatchOp::Equal(v), Some(values)) => {
+                if let Some(b) = values.get(v).and_then(|&p| postings(p)) {
+                    matching = b.clone();
+                }
+            }
+            (_, Some(values)) => {
                 for (v, &p) in values {
-                    let Some(pair) = self.pairs.get(p as usize) else {
-                        continue;
-                    };
-                    with_label |= &pair.postings.0;
-                    if m.matches(v) {
-                        matching |= &pair.postings.0;
+                    if m.matches(v)
+                        && let Some(b) = postings(p)
+                    {
+                        matching |= b;
                     }
                 }
             }
-            if m.matches("") {
-                // Sets without the label match too.
-                let without = &self.all - &with_label;
-                matching |= without;
-            }
-            result &= matching;
-            if result.is_empty() {
-                break;
-            }
+            (_, None) => {}
         }
-        result
+        if m.matches("") {
+            // Sets without the label match too.
+            let mut with_label = RoaringBitmap::new();
+            for &p in values.into_iter().flat_map(|v| v.values()) {
+                if let Some(b) = postings(p) {
+                    with_label |= b;
+                }
+            }
+            matching |= &self.all - &with_label;
+        }
+        matching
     }
 
     /// The series ids and label sets of ordinals.
@@ -277,6 +306,17 @@ mod tests {
                 m("env", MatchOp::NotRegex(anchored("dev"))),
             ],
             vec![m("missing", MatchOp::Regex(anchored(".*")))],
+            vec![m("missing", MatchOp::Equal("x".into()))],
+            vec![],
+            vec![
+                m("job", MatchOp::NotEqual("j1".into())),
+                m("__name__", MatchOp::Equal("m0".into())),
+                m("env", MatchOp::Equal("prod".into())),
+            ],
+            vec![
+                m("__name__", MatchOp::Equal("m2".into())),
+                m("job", MatchOp::Equal("j9".into())),
+            ],
         ];
         for matchers in cases {
             let got: BTreeSet<_> = idx

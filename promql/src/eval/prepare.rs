@@ -378,27 +378,24 @@ enum PathNode {
 /// Re-derives histogram counter reset hints the way the stats iterator does.
 pub(crate) fn with_stats_hints(raw: &RawSeries) -> RawSeries {
     use crate::histogram::CounterResetHint as H;
-    use crate::model::{SampleValue, is_stale_nan};
+    use crate::model::is_stale_nan;
     let mut out = raw.clone();
     let mut last: Option<std::sync::Arc<crate::histogram::FloatHistogram>> = None;
-    for s in &mut out.samples {
-        let SampleValue::Histogram(h) = &s.value else {
-            continue;
-        };
-        if is_stale_nan(h.sum) {
+    for p in &mut out.histograms {
+        if is_stale_nan(p.h.sum) {
             continue;
         }
-        let cur = h.clone();
-        if h.counter_reset_hint == H::Unknown
+        let cur = p.h.clone();
+        if p.h.counter_reset_hint == H::Unknown
             && let Some(prev) = &last
         {
-            let mut nh = (**h).clone();
-            nh.counter_reset_hint = if h.detect_reset(prev) {
+            let mut nh = (*p.h).clone();
+            nh.counter_reset_hint = if p.h.detect_reset(prev) {
                 H::CounterReset
             } else {
                 H::NotCounterReset
             };
-            s.value = SampleValue::Histogram(std::sync::Arc::new(nh));
+            p.h = std::sync::Arc::new(nh);
         }
         last = Some(cur);
     }

@@ -35,25 +35,14 @@ impl RangeSeries {
         self.drop_name = false;
         self.floats.clear();
         self.histograms.clear();
-        // Series are nearly always all floats: size for that and skip the regrowth.
-        self.floats.reserve(r.samples.len());
-        for s in &r.samples {
-            match &s.value {
-                SampleValue::Float(f) => {
-                    if !is_stale_nan(*f) {
-                        self.floats.push(FPoint { t: s.t, f: *f });
-                    }
-                }
-                SampleValue::Histogram(h) => {
-                    if !is_stale_nan(h.sum) {
-                        self.histograms.push(HPoint {
-                            t: s.t,
-                            h: h.clone(),
-                        });
-                    }
-                }
-            }
-        }
+        self.floats
+            .extend(r.floats.iter().filter(|p| !is_stale_nan(p.f)));
+        self.histograms.extend(
+            r.histograms
+                .iter()
+                .filter(|p| !is_stale_nan(p.h.sum))
+                .cloned(),
+        );
     }
 
     pub(crate) fn from_series(s: Series) -> Self {
@@ -146,15 +135,14 @@ impl<'c> Evaluator<'c> {
 
     /// The sample of `raw` visible at `ref_t` (lookback, staleness).
     pub(crate) fn lookup(&self, raw: &RawSeries, ref_t: i64) -> Option<(i64, SampleValue)> {
-        let i = raw.samples.partition_point(|s| s.t <= ref_t);
-        let s = raw.samples.get(i.checked_sub(1)?)?;
-        if s.t <= ref_t - self.ctx.lookback {
+        let (t, v) = raw.last_at(ref_t)?;
+        if t <= ref_t - self.ctx.lookback {
             return None;
         }
-        match &s.value {
+        match &v {
             SampleValue::Float(f) if is_stale_nan(*f) => None,
             SampleValue::Histogram(h) if is_stale_nan(h.sum) => None,
-            v => Some((s.t, v.clone())),
+            _ => Some((t, v)),
         }
     }
 
@@ -169,6 +157,30 @@ impl<'c> Evaluator<'c> {
                 metric: raw.labels.clone(),
                 ..Default::default()
             };
+            if raw.histograms.is_empty() {
+                // Floats only (the usual case): steps only move forward, so a cursor
+                // replaces a search over the whole series per step.
+                let floats = raw.floats.as_slice();
+                let mut seen = 0usize; // samples at or before the step's reference time
+                for ts in self.steps() {
+                    let ref_t = at.unwrap_or(ts) - offset;
+                    seen += floats
+                        .get(seen..)
+                        .map_or(0, |rest| rest.partition_point(|p| p.t <= ref_t));
+                    let Some(p) = seen.checked_sub(1).and_then(|i| floats.get(i)) else {
+                        continue;
+                    };
+                    if p.t > ref_t - self.ctx.lookback && !is_stale_nan(p.f) {
+                        s.floats.push(FPoint { t: ts, f: p.f });
+                    }
+                }
+                total += s.floats.len();
+                self.ctx.check_samples(total)?;
+                if !s.floats.is_empty() {
+                    out.push(s);
+                }
+                continue;
+            }
             for ts in self.steps() {
                 let ref_t = at.unwrap_or(ts) - offset;
                 match self.lookup(raw, ref_t) {

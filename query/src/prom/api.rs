@@ -179,7 +179,7 @@ async fn evaluate(state: &ApiState, tenant: TenantId, ev: Evaluation) -> Outcome
                 engine.range_query_expr(&source, &ev.expr, start, end, step)
             }
         };
-        res.map_err(|e| match e {
+        let mut r = res.map_err(|e| match e {
             strata_promql::Error::Source(inner) => match source.limit_hit() {
                 Some(l) => limit_error(&l),
                 None => ApiError::internal(inner),
@@ -188,33 +188,35 @@ async fn evaluate(state: &ApiState, tenant: TenantId, ev: Evaluation) -> Outcome
                 typ: other.error_type(),
                 message: other.to_string(),
             },
-        })
+        })?;
+        if ev.limit > 0 {
+            let truncated = match &mut r.value {
+                Value::Vector(v) if v.len() > ev.limit => {
+                    v.truncate(ev.limit);
+                    true
+                }
+                Value::Matrix(m) if m.len() > ev.limit => {
+                    m.truncate(ev.limit);
+                    true
+                }
+                _ => false,
+            };
+            if truncated {
+                r.warnings.push("results truncated due to limit".into());
+            }
+        }
+        // Serialized here, on the blocking pool, not on the reactor.
+        let mut data = Vec::new();
+        r.write_api_json(&mut data).map_err(ApiError::internal)?;
+        Ok((data, r.warnings, r.infos))
     })
     .await;
     match result {
-        Ok(mut r) => {
-            if ev.limit > 0 {
-                let truncated = match &mut r.value {
-                    Value::Vector(v) if v.len() > ev.limit => {
-                        v.truncate(ev.limit);
-                        true
-                    }
-                    Value::Matrix(m) if m.len() > ev.limit => {
-                        m.truncate(ev.limit);
-                        true
-                    }
-                    _ => false,
-                };
-                if truncated {
-                    r.warnings.push("results truncated due to limit".into());
-                }
-            }
-            Outcome::Ok {
-                data: r.to_api_json(),
-                warnings: r.warnings,
-                infos: r.infos,
-            }
-        }
+        Ok((data, warnings, infos)) => Outcome::Raw {
+            data,
+            warnings,
+            infos,
+        },
         Err(e) => e.into(),
     }
 }

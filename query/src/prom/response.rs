@@ -64,6 +64,29 @@ pub fn success(data: Value, warnings: Vec<String>, infos: Vec<String>) -> Respon
     (StatusCode::OK, axum::Json(Value::Object(body))).into_response()
 }
 
+/// A success response whose `data` is JSON text already (query results, written
+/// straight from the engine's values rather than through a `serde_json::Value` tree).
+pub fn success_raw(data: &[u8], warnings: &[String], infos: &[String]) -> Response {
+    let mut body = Vec::with_capacity(data.len() + 64);
+    body.extend_from_slice(br#"{"status":"success","data":"#);
+    body.extend_from_slice(data);
+    for (key, list) in [("warnings", warnings), ("infos", infos)] {
+        if !list.is_empty() {
+            body.extend_from_slice(format!(r#","{key}":"#).as_bytes());
+            if serde_json::to_writer(&mut body, list).is_err() {
+                body.extend_from_slice(b"[]");
+            }
+        }
+    }
+    body.push(b'}');
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 /// An error response.
 pub fn failure(err: ApiError, warnings: Vec<String>, infos: Vec<String>) -> Response {
     let mut body = Map::new();
@@ -79,6 +102,12 @@ pub enum Outcome {
     /// Data plus annotations.
     Ok {
         data: Value,
+        warnings: Vec<String>,
+        infos: Vec<String>,
+    },
+    /// Data serialized already (see [`success_raw`]), plus annotations.
+    Raw {
+        data: Vec<u8>,
         warnings: Vec<String>,
         infos: Vec<String>,
     },
@@ -123,6 +152,11 @@ impl IntoResponse for Outcome {
                 warnings,
                 infos,
             } => success(data, warnings, infos),
+            Outcome::Raw {
+                data,
+                warnings,
+                infos,
+            } => success_raw(&data, &warnings, &infos),
             Outcome::Err(e) => e.into_response(),
         }
     }

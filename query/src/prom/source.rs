@@ -11,9 +11,11 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
-use crate::footer::footer;
+use crate::footer::{SeriesDirectory, footer};
 use crate::pruning::{keep_row_groups, page_selection};
-use datafusion::arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -23,15 +25,18 @@ use datafusion::parquet::arrow::arrow_reader::{
 };
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+mod runs;
+pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
-    MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
+    FPoint, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
 };
-use strata_storage::files::DirectoryEntry;
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
 use strata_storage::schema::metric_keys;
@@ -202,22 +207,6 @@ impl Scanner {
         )
     }
 
-    /// Like [`Scanner::scan`] over a snapshot the caller took, but the batches are only
-    /// pruned (files by time, row groups and pages by statistics or the series directory),
-    /// not filtered row by row: they may hold other series and times, which the caller
-    /// skips. Cheaper for callers that walk runs of one series anyway.
-    pub fn scan_pruned_in(
-        &self,
-        snap: &Snapshot,
-        ids: &[u64],
-        start_ms: i64,
-        end_ms: i64,
-        columns: &[&str],
-        f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
-        self.scan_with(snap, ids, (start_ms, end_ms), columns, false, f)
-    }
-
     fn scan_with(
         &self,
         snap: &Snapshot,
@@ -332,22 +321,39 @@ impl Scanner {
     }
 }
 
+/// The row ranges of the wanted series (sorted `ids`) of a file with a series directory:
+/// (first row, row count, index in `ids`), in file order.
+pub(crate) fn directory_ranges(
+    dir: &SeriesDirectory,
+    ids: &[u64],
+    hints: &mut Vec<u32>,
+) -> Vec<(u64, u64, usize)> {
+    let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
+    dir.each_of(ids, hints, |k, e| ranges.push((e.1, e.2, k)));
+    ranges.sort_unstable();
+    ranges
+}
+
 /// The row groups and rows holding the wanted series (sorted `ids`) of a file with a
 /// series directory: a selection over the kept row groups' rows, in file order.
 fn directory_selection(
     meta: &ParquetMetaData,
-    dir: &[DirectoryEntry],
+    dir: &SeriesDirectory,
     ids: &[u64],
 ) -> (Vec<usize>, Option<RowSelection>) {
-    // Row ranges of the wanted series, in file order.
-    let mut ranges: Vec<(u64, u64)> = ids
+    selection_of_ranges(meta, &directory_ranges(dir, ids, &mut Vec::new()))
+}
+
+/// The row groups holding `ranges` (from [`directory_ranges`]) and a selection of exactly
+/// their rows over those row groups.
+pub(crate) fn selection_of_ranges(
+    meta: &ParquetMetaData,
+    ranges: &[(u64, u64, usize)],
+) -> (Vec<usize>, Option<RowSelection>) {
+    let ranges: Vec<(u64, u64)> = ranges
         .iter()
-        .filter_map(|id| {
-            let i = dir.binary_search_by_key(id, |e| e.0).ok()?;
-            dir.get(i).map(|e| (e.1, e.1.saturating_add(e.2)))
-        })
+        .map(|&(first, count, _)| (first, first.saturating_add(count)))
         .collect();
-    ranges.sort_unstable();
     let mut keep = Vec::new();
     let mut selectors: Vec<RowSelector> = Vec::new();
     let mut first_row = 0u64;
@@ -480,8 +486,8 @@ impl StorageSource {
         if found.len() > self.limits.max_series {
             return Err(Limit::TooManySeries(self.limits.max_series).into());
         }
-        // (series id, index into `found`), sorted by id: rows come in runs of one series
-        // (files are sorted by series then time), so the id is looked up once per run.
+        // (series id, index into `found`), sorted by id: the scan names a run's series by
+        // its position here.
         let mut by_id: Vec<(u64, usize)> = found
             .iter()
             .enumerate()
@@ -490,20 +496,27 @@ impl StorageSource {
         by_id.sort_unstable();
         by_id.dedup_by_key(|x| x.0);
         let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
-        let mut samples: Vec<Vec<RawSample>> = vec![Vec::new(); found.len()];
+        let mut floats: Vec<Vec<FPoint>> = vec![Vec::new(); found.len()];
+        // Series with histogram rows keep every sample in arrival order until the end, so
+        // that a later write of a timestamp wins across both kinds.
+        let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
         // A series usually has one run of rows per file plus one in the memtables.
         let snap = self.scanner.snapshot(start_ms, end_ms);
         let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
         let max_samples = self.limits.max_samples;
-        self.scanner.scan_pruned_in(
+        let mut loaded = self.loaded.get();
+        let res = self.scanner.scan_series_in(
             &snap,
             &ids,
-            start_ms,
-            end_ms,
+            (start_ms, end_ms),
             &["value", "histogram"],
-            &mut |b| {
-                let Some((id_vals, ts_vals)) = metric_keys(b) else {
-                    return Err(ScanError::Storage("metrics batch lacks columns".into()));
+            &mut |b, runs| {
+                let Some(ts_vals) = b
+                    .column_by_name("timestamp")
+                    .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                    .map(|c| c.values())
+                else {
+                    return Err(ScanError::Storage("metrics batch lacks timestamps".into()));
                 };
                 let values = b
                     .column_by_name("value")
@@ -512,82 +525,131 @@ impl StorageSource {
                     .column_by_name("histogram")
                     .and_then(|c| c.as_any().downcast_ref::<StringArray>())
                     .filter(|h| h.null_count() < h.len());
-                let n = b.num_rows().min(id_vals.len()).min(ts_vals.len());
-                let mut loaded = self.loaded.get();
-                let mut i = 0;
-                while i < n {
-                    let id = id_vals[i];
-                    let mut j = i + 1;
-                    while j < n && id_vals[j] == id {
-                        j += 1;
-                    }
-                    let run = i..j;
-                    i = j;
-                    let Ok(pos) = by_id.binary_search_by_key(&id, |x| x.0) else {
+                let n = b.num_rows().min(ts_vals.len());
+                // Float-only batches without nulls (the usual case) take the short loop.
+                let plain = values.filter(|v| hists.is_none() && v.null_count() == 0);
+                let mut row = 0usize;
+                for run in runs {
+                    let rows = row..(row + run.rows).min(n);
+                    row = rows.end;
+                    let Some(&(_, idx)) = run.series.and_then(|k| by_id.get(k)) else {
                         continue;
                     };
-                    let Some(series) = by_id.get(pos).and_then(|x| samples.get_mut(x.1)) else {
-                        continue;
-                    };
-                    let before = series.len();
-                    // A series usually has one run per file of about this length: size
-                    // for all of them at once rather than regrowing per file.
-                    if series.capacity() == 0 {
-                        series.reserve_exact(run.len() * runs_per_series);
-                    } else {
-                        series.reserve(run.len());
-                    }
-                    for row in run {
-                        let t = ts_vals[row];
-                        if t < start_ms || t > end_ms {
+                    if let Some(v) = plain
+                        && !mixed.contains_key(&idx)
+                    {
+                        let Some(series) = floats.get_mut(idx) else {
                             continue;
-                        }
-                        let value = match (values, hists) {
-                            (_, Some(h)) if h.is_valid(row) => {
-                                let nh: NativeHistogram = serde_json::from_str(h.value(row))
-                                    .map_err(|e| storage_err(format!("bad histogram row: {e}")))?;
-                                SampleValue::Histogram(Arc::new(float_histogram(nh)))
-                            }
-                            (Some(v), _) if v.is_valid(row) => SampleValue::Float(v.value(row)),
-                            _ => continue,
                         };
-                        series.push(RawSample { t, value });
+                        let before = series.len();
+                        // Sized for one run per file at once rather than regrown per file.
+                        if series.capacity() == 0 {
+                            series.reserve_exact(rows.len() * runs_per_series);
+                        }
+                        let vals = v.values();
+                        series.extend(rows.filter_map(|r| {
+                            let t = ts_vals[r];
+                            (t >= start_ms && t <= end_ms).then(|| FPoint { t, f: vals[r] })
+                        }));
+                        loaded += series.len() - before;
+                    } else {
+                        for r in rows {
+                            let t = ts_vals[r];
+                            if t < start_ms || t > end_ms {
+                                continue;
+                            }
+                            let value = match (values, hists) {
+                                (_, Some(h)) if h.is_valid(r) => {
+                                    let nh: NativeHistogram = serde_json::from_str(h.value(r))
+                                        .map_err(|e| {
+                                            storage_err(format!("bad histogram row: {e}"))
+                                        })?;
+                                    SampleValue::Histogram(Arc::new(float_histogram(nh)))
+                                }
+                                (Some(v), _) if v.is_valid(r) => SampleValue::Float(v.value(r)),
+                                _ => continue,
+                            };
+                            let kept = match (&value, mixed.get_mut(&idx)) {
+                                (_, Some(m)) => m,
+                                (SampleValue::Float(f), None) => {
+                                    if let Some(series) = floats.get_mut(idx) {
+                                        series.push(FPoint { t, f: *f });
+                                    }
+                                    loaded += 1;
+                                    continue;
+                                }
+                                (SampleValue::Histogram(_), None) => {
+                                    // The floats so far arrived first.
+                                    let earlier = floats.get_mut(idx).map(std::mem::take);
+                                    mixed.entry(idx).or_insert_with(|| {
+                                        earlier
+                                            .unwrap_or_default()
+                                            .into_iter()
+                                            .map(|p| RawSample {
+                                                t: p.t,
+                                                value: SampleValue::Float(p.f),
+                                            })
+                                            .collect()
+                                    })
+                                }
+                            };
+                            kept.push(RawSample { t, value });
+                            loaded += 1;
+                        }
                     }
-                    loaded += series.len() - before;
                     if loaded > max_samples {
                         return Err(Limit::TooManySamples.into());
                     }
                 }
-                self.loaded.set(loaded);
                 Ok(())
             },
-        )?;
+        );
+        self.loaded.set(loaded);
+        res?;
         let mut out = Vec::new();
-        for ((_, labels), mut s) in found.into_iter().zip(samples) {
-            if s.is_empty() {
-                continue;
-            }
-            // Runs arrive in time order unless files overlap in time; a later duplicate
-            // of a timestamp (written later) wins.
-            if !s.is_sorted_by(|a, b| a.t < b.t) {
-                s.sort_by_key(|x| x.t);
-                let mut deduped: Vec<RawSample> = Vec::with_capacity(s.len());
-                for x in s {
-                    match deduped.last_mut() {
-                        Some(last) if last.t == x.t => *last = x,
-                        _ => deduped.push(x),
+        for (i, ((_, labels), mut f)) in found.into_iter().zip(floats).enumerate() {
+            let series = match mixed.remove(&i) {
+                Some(samples) => {
+                    RawSeries::from_samples(engine_labels(&labels), latest_per_time(samples))
+                }
+                None if f.is_empty() => continue,
+                None => {
+                    // Runs arrive in time order unless files overlap in time; a later
+                    // duplicate of a timestamp (written later) wins.
+                    if !f.is_sorted_by(|a, b| a.t < b.t) {
+                        f.sort_by_key(|p| p.t);
+                        f.reverse();
+                        f.dedup_by_key(|p| p.t);
+                        f.reverse();
+                    }
+                    RawSeries {
+                        labels: engine_labels(&labels),
+                        floats: f,
+                        histograms: Vec::new(),
                     }
                 }
-                s = deduped;
-            }
-            out.push(RawSeries {
-                labels: engine_labels(&labels),
-                samples: s,
-            });
+            };
+            out.push(series);
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+/// Samples in arrival order sorted by time, keeping the last arrival of a timestamp.
+fn latest_per_time(mut s: Vec<RawSample>) -> Vec<RawSample> {
+    if s.is_sorted_by(|a, b| a.t < b.t) {
+        return s;
+    }
+    s.sort_by_key(|x| x.t);
+    let mut deduped: Vec<RawSample> = Vec::with_capacity(s.len());
+    for x in s {
+        match deduped.last_mut() {
+            Some(last) if last.t == x.t => *last = x,
+            _ => deduped.push(x),
+        }
+    }
+    deduped
 }
 
 /// Converts storage labels to the engine's.

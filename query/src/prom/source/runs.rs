@@ -1,0 +1,309 @@
+//! Series scans: a selector's rows handed over in runs of one series, files decoded on
+//! several threads.
+//!
+//! Metrics files sorted by series label set carry a series directory (id -> first row, row
+//! count), so the rows a selection reads arrive in known runs: the scan says which series
+//! each run belongs to without decoding the `series_id` column or looking ids up per run.
+//! Files without a directory and memtable batches are split into runs by their `series_id`
+//! column.
+//!
+//! Prometheus evaluates a query on one thread; decoding Parquet (zstd, bit unpacking) is
+//! most of a broad selector's cost, so files are decoded by up to [`DECODE_THREADS`]
+//! threads while the caller consumes their batches strictly in file order (a later write of
+//! a timestamp must still win). Channels are bounded: at most a few batches per file wait.
+
+use super::{Limit, ScanError, Scanner, directory_ranges, selection_of_ranges, storage_err};
+use crate::footer::footer;
+use crate::pruning::{keep_row_groups, page_selection};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use strata_storage::Snapshot;
+
+/// Most threads decoding files for one selector.
+const DECODE_THREADS: usize = 2;
+/// Batches of one file that may wait decoded for the consumer.
+const QUEUED_BATCHES: usize = 2;
+/// Rows per decoded batch.
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// Consecutive rows of one series in a batch of a series scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Index of the series in the scan's `ids`, `None` for a series not asked for.
+    pub series: Option<usize>,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+type Decoded = Result<(RecordBatch, Vec<Run>), ScanError>;
+
+/// What a series scan hands each batch to.
+pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> + 'a;
+
+impl Scanner {
+    /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
+    /// in the files and memtables of `snap`, and the runs of one series they consist of
+    /// (covering every row of the batch, in order). Batches have `timestamp` and those of
+    /// `columns` the data has; rows may lie outside `[start_ms, end_ms]` (the caller skips
+    /// them). Files come in snapshot order, then memtables.
+    pub fn scan_series_in(
+        &self,
+        snap: &Snapshot,
+        ids: &[u64],
+        (start_ms, end_ms): (i64, i64),
+        columns: &[&str],
+        f: &mut RunsFn<'_>,
+    ) -> Result<(), ScanError> {
+        if ids.is_empty() || end_ms < start_ms {
+            return Ok(());
+        }
+        let files = &snap.files;
+        let threads = DECODE_THREADS.min(files.len());
+        if threads <= 1 {
+            let mut hints = Vec::new();
+            for file in files {
+                self.check()?;
+                let path = snap.files_root.join(&file.path);
+                let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
+                self.file_runs(
+                    &path,
+                    ids,
+                    (start_ms, end_ms),
+                    columns,
+                    &mut hints,
+                    &mut pass,
+                )?;
+            }
+        } else {
+            std::thread::scope(|scope| -> Result<(), ScanError> {
+                let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(files.len());
+                let mut senders: Vec<Vec<(usize, SyncSender<Decoded>)>> =
+                    (0..threads).map(|_| Vec::new()).collect();
+                for i in 0..files.len() {
+                    let (tx, rx) = sync_channel(QUEUED_BATCHES);
+                    receivers.push(rx);
+                    if let Some(s) = senders.get_mut(i % threads) {
+                        s.push((i, tx));
+                    }
+                }
+                for mine in senders {
+                    scope.spawn(move || {
+                        let mut hints = Vec::new();
+                        for (i, tx) in mine {
+                            let Some(file) = files.get(i) else { continue };
+                            let path = snap.files_root.join(&file.path);
+                            let res = self.check().map_err(ScanError::from).and_then(|()| {
+                                self.file_runs(
+                                    &path,
+                                    ids,
+                                    (start_ms, end_ms),
+                                    columns,
+                                    &mut hints,
+                                    &mut |b, runs| {
+                                        // The consumer hung up (it failed): stop decoding.
+                                        tx.send(Ok((b, runs)))
+                                            .map_err(|_| ScanError::Limit(Limit::Canceled))
+                                    },
+                                )
+                            });
+                            if let Err(e) = res {
+                                // Lost only when the consumer is gone already.
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    });
+                }
+                // In file order; a worker's channel closes when its file is done.
+                for rx in receivers {
+                    for msg in rx {
+                        let (b, runs) = msg?;
+                        f(&b, &runs)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for batch in &snap.batches {
+            self.check()?;
+            let indices: Vec<usize> = ["series_id", "timestamp"]
+                .iter()
+                .chain(columns)
+                .filter_map(|c| batch.schema().index_of(c).ok())
+                .collect();
+            let projected = batch.project(&indices).map_err(storage_err)?;
+            let runs = id_runs(&projected, ids)?;
+            f(&projected, &runs)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
+    /// `hints` carries directory positions from file to file (see `SeriesDirectory`).
+    fn file_runs(
+        &self,
+        path: &Path,
+        ids: &[u64],
+        (start_ms, end_ms): (i64, i64),
+        columns: &[&str],
+        hints: &mut Vec<u32>,
+        f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
+        let footer = footer(path, &file).map_err(storage_err)?;
+        let meta = footer.meta.metadata().clone();
+        // Float series never need the histogram column, the widest one to decode; files
+        // list the series that have histogram rows.
+        let no_histograms = footer
+            .histogram_series()
+            .is_some_and(|h| !super::sorted_intersect(h, ids));
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
+        let pschema = builder.parquet_schema();
+        // With a directory, the runs are known: `series_id` need not be decoded.
+        let ranges = footer
+            .series_directory()
+            .map(|d| directory_ranges(d, ids, hints));
+        let (keep, selection) = match &ranges {
+            Some(r) => selection_of_ranges(&meta, r),
+            None => {
+                let schema = builder.schema().clone();
+                let id_stats = StatisticsConverter::try_new("series_id", &schema, pschema)
+                    .map_err(storage_err)?;
+                let ts_stats = StatisticsConverter::try_new("timestamp", &schema, pschema)
+                    .map_err(storage_err)?;
+                let keep = keep_row_groups::<TimestampMillisecondType>(
+                    &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
+                )
+                .map_err(storage_err)?;
+                let selection = page_selection(&meta, &id_stats, &keep, ids);
+                (keep, selection)
+            }
+        };
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let leaves: Vec<usize> = (0..pschema.num_columns())
+            .filter(|i| {
+                pschema
+                    .column(*i)
+                    .path()
+                    .parts()
+                    .first()
+                    .is_some_and(|root| {
+                        let root = root.as_str();
+                        (root == "timestamp"
+                            || (root == "series_id" && ranges.is_none())
+                            || columns.contains(&root))
+                            && !(no_histograms && root == "histogram")
+                    })
+            })
+            .collect();
+        let mask = ProjectionMask::leaves(pschema, leaves);
+        builder = builder
+            .with_row_groups(keep)
+            .with_projection(mask)
+            .with_batch_size(BATCH_ROWS);
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel);
+        }
+        let reader = builder.build().map_err(storage_err)?;
+        // Position in the directory's ranges: (range, rows of it already handed out).
+        let mut at = (0usize, 0usize);
+        for batch in reader {
+            self.check()?;
+            let batch = batch.map_err(storage_err)?;
+            let runs = match &ranges {
+                Some(r) => directory_runs(r, &mut at, batch.num_rows()),
+                None => id_runs(&batch, ids)?,
+            };
+            f(batch, runs)?;
+        }
+        Ok(())
+    }
+}
+
+/// The next `rows` rows of a directory selection as runs, advancing `at`.
+fn directory_runs(
+    ranges: &[(u64, u64, usize)],
+    at: &mut (usize, usize),
+    mut rows: usize,
+) -> Vec<Run> {
+    let mut runs = Vec::new();
+    while rows > 0 {
+        let Some(&(_, count, series)) = ranges.get(at.0) else {
+            // More rows than the directory promised: hand them over as unknown.
+            runs.push(Run { series: None, rows });
+            break;
+        };
+        let left = usize::try_from(count).unwrap_or(usize::MAX) - at.1;
+        let take = left.min(rows);
+        if take > 0 {
+            runs.push(Run {
+                series: Some(series),
+                rows: take,
+            });
+        }
+        rows -= take;
+        if take == left {
+            *at = (at.0 + 1, 0);
+        } else {
+            at.1 += take;
+        }
+    }
+    runs
+}
+
+/// A batch's runs of equal `series_id`, each looked up in `ids`.
+fn id_runs(batch: &RecordBatch, ids: &[u64]) -> Result<Vec<Run>, ScanError> {
+    let Some(col) = batch
+        .column_by_name("series_id")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+    else {
+        return Err(ScanError::Storage(
+            "metrics batch without a series_id column".into(),
+        ));
+    };
+    let vals = col.values();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < vals.len() {
+        let id = vals[i];
+        let mut j = i + 1;
+        while j < vals.len() && vals[j] == id {
+            j += 1;
+        }
+        runs.push(Run {
+            series: ids.binary_search(&id).ok(),
+            rows: j - i,
+        });
+        i = j;
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_runs_split_ranges_at_batch_ends() {
+        // Series 0 has 3 rows, series 2 has 5, series 1 has 1 (file order).
+        let ranges = [(0, 3, 0), (10, 5, 2), (40, 1, 1)];
+        let mut at = (0, 0);
+        let a = directory_runs(&ranges, &mut at, 4);
+        let b = directory_runs(&ranges, &mut at, 4);
+        let c = directory_runs(&ranges, &mut at, 3);
+        let run = |s: Option<usize>, rows| Run { series: s, rows };
+        assert_eq!(a, vec![run(Some(0), 3), run(Some(2), 1)]);
+        assert_eq!(b, vec![run(Some(2), 4)]);
+        // One row past what the directory promised is not attributed to any series.
+        assert_eq!(c, vec![run(Some(1), 1), run(None, 2)]);
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! [`StorageSource`] implements the engine's [`SeriesSource`] for one tenant: matchers are
 //! resolved on the roaring label index, then the samples of those series ids are read from
-//! Parquet files (pruned by the catalog's time range, row-group statistics on `series_id` and
-//! `timestamp`, and `series_id` page statistics) and from the memtable batches. Everything
-//! here is synchronous: callers run it inside `spawn_blocking`.
+//! Parquet files (pruned by the catalog's time range, then read by the exact row ranges of
+//! the file's series directory, or for files without one by row-group statistics on
+//! `series_id` and `timestamp` and `series_id` page statistics) and from the memtable
+//! batches. PromQL selects go through [`runs`]: directory runs, two decode threads.
+//! Everything here is synchronous: callers run it inside `spawn_blocking`.
 //!
 //! Invariants: a series' samples come back sorted by time with one sample per timestamp
 //! (the latest written wins: files are read before memtables, both in write order); staleness
@@ -193,7 +195,7 @@ impl Scanner {
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let snap = self.snapshot(start_ms, end_ms);
-        self.scan_with(&snap, ids, (start_ms, end_ms), columns, true, f)
+        self.scan_with(&snap, ids, (start_ms, end_ms), columns, f)
     }
 
     /// What a scan of `[start_ms, end_ms]` reads: the metric files overlapping it and the
@@ -213,7 +215,6 @@ impl Scanner {
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        filter: bool,
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
@@ -228,7 +229,7 @@ impl Scanner {
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
-            self.scan_file(&path, ids, (start_ms, end_ms), &cols, filter, f)?;
+            self.scan_file(&path, ids, (start_ms, end_ms), &cols, f)?;
         }
         for batch in &snap.batches {
             self.check()?;
@@ -237,9 +238,7 @@ impl Scanner {
                 .filter_map(|c| batch.schema().index_of(c).ok())
                 .collect();
             let projected = batch.project(&indices).map_err(storage_err)?;
-            if !filter {
-                f(&projected)?;
-            } else if let Some(b) = keep_rows(&projected, ids, start_ms, end_ms)? {
+            if let Some(b) = keep_rows(&projected, ids, start_ms, end_ms)? {
                 f(&b)?;
             }
         }
@@ -252,7 +251,6 @@ impl Scanner {
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         cols: &[&str],
-        filter: bool,
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -311,9 +309,7 @@ impl Scanner {
         for batch in reader {
             self.check()?;
             let batch = batch.map_err(storage_err)?;
-            if !filter {
-                f(&batch)?;
-            } else if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
+            if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
                 f(&b)?;
             }
         }

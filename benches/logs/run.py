@@ -29,6 +29,7 @@ What it does (results and caveats in BENCHMARKS.md, "Logs"):
   at a 1 h step over the whole range, and `{...} |= "error" | json | status >= 500` (limit
   100); for the rare-token search it prints the share of file bytes read
   (`stats.strata.fileBytesRead / fileBytesTotal`). Peak RSS of the query phase is printed.
+  `requery.py` re-times the queries on the files a `--keep` run left.
 """
 
 import argparse

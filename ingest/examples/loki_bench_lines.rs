@@ -191,7 +191,7 @@ fn run() -> Result<(), String> {
             };
             line.clear();
             use std::fmt::Write as _;
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 let _ = write!(
                     line,
                     r#"{{"ts":{},"level":"{lvl}","service":"{service}","msg":"{msg}","status":{status},"path":"{path}","user":"u{user}","duration_ms":{dur}"#,

@@ -118,7 +118,8 @@ fn convert_protobuf(
     limits: &Limits,
     now_ns: i64,
 ) -> Result<Vec<LogRecord>, PushError> {
-    let mut out = Vec::new();
+    // Sized up front: records are large, and growing the vector copied them over and over.
+    let mut out = Vec::with_capacity(req.streams.iter().map(|s| s.entries.len()).sum());
     for (si, stream) in req.streams.into_iter().enumerate() {
         let labels = parse_labels(&stream.labels)
             .and_then(|pairs| stream_labels(pairs, limits))

@@ -388,6 +388,23 @@ impl Engine {
                             found.select_nth_unstable_by(limit, better);
                             found.truncate(limit);
                         }
+                        // Parsed labels can make nearly every line its own output
+                        // stream: keep only the streams of the lines kept, or they pile up.
+                        if keys.len() > compact_at {
+                            let mut used = vec![false; keys.len()];
+                            for f in &found {
+                                used[f.1 as usize] = true;
+                            }
+                            let remap = keys.retain_used(&used);
+                            let mut u = used.iter();
+                            cats.retain(|_| u.next().copied().unwrap_or(false));
+                            for f in &mut found {
+                                f.1 = remap[f.1 as usize];
+                            }
+                            base_idx = base_idx
+                                .map(|i| remap[i as usize])
+                                .filter(|i| *i != u32::MAX);
+                        }
                     }
                 }
                 buf = lbls.into_buf();

@@ -298,4 +298,22 @@ impl KeyIndex {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// Keeps only the label sets whose `used` flag is set, in their order; returns each
+    /// old index's new one (`u32::MAX` for dropped sets).
+    pub fn retain_used(&mut self, used: &[bool]) -> Vec<u32> {
+        let mut remap = vec![u32::MAX; self.keys.len()];
+        let old = std::mem::take(&mut self.keys);
+        self.map.clear();
+        for (i, k) in old.into_iter().enumerate() {
+            if used.get(i).copied().unwrap_or(false) {
+                let idx = self.keys.len();
+                remap[i] = idx as u32;
+                let h = hash_pairs(k.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                self.map.entry(h).or_default().push(idx);
+                self.keys.push(k);
+            }
+        }
+        remap
+    }
 }

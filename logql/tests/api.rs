@@ -301,3 +301,53 @@ fn limit_selection_over_many_lines_matches_a_full_sort() {
         }
     }
 }
+
+/// A log query whose parser gives every line its own label set keeps only the output
+/// streams of the lines it may still return, and still returns the best lines.
+#[test]
+fn unique_parsed_labels_per_line_stay_bounded_and_correct() {
+    let n = 60_000i64;
+    let entries: Vec<Entry> = (0..n)
+        .map(|i| {
+            Entry::new(
+                (i + 1) * 1_000_000,
+                format!(
+                    r#"{{"id":"{i}","status":{}}}"#,
+                    if i % 3 == 0 { 500 } else { 200 }
+                ),
+            )
+        })
+        .collect();
+    let src = MemorySource::new(vec![Stream {
+        labels: vec![("app".into(), "a".into())],
+        entries,
+    }]);
+    let e = Engine::new(Limits::default());
+    for (dir, want) in [
+        (Direction::Backward, vec![59_997i64, 59_994, 59_991]),
+        (Direction::Forward, vec![0, 3, 6]),
+    ] {
+        let q = parse(r#"{app="a"} | json | status >= 500"#).unwrap();
+        let res = e
+            .query_range(&src, &q, 0, (n + 1) * 1_000_000, 0, None, 3, dir)
+            .unwrap();
+        let QueryResult::Streams(streams) = res else {
+            panic!("not streams")
+        };
+        let mut got: Vec<(i64, String)> = streams
+            .iter()
+            .map(|s| {
+                assert_eq!(s.entries.len(), 1);
+                let id = s.labels.iter().find(|(k, _)| k == "id").unwrap().1.clone();
+                (s.entries[0].ts_ns, id)
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(i64, String)> = want
+            .into_iter()
+            .map(|i| ((i + 1) * 1_000_000, i.to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{dir:?}");
+    }
+}

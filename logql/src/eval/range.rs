@@ -63,7 +63,7 @@ pub(super) fn range_agg(
     // Per series: (elementary interval, samples, sum) runs, or every sample with the
     // ordinal of the stream it came from (ties in time keep the source's stream order).
     let mut buckets: Vec<Vec<Bucket>> = Vec::new();
-    let mut samples: Vec<Vec<(i64, f64, u32)>> = Vec::new();
+    let mut samples: Vec<Vec<Point>> = Vec::new();
     let mut stream_ords: HashMap<LabelPairs, u32> = HashMap::new();
     // Past the series limit (which fails the query once reading is done, unless a
     // pipeline error comes first) values are no longer kept.
@@ -228,7 +228,7 @@ pub(super) fn range_agg(
         }
         return Ok(Val::Vector(per_step));
     }
-    let mut all: Vec<(Labels, Vec<(i64, f64, u32)>)> = keys
+    let mut all: Vec<(Labels, Vec<Point>)> = keys
         .keys
         .into_iter()
         .zip(samples.into_iter().chain(std::iter::repeat_with(Vec::new)))
@@ -270,6 +270,9 @@ pub(super) fn range_agg(
     }
     Ok(Val::Vector(per_step))
 }
+
+/// A sample: time, value and the ordinal of the stream it came from.
+type Point = (i64, f64, u32);
 
 /// A run of samples of one series in one elementary interval.
 struct Bucket {

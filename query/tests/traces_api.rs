@@ -1047,4 +1047,49 @@ async fn dedicated_attribute_columns_answer_like_json() {
         .unwrap();
         assert_eq!(answer.rows, vec![vec![Value::String(s.attributes.clone())]]);
     }
+    // A second file with other dedicated keys: SQL reads each file's columns (the other
+    // file's as nulls) and every span's attributes come back as written.
+    let more: Vec<Span> = (0..30i64)
+        .map(|i| {
+            let trace = format!("{:032x}", 0xdef000 + i);
+            span(
+                &trace,
+                &format!("{:016x}", 0x9000 + i),
+                "",
+                "shop",
+                "op",
+                2,
+                i,
+                5,
+                json!({"other": format!("v{i}")}),
+            )
+        })
+        .collect();
+    storage.write_spans(&t, more.clone()).await.unwrap();
+    storage.flush().await.unwrap();
+    let answer = strata_query::sql::run(
+        &storage,
+        &t,
+        "SELECT trace_id, attributes FROM spans ORDER BY trace_id",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut want: Vec<(String, String)> = spans
+        .iter()
+        .chain(&more)
+        .map(|s| (s.trace_id.clone(), s.attributes.clone()))
+        .collect();
+    want.sort();
+    let got: Vec<(String, String)> = answer
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
 }

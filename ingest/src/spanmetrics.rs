@@ -16,8 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata_storage::TenantId;
 use strata_storage::model::{
-    Labels, MetricMetadata, MetricType, MetricsWrite, Origin, Sample, SampleValue, Span,
-    label_name,
+    Labels, MetricMetadata, MetricType, MetricsWrite, Origin, Sample, SampleValue, Span, label_name,
 };
 use strata_storage::schema::SpanRow;
 

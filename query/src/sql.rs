@@ -104,9 +104,11 @@ async fn register(
         // The second spans file layout, shown in the table's form: hex ids, `end_time`.
         let files_name = format!("__{name}_lean_files");
         let mut fields: Vec<FieldRef> = spans_file_schema().fields().iter().cloned().collect();
-        fields.extend(dedicated.values().map(|f| {
-            Arc::new(Field::new(f.name(), f.data_type().clone(), true)) as FieldRef
-        }));
+        fields.extend(
+            dedicated
+                .values()
+                .map(|f| Arc::new(Field::new(f.name(), f.data_type().clone(), true)) as FieldRef),
+        );
         ctx.register_table(
             files_name.as_str(),
             listing(&lean_paths, Arc::new(Schema::new(fields)))?,
@@ -116,7 +118,13 @@ async fn register(
         } else {
             let args: Vec<String> = dedicated
                 .keys()
-                .map(|n| format!("'{}', \"{}\"", n.replace('\'', "''"), n.replace('"', "\"\"")))
+                .map(|n| {
+                    format!(
+                        "'{}', \"{}\"",
+                        n.replace('\'', "''"),
+                        n.replace('"', "\"\"")
+                    )
+                })
                 .collect();
             format!(
                 "{}(\"attributes\", {}) AS attributes",

@@ -895,7 +895,17 @@ async fn dedicated_attribute_columns_answer_like_json() {
             "http.status_code": if i % 10 == 9 { 500 } else { 200 },
             "n": i,
         });
-        let mut s = span(&trace, &format!("{:016x}", 0x5000 + i), "", "shop", "op", 2, i, 5, json!({}));
+        let mut s = span(
+            &trace,
+            &format!("{:016x}", 0x5000 + i),
+            "",
+            "shop",
+            "op",
+            2,
+            i,
+            5,
+            json!({}),
+        );
         match i {
             // The status as a string; no route in the span but one in the resource; a
             // span route differing from the resource's.
@@ -916,7 +926,12 @@ async fn dedicated_attribute_columns_answer_like_json() {
     storage.write_spans(&t, spans.clone()).await.unwrap();
     storage.flush().await.unwrap();
     let names: Vec<String> = {
-        let snap = storage.snapshot(&t, strata_storage::model::Signal::Traces, i64::MIN, i64::MAX);
+        let snap = storage.snapshot(
+            &t,
+            strata_storage::model::Signal::Traces,
+            i64::MIN,
+            i64::MAX,
+        );
         assert_eq!(snap.files.len(), 1);
         let file = std::fs::File::open(snap.files_root.join(&snap.files[0].path)).unwrap();
         let meta = datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
@@ -924,9 +939,17 @@ async fn dedicated_attribute_columns_answer_like_json() {
             Default::default(),
         )
         .unwrap();
-        meta.schema().fields().iter().map(|f| f.name().clone()).collect()
+        meta.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     };
-    for col in ["attr:str:http.route", "attr:int:http.status_code", "attr:int:n"] {
+    for col in [
+        "attr:str:http.route",
+        "attr:int:http.status_code",
+        "attr:int:n",
+    ] {
         assert!(names.iter().any(|n| n == col), "{col} in {names:?}");
     }
 
@@ -939,7 +962,11 @@ async fn dedicated_attribute_columns_answer_like_json() {
         other => other.to_string(),
     };
     let ids_of = |f: &dyn Fn(&Span) -> bool| {
-        let mut ids: Vec<String> = spans.iter().filter(|s| f(s)).map(|s| s.trace_id.clone()).collect();
+        let mut ids: Vec<String> = spans
+            .iter()
+            .filter(|s| f(s))
+            .map(|s| s.trace_id.clone())
+            .collect();
         ids.sort();
         ids
     };
@@ -963,7 +990,9 @@ async fn dedicated_attribute_columns_answer_like_json() {
         let enc: String = tags.bytes().map(|b| format!("%{b:02X}")).collect();
         let (status, v) = get_json(
             &app,
-            &format!("/jaeger/api/traces?service=shop&tags={enc}&start={start}&end={end}&limit=1000"),
+            &format!(
+                "/jaeger/api/traces?service=shop&tags={enc}&start={start}&end={end}&limit=1000"
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{v}");
@@ -981,7 +1010,8 @@ async fn dedicated_attribute_columns_answer_like_json() {
     for (q, f) in [
         (
             r#"{ span.http.route = "/checkout" }"#,
-            Box::new(|s: &Span| attr(s, "http.route") == json!("/checkout")) as Box<dyn Fn(&Span) -> bool>,
+            Box::new(|s: &Span| attr(s, "http.route") == json!("/checkout"))
+                as Box<dyn Fn(&Span) -> bool>,
         ),
         (
             r#"{ span.http.status_code = 500 }"#,
@@ -998,18 +1028,68 @@ async fn dedicated_attribute_columns_answer_like_json() {
     for s in [&spans[5], &spans[6], &spans[42]] {
         let (_, v) = get_json(&app, &format!("/jaeger/api/traces/{}", s.trace_id)).await;
         let tags = &v["data"][0]["spans"][0]["tags"];
-        for (k, want) in serde_json::from_str::<serde_json::Map<String, Value>>(&s.attributes).unwrap() {
+        for (k, want) in
+            serde_json::from_str::<serde_json::Map<String, Value>>(&s.attributes).unwrap()
+        {
             let got = &tag(tags, &k).unwrap_or_else(|| panic!("{k} in {tags}"))["value"];
             assert_eq!(got, &want, "{k}");
         }
         let answer = strata_query::sql::run(
             &storage,
             &t,
-            &format!("SELECT attributes FROM spans WHERE trace_id = '{}'", s.trace_id),
+            &format!(
+                "SELECT attributes FROM spans WHERE trace_id = '{}'",
+                s.trace_id
+            ),
             &Default::default(),
         )
         .await
         .unwrap();
         assert_eq!(answer.rows, vec![vec![Value::String(s.attributes.clone())]]);
     }
+    // A second file with other dedicated keys: SQL reads each file's columns (the other
+    // file's as nulls) and every span's attributes come back as written.
+    let more: Vec<Span> = (0..30i64)
+        .map(|i| {
+            let trace = format!("{:032x}", 0xdef000 + i);
+            span(
+                &trace,
+                &format!("{:016x}", 0x9000 + i),
+                "",
+                "shop",
+                "op",
+                2,
+                i,
+                5,
+                json!({"other": format!("v{i}")}),
+            )
+        })
+        .collect();
+    storage.write_spans(&t, more.clone()).await.unwrap();
+    storage.flush().await.unwrap();
+    let answer = strata_query::sql::run(
+        &storage,
+        &t,
+        "SELECT trace_id, attributes FROM spans ORDER BY trace_id",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut want: Vec<(String, String)> = spans
+        .iter()
+        .chain(&more)
+        .map(|s| (s.trace_id.clone(), s.attributes.clone()))
+        .collect();
+    want.sort();
+    let got: Vec<(String, String)> = answer
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
 }

@@ -970,7 +970,11 @@ mod tests {
                 s.attributes = if i % 100 == 7 {
                     r#"{"id":7,"other":"x"}"#.into()
                 } else {
-                    format!(r#"{{"id":"u{i}","n":{},"ok":{}}}"#, i * 7919 % 5003, i % 3 == 0)
+                    format!(
+                        r#"{{"id":"u{i}","n":{},"ok":{}}}"#,
+                        i * 7919 % 5003,
+                        i % 3 == 0
+                    )
                 };
                 s
             })

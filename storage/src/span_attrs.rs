@@ -356,7 +356,11 @@ pub fn split(attrs: &StringArray, plan: &[Dedicated]) -> (ArrayRef, Vec<(Field, 
     let mut ms = Vec::new();
     let mut buf = String::new();
     for i in 0..n {
-        let text = if attrs.is_null(i) { "{}" } else { attrs.value(i) };
+        let text = if attrs.is_null(i) {
+            "{}"
+        } else {
+            attrs.value(i)
+        };
         filled.fill(false);
         if members(text, &mut ms) && splittable(&ms) {
             buf.clear();
@@ -389,7 +393,12 @@ pub fn split(attrs: &StringArray, plan: &[Dedicated]) -> (ArrayRef, Vec<(Field, 
     let fields = plan
         .iter()
         .zip(cols)
-        .map(|(d, c)| (Field::new(d.column_name(), d.ty.data_type(), true), c.finish()))
+        .map(|(d, c)| {
+            (
+                Field::new(d.column_name(), d.ty.data_type(), true),
+                c.finish(),
+            )
+        })
         .collect();
     (Arc::new(rest.finish()), fields)
 }
@@ -429,7 +438,12 @@ fn push_value(out: &mut String, col: &ArrayRef, row: usize) -> bool {
 pub fn merge_attributes(rest: &StringArray, dedicated: &[DedicatedColumn<'_>]) -> Result<ArrayRef> {
     let mut order: Vec<&DedicatedColumn<'_>> = dedicated
         .iter()
-        .filter(|d| matches!(d.values.data_type(), DataType::Utf8 | DataType::Int64 | DataType::Boolean))
+        .filter(|d| {
+            matches!(
+                d.values.data_type(),
+                DataType::Utf8 | DataType::Int64 | DataType::Boolean
+            )
+        })
         .collect();
     order.sort_by(|a, b| a.key.cmp(b.key));
     let n = rest.len();

@@ -378,24 +378,24 @@ fn one_span<'a>(
     };
     let (mut t, mut s, mut p) = ([0u8; 32], [0u8; 32], [0u8; 32]);
     let row = SpanRow {
-            trace_id: hex(trace_id, &mut t),
-            span_id: hex(span_id, &mut s),
-            parent_span_id: hex(parent, &mut p),
-            trace_state,
-            flags,
-            name,
-            kind,
-            start_time_ns: nanos(start),
-            end_time_ns: nanos(end),
-            attributes: &scratch.attrs_json,
-            dropped_attributes_count: dropped_attrs,
-            events_json: &events_json,
-            dropped_events_count: dropped_events,
-            links_json: &links_json,
-            dropped_links_count: dropped_links,
-            status_code,
-            status_message,
-        };
+        trace_id: hex(trace_id, &mut t),
+        span_id: hex(span_id, &mut s),
+        parent_span_id: hex(parent, &mut p),
+        trace_state,
+        flags,
+        name,
+        kind,
+        start_time_ns: nanos(start),
+        end_time_ns: nanos(end),
+        attributes: &scratch.attrs_json,
+        dropped_attributes_count: dropped_attrs,
+        events_json: &events_json,
+        dropped_events_count: dropped_events,
+        links_json: &links_json,
+        dropped_links_count: dropped_links,
+        status_code,
+        status_message,
+    };
     out.builder.append(&row, origin);
     on_span(&row, origin);
     Some(())

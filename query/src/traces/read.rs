@@ -30,8 +30,8 @@ use datafusion::arrow::datatypes::{FieldRef, Int32Type, Int64Type, TimestampNano
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowFilter,
-    RowSelection, RowSelector,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
 use datafusion::parquet::file::metadata::ColumnChunkMetaData;

@@ -16,7 +16,11 @@ fn round_trip(texts: &[&str]) -> (Vec<Dedicated>, ArrayRef, Vec<(Field, ArrayRef
         })
         .collect();
     let back = merge_attributes(rest.as_string::<i32>(), &dedicated).expect("merge");
-    assert_eq!(back.as_string::<i32>(), &attrs, "merge gives the written text back");
+    assert_eq!(
+        back.as_string::<i32>(),
+        &attrs,
+        "merge gives the written text back"
+    );
     (plan, rest, cols)
 }
 
@@ -89,10 +93,15 @@ fn odd_text_round_trips_unchanged() {
 
 #[test]
 fn many_distinct_values_are_not_dictionary_encoded() {
-    let texts: Vec<String> = (0..5000).map(|i| format!(r#"{{"id":"u{i}","n":{}}}"#, i % 7)).collect();
+    let texts: Vec<String> = (0..5000)
+        .map(|i| format!(r#"{{"id":"u{i}","n":{}}}"#, i % 7))
+        .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (plan, _, _) = round_trip(&refs);
-    let by_key: HashMap<&str, bool> = plan.iter().map(|d| (d.key.as_str(), d.dictionary)).collect();
+    let by_key: HashMap<&str, bool> = plan
+        .iter()
+        .map(|d| (d.key.as_str(), d.dictionary))
+        .collect();
     assert_eq!(by_key.get("id"), Some(&false));
     assert_eq!(by_key.get("n"), Some(&true));
 }

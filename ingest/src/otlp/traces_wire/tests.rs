@@ -18,9 +18,12 @@ fn attrs(i: u64) -> Vec<KeyValue> {
     let mut a = vec![
         kv("http.route", V::StringValue(format!("/r{}", i % 3))),
         kv("http.status_code", V::IntValue(200 + (i % 2) as i64 * 300)),
-        kv("a.bool", V::BoolValue(i % 2 == 0)),
+        kv("a.bool", V::BoolValue(i.is_multiple_of(2))),
         kv("q\"uote", V::StringValue("line\nbreak é \u{1}".into())),
-        kv("d", V::DoubleValue(if i == 3 { f64::NAN } else { 0.5 + i as f64 })),
+        kv(
+            "d",
+            V::DoubleValue(if i == 3 { f64::NAN } else { 0.5 + i as f64 }),
+        ),
         kv("b", V::BytesValue(vec![0, 255, i as u8])),
         kv(
             "arr",
@@ -47,7 +50,7 @@ fn attrs(i: u64) -> Vec<KeyValue> {
             ..Default::default()
         },
     ];
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         // A repeated key: the last one is kept.
         a.push(kv("http.route", V::StringValue("/last".into())));
     }
@@ -64,14 +67,20 @@ fn request() -> ExportTraceServiceRequest {
                 let n = r * 100 + sc * 20 + i;
                 let mut s = Span {
                     trace_id: (0..16).map(|b| (n as u8).wrapping_add(b)).collect(),
-                    span_id: (0..8).map(|b| (n as u8).wrapping_mul(3).wrapping_add(b)).collect(),
+                    span_id: (0..8)
+                        .map(|b| (n as u8).wrapping_mul(3).wrapping_add(b))
+                        .collect(),
                     parent_span_id: if i % 3 == 0 { vec![] } else { vec![7; 8] },
                     trace_state: if i == 1 { "k=v".into() } else { String::new() },
                     flags: (i % 2) as u32 * 257,
                     name: format!("op {i}"),
                     kind: (i % 6) as i32,
                     start_time_unix_nano: 1_700_000_000_000_000_000 + n * 1000,
-                    end_time_unix_nano: if i == 5 { 0 } else { 1_700_000_000_000_000_000 + n * 1000 + 77 },
+                    end_time_unix_nano: if i == 5 {
+                        0
+                    } else {
+                        1_700_000_000_000_000_000 + n * 1000 + 77
+                    },
                     attributes: attrs(n),
                     dropped_attributes_count: (i % 3) as u32,
                     dropped_events_count: 1,
@@ -79,22 +88,24 @@ fn request() -> ExportTraceServiceRequest {
                     ..Default::default()
                 };
                 if i % 2 == 0 {
-                    s.events.push(opentelemetry_proto::tonic::trace::v1::span::Event {
-                        time_unix_nano: 5,
-                        name: "ev".into(),
-                        attributes: attrs(n + 1),
-                        dropped_attributes_count: 1,
-                    });
+                    s.events
+                        .push(opentelemetry_proto::tonic::trace::v1::span::Event {
+                            time_unix_nano: 5,
+                            name: "ev".into(),
+                            attributes: attrs(n + 1),
+                            dropped_attributes_count: 1,
+                        });
                 }
                 if i % 5 == 0 {
-                    s.links.push(opentelemetry_proto::tonic::trace::v1::span::Link {
-                        trace_id: vec![1; 16],
-                        span_id: vec![2; 8],
-                        trace_state: "x=y".into(),
-                        attributes: attrs(n + 2),
-                        dropped_attributes_count: 3,
-                        flags: 1,
-                    });
+                    s.links
+                        .push(opentelemetry_proto::tonic::trace::v1::span::Link {
+                            trace_id: vec![1; 16],
+                            span_id: vec![2; 8],
+                            trace_state: "x=y".into(),
+                            attributes: attrs(n + 2),
+                            dropped_attributes_count: 3,
+                            flags: 1,
+                        });
                 }
                 if i % 7 == 0 {
                     s.status = Some(Status {
@@ -107,7 +118,11 @@ fn request() -> ExportTraceServiceRequest {
                     11 => s.trace_id.truncate(3),
                     12 => s.span_id.clear(),
                     13 => s.parent_span_id = vec![1; 5],
-                    14 => s.attributes = (0..300).map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k))).collect(),
+                    14 => {
+                        s.attributes = (0..300)
+                            .map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k)))
+                            .collect()
+                    }
                     _ => {}
                 }
                 spans.push(s);
@@ -125,7 +140,10 @@ fn request() -> ExportTraceServiceRequest {
         }
         resource_spans.push(ResourceSpans {
             resource: (r != 1).then(|| Resource {
-                attributes: vec![kv("service.name", any_value::Value::StringValue(format!("svc{r}")))],
+                attributes: vec![kv(
+                    "service.name",
+                    any_value::Value::StringValue(format!("svc{r}")),
+                )],
                 dropped_attributes_count: 2,
                 ..Default::default()
             }),

@@ -1093,3 +1093,68 @@ async fn dedicated_attribute_columns_answer_like_json() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// A Jaeger search with a limit reads newest data first and stops early; its answer must
+/// be the newest traces across every file and memtable, each at its latest matching start.
+#[tokio::test]
+async fn limited_search_takes_the_newest_traces_across_files() {
+    let (_dir, storage, app) = open(TraceApiConfig {
+        max_search_range: std::time::Duration::from_secs(3650 * 86_400),
+        ..TraceApiConfig::default()
+    });
+    let t = TenantId::default_tenant();
+    let id = |i: i64| format!("{:032x}", 0xfeed00 + i);
+    // Four flushed files an hour apart, then a memtable: trace i starts at hour i. The
+    // oldest trace also has a matching span in the newest file, so it must rank first.
+    for hour in 0..5i64 {
+        let mut spans = vec![span(
+            &id(hour),
+            &format!("{:016x}", 0x100 + hour),
+            "",
+            "shop",
+            "buy",
+            2,
+            hour * 3_600_000,
+            50,
+            json!({"tier": "gold"}),
+        )];
+        if hour == 3 {
+            spans.push(span(
+                &id(0),
+                &format!("{:016x}", 0x900),
+                "",
+                "shop",
+                "buy",
+                2,
+                hour * 3_600_000 + 1_000,
+                50,
+                json!({"tier": "gold"}),
+            ));
+        }
+        storage.write_spans(&t, spans).await.unwrap();
+        if hour < 4 {
+            storage.flush().await.unwrap();
+        }
+    }
+    let start = T0 / 1000 - 1;
+    let end = T0 / 1000 + 6 * 3_600_000_000;
+    for (limit, want) in [
+        (1, vec![id(4)]),
+        (2, vec![id(4), id(0)]),
+        (3, vec![id(4), id(0), id(3)]),
+        (10, vec![id(4), id(0), id(3), id(2), id(1)]),
+    ] {
+        let uri = format!(
+            "/jaeger/api/traces?service=shop&tags=%7B%22tier%22%3A%22gold%22%7D&start={start}&end={end}&limit={limit}"
+        );
+        let (status, v) = get_json(&app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let got: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "limit {limit}");
+    }
+}

@@ -40,6 +40,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
+use strata_storage::catalog::FileMeta;
 use strata_storage::model::{Origin, Signal, Span, SpanEvent, SpanLink};
 use strata_storage::schema::spans_from_file;
 use strata_storage::span_attrs::{AttrType, DEDICATED_PREFIX, column_name};
@@ -413,6 +414,51 @@ pub fn scan_narrowed(
     budget: &Budget,
     f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
 ) -> Result<()> {
+    scan_spans(
+        storage, tenant, start_ns, end_ns, narrow, columns, budget, None, f,
+    )
+}
+
+/// [`scan_narrowed`], newest spans first: memtables, then files by their latest span
+/// start, stopping at the first file whose spans all start before `older_than()` (asked
+/// before each file, so a search can stop once it holds enough newer hits).
+#[allow(clippy::too_many_arguments)]
+pub fn scan_newest_first(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_ns: i64,
+    end_ns: i64,
+    narrow: Narrow<'_>,
+    columns: &[&str],
+    budget: &Budget,
+    older_than: &dyn Fn() -> Option<i64>,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    scan_spans(
+        storage,
+        tenant,
+        start_ns,
+        end_ns,
+        narrow,
+        columns,
+        budget,
+        Some(older_than),
+        f,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_spans(
+    storage: &Storage,
+    tenant: &TenantId,
+    start_ns: i64,
+    end_ns: i64,
+    narrow: Narrow<'_>,
+    columns: &[&str],
+    budget: &Budget,
+    newest_first: Option<&dyn Fn() -> Option<i64>>,
+    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
+) -> Result<()> {
     if end_ns < start_ns {
         return Ok(());
     }
@@ -423,28 +469,51 @@ pub fn scan_narrowed(
         }
     }
     let snap = storage.snapshot(tenant, Signal::Traces, start_ns, end_ns);
-    for file in &snap.files {
+    let scan_batches = |f: &mut dyn FnMut(&RecordBatch) -> Result<bool>| -> Result<bool> {
+        for batch in &snap.batches {
+            budget.check()?;
+            let indices: Vec<usize> = cols
+                .iter()
+                .filter_map(|c| batch.schema().index_of(c).ok())
+                .collect();
+            let projected = batch.project(&indices).map_err(internal)?;
+            budget.add_spans(projected.num_rows())?;
+            if let Some(b) = in_range(&projected, start_ns, end_ns)?
+                && !f(&b)?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let mut files: Vec<&FileMeta> = snap.files.iter().collect();
+    if let Some(older_than) = newest_first {
+        // Memtables hold the newest spans; then files by their latest span start, and
+        // none of the files whose spans all start before the caller's cut-off.
+        if !scan_batches(f)? {
+            return Ok(());
+        }
+        files.sort_by_key(|file| std::cmp::Reverse(file.max_time_ns));
+        for file in files {
+            if older_than().is_some_and(|cut| file.max_time_ns < cut) {
+                break;
+            }
+            budget.check()?;
+            let path = snap.files_root.join(&file.path);
+            if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    for file in files {
         budget.check()?;
         let path = snap.files_root.join(&file.path);
         if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
             return Ok(());
         }
     }
-    for batch in &snap.batches {
-        budget.check()?;
-        let indices: Vec<usize> = cols
-            .iter()
-            .filter_map(|c| batch.schema().index_of(c).ok())
-            .collect();
-        let projected = batch.project(&indices).map_err(internal)?;
-        budget.add_spans(projected.num_rows())?;
-        if let Some(b) = in_range(&projected, start_ns, end_ns)?
-            && !f(&b)?
-        {
-            return Ok(());
-        }
-    }
-    Ok(())
+    scan_batches(f).map(|_| ())
 }
 
 fn scan_file(

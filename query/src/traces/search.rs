@@ -8,9 +8,10 @@
 use super::attrs::{attr_value, jaeger_kind, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, scan_narrowed};
+use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, scan_newest_first};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
+use std::cell::Cell;
 use std::collections::HashMap;
 use strata_storage::{Storage, TenantId};
 
@@ -162,7 +163,12 @@ pub fn find_traces(
                 want: AttrWant::Text(&t.value),
             }),
     };
-    scan_narrowed(
+    // Once `limit` traces are found, a file whose spans all start before the
+    // `limit`-th latest start cannot change the answer: newer data is read first and the
+    // scan stops there.
+    let cutoff: Cell<Option<i64>> = Cell::new(None);
+    let mut starts_buf: Vec<i64> = Vec::new();
+    scan_newest_first(
         storage,
         tenant,
         start_ns,
@@ -170,17 +176,26 @@ pub fn find_traces(
         narrow,
         &columns,
         budget,
+        &|| cutoff.get(),
         &mut |b: &RecordBatch| {
             let cols = SpanColumns::new(b);
             let (Some(ids), Some(starts)) = (cols.str("trace_id"), cols.ts("start_time")) else {
                 return Err(Error::Internal("spans batch without trace_id".into()));
             };
+            let mut found = false;
             for row in 0..b.num_rows() {
                 if cond.row_matches(&cols, row) {
                     let start = starts.value(row);
                     let e = latest.entry(ids.value(row).to_owned()).or_insert(start);
                     *e = (*e).max(start);
+                    found = true;
                 }
+            }
+            if found && limit > 0 && latest.len() >= limit {
+                starts_buf.clear();
+                starts_buf.extend(latest.values().copied());
+                let (_, kth, _) = starts_buf.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+                cutoff.set(Some(*kth));
             }
             Ok(true)
         },

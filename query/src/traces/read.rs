@@ -487,33 +487,31 @@ fn scan_spans(
         Ok(true)
     };
     let mut files: Vec<&FileMeta> = snap.files.iter().collect();
-    if let Some(older_than) = newest_first {
-        // Memtables hold the newest spans; then files by their latest span start, and
-        // none of the files whose spans all start before the caller's cut-off.
+    if newest_first.is_some() {
+        // Memtables hold the newest spans; then files by their latest span start.
         if !scan_batches(f)? {
             return Ok(());
         }
         files.sort_by_key(|file| std::cmp::Reverse(file.max_time_ns));
-        for file in files {
-            if older_than().is_some_and(|cut| file.max_time_ns < cut) {
-                break;
-            }
-            budget.check()?;
-            let path = snap.files_root.join(&file.path);
-            if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
-                break;
-            }
-        }
-        return Ok(());
     }
     for file in files {
+        // Newest first, none of the files whose spans all start before the cut-off.
+        if newest_first
+            .and_then(|older_than| older_than())
+            .is_some_and(|cut| file.max_time_ns < cut)
+        {
+            return Ok(());
+        }
         budget.check()?;
         let path = snap.files_root.join(&file.path);
         if !scan_file(&path, start_ns, end_ns, narrow, &cols, budget, f)? {
             return Ok(());
         }
     }
-    scan_batches(f).map(|_| ())
+    if newest_first.is_none() {
+        scan_batches(f)?;
+    }
+    Ok(())
 }
 
 fn scan_file(

@@ -308,6 +308,7 @@ pub fn scan(
         Narrow::default(),
         columns,
         budget,
+        None,
         f,
     )
 }
@@ -403,52 +404,12 @@ impl Narrow<'_> {
 
 /// Like [`scan`], leaving out file rows that `narrow` excludes: those columns are decoded
 /// first, and the others only for the rows that pass.
+///
+/// With `newest_first`, newest spans come first: memtables, then files by their latest
+/// span start, stopping at the first file whose spans all start before the cut-off it
+/// gives (asked before each file, so a search can stop once it holds enough newer hits).
 #[allow(clippy::too_many_arguments)]
 pub fn scan_narrowed(
-    storage: &Storage,
-    tenant: &TenantId,
-    start_ns: i64,
-    end_ns: i64,
-    narrow: Narrow<'_>,
-    columns: &[&str],
-    budget: &Budget,
-    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    scan_spans(
-        storage, tenant, start_ns, end_ns, narrow, columns, budget, None, f,
-    )
-}
-
-/// [`scan_narrowed`], newest spans first: memtables, then files by their latest span
-/// start, stopping at the first file whose spans all start before `older_than()` (asked
-/// before each file, so a search can stop once it holds enough newer hits).
-#[allow(clippy::too_many_arguments)]
-pub fn scan_newest_first(
-    storage: &Storage,
-    tenant: &TenantId,
-    start_ns: i64,
-    end_ns: i64,
-    narrow: Narrow<'_>,
-    columns: &[&str],
-    budget: &Budget,
-    older_than: &dyn Fn() -> Option<i64>,
-    f: &mut dyn FnMut(&RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    scan_spans(
-        storage,
-        tenant,
-        start_ns,
-        end_ns,
-        narrow,
-        columns,
-        budget,
-        Some(older_than),
-        f,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn scan_spans(
     storage: &Storage,
     tenant: &TenantId,
     start_ns: i64,

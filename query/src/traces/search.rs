@@ -8,7 +8,7 @@
 use super::attrs::{attr_value, jaeger_kind, status_name, value_text};
 use super::limits::Budget;
 use super::params::TagFilter;
-use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, scan_newest_first};
+use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, scan_narrowed};
 use crate::error::{Error, Result};
 use datafusion::arrow::array::RecordBatch;
 use std::cell::Cell;
@@ -168,7 +168,7 @@ pub fn find_traces(
     // scan stops there.
     let cutoff: Cell<Option<i64>> = Cell::new(None);
     let mut starts_buf: Vec<i64> = Vec::new();
-    scan_newest_first(
+    scan_narrowed(
         storage,
         tenant,
         start_ns,
@@ -176,7 +176,7 @@ pub fn find_traces(
         narrow,
         &columns,
         budget,
-        &|| cutoff.get(),
+        Some(&|| cutoff.get()),
         &mut |b: &RecordBatch| {
             let cols = SpanColumns::new(b);
             let (Some(ids), Some(starts)) = (cols.str("trace_id"), cols.ts("start_time")) else {

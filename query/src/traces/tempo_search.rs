@@ -352,6 +352,7 @@ fn candidates(
         narrow,
         &columns,
         budget,
+        None,
         &mut |b: &RecordBatch| {
             budget.add_bytes(b.get_array_memory_size() as u64);
             let cols = SpanColumns::new(b);

@@ -141,6 +141,24 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
     Ok(meta)
 }
 
+/// The leaf columns of `schema` whose top-level column `wanted` accepts: a projection
+/// by root column name (a map column has several leaves).
+pub(crate) fn leaves_where(
+    schema: &datafusion::parquet::schema::types::SchemaDescriptor,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<usize> {
+    (0..schema.num_columns())
+        .filter(|&i| {
+            schema
+                .column(i)
+                .path()
+                .parts()
+                .first()
+                .is_some_and(|root| wanted(root))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

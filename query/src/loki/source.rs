@@ -381,16 +381,7 @@ impl LogReader {
         if keep.is_empty() {
             return Ok(None);
         }
-        let leaves: Vec<usize> = (0..pschema.num_columns())
-            .filter(|i| {
-                pschema
-                    .column(*i)
-                    .path()
-                    .parts()
-                    .first()
-                    .is_some_and(|root| columns.contains(&root.as_str()))
-            })
-            .collect();
+        let leaves = crate::footer::leaves_where(pschema, |root| columns.contains(&root));
         let bytes: u64 = keep
             .iter()
             .map(|rg| {

@@ -285,18 +285,9 @@ impl Scanner {
         if keep.is_empty() {
             return Ok(());
         }
-        let leaves: Vec<usize> = (0..pschema.num_columns())
-            .filter(|i| {
-                pschema
-                    .column(*i)
-                    .path()
-                    .parts()
-                    .first()
-                    .is_some_and(|root| {
-                        cols.contains(&root.as_str()) && !(no_histograms && root == "histogram")
-                    })
-            })
-            .collect();
+        let leaves = crate::footer::leaves_where(pschema, |root| {
+            cols.contains(&root) && !(no_histograms && root == "histogram")
+        });
         let mask = ProjectionMask::leaves(pschema, leaves);
         builder = builder
             .with_row_groups(keep)

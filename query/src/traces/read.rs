@@ -512,20 +512,11 @@ fn scan_file(
     // the third keep some attributes in dedicated columns.
     let needs_duration = cols.contains(&"end_time");
     let needs_dedicated = cols.contains(&"attributes");
-    let leaves: Vec<usize> = (0..pschema.num_columns())
-        .filter(|i| {
-            pschema
-                .column(*i)
-                .path()
-                .parts()
-                .first()
-                .is_some_and(|root| {
-                    cols.contains(&root.as_str())
-                        || (needs_duration && root == "duration")
-                        || (needs_dedicated && root.starts_with(DEDICATED_PREFIX))
-                })
-        })
-        .collect();
+    let leaves = crate::footer::leaves_where(pschema, |root| {
+        cols.contains(&root)
+            || (needs_duration && root == "duration")
+            || (needs_dedicated && root.starts_with(DEDICATED_PREFIX))
+    });
     let mask = ProjectionMask::leaves(pschema, leaves);
     let selection = match narrow.service {
         Some(svc) => service_selection(&meta, &keep, svc)?,

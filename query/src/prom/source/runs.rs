@@ -189,22 +189,12 @@ impl Scanner {
         if keep.is_empty() {
             return Ok(());
         }
-        let leaves: Vec<usize> = (0..pschema.num_columns())
-            .filter(|i| {
-                pschema
-                    .column(*i)
-                    .path()
-                    .parts()
-                    .first()
-                    .is_some_and(|root| {
-                        let root = root.as_str();
-                        (root == "timestamp"
-                            || (root == "series_id" && ranges.is_none())
-                            || columns.contains(&root))
-                            && !(no_histograms && root == "histogram")
-                    })
-            })
-            .collect();
+        let leaves = crate::footer::leaves_where(pschema, |root| {
+            (root == "timestamp"
+                || (root == "series_id" && ranges.is_none())
+                || columns.contains(&root))
+                && !(no_histograms && root == "histogram")
+        });
         let mask = ProjectionMask::leaves(pschema, leaves);
         builder = builder
             .with_row_groups(keep)

@@ -264,23 +264,11 @@ impl Scanner {
             .is_some_and(|h| !sorted_intersect(h, ids));
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
-        let schema = builder.schema().clone();
         let pschema = builder.parquet_schema();
-        let id_stats =
-            StatisticsConverter::try_new("series_id", &schema, pschema).map_err(storage_err)?;
-        let ts_stats =
-            StatisticsConverter::try_new("timestamp", &schema, pschema).map_err(storage_err)?;
         let (keep, selection) = match footer.series_directory() {
             // Sorted by series rank: the directory gives each wanted series' rows.
             Some(dir) => directory_selection(&meta, dir, ids),
-            None => {
-                let keep = keep_row_groups::<TimestampMillisecondType>(
-                    &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
-                )
-                .map_err(storage_err)?;
-                let selection = page_selection(&meta, &id_stats, &keep, ids);
-                (keep, selection)
-            }
+            None => selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {
             return Ok(());
@@ -323,6 +311,28 @@ pub(crate) fn directory_ranges(
 
 /// The row groups and rows holding the wanted series (sorted `ids`) of a file with a
 /// series directory: a selection over the kept row groups' rows, in file order.
+/// The row groups and pages of a file without a series directory (sorted by
+/// `series_id`) that may hold `ids` in `[start_ms, end_ms]`, from its statistics.
+pub(crate) fn selection_by_stats(
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    meta: &ParquetMetaData,
+    ids: &[u64],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(Vec<usize>, Option<RowSelection>), ScanError> {
+    let (schema, pschema) = (builder.schema(), builder.parquet_schema());
+    let id_stats =
+        StatisticsConverter::try_new("series_id", schema, pschema).map_err(storage_err)?;
+    let ts_stats =
+        StatisticsConverter::try_new("timestamp", schema, pschema).map_err(storage_err)?;
+    let keep = keep_row_groups::<TimestampMillisecondType>(
+        meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
+    )
+    .map_err(storage_err)?;
+    let selection = page_selection(meta, &id_stats, &keep, ids);
+    Ok((keep, selection))
+}
+
 fn directory_selection(
     meta: &ParquetMetaData,
     dir: &SeriesDirectory,

@@ -14,12 +14,10 @@
 
 use super::{Limit, ScanError, Scanner, directory_ranges, selection_of_ranges, storage_err};
 use crate::footer::footer;
-use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{TimestampMillisecondType, UInt64Type};
+use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use strata_storage::Snapshot;
@@ -172,19 +170,7 @@ impl Scanner {
             .map(|d| directory_ranges(d, ids, hints));
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
-            None => {
-                let schema = builder.schema().clone();
-                let id_stats = StatisticsConverter::try_new("series_id", &schema, pschema)
-                    .map_err(storage_err)?;
-                let ts_stats = StatisticsConverter::try_new("timestamp", &schema, pschema)
-                    .map_err(storage_err)?;
-                let keep = keep_row_groups::<TimestampMillisecondType>(
-                    &meta, &id_stats, &ts_stats, ids, start_ms, end_ms,
-                )
-                .map_err(storage_err)?;
-                let selection = page_selection(&meta, &id_stats, &keep, ids);
-                (keep, selection)
-            }
+            None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {
             return Ok(());

@@ -46,7 +46,8 @@ pub struct StorageConfig {
     /// Refuse writes (HTTP 429 / gRPC UNAVAILABLE) while more than this many bytes wait in
     /// memtables, so memory stays bounded when flushing falls behind.
     pub max_pending_bytes: u64,
-    /// Merge a partition's files once it has at least this many.
+    /// Merge a partition's files once it has at least this many below the row cap (the
+    /// smallest of them, as many as the cap allows).
     pub compaction_min_files: usize,
     /// Never merge files into one of more than this many rows: compaction holds its
     /// inputs in memory, so this bounds its memory (metrics: ~40 bytes a row).

@@ -870,7 +870,10 @@ impl Storage {
         Ok(metas)
     }
 
-    /// Merges the files of partitions that have at least `compaction_min_files` of them.
+    /// Merges the files of partitions that have at least `compaction_min_files` files
+    /// below the row cap: the smallest of them, as many as fit under the cap (at least
+    /// two). A partition of many mid-sized files (say 14 flushes of 1.8M rows against a
+    /// 10M cap) is thus merged a few files a round instead of never.
     pub async fn compact(&self) -> Result<usize> {
         let _m = self.inner.maintenance.lock().await;
         let catalog = self.inner.state.read().catalog.clone();
@@ -886,6 +889,10 @@ impl Storage {
         for ((tenant, signal, _), mut candidates) in groups {
             // Smallest first, up to the row cap: the memory compaction needs stays bounded
             // and files that reached the cap are left alone.
+            candidates.retain(|f| f.rows < max_rows);
+            if candidates.len() < self.inner.config.compaction_min_files {
+                continue;
+            }
             candidates.sort_by_key(|f| (f.rows, f.id));
             let mut inputs = Vec::new();
             let mut rows = 0u64;
@@ -896,7 +903,7 @@ impl Storage {
                 rows += f.rows;
                 inputs.push(f);
             }
-            if inputs.len() < self.inner.config.compaction_min_files {
+            if inputs.len() < 2 {
                 continue;
             }
             // Metric label sets are read from the index rather than from every row.

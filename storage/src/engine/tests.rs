@@ -308,6 +308,46 @@ fn compaction_keeps_labels_and_respects_the_row_cap() {
 }
 
 #[test]
+fn compaction_merges_what_fits_when_the_cap_admits_fewer_than_min_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = config(dir.path());
+    c.compaction_min_files = 4;
+    c.compaction_max_rows = 5;
+    let s = Storage::open(c).expect("open");
+    // Five two-row files: only two fit under the cap at a time, fewer than min_files.
+    for i in 0..5i64 {
+        write(
+            &s,
+            &t,
+            vec![
+                sample("up", &format!("job{i}"), 1000 + i, i as f64),
+                sample("up", &format!("job{i}"), 1100 + i, i as f64),
+            ],
+        );
+        block(s.flush()).expect("flush");
+    }
+    let files = |s: &Storage| {
+        let mut rows: Vec<u64> = s
+            .snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX)
+            .files
+            .iter()
+            .map(|f| f.rows)
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(files(&s), vec![2, 2, 2, 4]);
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(files(&s), vec![2, 4, 4]);
+    // Three files below the cap now, fewer than min_files: left alone.
+    assert_eq!(block(s.compact()).expect("compact"), 0);
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(named_rows(&snap, &s).len(), 10);
+}
+
+#[test]
 fn replaced_files_outlive_their_readers_then_go() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = TenantId::default_tenant();

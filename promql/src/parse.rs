@@ -47,6 +47,7 @@ pub fn parse(query: &str) -> Result<Expr> {
 /// Parses a query to evaluate over `times`, which duration expressions such as
 /// `rate(x[step() * 4])` may refer to.
 pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
+    check_nesting(query).map_err(Error::BadData)?;
     let query = &durations::rewrite(query, times).map_err(Error::BadData)?;
     let (marked, infos) = mark_info_selectors(query);
     let (text, trims) = rewrite(&marked).map_err(Error::BadData)?;
@@ -193,6 +194,73 @@ impl Scanner<'_> {
         }
         None
     }
+}
+
+/// Most nesting a query may have: parentheses plus operators, which is what bounds the
+/// depth of its syntax tree. Parsing, rewriting, evaluating and dropping the tree recurse
+/// on it, so a hostile `((((…` or `1+1+1…` of tens of thousands would overflow the stack
+/// and take the server down; real queries stay far below this.
+const MAX_NESTING: usize = 256;
+
+/// Refuses queries whose syntax tree could be deeper than [`MAX_NESTING`]: it counts the
+/// deepest parenthesis nesting plus every operator (symbols, `and`/`or`/`unless`/`atan2`)
+/// outside strings, comments, label matchers and durations.
+fn check_nesting(q: &str) -> std::result::Result<(), String> {
+    let sc = Scanner { s: q.as_bytes() };
+    let s = sc.s;
+    let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'"' | b'\'' | b'`' => {
+                i = sc.string_end(i);
+                continue;
+            }
+            b'#' => {
+                i = sc.comment_end(i);
+                continue;
+            }
+            // Matchers and durations add no depth; skip to the closing bracket.
+            c @ (b'{' | b'[') => {
+                let close = if c == b'{' { b'}' } else { b']' };
+                let mut j = i + 1;
+                while j < s.len() && s[j] != close {
+                    j = match s[j] {
+                        b'"' | b'\'' | b'`' => sc.string_end(j),
+                        _ => j + 1,
+                    };
+                }
+                i = j + 1;
+                continue;
+            }
+            b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'<' | b'>' | b'=' | b'!' => operators += 1,
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let word = sc.ident(i);
+                if ["and", "or", "unless", "atan2"]
+                    .iter()
+                    .any(|w| word.eq_ignore_ascii_case(w))
+                {
+                    operators += 1;
+                }
+                i += word.len().max(1);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if deepest + operators > MAX_NESTING {
+        return Err(format!(
+            "query is too deeply nested: {deepest} levels of parentheses and {operators} \
+             operators, more than {MAX_NESTING} in all"
+        ));
+    }
+    Ok(())
 }
 
 /// Adds [`INFO_MARK`] to the label selector argument of every `info(v, {...})`;

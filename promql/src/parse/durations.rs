@@ -62,15 +62,16 @@ pub(crate) fn rewrite(q: &str, times: Option<QueryTimes>) -> Result<String, Stri
                     break; // unterminated: the parser reports it
                 };
                 let inner = &q[i + 1..close];
-                let mut parts = Vec::new();
-                for part in split_top_level(inner, b':') {
-                    parts.push(literal_or_value(part, times)?);
+                let raw = split_top_level(inner, b':');
+                let mut values = Vec::with_capacity(raw.len());
+                for part in &raw {
+                    values.push(literal_or_value(part, times)?);
                 }
-                if parts.iter().any(Option::is_some) {
+                if values.iter().any(Option::is_some) {
                     out.push_str(&q[copied..=i]);
-                    let texts: Vec<String> = parts
+                    let texts: Vec<String> = values
                         .into_iter()
-                        .zip(split_top_level(inner, b':'))
+                        .zip(raw)
                         .map(|(v, raw)| v.unwrap_or_else(|| raw.to_owned()))
                         .collect();
                     out.push_str(&texts.join(":"));
@@ -209,6 +210,7 @@ fn evaluate(text: &str, times: Option<QueryTimes>) -> Result<i64, String> {
         text,
         i: 0,
         times,
+        depth: 0,
     };
     let secs = p.sum()?;
     p.blank();
@@ -231,7 +233,12 @@ struct Expr<'a> {
     text: &'a str,
     i: usize,
     times: Option<QueryTimes>,
+    /// Nesting so far: hostile input (`((((…` or `----…`) must not overflow the stack.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and signs a duration expression may have.
+const MAX_DEPTH: usize = 64;
 
 impl Expr<'_> {
     fn blank(&mut self) {
@@ -293,14 +300,25 @@ impl Expr<'_> {
     }
 
     /// Signs bind looser than `^`: `-2 ^ 2` is -4.
+    /// Every recursive path (parentheses, calls, signs) passes through here, so the
+    /// nesting limit is kept here.
     fn unary(&mut self) -> Result<f64, String> {
-        if self.eat(b'-') {
-            return Ok(-self.unary()?);
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "duration expression {:?} is nested too deeply",
+                self.text
+            ));
         }
-        if self.eat(b'+') {
-            return self.unary();
-        }
-        self.power()
+        self.depth += 1;
+        let v = if self.eat(b'-') {
+            self.unary().map(|v| -v)
+        } else if self.eat(b'+') {
+            self.unary()
+        } else {
+            self.power()
+        };
+        self.depth -= 1;
+        v
     }
 
     fn power(&mut self) -> Result<f64, String> {
@@ -473,5 +491,9 @@ mod tests {
         assert!(rewrite("x[1m/0]", None).is_err_and(|e| e.contains("division by zero")));
         assert!(rewrite("x[1m+]", None).is_err());
         assert!(rewrite("x[foo()]", None).is_err_and(|e| e.contains("unknown function")));
+        let deep = format!("x[{}1m{}]", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(rewrite(&deep, None).is_err_and(|e| e.contains("nested too deeply")));
+        let signs = format!("x[{}1m]", "-".repeat(100_000));
+        assert!(rewrite(&signs, None).is_err_and(|e| e.contains("nested too deeply")));
     }
 }

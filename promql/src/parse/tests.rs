@@ -268,3 +268,40 @@ fn info_selectors_may_match_only_empty_values() {
     assert!(parse(r#"info(metric, {__strata_info__="1"})"#).is_err());
     assert!(parse(r#"label_replace(info(m), "a", "b", "c", "d")"#).is_ok());
 }
+
+#[test]
+fn deeply_nested_queries_are_refused_not_a_stack_overflow() {
+    // Hostile depth is a bad_data error, not a stack overflow that kills the server.
+    let parens = format!("{}1{}", "(".repeat(50_000), ")".repeat(50_000));
+    let chain = vec!["1"; 50_000].join(" + ");
+    let signs = format!("{}1", "-".repeat(50_000));
+    let sets = vec!["up"; 50_000].join(" or ");
+    for q in [&parens, &chain, &signs, &sets] {
+        let err = parse(q).expect_err("refused");
+        assert!(err.to_string().contains("too deeply nested"), "{err}");
+    }
+    // Long queries that are not deep still parse: strings, matchers, many selectors.
+    let regex = format!(r#"up{{job=~"{}"}}"#, vec!["a-b+c"; 5_000].join("|"));
+    assert!(parse(&regex).is_ok());
+    let wide = format!(
+        "sum(rate(x[5m] offset 1m)) + {}",
+        vec!["y"; 200].join(" * ")
+    );
+    assert!(parse(&wide).is_ok());
+}
+
+#[test]
+fn queries_at_the_nesting_limit_evaluate() {
+    use crate::{Engine, EngineOptions, MemorySource};
+    let q = format!(
+        "{}{}{}",
+        "(".repeat(100),
+        vec!["1"; 156].join(" + "),
+        ")".repeat(100)
+    );
+    let engine = Engine::new(EngineOptions::default());
+    let r = engine
+        .instant_query(&MemorySource::new(), &q, 0)
+        .expect("evaluates");
+    assert!(format!("{:?}", r.value).contains("156"), "{:?}", r.value);
+}

@@ -447,7 +447,17 @@ pub fn merge_attributes(rest: &StringArray, dedicated: &[DedicatedColumn<'_>]) -
         .collect();
     order.sort_by(|a, b| a.key.cmp(b.key));
     let n = rest.len();
-    let mut out = StringBuilder::with_capacity(n, rest.value_data().len() + n * 16 * order.len());
+    if let Some(d) = order.iter().find(|d| d.values.len() != n) {
+        return Err(Error::Corrupt(format!(
+            "dedicated attribute column {:?} has {} rows, the attributes {n}",
+            d.key,
+            d.values.len()
+        )));
+    }
+    // The text taken from `rest` plus a guess per row; the builder grows past it.
+    let rest_bytes = rest.offsets().last().map_or(0, |&end| end as usize)
+        - rest.offsets().first().map_or(0, |&start| start as usize);
+    let mut out = StringBuilder::with_capacity(n, rest_bytes + n * 16);
     let mut ms = Vec::new();
     let mut buf = String::new();
     for i in 0..n {

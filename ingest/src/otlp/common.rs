@@ -60,3 +60,30 @@ pub fn origin(
 pub fn nanos(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+/// Why a span was rejected, naming it by at most 128 characters of its name: the
+/// message goes back to the client, who may have sent a name of megabytes.
+pub fn span_rejection(name: &str, why: &str) -> String {
+    const SHOWN: usize = 128;
+    match name.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("span {:?}… rejected: {why}", &name[..cut]),
+        None => format!("span {name:?} rejected: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::span_rejection;
+
+    #[test]
+    fn long_span_names_are_cut_in_messages() {
+        assert_eq!(
+            span_rejection("GET", "bad id"),
+            "span \"GET\" rejected: bad id"
+        );
+        let long = "é".repeat(1_000_000);
+        let msg = span_rejection(&long, "bad id");
+        assert!(msg.len() < 400, "{}", msg.len());
+        assert!(msg.ends_with("… rejected: bad id"));
+    }
+}

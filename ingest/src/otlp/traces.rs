@@ -78,7 +78,7 @@ pub fn convert(req: &ExportTraceServiceRequest, limits: &Limits) -> TracesConver
                 if let Err(e) = problem {
                     out.rejected += 1;
                     if out.errors.len() < 10 {
-                        out.errors.push(format!("span {:?} rejected: {e}", s.name));
+                        out.errors.push(super::common::span_rejection(&s.name, &e));
                     }
                     continue;
                 }

@@ -79,8 +79,9 @@ impl<'a> Fields<'a> {
         if self.pos >= self.b.len() {
             return Some(None);
         }
-        let key = self.varint()?;
-        let field = u32::try_from(key >> 3).ok().filter(|f| *f > 0)?;
+        // Keys above u32::MAX are invalid, as prost has them.
+        let key = u32::try_from(self.varint()?).ok()?;
+        let field = Some(key >> 3).filter(|f| *f > 0)?;
         let wire = match key & 7 {
             0 => Wire::Varint(self.varint()?),
             1 => Wire::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
@@ -354,7 +355,7 @@ fn one_span<'a>(
     ) {
         out.rejected += 1;
         if out.errors.len() < 10 {
-            out.errors.push(format!("span {name:?} rejected: {e}"));
+            out.errors.push(super::common::span_rejection(name, &e));
         }
         return Some(());
     }

@@ -107,6 +107,8 @@ struct Tok {
     start: usize,
     end: usize,
     partner: usize,
+    /// The innermost `(` this token is inside of (or `usize::MAX`).
+    enclosing: usize,
 }
 
 /// Words that never end an operand: binary operators and their modifiers, aggregation
@@ -144,6 +146,25 @@ fn ends_operand(t: &Tok, q: &str) -> bool {
         Kind::Ident => !NON_OPERAND_WORDS.iter().any(|w| is_word(t, q, w)),
         Kind::Open | Kind::Punct(_) => false,
     }
+}
+
+/// Whether the last token so far ends an operand: not the `)` closing the label list of
+/// `on (...)`, `by (...)` etc. or the value of `fill(...)`, where an operand follows.
+fn after_operand(toks: &[Tok], q: &str) -> bool {
+    let Some(t) = toks.last() else {
+        return false;
+    };
+    if t.kind == Kind::Close
+        && t.partner != usize::MAX
+        && let Some(w) = back(t.partner, 1)
+        && LABEL_LIST_WORDS
+            .iter()
+            .chain(&["fill", "fill_left", "fill_right"])
+            .any(|x| is_word(&toks[w], q, x))
+    {
+        return false;
+    }
+    ends_operand(t, q)
 }
 
 /// End (exclusive) of the `{`/`[` group opened at `i`, skipping string literals; the
@@ -202,7 +223,7 @@ fn tokenize(q: &str) -> Vec<Tok> {
                 let end = i + sc.ident(i).len();
                 let word = &q[i..end];
                 let kind = match RangeModifier::of_word(word) {
-                    Some(m) if toks.last().is_some_and(|t| ends_operand(t, q)) => Kind::Modifier(m),
+                    Some(m) if after_operand(&toks, q) => Kind::Modifier(m),
                     _ => Kind::Ident,
                 };
                 (kind, end)
@@ -243,11 +264,16 @@ fn tokenize(q: &str) -> Vec<Tok> {
             }
             _ => {}
         }
+        let enclosing = match kind {
+            Kind::Open => open.len().checked_sub(2).map_or(usize::MAX, |k| open[k]),
+            _ => open.last().copied().unwrap_or(usize::MAX),
+        };
         toks.push(Tok {
             kind,
             start: i,
             end,
             partner,
+            enclosing,
         });
         i = end;
     }
@@ -337,17 +363,40 @@ fn operand_start(toks: &[Tok], q: &str, mut j: usize) -> usize {
     }
 }
 
-/// Where a modifier's marker goes in the text.
-struct Mark {
-    modifier: RangeModifier,
-    /// Byte offset to insert at.
-    at: usize,
-    /// Text to insert.
-    text: String,
+/// Words introducing a list of label names in parentheses.
+const LABEL_LIST_WORDS: [&str; 6] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+
+/// `promql-parser` reserves the two words everywhere outside label matchers, but Prometheus
+/// accepts them as metric and label names. What an `anchored`/`smoothed` name at token `i`
+/// (not a modifier) needs: `Some(true)` as a label in a grouping list (to be quoted),
+/// `Some(false)` as a metric name (to become a `__name__` matcher), None otherwise (a
+/// function call, which fails as it should).
+fn reserved_name_use(toks: &[Tok], q: &str, i: usize) -> Option<bool> {
+    let t = &toks[i];
+    if t.kind != Kind::Ident || RangeModifier::of_word(&q[t.start..t.end]).is_none() {
+        return None;
+    }
+    if toks.get(i + 1).is_some_and(|n| n.kind == Kind::Open) {
+        return None;
+    }
+    let in_list = back(i, 1)
+        .is_some_and(|p| matches!(toks[p].kind, Kind::Open | Kind::Punct(b',')))
+        && t.enclosing != usize::MAX
+        && back(t.enclosing, 1)
+            .is_some_and(|w| LABEL_LIST_WORDS.iter().any(|x| is_word(&toks[w], q, x)));
+    Some(in_list)
 }
 
 /// Removes every `anchored`/`smoothed` modifier from `q` and marks the selector it
-/// modifies; returns the new text and the number of marks.
+/// modifies (and spells the words where they are names so that the parser takes them);
+/// returns the new text and the number of marks.
 pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
     // Cheap exit for the usual query.
     let lower = q.to_ascii_lowercase();
@@ -355,14 +404,39 @@ pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
         return Ok((q.to_string(), 0));
     }
     let toks = tokenize(q);
-    // Selector head token -> its mark.
-    let mut marks: BTreeMap<usize, Mark> = BTreeMap::new();
-    let mut removals: Vec<(usize, usize)> = Vec::new();
+    // Matchers to add to a selector, by the token of its `{...}` or of its bare name.
+    let mut added: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    // Bare names written as a `__name__` matcher instead.
+    let mut renamed: Vec<usize> = Vec::new();
+    // Replaced text ranges.
+    let mut replaced: Vec<(usize, usize, String)> = Vec::new();
+    for i in 0..toks.len() {
+        let t = &toks[i];
+        match reserved_name_use(&toks, q, i) {
+            Some(true) => replaced.push((t.start, t.end, format!("\"{}\"", &q[t.start..t.end]))),
+            Some(false) => {
+                let name = format!("__name__=\"{}\"", &q[t.start..t.end]);
+                match toks.get(i + 1) {
+                    Some(b) if b.kind == Kind::Braces => {
+                        replaced.push((t.start, t.end, String::new()));
+                        added.entry(i + 1).or_default().push(name);
+                    }
+                    _ => {
+                        renamed.push(i);
+                        added.entry(i).or_default().push(name);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    // Selector head token -> its modifier.
+    let mut heads: BTreeMap<usize, RangeModifier> = BTreeMap::new();
     for (k, tok) in toks.iter().enumerate() {
         let Kind::Modifier(modifier) = tok.kind else {
             continue;
         };
-        removals.push((tok.start, tok.end));
+        replaced.push((tok.start, tok.end, " ".into()));
         let name = modifier.as_str();
         // Step back over the selector's other modifiers.
         let mut j = k - 1;
@@ -415,24 +489,8 @@ pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
                 ));
             }
         };
-        let h = &toks[head];
-        let mark = if h.kind == Kind::Braces {
-            let inner = &q[h.start + 1..h.end.saturating_sub(1).max(h.start + 1)];
-            let sep = if inner.trim().is_empty() { "" } else { "," };
-            Mark {
-                modifier,
-                at: h.start + 1,
-                text: format!("{EXT_MARK}=\"{name}\"{sep}"),
-            }
-        } else {
-            Mark {
-                modifier,
-                at: h.end,
-                text: format!("{{{EXT_MARK}=\"{name}\"}}"),
-            }
-        };
-        if let Some(prev) = marks.get(&head) {
-            if prev.modifier != modifier {
+        match heads.get(&head) {
+            Some(&prev) if prev != modifier => {
                 let at = toks[operand_start(&toks, q, head)].start;
                 return Err(parse_err(
                     q,
@@ -440,23 +498,41 @@ pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
                     "anchored and smoothed modifiers cannot be used together",
                 ));
             }
-            continue;
+            Some(_) => {}
+            None => {
+                heads.insert(head, modifier);
+                added
+                    .entry(head)
+                    .or_default()
+                    .push(format!("{EXT_MARK}=\"{name}\""));
+            }
         }
-        marks.insert(head, mark);
     }
-    // Apply insertions and removals in text order.
-    let mut edits: Vec<(usize, usize, &str)> = removals.iter().map(|&(a, b)| (a, b, " ")).collect();
-    edits.extend(marks.values().map(|m| (m.at, m.at, m.text.as_str())));
+    // Text edits, applied in text order: (from, to, replacement).
+    let mut edits = replaced;
+    for (&i, matchers) in &added {
+        let t = &toks[i];
+        let list = matchers.join(",");
+        if t.kind == Kind::Braces {
+            let inner = &q[t.start + 1..t.end.saturating_sub(1).max(t.start + 1)];
+            let sep = if inner.trim().is_empty() { "" } else { "," };
+            edits.push((t.start + 1, t.start + 1, format!("{list}{sep}")));
+        } else if renamed.contains(&i) {
+            edits.push((t.start, t.end, format!("{{{list}}}")));
+        } else {
+            edits.push((t.end, t.end, format!("{{{list}}}")));
+        }
+    }
     edits.sort_by_key(|e| (e.0, e.1));
-    let mut out = String::with_capacity(q.len() + marks.len() * (EXT_MARK.len() + 16));
+    let mut out = String::with_capacity(q.len() + added.len() * (EXT_MARK.len() + 16));
     let mut copied = 0;
-    for (a, b, text) in edits {
-        out.push_str(&q[copied..a]);
+    for (a, b, text) in &edits {
+        out.push_str(&q[copied..*a]);
         out.push_str(text);
-        copied = b;
+        copied = *b;
     }
     out.push_str(&q[copied..]);
-    Ok((out, marks.len()))
+    Ok((out, heads.len()))
 }
 
 /// Turns every marker in prettified output back into its keyword: `x[5m] anchored`,
@@ -585,3 +661,6 @@ pub(crate) fn check_selector(vs: &VectorSelector, found: &mut usize) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

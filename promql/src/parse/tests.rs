@@ -305,22 +305,3 @@ fn queries_at_the_nesting_limit_evaluate() {
         .expect("evaluates");
     assert!(format!("{:?}", r.value).contains("156"), "{:?}", r.value);
 }
-
-#[test]
-fn scratch_errors() {
-    for q in [
-        "foo bar",
-        "rate(x[5m]) offset",
-        "x{a=\"1\" or b=\"2\"}",
-        "foo{}",
-        "foo{a=\"b\",}",
-        "sum(rate(x{a=\"b\"}[5m] offset 1m @ 100))",
-        "(x)[5m]",
-        "x[5m:1m] offset 1m",
-    ] {
-        match parse(q) {
-            Ok(e) => eprintln!("{q} => OK {e:?}\n   pretty: {}", format_query(&e)),
-            Err(e) => eprintln!("{q} => ERR {e}"),
-        }
-    }
-}

@@ -235,13 +235,13 @@ fn tokenize(q: &str) -> Vec<Tok> {
                 let mut j = i + 1;
                 while j < s.len() {
                     let x = s[j];
-                    if x.is_ascii_alphanumeric() || x == b'.' || x == b'_' {
-                        j += 1;
-                    } else if (x == b'+' || x == b'-') && !hex && matches!(s[j - 1], b'e' | b'E') {
-                        j += 1;
-                    } else {
+                    // Digits, units, `.`, `_`, and an exponent's sign (`1e-3`).
+                    let exponent_sign =
+                        (x == b'+' || x == b'-') && !hex && matches!(s[j - 1], b'e' | b'E');
+                    if !(x.is_ascii_alphanumeric() || x == b'.' || x == b'_' || exponent_sign) {
                         break;
                     }
+                    j += 1;
                 }
                 (Kind::Number, j)
             }
@@ -560,7 +560,7 @@ fn unmark_one(p: &str) -> Option<String> {
         }
         match s[i] {
             b'"' | b'\'' | b'`' => i = sc.string_end(i),
-            _ if p[i..].starts_with(EXT_MARK) => break i,
+            _ if s[i..].starts_with(EXT_MARK.as_bytes()) => break i,
             _ => i += 1,
         }
     };

@@ -278,3 +278,30 @@ fn format_query_prints_the_modifiers_where_prometheus_does() {
         assert_eq!(selectors(&parsed(&text)), selectors(&e), "{text}");
     }
 }
+
+#[test]
+fn broken_queries_are_refused_without_panicking() {
+    let queries = [
+        r#"sum by (job) (rate(x{a="ü", b=~"anchored"}[5m] offset 1m anchored)) / on(smoothed) y smoothed"#,
+        "max_over_time(rate(x[5m] smoothed @ start())[30m:1m] offset -1m)",
+        "x offset (1m + 1m) anchored # anchored\n + anchored smoothed",
+        "{\"ünï\"=\"smoothed\"}[1m] anchored",
+    ];
+    for q in queries {
+        // Every prefix, and the query with each character left out: whatever the pre-pass
+        // makes of it, the answer is a parse or an error, never a panic.
+        let cuts = q.char_indices().map(|(i, _)| i).chain([q.len()]);
+        for end in cuts {
+            let _ = parse(&q[..end]);
+        }
+        for (i, c) in q.char_indices() {
+            let broken = format!("{}{}", &q[..i], &q[i + c.len_utf8()..]);
+            let _ = parse(&broken);
+            if let Ok(e) = parse(&broken) {
+                // What parses prints as something that parses again.
+                let text = format_query(&e);
+                assert!(parse(&text).is_ok(), "{broken:?} printed as {text:?}");
+            }
+        }
+    }
+}

@@ -921,6 +921,20 @@ async fn anchored_and_smoothed_range_selectors_over_http() {
     let (_, v) = get(&app, "/api/v1/query", &at("http_requests_total")).await;
     assert_eq!(values(&v), vec![300.0], "{v}");
 
+    // A range selector on its own: the range's ends placed at exactly its start and end.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &at("http_requests_total[20s] anchored"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["values"],
+        json!([[secs(19), "285"], [secs(20), "300"], [secs(20) + 5, "300"],]),
+        "{v}"
+    );
+
     // A range query: every step interpolated, the last one carried past the last sample.
     let (start, end) = ((secs(39) + 5).to_string(), (secs(40) + 10).to_string());
     let (status, v) = get(

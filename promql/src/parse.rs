@@ -13,6 +13,10 @@
 //! is unchanged by it; the evaluator ([`trim_of`]) recognises trims by it and
 //! [`format_query`] prints them back as `</` / `>/`. The user's own `on`,
 //! `ignoring`, `group_left`/`group_right` and fill modifiers keep working.
+//!
+//! Other text passes before parsing: duration expressions (`durations`), the
+//! `anchored`/`smoothed` range selector modifiers (`extended`) and `info()`'s
+//! label selector.
 
 use promql_parser::label::Labels as LabelList;
 use promql_parser::parser::{BinModifier, BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
@@ -77,7 +81,7 @@ pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
 }
 
 /// Formats a parsed query like `promql-parser`'s `prettify`, with trim
-/// operators printed as `</` and `>/`.
+/// operators printed as `</` and `>/` and `anchored`/`smoothed` modifiers as keywords.
 pub fn format_query(expr: &Expr) -> String {
     extended::unmark(&unmark(&expr.prettify()))
 }

@@ -16,6 +16,7 @@
 //! subqueries ("... is not supported for subqueries"), other expressions ("... not
 //! implemented"), and both modifiers on one selector.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use promql_parser::parser::VectorSelector;
@@ -397,11 +398,15 @@ fn reserved_name_use(toks: &[Tok], q: &str, i: usize) -> Option<bool> {
 /// Removes every `anchored`/`smoothed` modifier from `q` and marks the selector it
 /// modifies (and spells the words where they are names so that the parser takes them);
 /// returns the new text and the number of marks.
-pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
-    // Cheap exit for the usual query.
-    let lower = q.to_ascii_lowercase();
-    if !lower.contains("anchored") && !lower.contains("smoothed") {
-        return Ok((q.to_string(), 0));
+pub(crate) fn mark(q: &str) -> Result<(Cow<'_, str>, usize), String> {
+    // The usual query has neither word: leave it as it is, without tokenizing.
+    let has = |w: &[u8]| {
+        q.as_bytes()
+            .windows(w.len())
+            .any(|x| x.eq_ignore_ascii_case(w))
+    };
+    if !has(b"anchored") && !has(b"smoothed") {
+        return Ok((Cow::Borrowed(q), 0));
     }
     let toks = tokenize(q);
     // Matchers to add to a selector, by the token of its `{...}` or of its bare name.
@@ -532,7 +537,7 @@ pub(crate) fn mark(q: &str) -> Result<(String, usize), String> {
         copied = *b;
     }
     out.push_str(&q[copied..]);
-    Ok((out, heads.len()))
+    Ok((Cow::Owned(out), heads.len()))
 }
 
 /// Turns every marker in prettified output back into its keyword: `x[5m] anchored`,

@@ -10,6 +10,7 @@
 
 mod aggregate;
 mod binary;
+mod extended;
 pub(crate) mod prepare;
 pub(crate) mod selectors;
 

@@ -131,7 +131,7 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
     }
     if vs.matchers.or_matchers.is_empty() {
         let mut set = base;
-        set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
+        set.extend(user_matchers(&vs.matchers.matchers));
         return vec![set];
     }
     vs.matchers
@@ -139,11 +139,18 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         .iter()
         .map(|alt| {
             let mut set = base.clone();
-            set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
-            set.extend(alt.iter().map(Matcher::from_parser));
+            set.extend(user_matchers(&vs.matchers.matchers));
+            set.extend(user_matchers(alt));
             set
         })
         .collect()
+}
+
+/// The matchers the query gave (without the `anchored`/`smoothed` mark).
+fn user_matchers(ms: &[promql_parser::label::Matcher]) -> impl Iterator<Item = Matcher> + '_ {
+    ms.iter()
+        .filter(|m| !crate::parse::is_modifier_mark(&m.name))
+        .map(Matcher::from_parser)
 }
 
 /// Selects the series of every selector in `expr` once.
@@ -282,6 +289,7 @@ fn select_one(
     } else {
         start -= eval_range - 1;
     }
+    super::extended::widen(vs, eval_range, p.lookback, &mut start, &mut end);
     let off = offset_ms(&vs.offset);
     start -= off;
     end -= off;

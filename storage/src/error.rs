@@ -42,6 +42,10 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("corrupt data file: {0}")]
     Corrupt(String),
+    /// A batch would hold more text than one Arrow column can (or than the limit set to
+    /// keep a request's memory bounded): refused whole, nothing of it written.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl Error {

@@ -49,6 +49,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the error says a data file's content is unreadable (corrupt or truncated
+    /// Parquet, a page the decoder cannot take), as opposed to a failure to get at it.
+    pub fn is_corrupt_file(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt(_) | Error::Parquet(_) | Error::Arrow(_) | Error::Json(_)
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

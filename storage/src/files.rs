@@ -776,9 +776,38 @@ const ENCODE_SLICE_ROWS: usize = 64 * 1024;
 /// so 8k rows are a few MiB; the Parquet writer still makes full-size row groups.
 const GATHER_SLICE_ROWS: usize = 8 * 1024;
 
+/// Runs a read of a data file, turning a panic into [`Error::Corrupt`]: the Parquet
+/// decoders index and assert on what a page says (a corrupt `DELTA_BYTE_ARRAY` page of a
+/// dedicated attribute column fails an assertion or indexes out of bounds), and such a
+/// file must be an error its reader can name, not a lost worker thread.
+pub fn catch_corrupt<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            Err(Error::Corrupt(format!(
+                "decoding failed (the decoder panicked: {why})"
+            )))
+        }
+    }
+}
+
 /// Reads a Parquet file (in memory, or an open local file, of which only the footer and
-/// the chosen columns' chunks are read), optionally only some columns and rows.
+/// the chosen columns' chunks are read), optionally only some columns and rows. A decoder
+/// panic on a corrupt page is [`Error::Corrupt`] ([`catch_corrupt`]).
 pub fn decode_parquet<R: ChunkReader + 'static>(
+    data: R,
+    columns: Option<&[&str]>,
+    selection: Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    catch_corrupt(|| decode_parquet_unguarded(data, columns, selection))
+}
+
+fn decode_parquet_unguarded<R: ChunkReader + 'static>(
     data: R,
     columns: Option<&[&str]>,
     selection: Option<RowSelection>,

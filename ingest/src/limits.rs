@@ -17,7 +17,8 @@ pub struct Limits {
     pub max_label_name_bytes: usize,
     /// Longest label value, in bytes.
     pub max_label_value_bytes: usize,
-    /// Most attributes one log record or span may have.
+    /// Most attributes one log record, span, span event or span link may have (a span
+    /// with an event or link over it is rejected).
     pub max_attributes_per_item: usize,
     /// Longest log body, in bytes.
     pub max_log_body_bytes: usize,

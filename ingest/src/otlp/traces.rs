@@ -59,14 +59,27 @@ pub(crate) fn span_problem(
     .and_then(|_| check_id(parent, 8, "parent_span_id"))
     .and_then(|_| limits.check_attributes(counts.attributes))
     .and_then(|_| limits.check_events_links(counts.events, counts.links))
+    .and_then(|_| {
+        limits
+            .check_attributes(counts.event_attributes)
+            .map_err(|e| format!("an event has {e}"))
+    })
+    .and_then(|_| {
+        limits
+            .check_attributes(counts.link_attributes)
+            .map_err(|e| format!("a link has {e}"))
+    })
 }
 
-/// How many attributes, events and links a span has.
+/// How many attributes, events and links a span has, and the most attributes one of its
+/// events or links has (each held to `max_attributes_per_item`, as the span's own).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SpanCounts {
     pub attributes: usize,
     pub events: usize,
     pub links: usize,
+    pub event_attributes: usize,
+    pub link_attributes: usize,
 }
 
 /// The fewest bytes of JSON an event or link takes in the `events` / `links` column
@@ -120,6 +133,18 @@ pub fn convert(
                     attributes: s.attributes.len(),
                     events: s.events.len(),
                     links: s.links.len(),
+                    event_attributes: s
+                        .events
+                        .iter()
+                        .map(|e| e.attributes.len())
+                        .max()
+                        .unwrap_or(0),
+                    link_attributes: s
+                        .links
+                        .iter()
+                        .map(|l| l.attributes.len())
+                        .max()
+                        .unwrap_or(0),
                 };
                 let problem = span_problem(
                     s.trace_id.len(),

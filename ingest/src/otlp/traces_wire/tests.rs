@@ -57,6 +57,12 @@ fn attrs(i: u64) -> Vec<KeyValue> {
     a
 }
 
+fn many_attrs(n: i64) -> Vec<KeyValue> {
+    (0..n)
+        .map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k)))
+        .collect()
+}
+
 fn request() -> ExportTraceServiceRequest {
     let mut resource_spans = Vec::new();
     for r in 0..3u64 {
@@ -131,6 +137,14 @@ fn request() -> ExportTraceServiceRequest {
                         s.events = vec![Default::default(); 128];
                         s.links = vec![Default::default(); 128];
                     }
+                    // An event and a link over the attribute limit.
+                    18 => s.events[0].attributes = many_attrs(257),
+                    19 => {
+                        s.links = vec![opentelemetry_proto::tonic::trace::v1::span::Link {
+                            attributes: many_attrs(300),
+                            ..Default::default()
+                        }]
+                    }
                     _ => {}
                 }
                 spans.push(s);
@@ -179,7 +193,14 @@ fn the_wire_walk_gives_the_generic_paths_batch() {
     let wire = decode(&body, &limits, &mut |_, _| {}).expect("plain protobuf takes the wire path");
     let conv = convert(&req, &limits).expect("generic path");
     assert_eq!(wire.rejected, conv.rejected);
-    assert_eq!(wire.rejected, 6 * 6);
+    assert_eq!(wire.rejected, 8 * 6);
+    assert!(
+        wire.errors
+            .iter()
+            .any(|e| e.ends_with("an event has 257 attributes, more than the limit of 256")),
+        "{:?}",
+        wire.errors
+    );
     assert_eq!(wire.errors, conv.errors);
     let batch = wire.builder.finish().expect("batch");
     assert_eq!(batch.num_rows(), conv.spans.len());
@@ -393,6 +414,28 @@ fn items_past_the_limits_are_not_collected() {
     assert_eq!(scratch.attrs.len(), limits.max_attributes_per_item);
     assert_eq!(scratch.events.len(), limits.max_events_per_span);
     assert_eq!(scratch.links.len(), limits.max_links_per_span);
+
+    // An event of 200,000 attributes: counted, never decoded into a list.
+    let mut s = good_span();
+    s.events = vec![opentelemetry_proto::tonic::trace::v1::span::Event {
+        attributes: vec![KeyValue::default(); 200_000],
+        ..Default::default()
+    }];
+    let b = s.encode_to_vec();
+    one_span(
+        &b,
+        &crate::otlp::common::origin(None, "", None, ""),
+        &limits,
+        &mut out,
+        &mut scratch,
+        &mut |_, _| {},
+    )
+    .expect("well-formed");
+    assert_eq!(out.rejected, 2);
+    assert_eq!(
+        out.errors[1],
+        "span \"s\" rejected: an event has 200000 attributes, more than the limit of 256"
+    );
 }
 
 /// One large resource and many scopes without spans: the resource's JSON is written once

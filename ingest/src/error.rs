@@ -53,7 +53,9 @@ impl Error {
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge { .. } | Error::Storage(strata_storage::Error::TooLarge(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Error::Storage(strata_storage::Error::Overloaded { .. }) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -77,6 +79,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::Storage(strata_storage::Error::Overloaded { .. }) => Some(5),
+            Error::Storage(strata_storage::Error::TooLarge(_)) => None,
             Error::Storage(_) => Some(30),
             _ => None,
         }
@@ -88,6 +91,7 @@ impl Error {
             Error::Storage(strata_storage::Error::Overloaded { .. }) => {
                 "Strata is overloaded: too much data waits to be flushed; retry later".into()
             }
+            Error::Storage(e @ strata_storage::Error::TooLarge(_)) => e.to_string(),
             Error::Storage(_) => "Strata cannot store data right now; retry later".into(),
             other => other.to_string(),
         }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use strata_storage::model::Labels;
+use strata_storage::schema::SPANS_BATCH_MAX_TEXT_BYTES;
 
 /// Limits on what one item may carry (the `[limits]` table of the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,10 +17,17 @@ pub struct Limits {
     pub max_label_name_bytes: usize,
     /// Longest label value, in bytes.
     pub max_label_value_bytes: usize,
-    /// Most attributes one log record or span may have.
+    /// Most attributes one log record, span, span event or span link may have (a span
+    /// with an event or link over it is rejected).
     pub max_attributes_per_item: usize,
     /// Longest log body, in bytes.
     pub max_log_body_bytes: usize,
+    /// Most events one span may have; a span with more is rejected, as one over the
+    /// attribute limit is (128, the OpenTelemetry SDKs' and Tempo's default, so spans of
+    /// SDKs with default limits always fit).
+    pub max_events_per_span: usize,
+    /// Most links one span may have; a span with more is rejected (128, as for events).
+    pub max_links_per_span: usize,
     /// Most metric series one tenant may have; samples of further new series are rejected
     /// (existing series keep being written). `0` means no limit. Concurrent writes may
     /// overshoot it by the new series of the requests in flight.
@@ -35,6 +43,8 @@ impl Default for Limits {
             max_label_value_bytes: 4096,
             max_attributes_per_item: 256,
             max_log_body_bytes: 1024 * 1024,
+            max_events_per_span: 128,
+            max_links_per_span: 128,
             max_series_per_tenant: 2_000_000,
         }
     }
@@ -76,6 +86,33 @@ impl Limits {
             Err(format!(
                 "{count} attributes, more than the limit of {}",
                 self.max_attributes_per_item
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The most text (ids, names, attribute/event/link JSON and the resource and scope
+    /// copied onto each span) the spans of one request may make: 16 times
+    /// `max_request_bytes`, at most [`SPANS_BATCH_MAX_TEXT_BYTES`] (1 GiB, under what an
+    /// Arrow column can address). A request over it is refused whole with 413.
+    pub fn max_span_text_bytes(&self) -> usize {
+        self.max_request_bytes
+            .saturating_mul(16)
+            .min(SPANS_BATCH_MAX_TEXT_BYTES)
+    }
+
+    /// Checks a span's event and link counts.
+    pub fn check_events_links(&self, events: usize, links: usize) -> Result<(), String> {
+        if events > self.max_events_per_span {
+            Err(format!(
+                "{events} events, more than the limit of {}",
+                self.max_events_per_span
+            ))
+        } else if links > self.max_links_per_span {
+            Err(format!(
+                "{links} links, more than the limit of {}",
+                self.max_links_per_span
             ))
         } else {
             Ok(())

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use strata_storage::model::{MetricsWrite, Origin, SeriesId, Signal};
-use strata_storage::schema::SpanRow;
+use strata_storage::schema::{SpanRow, spans_batch_limited};
 use strata_storage::{Storage, TenantId};
 
 /// Ingest settings (the `[ingest]` table of the config file).
@@ -276,14 +276,16 @@ impl Ingester {
         req: ExportTraceServiceRequest,
     ) -> Result<Outcome> {
         let this = self.clone();
-        let (conv, prepared) = blocking(move || {
-            let conv = traces::convert(&req, &this.inner.config.limits);
+        let (conv, batch, prepared) = blocking(move || -> Result<_> {
+            let limits = &this.inner.config.limits;
+            let conv = traces::convert(&req, limits)?;
             let prepared = this.inner.span_metrics.prepare(&conv.spans);
-            (conv, prepared)
+            let batch = spans_batch_limited(&conv.spans, limits.max_span_text_bytes())?;
+            Ok((conv, batch, prepared))
         })
-        .await?;
+        .await??;
         let accepted = conv.spans.len() as u64;
-        self.inner.storage.write_spans(tenant, conv.spans).await?;
+        self.inner.storage.write_spans_batch(tenant, batch).await?;
         self.inner.span_metrics.record(tenant, prepared);
         ITEMS_ACCEPTED.add(Signal::Traces, accepted);
         ITEMS_REJECTED.add(Signal::Traces, conv.rejected);
@@ -305,6 +307,9 @@ impl Ingester {
             };
             match traces_wire::decode(&body, &this.inner.config.limits, &mut on_span) {
                 Some(w) => {
+                    if let Some(e) = w.too_large {
+                        return Err(e.into());
+                    }
                     let batch = w.builder.finish()?;
                     Ok(Ok((batch, prepared, w.rejected, w.errors)))
                 }

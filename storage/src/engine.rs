@@ -14,7 +14,7 @@
 use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
-use crate::files::{FileStore, ROW_GROUP_ROWS, RowRef, decode_parquet, sort_order};
+use crate::files::{FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_parquet, sort_order};
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
 use crate::schema::{self, time_column};
@@ -909,10 +909,11 @@ impl Storage {
             // Metric label sets are read from the index rather than from every row.
             let without_labels = signal == Signal::Metrics;
             let mut batches = Vec::new();
-            for f in &inputs {
+            let mut readable = Vec::with_capacity(inputs.len());
+            for f in inputs {
                 let data = self.inner.files.get(&f.path).await?;
-                batches.extend(
-                    tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                let read = tokio::task::spawn_blocking(move || {
+                    catch_corrupt(|| -> Result<Vec<RecordBatch>> {
                         if signal == Signal::Traces {
                             // Either spans file layout, back in the table's form.
                             return decode_parquet(data, None, None)?
@@ -935,9 +936,23 @@ impl Storage {
                             .map(schema::metrics_batch_without_labels)
                             .collect()
                     })
-                    .await
-                    .map_err(|_| Error::ShuttingDown)??,
-                );
+                })
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
+                match read {
+                    Ok(b) => {
+                        batches.extend(b);
+                        readable.push(f);
+                    }
+                    // A file that cannot be read would fail every round: it leaves the
+                    // catalog for quarantine/ and the others are merged without it.
+                    Err(e) if e.is_corrupt_file() => self.quarantine(&f, &e).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            let inputs = readable;
+            if inputs.len() < 2 {
+                continue;
             }
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
@@ -960,6 +975,49 @@ impl Storage {
             merged += 1;
         }
         Ok(merged)
+    }
+
+    /// Takes a data file that cannot be read out of the catalog, keeping it as
+    /// `<data_dir>/quarantine/<path>` (a hard link: queries reading it now keep their
+    /// copy, and the original goes after the usual grace), with an error logged. Without
+    /// this, compaction would fail on it every round and never merge its partition.
+    async fn quarantine(&self, f: &FileMeta, why: &Error) -> Result<()> {
+        let from = self.inner.files.local_path(&f.path);
+        let to = self.inner.config.data_dir.join("quarantine").join(&f.path);
+        let kept = to.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            match std::fs::hard_link(&from, &to) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(Error::io(&to, e)),
+            }
+        })
+        .await
+        .map_err(|_| Error::ShuttingDown)??;
+        let mut next = self.inner.state.read().catalog.clone();
+        next.files.retain(|g| g.id != f.id);
+        self.store_catalog(&next).await?;
+        {
+            let mut state = self.inner.state.write();
+            update_file_gauges(&next);
+            state.catalog = next;
+        }
+        self.bury(f);
+        telemetry::QUARANTINED_FILES.add(1);
+        tracing::error!(
+            tenant = %f.tenant,
+            signal = %f.signal,
+            file = %f.path,
+            rows = f.rows,
+            kept_as = %kept.display(),
+            error = %why,
+            "a data file cannot be read: it is taken out of the catalog (its rows no longer \
+             answer queries) and kept in quarantine for inspection"
+        );
+        Ok(())
     }
 
     /// Deletes files whose whole partition day is older than the signal's retention.

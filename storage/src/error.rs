@@ -42,9 +42,22 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("corrupt data file: {0}")]
     Corrupt(String),
+    /// A batch would hold more text than one Arrow column can (or than the limit set to
+    /// keep a request's memory bounded): refused whole, nothing of it written.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl Error {
+    /// Whether the error says a data file's content is unreadable (corrupt or truncated
+    /// Parquet, a page the decoder cannot take), as opposed to a failure to get at it.
+    pub fn is_corrupt_file(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt(_) | Error::Parquet(_) | Error::Arrow(_) | Error::Json(_)
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

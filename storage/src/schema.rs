@@ -3,7 +3,7 @@
 //! These schemas are the columns users see in SQL (`metrics`, `logs`, `spans`) and the
 //! columns of the Parquet files; the README documents each one.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Float64Builder,
@@ -562,6 +562,26 @@ pub struct SpansBuilder {
     status_code: Int32Builder,
     status_message: StringBuilder,
     origin: OriginBuilders,
+    /// Bytes of text appended so far, over every text column.
+    text_bytes: usize,
+    /// The most text the batch may hold ([`SPANS_BATCH_MAX_TEXT_BYTES`] by default).
+    max_text_bytes: usize,
+}
+
+/// The most text (ids, names, attribute, event, link and origin JSON, summed over every
+/// column) one `spans` batch built with [`SpansBuilder`] may hold: 1 GiB. Under the 2 GiB
+/// an Arrow `Utf8` column can address, so that no column's offsets can overflow, and a
+/// bound on what one request can make the server build (a resource of a megabyte copied
+/// onto every span of a 64 MiB request would otherwise be tens of gigabytes).
+pub const SPANS_BATCH_MAX_TEXT_BYTES: usize = 1 << 30;
+
+/// The refusal of spans that make more than `max` bytes of text.
+pub fn spans_too_large(max: usize) -> Error {
+    Error::TooLarge(format!(
+        "the spans of this request make more than {max} bytes of text (ids, names, \
+         attributes, events, links and the resource and scope copied onto each span); send \
+         fewer spans per request or a smaller resource"
+    ))
 }
 
 impl SpansBuilder {
@@ -587,10 +607,41 @@ impl SpansBuilder {
             status_code: Int32Builder::with_capacity(n),
             status_message: StringBuilder::new(),
             origin: OriginBuilders::new(),
+            text_bytes: 0,
+            max_text_bytes: SPANS_BATCH_MAX_TEXT_BYTES,
         }
     }
 
-    pub fn append(&mut self, s: &SpanRow<'_>, origin: &Origin) {
+    /// Sets the most text the batch may hold (at most [`SPANS_BATCH_MAX_TEXT_BYTES`]).
+    pub fn with_max_text_bytes(mut self, max: usize) -> Self {
+        self.max_text_bytes = max.min(SPANS_BATCH_MAX_TEXT_BYTES);
+        self
+    }
+
+    /// Appends a span, or refuses it with [`Error::TooLarge`] (appending nothing) when
+    /// the batch would then hold more text than its limit.
+    pub fn append(&mut self, s: &SpanRow<'_>, origin: &Origin) -> Result<()> {
+        let row = s.trace_id.len()
+            + s.span_id.len()
+            + s.parent_span_id.len()
+            + s.trace_state.len()
+            + s.name.len()
+            + json_or_empty(s.attributes).len()
+            + s.events_json.len()
+            + s.links_json.len()
+            + s.status_message.len()
+            + origin.service_name.len()
+            + json_or_empty(&origin.resource_attributes).len()
+            + origin.resource_schema_url.len()
+            + origin.scope_name.len()
+            + origin.scope_version.len()
+            + json_or_empty(&origin.scope_attributes).len()
+            + origin.scope_schema_url.len();
+        let total = self.text_bytes.saturating_add(row);
+        if total > self.max_text_bytes {
+            return Err(spans_too_large(self.max_text_bytes));
+        }
+        self.text_bytes = total;
         self.trace_id.append_value(s.trace_id);
         self.span_id.append_value(s.span_id);
         self.parent.append_value(s.parent_span_id);
@@ -611,6 +662,7 @@ impl SpansBuilder {
         self.status_code.append_value(s.status_code);
         self.status_message.append_value(s.status_message);
         self.origin.append(origin);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -650,7 +702,13 @@ impl SpansBuilder {
 
 /// Converts spans into a `spans` batch.
 pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
-    let mut b = SpansBuilder::with_capacity(spans.len());
+    spans_batch_limited(spans, SPANS_BATCH_MAX_TEXT_BYTES)
+}
+
+/// Converts spans into a `spans` batch of at most `max_text_bytes` of text (see
+/// [`SpansBuilder::with_max_text_bytes`]), else [`Error::TooLarge`].
+pub fn spans_batch_limited(spans: &[Span], max_text_bytes: usize) -> Result<RecordBatch> {
+    let mut b = SpansBuilder::with_capacity(spans.len()).with_max_text_bytes(max_text_bytes);
     for s in spans {
         let events = serde_json::to_string(&s.events)?;
         let links = serde_json::to_string(&s.links)?;
@@ -675,7 +733,7 @@ pub fn spans_batch(spans: &[Span]) -> Result<RecordBatch> {
                 status_message: &s.status_message,
             },
             &s.origin,
-        );
+        )?;
     }
     b.finish()
 }

@@ -15,8 +15,10 @@
 
 use crate::error::{Error, Result};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Int64Builder, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int64Array, Int64Builder, StringArray,
+    StringBuilder,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -409,51 +411,82 @@ pub struct DedicatedColumn<'a> {
     pub values: &'a ArrayRef,
 }
 
-/// Writes a dedicated column's value at `row` as JSON; false when null.
-fn push_value(out: &mut String, col: &ArrayRef, row: usize) -> bool {
-    if col.is_null(row) {
-        return false;
-    }
-    match col.data_type() {
-        DataType::Utf8 => {
-            out.push('"');
-            out.push_str(col.as_string::<i32>().value(row));
-            out.push('"');
+/// A dedicated column's values, downcast once per batch.
+enum Values<'a> {
+    Str(&'a StringArray),
+    Int(&'a Int64Array),
+    Bool(&'a BooleanArray),
+}
+
+impl Values<'_> {
+    /// Writes the (non-null) value at `row` as JSON.
+    fn push(&self, out: &mut String, row: usize) {
+        match self {
+            Values::Str(a) => {
+                out.push('"');
+                out.push_str(a.value(row));
+                out.push('"');
+            }
+            Values::Int(a) => {
+                let _ = write!(out, "{}", a.value(row));
+            }
+            Values::Bool(a) => out.push_str(if a.value(row) { "true" } else { "false" }),
         }
-        DataType::Int64 => {
-            let _ = write!(out, "{}", col.as_primitive::<Int64Type>().value(row));
-        }
-        DataType::Boolean => out.push_str(if col.as_boolean().value(row) {
-            "true"
-        } else {
-            "false"
-        }),
-        _ => return false,
     }
-    true
+}
+
+/// A dedicated column ready to merge: key, values and validity.
+struct Merging<'a> {
+    key: &'a str,
+    values: Values<'a>,
+    nulls: Option<&'a NullBuffer>,
 }
 
 /// The `attributes` text of every row: the JSON of `rest` with the dedicated columns'
 /// values put back in key order (the exact text [`split`] was given).
+///
+/// Each column is downcast once and the rows holding any dedicated value are found once,
+/// from the columns' validity bitmaps together, not by testing every column per row.
 pub fn merge_attributes(rest: &StringArray, dedicated: &[DedicatedColumn<'_>]) -> Result<ArrayRef> {
-    let mut order: Vec<&DedicatedColumn<'_>> = dedicated
-        .iter()
-        .filter(|d| {
-            matches!(
-                d.values.data_type(),
-                DataType::Utf8 | DataType::Int64 | DataType::Boolean
-            )
-        })
-        .collect();
-    order.sort_by(|a, b| a.key.cmp(b.key));
     let n = rest.len();
-    if let Some(d) = order.iter().find(|d| d.values.len() != n) {
-        return Err(Error::Corrupt(format!(
-            "dedicated attribute column {:?} has {} rows, the attributes {n}",
-            d.key,
-            d.values.len()
-        )));
+    let mut order: Vec<Merging<'_>> = Vec::with_capacity(dedicated.len());
+    for d in dedicated {
+        let values = match d.values.data_type() {
+            DataType::Utf8 => Values::Str(d.values.as_string::<i32>()),
+            DataType::Int64 => Values::Int(d.values.as_primitive::<Int64Type>()),
+            DataType::Boolean => Values::Bool(d.values.as_boolean()),
+            _ => continue,
+        };
+        if d.values.len() != n {
+            return Err(Error::Corrupt(format!(
+                "dedicated attribute column {:?} has {} rows, the attributes {n}",
+                d.key,
+                d.values.len()
+            )));
+        }
+        order.push(Merging {
+            key: d.key,
+            values,
+            nulls: d.values.nulls().filter(|nb| nb.null_count() > 0),
+        });
     }
+    order.sort_by(|a, b| a.key.cmp(b.key));
+    // Rows with at least one dedicated value: every row when a column has no nulls.
+    let any_value: Option<BooleanBuffer> = if order.is_empty() {
+        Some(BooleanBuffer::new_unset(n))
+    } else if order.iter().any(|m| m.nulls.is_none()) {
+        None
+    } else {
+        order
+            .iter()
+            .filter_map(|m| m.nulls.map(NullBuffer::inner))
+            .fold(None, |acc: Option<BooleanBuffer>, b| {
+                Some(match acc {
+                    None => b.clone(),
+                    Some(a) => &a | b,
+                })
+            })
+    };
     // The text taken from `rest` plus a guess per row; the builder grows past it.
     let rest_bytes = rest.offsets().last().map_or(0, |&end| end as usize)
         - rest.offsets().first().map_or(0, |&start| start as usize);
@@ -462,7 +495,7 @@ pub fn merge_attributes(rest: &StringArray, dedicated: &[DedicatedColumn<'_>]) -
     let mut buf = String::new();
     for i in 0..n {
         let text = if rest.is_null(i) { "{}" } else { rest.value(i) };
-        if order.iter().all(|d| d.values.is_null(i)) {
+        if any_value.as_ref().is_some_and(|b| !b.value(i)) {
             out.append_value(text);
             continue;
         }
@@ -481,16 +514,16 @@ pub fn merge_attributes(rest: &StringArray, dedicated: &[DedicatedColumn<'_>]) -
                 }
                 buf.push_str(m.whole);
             }
-            let mark = buf.len();
+            if d.nulls.is_some_and(|nb| nb.is_null(i)) {
+                continue;
+            }
             if buf.len() > 1 {
                 buf.push(',');
             }
             buf.push('"');
             buf.push_str(d.key);
             buf.push_str("\":");
-            if !push_value(&mut buf, d.values, i) {
-                buf.truncate(mark);
-            }
+            d.values.push(&mut buf, i);
         }
         for m in g {
             if buf.len() > 1 {

@@ -235,6 +235,10 @@ pub static RETENTION_DELETED_FILES: Counter = Counter::new(
     "strata_retention_deleted_files_total",
     "Files deleted because their partition passed the retention age.",
 );
+pub static QUARANTINED_FILES: Counter = Counter::new(
+    "strata_quarantined_files_total",
+    "Corrupt data files compaction could not read, moved out of the catalog into quarantine/.",
+);
 pub static SERIES: Gauge = Gauge::new(
     "strata_series",
     "Metric series in the label index, all tenants.",
@@ -256,6 +260,7 @@ pub static STORAGE_METRICS: &[&dyn Render] = &[
     &FILE_BYTES,
     &COMPACTIONS,
     &RETENTION_DELETED_FILES,
+    &QUARANTINED_FILES,
     &SERIES,
 ];
 

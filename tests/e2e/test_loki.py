@@ -331,23 +331,65 @@ def test_live_tail_sends_history_then_new_lines_through_the_pipeline(strata):
 
 
 def test_live_tail_delay_for_orders_late_lines(strata):
-    # 3 s of delay: the two pushes below land well inside it even on a loaded machine.
-    ws = websocket.create_connection(tail_url(strata, query='{job="late"}', delay_for="3"), timeout=10)
-    try:
-        # Once a first line arrives (as history or live) the session is subscribed.
-        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(time.time_ns()), "ready"]]}]}).status_code == 204
-        assert [line for _, line, _ in tail_lines(read_frames(ws, 1))] == ["ready"]
-        n = time.time_ns()
-        sent_at = time.time()
-        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(n + 10), "second"]]}]}).status_code == 204
-        assert push_json(strata, {"streams": [{"stream": {"job": "late"}, "values": [[str(n), "first"]]}]}).status_code == 204
-        frames = read_frames(ws, 2)
-        # Held back for the delay, then sent in time order in one frame.
-        assert time.time() - sent_at >= 2.9
-        assert [(ts, line) for ts, line, _ in tail_lines(frames)] == [(n, "first"), (n + 10, "second")]
-        assert len(frames) == 1
-    finally:
-        ws.close()
+    """A line pushed late (older timestamp, second push) is held with the earlier one for
+    `delay_for` and both go out in time order in one frame.
+
+    What depends on the machine: the server holds each line `delay_for` from when *it*
+    saw it, so the two pushes must reach it within that window. On a loaded machine a
+    push (fsync, scheduling) can take longer, and then sending them apart is right. So an
+    attempt whose pushes took longer than the window is repeated (with a new stream);
+    what holds on every attempt is checked on every attempt: both lines arrive, no line
+    goes out before `delay_for` has passed since it was pushed, and lines sent together
+    are in time order. At least one attempt must show the two merged in order.
+    """
+    delay = 3
+    merged = None
+    for attempt in range(4):
+        job = f"late{attempt}"
+        ws = websocket.create_connection(tail_url(strata, query=f'{{job="{job}"}}', delay_for=str(delay)),
+                                         timeout=10)
+        try:
+            # Once a first line arrives (as history or live) the session is subscribed.
+            assert push_json(strata, {"streams": [{"stream": {"job": job},
+                                                   "values": [[str(time.time_ns()), "ready"]]}]}).status_code == 204
+            assert [line for _, line, _ in tail_lines(read_frames(ws, 1))] == ["ready"]
+            n = time.time_ns()
+            sent_at = time.monotonic()
+            assert push_json(strata, {"streams": [{"stream": {"job": job},
+                                                   "values": [[str(n + 10), "second"]]}]}).status_code == 204
+            second_pushed = time.monotonic()
+            assert push_json(strata, {"streams": [{"stream": {"job": job},
+                                                   "values": [[str(n), "first"]]}]}).status_code == 204
+            pushes_took = time.monotonic() - sent_at
+            frames = []
+            got = 0
+            deadline = time.monotonic() + delay + 30
+            while got < 2 and time.monotonic() < deadline:
+                f = read_frames(ws, 1, timeout=deadline - time.monotonic())
+                at = time.monotonic()
+                for frame in f:
+                    frames.append((at, frame))
+                    got += len(tail_lines([frame]))
+            lines = [(ts, line) for _, frame in frames for ts, line, _ in tail_lines([frame])]
+            assert sorted(lines) == [(n, "first"), (n + 10, "second")], lines
+            # Never before the delay: "second" not before `delay` after its push began,
+            # "first" not before `delay` after its push began (it began after "second" was
+            # acknowledged).
+            for at, frame in frames:
+                for ts, line, _ in tail_lines([frame]):
+                    pushed = sent_at if line == "second" else second_pushed
+                    assert at - pushed >= delay - 0.1, (line, at - pushed)
+                in_frame = [ts for ts, _, _ in tail_lines([frame])]
+                assert in_frame == sorted(in_frame)
+        finally:
+            ws.close()
+        if len(frames) == 1:
+            merged = lines
+            break
+        # Sent apart: the server saw the pushes more than `delay_for` apart (the client
+        # took `pushes_took` s to push them; the server's own handling may lag more).
+        print(f"attempt {attempt}: {len(frames)} frames, pushes took {pushes_took:.2f} s; again")
+    assert merged == [(n, "first"), (n + 10, "second")], "the late line was never put in order"
 
 
 def test_live_tail_refuses_bad_requests_and_bounds_sessions(make_strata):

@@ -39,21 +39,61 @@ pub fn origin(
     scope: Option<&InstrumentationScope>,
     scope_schema_url: &str,
 ) -> Origin {
-    Origin {
-        service_name: service_name(resource),
-        resource_attributes: resource
-            .map(|r| attributes_json(&r.attributes))
-            .unwrap_or_else(|| "{}".into()),
-        resource_dropped_attributes_count: resource.map_or(0, |r| r.dropped_attributes_count),
-        resource_schema_url: resource_schema_url.to_owned(),
-        scope_name: scope.map(|s| s.name.clone()).unwrap_or_default(),
-        scope_version: scope.map(|s| s.version.clone()).unwrap_or_default(),
-        scope_attributes: scope
-            .map(|s| attributes_json(&s.attributes))
-            .unwrap_or_else(|| "{}".into()),
-        scope_dropped_attributes_count: scope.map_or(0, |s| s.dropped_attributes_count),
-        scope_schema_url: scope_schema_url.to_owned(),
+    ResourceOrigin::new(resource, resource_schema_url).with_scope(scope, scope_schema_url)
+}
+
+/// The resource half of an [`Origin`]: built once per resource block (its attribute JSON
+/// can be large), then completed for each scope block that has items.
+pub struct ResourceOrigin {
+    service_name: String,
+    attributes: String,
+    dropped_attributes_count: u32,
+    schema_url: String,
+}
+
+impl ResourceOrigin {
+    pub fn new(resource: Option<&Resource>, schema_url: &str) -> Self {
+        ResourceOrigin {
+            service_name: service_name(resource),
+            attributes: resource
+                .map(|r| attributes_json(&r.attributes))
+                .unwrap_or_else(|| "{}".into()),
+            dropped_attributes_count: resource.map_or(0, |r| r.dropped_attributes_count),
+            schema_url: schema_url.to_owned(),
+        }
     }
+
+    /// The origin of one scope block of this resource.
+    pub fn with_scope(
+        &self,
+        scope: Option<&InstrumentationScope>,
+        scope_schema_url: &str,
+    ) -> Origin {
+        Origin {
+            service_name: self.service_name.clone(),
+            resource_attributes: self.attributes.clone(),
+            resource_dropped_attributes_count: self.dropped_attributes_count,
+            resource_schema_url: self.schema_url.clone(),
+            scope_name: scope.map(|s| s.name.clone()).unwrap_or_default(),
+            scope_version: scope.map(|s| s.version.clone()).unwrap_or_default(),
+            scope_attributes: scope
+                .map(|s| attributes_json(&s.attributes))
+                .unwrap_or_else(|| "{}".into()),
+            scope_dropped_attributes_count: scope.map_or(0, |s| s.dropped_attributes_count),
+            scope_schema_url: scope_schema_url.to_owned(),
+        }
+    }
+}
+
+/// Bytes of text an origin adds to every row it is copied onto.
+pub fn origin_text_bytes(o: &Origin) -> usize {
+    o.service_name.len()
+        + o.resource_attributes.len()
+        + o.resource_schema_url.len()
+        + o.scope_name.len()
+        + o.scope_version.len()
+        + o.scope_attributes.len()
+        + o.scope_schema_url.len()
 }
 
 /// Nanoseconds as the signed form storage uses; values past year 2262 are clamped.

@@ -1,6 +1,8 @@
-//! OTLP/gRPC receiver: the trace, metrics and logs collector services, gzip accepted.
+//! OTLP/gRPC receiver: the trace, metrics and logs collector services, gzip accepted (the
+//! trace service is [`TraceBytesServer`], which takes the request as bytes).
 
 use crate::error::Error;
+use crate::otlp::grpc_traces::TraceBytesServer;
 use crate::otlp::http::OtlpSignal;
 use crate::service::Ingester;
 use crate::telemetry::REQUESTS_FAILED;
@@ -15,12 +17,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use strata_storage::TenantId;
 use strata_storage::model::Signal;
@@ -42,24 +38,6 @@ fn failed(signal: Signal, e: Error) -> Status {
     REQUESTS_FAILED.add(signal, 1);
     tracing::debug!(%signal, error = %e, "OTLP/gRPC request refused");
     e.grpc_status()
-}
-
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let t = tenant(&request)?;
-        let o = self
-            .ingester
-            .traces(&t, request.into_inner())
-            .await
-            .map_err(|e| failed(Signal::Traces, e))?;
-        Ok(Response::new(
-            <ExportTraceServiceRequest as OtlpSignal>::respond(o),
-        ))
-    }
 }
 
 #[tonic::async_trait]
@@ -108,12 +86,8 @@ pub async fn serve(
     let svc = OtlpGrpc { ingester };
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
-        .add_service(
-            TraceServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit),
-        )
+        // Traces: the request bytes go to the protobuf walk, as on OTLP/HTTP.
+        .add_service(TraceBytesServer::new(svc.ingester.clone()))
         .add_service(
             MetricsServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)

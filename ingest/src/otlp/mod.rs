@@ -2,6 +2,7 @@
 
 pub mod common;
 pub mod grpc;
+pub mod grpc_traces;
 pub mod http;
 pub mod logs;
 pub mod metrics;

@@ -15,8 +15,8 @@
 
 use crate::attributes::{any_to_json, push_int, push_json_str, write_attributes_json};
 use crate::limits::Limits;
-use crate::otlp::common::{nanos, origin};
-use crate::otlp::traces::{event, link, span_problem};
+use crate::otlp::common::{ResourceOrigin, nanos};
+use crate::otlp::traces::{SpanCounts, event, link, span_problem};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
@@ -29,6 +29,10 @@ pub struct WireSpans {
     pub builder: SpansBuilder,
     pub rejected: u64,
     pub errors: Vec<String>,
+    /// Set when the spans make more text than one batch may hold: the request is then
+    /// refused whole (the builder is emptied and the rest of the body only checked, so
+    /// that malformed input still gets the generic path's answer).
+    pub too_large: Option<strata_storage::Error>,
 }
 
 /// One protobuf field's value.
@@ -180,6 +184,75 @@ fn key_value(b: &[u8]) -> Option<(&str, AttrValue<'_>)> {
     Some((key, out))
 }
 
+/// Checks a value as prost's decoding of the request would, without keeping it: what the
+/// walk did not look at (an array, kvlist, double or bytes value) is decoded and dropped.
+fn check_value(v: &AttrValue<'_>) -> Option<()> {
+    if let AttrValue::Other(b) = v {
+        AnyValue::decode(*b).ok()?;
+    }
+    Some(())
+}
+
+/// Checks a `KeyValue` list member as prost would decode it, keeping nothing.
+fn check_key_value(b: &[u8]) -> Option<()> {
+    check_value(&key_value(b)?.1)
+}
+
+/// Checks an `Event` message as prost would decode it, collecting nothing (its attributes
+/// one at a time), and counts its attributes: an event of millions of attributes costs
+/// no memory before the span is rejected for it.
+fn check_event(b: &[u8]) -> Option<usize> {
+    let mut attributes = 0usize;
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        match n {
+            1 => {
+                fixed64(w)?;
+            }
+            2 => {
+                text(w)?;
+            }
+            3 => {
+                check_key_value(bytes(w)?)?;
+                attributes += 1;
+            }
+            4 => {
+                varint(w)?;
+            }
+            _ => {}
+        }
+    }
+    Some(attributes)
+}
+
+/// [`check_event`] for a `Link` message.
+fn check_link(b: &[u8]) -> Option<usize> {
+    let mut attributes = 0usize;
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        match n {
+            1 | 2 => {
+                bytes(w)?;
+            }
+            3 => {
+                text(w)?;
+            }
+            4 => {
+                check_key_value(bytes(w)?)?;
+                attributes += 1;
+            }
+            5 => {
+                varint(w)?;
+            }
+            6 => {
+                fixed32(w)?;
+            }
+            _ => {}
+        }
+    }
+    Some(attributes)
+}
+
 fn write_value(out: &mut String, v: &AttrValue<'_>) -> Option<()> {
     match v {
         AttrValue::Null => out.push_str("null"),
@@ -225,9 +298,11 @@ pub fn decode(
     on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
 ) -> Option<WireSpans> {
     let mut out = WireSpans {
-        builder: SpansBuilder::with_capacity(body.len() / 256),
+        builder: SpansBuilder::with_capacity(body.len() / 256)
+            .with_max_text_bytes(limits.max_span_text_bytes()),
         rejected: 0,
         errors: Vec::new(),
+        too_large: None,
     };
     let mut scratch = Scratch::default();
     let mut f = Fields::new(body);
@@ -239,6 +314,10 @@ pub fn decode(
     Some(out)
 }
 
+/// One `ResourceSpans`. Its fields are walked twice (the resource and schema URL may come
+/// after the scopes), so that no list of scopes or spans is built: a body of millions of
+/// empty scopes or spans costs no memory. The resource's origin is built once, at the
+/// first scope that has spans.
 fn resource_spans<'a>(
     b: &'a [u8],
     limits: &Limits,
@@ -248,12 +327,13 @@ fn resource_spans<'a>(
 ) -> Option<()> {
     let mut resource = None;
     let mut schema_url = "";
-    let mut scopes = Vec::new();
     let mut f = Fields::new(b);
     while let Some((n, w)) = f.next_field()? {
         match n {
             1 => once(&mut resource, w)?,
-            2 => scopes.push(bytes(w)?),
+            2 => {
+                bytes(w)?;
+            }
             3 => schema_url = text(w)?,
             _ => {}
         }
@@ -262,15 +342,24 @@ fn resource_spans<'a>(
         Some(r) => Some(Resource::decode(r).ok()?),
         None => None,
     };
-    for s in scopes {
+    let mut resource_origin = None;
+    let mut f = Fields::new(b);
+    while let Some((n, w)) = f.next_field()? {
+        if n != 2 {
+            continue;
+        }
+        let s = bytes(w)?;
         let mut scope = None;
         let mut scope_url = "";
-        let mut spans = Vec::new();
-        let mut f = Fields::new(s);
-        while let Some((n, w)) = f.next_field()? {
+        let mut has_spans = false;
+        let mut g = Fields::new(s);
+        while let Some((n, w)) = g.next_field()? {
             match n {
                 1 => once(&mut scope, w)?,
-                2 => spans.push(bytes(w)?),
+                2 => {
+                    bytes(w)?;
+                    has_spans = true;
+                }
                 3 => scope_url = text(w)?,
                 _ => {}
             }
@@ -279,9 +368,17 @@ fn resource_spans<'a>(
             Some(s) => Some(InstrumentationScope::decode(s).ok()?),
             None => None,
         };
-        let origin = origin(resource.as_ref(), schema_url, scope.as_ref(), scope_url);
-        for span in spans {
-            one_span(span, &origin, limits, out, scratch, on_span)?;
+        if !has_spans {
+            continue;
+        }
+        let origin = resource_origin
+            .get_or_insert_with(|| ResourceOrigin::new(resource.as_ref(), schema_url))
+            .with_scope(scope.as_ref(), scope_url);
+        let mut g = Fields::new(s);
+        while let Some((n, w)) = g.next_field()? {
+            if n == 2 {
+                one_span(bytes(w)?, &origin, limits, out, scratch, on_span)?;
+            }
         }
     }
     Some(())
@@ -300,9 +397,13 @@ fn one_span<'a>(
     let (mut flags, mut kind, mut start, mut end) = (0u32, 0i32, 0u64, 0u64);
     let (mut dropped_attrs, mut dropped_events, mut dropped_links) = (0u32, 0u32, 0u32);
     let mut status = None;
+    let mut counts = SpanCounts::default();
     scratch.attrs.clear();
     scratch.events.clear();
     scratch.links.clear();
+    // Attributes, events and links past their limits make the span rejected: they are
+    // counted and checked as prost would check them, one at a time, never collected.
+    // Every event and link is checked (and its attributes counted) without decoding it.
     let mut f = Fields::new(b);
     while let Some((n, w)) = f.next_field()? {
         match n {
@@ -314,11 +415,33 @@ fn one_span<'a>(
             6 => kind = varint(w)? as i32,
             7 => start = fixed64(w)?,
             8 => end = fixed64(w)?,
-            9 => scratch.attrs.push(key_value(bytes(w)?)?),
+            9 => {
+                let kv = key_value(bytes(w)?)?;
+                counts.attributes += 1;
+                if counts.attributes <= limits.max_attributes_per_item {
+                    scratch.attrs.push(kv);
+                } else {
+                    check_value(&kv.1)?;
+                }
+            }
             10 => dropped_attrs = varint(w)? as u32,
-            11 => scratch.events.push(bytes(w)?),
+            11 => {
+                let e = bytes(w)?;
+                counts.event_attributes = counts.event_attributes.max(check_event(e)?);
+                counts.events += 1;
+                if counts.events <= limits.max_events_per_span {
+                    scratch.events.push(e);
+                }
+            }
             12 => dropped_events = varint(w)? as u32,
-            13 => scratch.links.push(bytes(w)?),
+            13 => {
+                let l = bytes(w)?;
+                counts.link_attributes = counts.link_attributes.max(check_link(l)?);
+                counts.links += 1;
+                if counts.links <= limits.max_links_per_span {
+                    scratch.links.push(l);
+                }
+            }
             14 => dropped_links = varint(w)? as u32,
             15 => once(&mut status, w)?,
             16 => flags = fixed32(w)?,
@@ -336,6 +459,19 @@ fn one_span<'a>(
             }
         }
     }
+    if let Err(e) = span_problem(trace_id.len(), span_id.len(), parent, counts, limits) {
+        // A rejected span's contents are still checked, as prost checks them: a malformed
+        // one gives the generic path's 400 for the request, not a rejection.
+        // (Events and links were checked as they were counted.)
+        for (_, v) in &scratch.attrs {
+            check_value(v)?;
+        }
+        out.rejected += 1;
+        if out.errors.len() < 10 {
+            out.errors.push(super::common::span_rejection(name, &e));
+        }
+        return Some(());
+    }
     // Events and links are checked before anything is appended, so that a malformed one
     // leaves the whole request to the generic path.
     let mut events = Vec::with_capacity(scratch.events.len());
@@ -346,19 +482,6 @@ fn one_span<'a>(
     for l in &scratch.links {
         links.push(link(&Link::decode(*l).ok()?));
     }
-    if let Err(e) = span_problem(
-        trace_id.len(),
-        span_id.len(),
-        parent,
-        scratch.attrs.len(),
-        limits,
-    ) {
-        out.rejected += 1;
-        if out.errors.len() < 10 {
-            out.errors.push(super::common::span_rejection(name, &e));
-        }
-        return Some(());
-    }
     scratch.attrs_json.clear();
     let mut ok = true;
     write_attributes_json(&mut scratch.attrs_json, &mut scratch.attrs, |o, v| {
@@ -366,6 +489,10 @@ fn one_span<'a>(
     });
     if !ok {
         return None;
+    }
+    if out.too_large.is_some() {
+        // The request is refused already: the rest is only checked.
+        return Some(());
     }
     let events_json = if events.is_empty() {
         "[]".to_owned()
@@ -397,8 +524,13 @@ fn one_span<'a>(
         status_code,
         status_message,
     };
-    out.builder.append(&row, origin);
-    on_span(&row, origin);
+    match out.builder.append(&row, origin) {
+        Ok(()) => on_span(&row, origin),
+        Err(e) => {
+            out.builder = SpansBuilder::with_capacity(0);
+            out.too_large = Some(e);
+        }
+    }
     Some(())
 }
 

@@ -535,3 +535,127 @@ fn flush_splits_rows_by_utc_day_sorted_with_labels() {
         (0..300).map(|i| i as f64).collect::<Vec<_>>()
     );
 }
+
+/// Spans whose `user.id` values are all distinct: a dedicated string column written
+/// without a dictionary, `DELTA_BYTE_ARRAY` encoded.
+fn spans_with_user_ids(first: usize, n: usize) -> Vec<crate::model::Span> {
+    (first..first + n)
+        .map(|i| crate::model::Span {
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            span_id: format!("{:016x}", i + 1),
+            name: "op".into(),
+            start_time_ns: 1_700_000_000_000_000_000 + i as i64,
+            end_time_ns: 1_700_000_000_000_000_000 + i as i64 + 10,
+            attributes: format!(
+                r#"{{"user.id":"{}{i:05}"}}"#,
+                char::from(b'a' + (i % 26) as u8)
+            ),
+            origin: crate::model::Origin {
+                service_name: "svc".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Rewrites a spans file uncompressed (its dedicated `user.id` column still
+/// `DELTA_BYTE_ARRAY`), then makes the first suffix length of that column's page -1: the
+/// Parquet decoder then slices out of bounds (a panic, not an error).
+fn corrupt_delta_page(path: &Path, rows: usize) {
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, Encoding};
+    use datafusion::parquet::file::properties::WriterProperties;
+    use datafusion::parquet::schema::types::ColumnPath;
+    let data = bytes::Bytes::from(std::fs::read(path).expect("read"));
+    let builder =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+            .expect("footer");
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned();
+    let schema = builder.schema().clone();
+    assert!(schema.index_of("attr:str:user.id").is_ok(), "{schema:?}");
+    let column = ColumnPath::new(vec!["attr:str:user.id".into()]);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_key_value_metadata(kv)
+        .set_column_dictionary_enabled(column.clone(), false)
+        .set_column_encoding(column, Encoding::DELTA_BYTE_ARRAY)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
+    for b in builder.build().expect("reader") {
+        w.write(&b.expect("batch")).expect("write");
+    }
+    w.close().expect("close");
+    // Prefix and suffix lengths are each a delta-bit-packed run whose header is block
+    // size 128 (80 01), 4 miniblocks (04), the value count, then the first value
+    // (zigzag): the second such header is the suffix lengths'.
+    let mut header = vec![0x80, 0x01, 0x04];
+    let mut n = rows as u64;
+    while n >= 0x80 {
+        header.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    header.push(n as u8);
+    let at: Vec<usize> = out
+        .windows(header.len())
+        .enumerate()
+        .filter(|(_, w)| *w == header.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 2, "one page of prefix and suffix lengths");
+    out[at[1] + header.len()] = 0x01; // zigzag -1
+    std::fs::write(path, &out).expect("write");
+}
+
+#[test]
+fn compaction_quarantines_a_file_whose_pages_make_the_decoder_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    for (first, n) in [(0, 2000), (5000, 2000), (9000, 2000)] {
+        block(s.write_spans(&t, spans_with_user_ids(first, n))).expect("write");
+        block(s.flush()).expect("flush");
+    }
+    let files = s.snapshot(&t, Signal::Traces, i64::MIN, i64::MAX).files;
+    assert_eq!(files.len(), 3);
+    let bad = files[0].clone();
+    let bad_path = s.inner.files.local_path(&bad.path);
+    corrupt_delta_page(&bad_path, 2000);
+
+    // The read is a clear error naming the corruption, not a panic.
+    let data = bytes::Bytes::from(std::fs::read(&bad_path).expect("read"));
+    let err = decode_parquet(data, None, None).expect_err("corrupt");
+    assert!(err.is_corrupt_file(), "{err}");
+    assert!(err.to_string().contains("corrupt data file"), "{err}");
+
+    // Compaction merges the two good files and takes the bad one out of the catalog,
+    // keeping it in quarantine/; the next round has nothing left to fail on.
+    let before = telemetry::QUARANTINED_FILES.get();
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert!(telemetry::QUARANTINED_FILES.get() > before);
+    let snap = s.snapshot(&t, Signal::Traces, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 1);
+    assert_eq!(snap.files[0].rows, 4000);
+    assert!(snap.files.iter().all(|f| f.id != bad.id));
+    let kept = dir.path().join("quarantine").join(&bad.path);
+    assert_eq!(
+        std::fs::read(&kept).expect("quarantined copy"),
+        std::fs::read(&bad_path).expect("original until reaped")
+    );
+    assert_eq!(block(s.compact()).expect("compact again"), 0);
+    // The quarantined file survives a restart (orphan removal is under files/ only).
+    drop(s);
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    assert!(kept.exists());
+    assert_eq!(
+        s.snapshot(&t, Signal::Traces, i64::MIN, i64::MAX)
+            .files
+            .len(),
+        1
+    );
+}

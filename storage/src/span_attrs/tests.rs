@@ -119,3 +119,71 @@ fn column_names_parse_back() {
     assert_eq!(canonical_int("-9223372036854775808"), Some(i64::MIN));
     assert_eq!(canonical_int("9223372036854775808"), None);
 }
+
+/// Merging reads each column's validity once for the batch: sliced columns (whose
+/// bitmaps start mid-byte), columns without nulls, all-null columns and rows with no
+/// dedicated value all give the text that was split.
+#[test]
+fn merge_handles_sliced_columns_and_every_null_shape() {
+    let texts: Vec<String> = (0..300)
+        .map(|i| match i % 5 {
+            0 => "{}".to_owned(),
+            1 => format!(r#"{{"a":"v{i}","always":1,"b":{}}}"#, i % 2 == 0),
+            2 => format!(r#"{{"always":2,"c":{i},"z":[1]}}"#),
+            3 => format!(r#"{{"a":"w","always":3,"b":true,"c":-{i}}}"#),
+            _ => r#"{"always":4,"m":null}"#.to_owned(),
+        })
+        .collect();
+    let attrs = column(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+    let plan = choose(&attrs);
+    let keys: Vec<&str> = plan.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["a", "always", "b", "c"]);
+    let (rest, cols) = split(&attrs, &plan);
+    // A column of `always` with every value null.
+    let all_null: ArrayRef = Arc::new(Int64Array::new_null(attrs.len()));
+    for (offset, len) in [(0, 300), (3, 200), (7, 1), (13, 0)] {
+        let rest = rest.slice(offset, len);
+        let sliced: Vec<ArrayRef> = cols.iter().map(|(_, c)| c.slice(offset, len)).collect();
+        let dedicated: Vec<DedicatedColumn<'_>> = cols
+            .iter()
+            .zip(&sliced)
+            .map(|((f, _), values)| DedicatedColumn {
+                key: parse_column_name(f.name()).expect("name").1,
+                values,
+            })
+            .collect();
+        let back = merge_attributes(rest.as_string::<i32>(), &dedicated).expect("merge");
+        assert_eq!(
+            back.as_string::<i32>(),
+            &attrs.slice(offset, len),
+            "slice {offset}+{len}"
+        );
+        // `always` has no nulls, so every row is merged; without it only some are.
+        let without: Vec<DedicatedColumn<'_>> = dedicated
+            .iter()
+            .filter(|d| d.key != "always")
+            .map(|d| DedicatedColumn {
+                key: d.key,
+                values: d.values,
+            })
+            .collect();
+        let back = merge_attributes(rest.as_string::<i32>(), &without).expect("merge");
+        for (i, t) in back.as_string::<i32>().iter().enumerate() {
+            let mut expected = attrs.value(offset + i).to_owned();
+            for k in 1..=4 {
+                expected = expected.replace(&format!("\"always\":{k},"), "");
+            }
+            assert_eq!(t, Some(expected.as_str()));
+        }
+        let sliced_null = all_null.slice(offset, len);
+        let mut with_null: Vec<DedicatedColumn<'_>> = without;
+        with_null.push(DedicatedColumn {
+            key: "always",
+            values: &sliced_null,
+        });
+        let back = merge_attributes(rest.as_string::<i32>(), &with_null).expect("merge");
+        let again = merge_attributes(rest.as_string::<i32>(), &with_null[..with_null.len() - 1])
+            .expect("merge");
+        assert_eq!(back.as_ref(), again.as_ref());
+    }
+}

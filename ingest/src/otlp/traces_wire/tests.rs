@@ -57,6 +57,12 @@ fn attrs(i: u64) -> Vec<KeyValue> {
     a
 }
 
+fn many_attrs(n: i64) -> Vec<KeyValue> {
+    (0..n)
+        .map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k)))
+        .collect()
+}
+
 fn request() -> ExportTraceServiceRequest {
     let mut resource_spans = Vec::new();
     for r in 0..3u64 {
@@ -123,6 +129,22 @@ fn request() -> ExportTraceServiceRequest {
                             .map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k)))
                             .collect()
                     }
+                    // One event and one link over the limits of 128.
+                    15 => s.events = vec![Default::default(); 129],
+                    16 => s.links = vec![Default::default(); 129],
+                    // Exactly at the limits: stored.
+                    17 => {
+                        s.events = vec![Default::default(); 128];
+                        s.links = vec![Default::default(); 128];
+                    }
+                    // An event and a link over the attribute limit.
+                    18 => s.events[0].attributes = many_attrs(257),
+                    19 => {
+                        s.links = vec![opentelemetry_proto::tonic::trace::v1::span::Link {
+                            attributes: many_attrs(300),
+                            ..Default::default()
+                        }]
+                    }
                     _ => {}
                 }
                 spans.push(s);
@@ -136,6 +158,15 @@ fn request() -> ExportTraceServiceRequest {
                 }),
                 spans,
                 schema_url: format!("https://scope/{sc}"),
+            });
+            // A scope without spans: nothing stored from it.
+            scope_spans.push(ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "empty".into(),
+                    ..Default::default()
+                }),
+                spans: vec![],
+                schema_url: String::new(),
             });
         }
         resource_spans.push(ResourceSpans {
@@ -160,9 +191,16 @@ fn the_wire_walk_gives_the_generic_paths_batch() {
     let limits = Limits::default();
     let body = req.encode_to_vec();
     let wire = decode(&body, &limits, &mut |_, _| {}).expect("plain protobuf takes the wire path");
-    let conv = convert(&req, &limits);
+    let conv = convert(&req, &limits).expect("generic path");
     assert_eq!(wire.rejected, conv.rejected);
-    assert_eq!(wire.rejected, 4 * 6);
+    assert_eq!(wire.rejected, 8 * 6);
+    assert!(
+        wire.errors
+            .iter()
+            .any(|e| e.ends_with("an event has 257 attributes, more than the limit of 256")),
+        "{:?}",
+        wire.errors
+    );
     assert_eq!(wire.errors, conv.errors);
     let batch = wire.builder.finish().expect("batch");
     assert_eq!(batch.num_rows(), conv.spans.len());
@@ -198,4 +236,281 @@ fn input_the_walk_does_not_take_goes_to_the_generic_path() {
     // An empty body is an empty request.
     let empty = decode(&[], &limits, &mut |_, _| {}).expect("empty");
     assert!(empty.builder.is_empty());
+}
+
+/// The body of a one-span request, with `marker` (a string in the span) made invalid
+/// UTF-8 in place: what prost refuses wherever it sits.
+fn corrupted(span: Span, marker: &str) -> Vec<u8> {
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut body = req.encode_to_vec();
+    let at = body
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .expect("marker in body");
+    body[at] = 0xff;
+    body
+}
+
+fn array_of(text: &str) -> any_value::Value {
+    any_value::Value::ArrayValue(ArrayValue {
+        values: vec![AnyValue {
+            value: Some(any_value::Value::StringValue(text.into())),
+        }],
+    })
+}
+
+fn good_span() -> Span {
+    Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "s".into(),
+        ..Default::default()
+    }
+}
+
+/// A span rejected for its ids or its counts may still hold malformed protobuf: prost
+/// refuses the request (400), and the wire walk must not answer 200 with a rejection.
+#[test]
+fn malformed_content_of_rejected_spans_is_refused_on_both_paths() {
+    let limits = Limits::default();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    // A bad trace id, and a malformed array value among its attributes.
+    let mut s = good_span();
+    s.trace_id.truncate(3);
+    s.attributes = vec![kv("arr", array_of("MALFORMED"))];
+    cases.push((
+        "array value of a span with a bad id",
+        corrupted(s, "MALFORMED"),
+    ));
+    // Over the attribute limit, the malformed value within it and past it.
+    for at in [5usize, 290] {
+        let mut s = good_span();
+        s.attributes = (0..300)
+            .map(|k| kv(&format!("k{k}"), any_value::Value::IntValue(k)))
+            .collect();
+        s.attributes[at] = kv("arr", array_of("MALFORMED"));
+        cases.push((
+            "array value of a span over the attribute limit",
+            corrupted(s, "MALFORMED"),
+        ));
+    }
+    // Over the event limit, a malformed event within it and past it.
+    for at in [0usize, 200] {
+        let mut s = good_span();
+        s.events = vec![Default::default(); 201];
+        s.events[at].name = "MALFORMED".into();
+        cases.push((
+            "event of a span over the event limit",
+            corrupted(s, "MALFORMED"),
+        ));
+    }
+    // Over the link limit, a malformed link attribute past it; a bad id and a bad link.
+    let mut s = good_span();
+    s.links = vec![Default::default(); 200];
+    s.links[150].attributes = vec![kv("a", array_of("MALFORMED"))];
+    cases.push((
+        "link of a span over the link limit",
+        corrupted(s, "MALFORMED"),
+    ));
+    let mut s = good_span();
+    s.span_id.clear();
+    s.links = vec![Default::default(); 2];
+    s.links[1].trace_state = "MALFORMED".into();
+    cases.push(("link of a span with a bad id", corrupted(s, "MALFORMED")));
+    for (what, body) in cases {
+        assert!(
+            ExportTraceServiceRequest::decode(body.as_slice()).is_err(),
+            "{what}: prost refuses it"
+        );
+        assert!(
+            decode(&body, &limits, &mut |_, _| {}).is_none(),
+            "{what}: the wire walk leaves it to the generic path"
+        );
+    }
+}
+
+#[test]
+fn spans_over_the_event_or_link_limits_are_rejected_alone_on_both_paths() {
+    let limits = Limits {
+        max_events_per_span: 3,
+        max_links_per_span: 2,
+        ..Limits::default()
+    };
+    let mut spans = Vec::new();
+    for (events, links) in [(3, 2), (4, 0), (0, 3), (0, 0)] {
+        let mut s = good_span();
+        s.name = format!("e{events} l{links}");
+        s.events = vec![Default::default(); events];
+        s.links = vec![Default::default(); links];
+        spans.push(s);
+    }
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let body = req.encode_to_vec();
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert_eq!(
+        wire.errors,
+        vec![
+            "span \"e4 l0\" rejected: 4 events, more than the limit of 3".to_owned(),
+            "span \"e0 l3\" rejected: 3 links, more than the limit of 2".to_owned(),
+        ]
+    );
+    assert_eq!(wire.errors, conv.errors);
+    assert_eq!((wire.rejected, conv.rejected), (2, 2));
+    let batch = wire.builder.finish().expect("batch");
+    assert_eq!(batch.num_rows(), 2);
+    assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
+}
+
+/// Attributes, events and links past their limits are counted, not collected: a span of
+/// hundreds of thousands of empty links costs no list of them.
+#[test]
+fn items_past_the_limits_are_not_collected() {
+    let limits = Limits::default();
+    let mut s = good_span();
+    s.attributes = (0..10_000)
+        .map(|k| kv("k", any_value::Value::IntValue(k)))
+        .collect();
+    s.events = vec![Default::default(); 10_000];
+    s.links = vec![Default::default(); 300_000];
+    let b = s.encode_to_vec();
+    let mut out = WireSpans {
+        builder: SpansBuilder::with_capacity(0),
+        rejected: 0,
+        errors: Vec::new(),
+        too_large: None,
+    };
+    let mut scratch = Scratch::default();
+    one_span(
+        &b,
+        &crate::otlp::common::origin(None, "", None, ""),
+        &limits,
+        &mut out,
+        &mut scratch,
+        &mut |_, _| {},
+    )
+    .expect("well-formed");
+    assert_eq!(out.rejected, 1);
+    assert_eq!(
+        out.errors,
+        vec!["span \"s\" rejected: 10000 attributes, more than the limit of 256".to_owned()]
+    );
+    assert_eq!(scratch.attrs.len(), limits.max_attributes_per_item);
+    assert_eq!(scratch.events.len(), limits.max_events_per_span);
+    assert_eq!(scratch.links.len(), limits.max_links_per_span);
+
+    // An event of 200,000 attributes: counted, never decoded into a list.
+    let mut s = good_span();
+    s.events = vec![opentelemetry_proto::tonic::trace::v1::span::Event {
+        attributes: vec![KeyValue::default(); 200_000],
+        ..Default::default()
+    }];
+    let b = s.encode_to_vec();
+    one_span(
+        &b,
+        &crate::otlp::common::origin(None, "", None, ""),
+        &limits,
+        &mut out,
+        &mut scratch,
+        &mut |_, _| {},
+    )
+    .expect("well-formed");
+    assert_eq!(out.rejected, 2);
+    assert_eq!(
+        out.errors[1],
+        "span \"s\" rejected: an event has 200000 attributes, more than the limit of 256"
+    );
+}
+
+/// One large resource and many scopes without spans: the resource's JSON is written once
+/// (it was written for every scope, 20 GB of JSON here), and nothing is stored from the
+/// empty scopes. The request takes milliseconds; the bound leaves room for a loaded
+/// machine.
+#[test]
+fn empty_scopes_do_not_rebuild_a_large_resource() {
+    let limits = Limits::default();
+    let resource = Resource {
+        attributes: vec![kv(
+            "big",
+            any_value::Value::StringValue("x".repeat(1 << 20)),
+        )],
+        ..Default::default()
+    };
+    let mut scope_spans = vec![ScopeSpans::default(); 20_000];
+    scope_spans[10_000].spans.push(good_span());
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans,
+            ..Default::default()
+        }],
+    };
+    let body = req.encode_to_vec();
+    let t = std::time::Instant::now();
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    let batch = wire.builder.finish().expect("batch");
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
+}
+
+/// Spans that would make more text than a batch may hold (here a resource of 100 KB on
+/// 20 spans, against the 1 MiB that a 64 KiB request limit allows) refuse the request
+/// with the same error on both paths, never an Arrow offset overflow.
+#[test]
+fn spans_expanding_past_the_text_limit_refuse_the_request_on_both_paths() {
+    let limits = Limits {
+        max_request_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    assert_eq!(limits.max_span_text_bytes(), 1 << 20);
+    let make = |spans: usize| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv(
+                    "big",
+                    any_value::Value::StringValue("x".repeat(100_000)),
+                )],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![good_span(); spans],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let fits = make(9);
+    let wire = decode(&fits.encode_to_vec(), &limits, &mut |_, _| {}).expect("wire");
+    assert!(wire.too_large.is_none());
+    assert_eq!(wire.builder.len(), 9);
+    let req = make(20);
+    let body = req.encode_to_vec();
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("well-formed");
+    let err = wire.too_large.expect("refused").to_string();
+    assert!(err.contains("more than 1048576 bytes of text"), "{err}");
+    assert!(wire.builder.is_empty());
+    let generic = convert(&req, &limits).expect_err("refused").to_string();
+    assert_eq!(generic, err);
 }

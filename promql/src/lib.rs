@@ -32,7 +32,7 @@ pub use error::{Error, ErrorType, SourceError};
 pub use eval::prepare::AT_MODIFIER_UNSAFE;
 pub use model::{FPoint, HPoint, Labels, RawSample, RawSeries, SampleValue, Value};
 pub use parse::{QueryTimes, format_query, parse, parse_in};
-pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
+pub use source::{MatchKind, Matcher, MemorySource, SeriesChunks, SeriesSource, WholeSelection};
 
 /// Relative float comparison as Prometheus's `util/almost.Equal` does it.
 pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {

@@ -5,17 +5,18 @@
 //! Groups are assigned per input series in input order, so instant results
 //! come out in Prometheus's order (which `topk`/`bottomk` rely on).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
-use super::{Cursor, Evaluator, SeriesCollector, total_points};
+use super::prepare::{Deferred, chunked_selector, with_stats_hints};
+use super::{Cursor, Evaluator, SeriesCollector, addr, free_later, total_points};
 use crate::annotations::go_g;
 use crate::error::{Error, Result, exec_err};
 use crate::histogram::{CounterResetHint, FloatHistogram, KahanHistogram};
-use crate::model::{Labels, METRIC_NAME, Matrix, Sample, Series};
+use crate::model::{Labels, METRIC_NAME, Matrix, RawSeries, Sample, Series};
 
 pub(crate) use crate::histogram::kahan_inc;
 
@@ -100,7 +101,15 @@ impl Evaluator<'_> {
             }
             _ => None,
         };
-        let input = self.eval(&a.expr)?.into_matrix()?;
+        let input = match chunked_selector(a)
+            .and_then(|(vs, _)| Some((vs, self.ctx.deferred.get(&addr(vs))?)))
+        {
+            Some((vs, d)) => match self.aggregate_chunked(a, &op, without, &names, vs, d)? {
+                Chunked::Done(m) => return Ok(m),
+                Chunked::Input(m) => m,
+            },
+            None => self.eval(&a.expr)?.into_matrix()?,
+        };
         let held = total_points(&input);
         let is_k = matches!(op.as_str(), "topk" | "bottomk" | "limitk" | "limit_ratio");
         // Assign groups in input order.
@@ -211,6 +220,12 @@ impl Evaluator<'_> {
         groups: &mut [Group],
         metrics: &[Labels],
     ) -> Vec<Sample> {
+        self.accumulate(op, vec_at, groups);
+        self.finish_groups(op, q, groups, metrics)
+    }
+
+    /// Folds one step's samples (with their group) into the groups' state, in order.
+    fn accumulate(&self, op: &str, vec_at: &[(usize, Sample)], groups: &mut [Group]) {
         let ignored = |name: &str| {
             self.ctx
                 .info(format!("ignored histogram in {name} aggregation"));
@@ -376,6 +391,16 @@ impl Evaluator<'_> {
                 _ => {}
             }
         }
+    }
+
+    /// One step's output: a sample per group that saw any input.
+    fn finish_groups(
+        &self,
+        op: &str,
+        q: f64,
+        groups: &mut [Group],
+        metrics: &[Labels],
+    ) -> Vec<Sample> {
         let mut out = Vec::new();
         for (gi, g) in groups.iter_mut().enumerate() {
             if !g.seen {
@@ -534,6 +559,115 @@ impl Evaluator<'_> {
         out
     }
 
+    /// Evaluates an aggregation whose selector was left to it (see
+    /// [`chunked_selector`]): reads the selection chunk by chunk, evaluates the
+    /// aggregation's argument on each chunk and folds the result into per-step group
+    /// state before the next chunk is read, so only one chunk's samples are held. Series
+    /// arrive in the order a whole selection would give them, so every group adds its
+    /// samples in the same order (Kahan sums come out bit for bit the same). When the
+    /// groups would be nearly as many as the series, the per-step state would outweigh
+    /// the input: then the argument is evaluated over the whole selection and returned
+    /// for the usual step-by-step aggregation.
+    fn aggregate_chunked(
+        &self,
+        a: &AggregateExpr,
+        op: &str,
+        without: bool,
+        names: &[String],
+        vs: &VectorSelector,
+        d: &Deferred,
+    ) -> Result<Chunked> {
+        let mut chunks = self.source.select_chunked(&d.matchers, d.start, d.end)?;
+        let key = addr(vs);
+        let with_hints = |c: Vec<RawSeries>| -> Vec<RawSeries> {
+            if d.stats {
+                c.iter().map(with_stats_hints).collect()
+            } else {
+                c
+            }
+        };
+        let labels = chunks.labels();
+        let groups_bound = {
+            let mut distinct = HashSet::new();
+            for l in labels {
+                distinct.insert(group_hash(l, without, names));
+            }
+            distinct.len()
+        };
+        let state = groups_bound.saturating_mul(std::mem::size_of::<Group>());
+        if state > labels.len().saturating_mul(CHUNKED_STATE_PER_SERIES) {
+            let mut all: Vec<RawSeries> = Vec::new();
+            while let Some(c) = chunks.next_chunk()? {
+                self.ctx.check_deadline()?;
+                all.extend(with_hints(c));
+            }
+            let sub = Evaluator {
+                chunk: Some((key, all.as_slice())),
+                ..*self
+            };
+            let m = sub.eval(&a.expr)?.into_matrix()?;
+            let samples = all.iter().map(RawSeries::len).sum();
+            free_later(all, samples);
+            return Ok(Chunked::Input(m));
+        }
+        let mut group_index: HashMap<Labels, usize> = HashMap::new();
+        let mut group_metric: Vec<Labels> = Vec::new();
+        let mut groups: Vec<Vec<Group>> = (0..self.num_steps()).map(|_| Vec::new()).collect();
+        let mut vec_at: Vec<(usize, Sample)> = Vec::new();
+        while let Some(c) = chunks.next_chunk()? {
+            self.ctx.check_deadline()?;
+            let c = with_hints(c);
+            let sub = Evaluator {
+                chunk: Some((key, c.as_slice())),
+                ..*self
+            };
+            let input = sub.eval(&a.expr)?.into_matrix()?;
+            drop(c);
+            self.ctx.check_samples(total_points(&input))?;
+            let mut series_group = Vec::with_capacity(input.len());
+            for s in &input {
+                let k = group_labels(&s.metric, without, names);
+                let n = group_index.len();
+                let gi = *group_index.entry(k.clone()).or_insert(n);
+                if gi == group_metric.len() {
+                    group_metric.push(k);
+                }
+                series_group.push(gi);
+            }
+            let mut cursors = vec![Cursor::default(); input.len()];
+            for (step, ts) in self.steps().enumerate() {
+                vec_at.clear();
+                for (si, s) in input.iter().enumerate() {
+                    if let Some(sample) = cursors[si].next(s, ts) {
+                        vec_at.push((series_group[si], sample));
+                    }
+                }
+                if vec_at.is_empty() {
+                    continue;
+                }
+                let Some(g) = groups.get_mut(step) else {
+                    break;
+                };
+                if g.len() < group_metric.len() {
+                    g.resize_with(group_metric.len(), Group::default);
+                }
+                self.accumulate(op, &vec_at, g);
+            }
+        }
+        let mut collector = SeriesCollector::new(self.start == self.end);
+        let mut produced = 0usize;
+        for (g, ts) in groups.iter_mut().zip(self.steps()) {
+            self.ctx.check_deadline()?;
+            let out = self.finish_groups(op, f64::NAN, g, &group_metric);
+            produced += out.len();
+            self.ctx.check_samples(produced)?;
+            for s in out {
+                collector.push(ts, s)?;
+            }
+        }
+        Ok(Chunked::Done(collector.finish()))
+    }
+
     fn count_values(
         &self,
         a: &AggregateExpr,
@@ -593,6 +727,35 @@ impl Evaluator<'_> {
                 .collect())
         })
     }
+}
+
+/// What [`Evaluator::aggregate_chunked`] gives back.
+enum Chunked {
+    /// The aggregation's result.
+    Done(Matrix),
+    /// The argument evaluated over the whole selection, still to be aggregated.
+    Input(Matrix),
+}
+
+/// Bytes of per-step group state per selected series up to which a chunked aggregation
+/// keeps state per group (the evaluated argument alone takes 16 bytes per series and step).
+const CHUNKED_STATE_PER_SERIES: usize = 32;
+
+/// A hash of the group labels of `m` (as [`group_labels`] gives them), without building them.
+fn group_hash(m: &Labels, without: bool, names: &[String]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if without {
+        for (n, v) in m.iter() {
+            if n != METRIC_NAME && !names.iter().any(|x| x == n) {
+                (n, v).hash(&mut h);
+            }
+        }
+    } else {
+        for n in names {
+            m.get(n).hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 /// Descending with NaN last (reverse of the NaN-first ascending heap order).

@@ -126,6 +126,11 @@ impl RangeInput<'_> {
 
 impl<'c> Evaluator<'c> {
     pub(crate) fn selected(&self, vs: &VectorSelector) -> &'c [RawSeries] {
+        if let Some((key, chunk)) = self.chunk
+            && key == addr(vs)
+        {
+            return chunk;
+        }
         self.ctx
             .series
             .get(&addr(vs))

@@ -37,7 +37,8 @@ mod runs;
 pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
-    FPoint, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
+    FPoint, Labels, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesChunks,
+    SeriesSource, SourceError,
 };
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
@@ -469,6 +470,14 @@ impl StorageSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, ScanError> {
+        let series = self.matching(matchers)?;
+        let snap = self.scanner.snapshot(start_ms, end_ms);
+        self.read(&snap, &series, start_ms, end_ms)
+    }
+
+    /// The series matching `matchers` (series id and labels), sorted by labels, each id
+    /// once.
+    fn matching(&self, matchers: &[Matcher]) -> Result<Vec<(u64, Labels)>, ScanError> {
         self.scanner.check()?;
         let index_matchers = matchers
             .iter()
@@ -483,12 +492,33 @@ impl StorageSource {
         if found.len() > self.limits.max_series {
             return Err(Limit::TooManySeries(self.limits.max_series).into());
         }
+        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        let mut series: Vec<(u64, Labels)> = found
+            .iter()
+            .filter(|(id, _)| seen.insert(id.0))
+            .map(|(id, l)| (id.0, engine_labels(l)))
+            .collect();
+        series.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(series)
+    }
+
+    /// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by
+    /// labels, each id once) in the files and memtables of `snap`, in the order of `found`
+    /// (series without samples left out).
+    fn read(
+        &self,
+        snap: &Snapshot,
+        found: &[(u64, Labels)],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RawSeries>, ScanError> {
+        self.scanner.check()?;
         // (series id, index into `found`), sorted by id: the scan names a run's series by
         // its position here.
         let mut by_id: Vec<(u64, usize)> = found
             .iter()
             .enumerate()
-            .map(|(i, (id, _))| (id.0, i))
+            .map(|(i, (id, _))| (*id, i))
             .collect();
         by_id.sort_unstable();
         by_id.dedup_by_key(|x| x.0);
@@ -498,12 +528,11 @@ impl StorageSource {
         // that a later write of a timestamp wins across both kinds.
         let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
         // A series usually has one run of rows per file plus one in the memtables.
-        let snap = self.scanner.snapshot(start_ms, end_ms);
         let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
         let max_samples = self.limits.max_samples;
         let mut loaded = self.loaded.get();
         let res = self.scanner.scan_series_in(
-            &snap,
+            snap,
             &ids,
             (start_ms, end_ms),
             &["value", "histogram"],
@@ -604,11 +633,9 @@ impl StorageSource {
         self.loaded.set(loaded);
         res?;
         let mut out = Vec::new();
-        for (i, ((_, labels), mut f)) in found.into_iter().zip(floats).enumerate() {
+        for (i, ((_, labels), mut f)) in found.iter().zip(floats).enumerate() {
             let series = match mixed.remove(&i) {
-                Some(samples) => {
-                    RawSeries::from_samples(engine_labels(&labels), latest_per_time(samples))
-                }
+                Some(samples) => RawSeries::from_samples(labels.clone(), latest_per_time(samples)),
                 None if f.is_empty() => continue,
                 None => {
                     // Runs arrive in time order unless files overlap in time; a later
@@ -620,7 +647,7 @@ impl StorageSource {
                         f.reverse();
                     }
                     RawSeries {
-                        labels: engine_labels(&labels),
+                        labels: labels.clone(),
                         floats: f,
                         histograms: Vec::new(),
                     }
@@ -628,8 +655,58 @@ impl StorageSource {
             };
             out.push(series);
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+
+    /// Records a limit that stopped a read and converts the error for the engine.
+    fn source_error(&self, e: ScanError) -> SourceError {
+        match e {
+            ScanError::Limit(l) => {
+                let msg = l.to_string();
+                *self.stopped.borrow_mut() = Some(l);
+                SourceError::new(msg)
+            }
+            ScanError::Storage(m) => SourceError::new(m),
+        }
+    }
+}
+
+/// Series per chunk of a chunked selection: 8192 series of an hour at 15 s are about 2M
+/// samples (32 MB), and a chunk costs each file one reader.
+const SERIES_PER_CHUNK: usize = 8192;
+
+/// A selection read [`SERIES_PER_CHUNK`] series at a time, in label order, from one
+/// snapshot. Files are sorted by series labels, so a chunk's rows are a contiguous stretch
+/// of every file.
+struct StorageChunks<'a> {
+    source: &'a StorageSource,
+    snap: Snapshot,
+    found: Vec<(u64, Labels)>,
+    labels: Vec<Labels>,
+    next: usize,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+impl SeriesChunks for StorageChunks<'_> {
+    fn labels(&self) -> &[Labels] {
+        &self.labels
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawSeries>>, SourceError> {
+        while self.next < self.found.len() {
+            let end = (self.next + SERIES_PER_CHUNK).min(self.found.len());
+            let part = self.found.get(self.next..end).unwrap_or(&[]);
+            self.next = end;
+            let series = self
+                .source
+                .read(&self.snap, part, self.start_ms, self.end_ms)
+                .map_err(|e| self.source.source_error(e))?;
+            if !series.is_empty() {
+                return Ok(Some(series));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -661,14 +738,25 @@ impl SeriesSource for StorageSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, SourceError> {
-        match self.select_inner(matchers, start_ms, end_ms) {
-            Ok(s) => Ok(s),
-            Err(ScanError::Limit(l)) => {
-                let msg = l.to_string();
-                *self.stopped.borrow_mut() = Some(l);
-                Err(SourceError::new(msg))
-            }
-            Err(ScanError::Storage(m)) => Err(SourceError::new(m)),
-        }
+        self.select_inner(matchers, start_ms, end_ms)
+            .map_err(|e| self.source_error(e))
+    }
+
+    fn select_chunked<'a>(
+        &'a self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
+        let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
+        Ok(Box::new(StorageChunks {
+            source: self,
+            snap: self.scanner.snapshot(start_ms, end_ms),
+            labels: found.iter().map(|(_, l)| l.clone()).collect(),
+            found,
+            next: 0,
+            start_ms,
+            end_ms,
+        }))
     }
 }

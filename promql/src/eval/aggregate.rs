@@ -113,18 +113,12 @@ impl Evaluator<'_> {
         let held = total_points(&input);
         let is_k = matches!(op.as_str(), "topk" | "bottomk" | "limitk" | "limit_ratio");
         // Assign groups in input order.
-        let mut group_index: HashMap<Labels, usize> = HashMap::new();
-        let mut group_metric: Vec<Labels> = Vec::new();
-        let mut series_group = Vec::with_capacity(input.len());
-        for s in &input {
-            let key = group_labels(&s.metric, without, &names);
-            let n = group_index.len();
-            let gi = *group_index.entry(key.clone()).or_insert(n);
-            if gi == group_metric.len() {
-                group_metric.push(key);
-            }
-            series_group.push(gi);
-        }
+        let mut index = GroupIndex::default();
+        let series_group: Vec<usize> = input
+            .iter()
+            .map(|s| index.group_of(&s.metric, without, &names))
+            .collect();
+        let group_metric = index.metrics;
         let p = params.unwrap_or_default();
         let pmax = p.iter().copied().fold(f64::MIN, f64::max);
         let pmin = p.iter().copied().fold(f64::MAX, f64::min);
@@ -610,8 +604,7 @@ impl Evaluator<'_> {
             free_later(all, samples);
             return Ok(Chunked::Input(m));
         }
-        let mut group_index: HashMap<Labels, usize> = HashMap::new();
-        let mut group_metric: Vec<Labels> = Vec::new();
+        let mut index = GroupIndex::default();
         let mut groups: Vec<Vec<Group>> = (0..self.num_steps()).map(|_| Vec::new()).collect();
         let mut vec_at: Vec<(usize, Sample)> = Vec::new();
         while let Some(c) = chunks.next_chunk()? {
@@ -624,16 +617,11 @@ impl Evaluator<'_> {
             let input = sub.eval(&a.expr)?.into_matrix()?;
             drop(c);
             self.ctx.check_samples(total_points(&input))?;
-            let mut series_group = Vec::with_capacity(input.len());
-            for s in &input {
-                let k = group_labels(&s.metric, without, names);
-                let n = group_index.len();
-                let gi = *group_index.entry(k.clone()).or_insert(n);
-                if gi == group_metric.len() {
-                    group_metric.push(k);
-                }
-                series_group.push(gi);
-            }
+            let series_group: Vec<usize> = input
+                .iter()
+                .map(|s| index.group_of(&s.metric, without, names))
+                .collect();
+            let groups_now = index.metrics.len();
             let mut cursors = vec![Cursor::default(); input.len()];
             for (step, ts) in self.steps().enumerate() {
                 vec_at.clear();
@@ -648,8 +636,8 @@ impl Evaluator<'_> {
                 let Some(g) = groups.get_mut(step) else {
                     break;
                 };
-                if g.len() < group_metric.len() {
-                    g.resize_with(group_metric.len(), Group::default);
+                if g.len() < groups_now {
+                    g.resize_with(groups_now, Group::default);
                 }
                 self.accumulate(op, &vec_at, g);
             }
@@ -658,7 +646,7 @@ impl Evaluator<'_> {
         let mut produced = 0usize;
         for (g, ts) in groups.iter_mut().zip(self.steps()) {
             self.ctx.check_deadline()?;
-            let out = self.finish_groups(op, f64::NAN, g, &group_metric);
+            let out = self.finish_groups(op, f64::NAN, g, &index.metrics);
             produced += out.len();
             self.ctx.check_samples(produced)?;
             for s in out {
@@ -740,6 +728,41 @@ enum Chunked {
 /// Bytes of per-step group state per selected series up to which a chunked aggregation
 /// keeps state per group (the evaluated argument alone takes 16 bytes per series and step).
 const CHUNKED_STATE_PER_SERIES: usize = 32;
+
+/// Groups in order of appearance, found by a hash of the grouping labels: a series of a
+/// known group costs no label set of its own.
+#[derive(Default)]
+struct GroupIndex {
+    by_hash: HashMap<u64, Vec<usize>>,
+    /// Each group's labels.
+    metrics: Vec<Labels>,
+}
+
+impl GroupIndex {
+    /// The group of a series labelled `m` (created if new).
+    fn group_of(&mut self, m: &Labels, without: bool, names: &[String]) -> usize {
+        let h = group_hash(m, without, names);
+        let keep = |k: &str| {
+            if without {
+                k != METRIC_NAME && !names.iter().any(|n| n == k)
+            } else {
+                names.iter().any(|n| n == k)
+            }
+        };
+        let candidates = self.by_hash.entry(h).or_default();
+        for &gi in candidates.iter() {
+            if let Some(g) = self.metrics.get(gi)
+                && m.iter().filter(|(k, _)| keep(k)).eq(g.iter())
+            {
+                return gi;
+            }
+        }
+        let gi = self.metrics.len();
+        self.metrics.push(group_labels(m, without, names));
+        candidates.push(gi);
+        gi
+    }
+}
 
 /// A hash of the group labels of `m` (as [`group_labels`] gives them), without building them.
 fn group_hash(m: &Labels, without: bool, names: &[String]) -> u64 {

@@ -671,19 +671,46 @@ impl StorageSource {
     }
 }
 
-/// Series per chunk of a chunked selection: 8192 series of an hour at 15 s are about 2M
-/// samples (32 MB), and a chunk costs each file one reader.
-const SERIES_PER_CHUNK: usize = 8192;
+/// Most series per chunk of a chunked selection (a chunk costs each file one reader).
+const MAX_SERIES_PER_CHUNK: usize = 8192;
+/// Series in the first chunk; later chunks are sized from the bytes per series seen so far.
+const FIRST_CHUNK_SERIES: usize = 256;
+/// Bytes of samples a chunk aims at: 8192 float series of an hour at 15 s are about
+/// 2M samples (32 MB); native histograms take some hundred bytes per sample.
+const CHUNK_BYTES: usize = 32 << 20;
 
-/// A selection read [`SERIES_PER_CHUNK`] series at a time, in label order, from one
-/// snapshot. Files are sorted by series labels, so a chunk's rows are a contiguous stretch
-/// of every file.
+/// Bytes a series' samples take in memory, roughly.
+fn approx_bytes(s: &RawSeries) -> usize {
+    let hist: usize = s
+        .histograms
+        .iter()
+        .map(|p| {
+            let h = &p.h;
+            std::mem::size_of::<FloatHistogram>()
+                + 32
+                + 8 * (h.positive_buckets.len()
+                    + h.negative_buckets.len()
+                    + h.positive_spans.len()
+                    + h.negative_spans.len()
+                    + h.custom_values.len())
+        })
+        .sum();
+    std::mem::size_of::<RawSeries>()
+        + s.floats.len() * std::mem::size_of::<FPoint>()
+        + s.histograms.len() * std::mem::size_of::<strata_promql::HPoint>()
+        + hist
+}
+
+/// A selection read a chunk of series at a time (about [`CHUNK_BYTES`] of samples, at
+/// most [`MAX_SERIES_PER_CHUNK`] series), in label order, from one snapshot. Files are
+/// sorted by series labels, so a chunk's rows are a contiguous stretch of every file.
 struct StorageChunks<'a> {
     source: &'a StorageSource,
     snap: Snapshot,
     found: Vec<(u64, Labels)>,
     labels: Vec<Labels>,
     next: usize,
+    chunk: usize,
     start_ms: i64,
     end_ms: i64,
 }
@@ -695,13 +722,16 @@ impl SeriesChunks for StorageChunks<'_> {
 
     fn next_chunk(&mut self) -> Result<Option<Vec<RawSeries>>, SourceError> {
         while self.next < self.found.len() {
-            let end = (self.next + SERIES_PER_CHUNK).min(self.found.len());
+            let end = (self.next + self.chunk).min(self.found.len());
             let part = self.found.get(self.next..end).unwrap_or(&[]);
             self.next = end;
             let series = self
                 .source
                 .read(&self.snap, part, self.start_ms, self.end_ms)
                 .map_err(|e| self.source.source_error(e))?;
+            let bytes: usize = series.iter().map(approx_bytes).sum();
+            let per_series = (bytes / part.len().max(1)).max(1);
+            self.chunk = (CHUNK_BYTES / per_series).clamp(FIRST_CHUNK_SERIES, MAX_SERIES_PER_CHUNK);
             if !series.is_empty() {
                 return Ok(Some(series));
             }
@@ -755,6 +785,7 @@ impl SeriesSource for StorageSource {
             labels: found.iter().map(|(_, l)| l.clone()).collect(),
             found,
             next: 0,
+            chunk: FIRST_CHUNK_SERIES,
             start_ms,
             end_ms,
         }))

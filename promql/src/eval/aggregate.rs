@@ -220,170 +220,180 @@ impl Evaluator<'_> {
 
     /// Folds one step's samples (with their group) into the groups' state, in order.
     fn accumulate(&self, op: &str, vec_at: &[(usize, Sample)], groups: &mut [Group]) {
+        for (gi, s) in vec_at {
+            if let Some(g) = groups.get_mut(*gi) {
+                self.accumulate_one(op, g, s.f, s.h.as_ref(), s.drop_name, &s.metric);
+            }
+        }
+    }
+
+    /// Folds one sample of a series labelled `metric` into its group's state.
+    fn accumulate_one(
+        &self,
+        op: &str,
+        g: &mut Group,
+        f: f64,
+        h: Option<&Arc<FloatHistogram>>,
+        drop_name: bool,
+        metric: &Labels,
+    ) {
         let ignored = |name: &str| {
             self.ctx
                 .info(format!("ignored histogram in {name} aggregation"));
         };
-        for (gi, s) in vec_at {
-            let Some(g) = groups.get_mut(*gi) else {
-                continue;
+        if !g.seen {
+            *g = Group {
+                seen: true,
+                f,
+                mean: f,
+                count: 1.0,
+                drop_name: drop_name,
+                ..Default::default()
             };
-            let (f, h) = (s.f, s.h.as_ref());
-            if !g.seen {
-                *g = Group {
-                    seen: true,
-                    f,
-                    mean: f,
-                    count: 1.0,
-                    drop_name: s.drop_name,
-                    ..Default::default()
-                };
-                match op {
-                    "avg" | "sum" => match h {
-                        None => g.has_float = true,
-                        Some(h) => {
-                            g.h = Some(KahanHistogram::from(&**h));
-                            g.has_hist = true;
-                            match h.counter_reset_hint {
-                                CounterResetHint::CounterReset => g.reset_seen = true,
-                                CounterResetHint::NotCounterReset => g.not_reset_seen = true,
-                                _ => {}
-                            }
-                        }
-                    },
-                    "stdvar" | "stddev" => {
-                        if h.is_some() {
-                            g.seen = false;
-                            ignored(op);
-                        } else if f.is_nan() || f.is_infinite() {
-                            g.f = f64::NAN;
-                        } else {
-                            g.f = 0.0;
+            match op {
+                "avg" | "sum" => match h {
+                    None => g.has_float = true,
+                    Some(h) => {
+                        g.h = Some(KahanHistogram::from(&**h));
+                        g.has_hist = true;
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => g.reset_seen = true,
+                            CounterResetHint::NotCounterReset => g.not_reset_seen = true,
+                            _ => {}
                         }
                     }
-                    "quantile" => {
-                        if h.is_some() {
-                            g.seen = false;
-                            ignored(op);
-                        }
-                        g.values = vec![f];
-                    }
-                    "group" => g.f = 1.0,
-                    "min" | "max" if h.is_some() => {
+                },
+                "stdvar" | "stddev" => {
+                    if h.is_some() {
                         g.seen = false;
                         ignored(op);
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            if g.incompatible {
-                continue;
-            }
-            if s.drop_name {
-                g.drop_name = true;
-            }
-            match op {
-                "sum" | "avg" => {
-                    if op == "avg" {
-                        g.count += 1.0;
-                    }
-                    match h {
-                        Some(h) => {
-                            g.has_hist = true;
-                            match h.counter_reset_hint {
-                                CounterResetHint::CounterReset => g.reset_seen = true,
-                                CounterResetHint::NotCounterReset => g.not_reset_seen = true,
-                                _ => {}
-                            }
-                            let Some(acc) = g.h.as_mut() else {
-                                // Floats came first: the group is invalid anyway.
-                                continue;
-                            };
-                            let added = if op == "sum" {
-                                acc.add(h)
-                            } else {
-                                acc.add_for_mean(&mut g.hist_incremental_mean, g.count, h)
-                            };
-                            match added {
-                                Err(_) => {
-                                    self.ctx.warn(format!(
-                                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
-                                        s.metric.get(METRIC_NAME)
-                                    ));
-                                    g.incompatible = true;
-                                }
-                                Ok((_, reconciled)) => {
-                                    if reconciled {
-                                        self.ctx.info(
-                                            "mismatched custom buckets were reconciled during aggregation",
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                        None => {
-                            g.has_float = true;
-                            if op == "sum" {
-                                (g.f, g.kahan_c) = kahan_inc(f, g.f, g.kahan_c);
-                            } else {
-                                if !g.incremental_mean {
-                                    let (nv, nc) = kahan_inc(f, g.f, g.kahan_c);
-                                    if !nv.is_infinite() {
-                                        g.f = nv;
-                                        g.kahan_c = nc;
-                                        continue;
-                                    }
-                                    g.incremental_mean = true;
-                                    g.mean = g.f / (g.count - 1.0);
-                                    g.kahan_c /= g.count - 1.0;
-                                }
-                                let q = (g.count - 1.0) / g.count;
-                                (g.mean, g.kahan_c) =
-                                    kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
-                            }
-                        }
-                    }
-                }
-                "group" => {}
-                "max" => {
-                    if h.is_some() {
-                        ignored(op);
-                        continue;
-                    }
-                    if g.f < f || g.f.is_nan() {
-                        g.f = f;
-                    }
-                }
-                "min" => {
-                    if h.is_some() {
-                        ignored(op);
-                        continue;
-                    }
-                    if g.f > f || g.f.is_nan() {
-                        g.f = f;
-                    }
-                }
-                "count" => g.count += 1.0,
-                "stdvar" | "stddev" => {
-                    if h.is_none() {
-                        g.count += 1.0;
-                        let delta = f - g.mean;
-                        g.mean += delta / g.count;
-                        g.f += delta * (f - g.mean);
+                    } else if f.is_nan() || f.is_infinite() {
+                        g.f = f64::NAN;
                     } else {
-                        ignored(op);
+                        g.f = 0.0;
                     }
                 }
                 "quantile" => {
                     if h.is_some() {
+                        g.seen = false;
                         ignored(op);
-                        continue;
                     }
-                    g.values.push(f);
+                    g.values = vec![f];
+                }
+                "group" => g.f = 1.0,
+                "min" | "max" if h.is_some() => {
+                    g.seen = false;
+                    ignored(op);
                 }
                 _ => {}
             }
+            return;
+        }
+        if g.incompatible {
+            return;
+        }
+        if drop_name {
+            g.drop_name = true;
+        }
+        match op {
+            "sum" | "avg" => {
+                if op == "avg" {
+                    g.count += 1.0;
+                }
+                match h {
+                    Some(h) => {
+                        g.has_hist = true;
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => g.reset_seen = true,
+                            CounterResetHint::NotCounterReset => g.not_reset_seen = true,
+                            _ => {}
+                        }
+                        let Some(acc) = g.h.as_mut() else {
+                            // Floats came first: the group is invalid anyway.
+                            return;
+                        };
+                        let added = if op == "sum" {
+                            acc.add(h)
+                        } else {
+                            acc.add_for_mean(&mut g.hist_incremental_mean, g.count, h)
+                        };
+                        match added {
+                            Err(_) => {
+                                self.ctx.warn(format!(
+                                    "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
+                                    metric.get(METRIC_NAME)
+                                ));
+                                g.incompatible = true;
+                            }
+                            Ok((_, reconciled)) => {
+                                if reconciled {
+                                    self.ctx.info(
+                                        "mismatched custom buckets were reconciled during aggregation",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        g.has_float = true;
+                        if op == "sum" {
+                            (g.f, g.kahan_c) = kahan_inc(f, g.f, g.kahan_c);
+                        } else {
+                            if !g.incremental_mean {
+                                let (nv, nc) = kahan_inc(f, g.f, g.kahan_c);
+                                if !nv.is_infinite() {
+                                    g.f = nv;
+                                    g.kahan_c = nc;
+                                    return;
+                                }
+                                g.incremental_mean = true;
+                                g.mean = g.f / (g.count - 1.0);
+                                g.kahan_c /= g.count - 1.0;
+                            }
+                            let q = (g.count - 1.0) / g.count;
+                            (g.mean, g.kahan_c) = kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
+                        }
+                    }
+                }
+            }
+            "group" => {}
+            "max" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                if g.f < f || g.f.is_nan() {
+                    g.f = f;
+                }
+            }
+            "min" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                if g.f > f || g.f.is_nan() {
+                    g.f = f;
+                }
+            }
+            "count" => g.count += 1.0,
+            "stdvar" | "stddev" => {
+                if h.is_none() {
+                    g.count += 1.0;
+                    let delta = f - g.mean;
+                    g.mean += delta / g.count;
+                    g.f += delta * (f - g.mean);
+                } else {
+                    ignored(op);
+                }
+            }
+            "quantile" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                g.values.push(f);
+            }
+            _ => {}
         }
     }
 
@@ -606,7 +616,6 @@ impl Evaluator<'_> {
         }
         let mut index = GroupIndex::default();
         let mut groups: Vec<Vec<Group>> = (0..self.num_steps()).map(|_| Vec::new()).collect();
-        let mut vec_at: Vec<(usize, Sample)> = Vec::new();
         while let Some(c) = chunks.next_chunk()? {
             self.ctx.check_deadline()?;
             let c = with_hints(c);
@@ -622,24 +631,37 @@ impl Evaluator<'_> {
                 .map(|s| index.group_of(&s.metric, without, names))
                 .collect();
             let groups_now = index.metrics.len();
-            let mut cursors = vec![Cursor::default(); input.len()];
-            for (step, ts) in self.steps().enumerate() {
-                vec_at.clear();
-                for (si, s) in input.iter().enumerate() {
-                    if let Some(sample) = cursors[si].next(s, ts) {
-                        vec_at.push((series_group[si], sample));
-                    }
-                }
-                if vec_at.is_empty() {
-                    continue;
-                }
-                let Some(g) = groups.get_mut(step) else {
-                    break;
-                };
+            for g in &mut groups {
                 if g.len() < groups_now {
                     g.resize_with(groups_now, Group::default);
                 }
-                self.accumulate(op, &vec_at, g);
+            }
+            // Series by series: a group's state at a step still takes its samples in
+            // series order, as the step-by-step aggregation adds them.
+            let interval = self.interval.max(1);
+            let step_of = |t: i64| {
+                let d = t - self.start;
+                (d >= 0 && d % interval == 0)
+                    .then(|| usize::try_from(d / interval).ok())
+                    .flatten()
+            };
+            for (s, &gi) in input.iter().zip(&series_group) {
+                for p in &s.floats {
+                    if let Some(g) = step_of(p.t)
+                        .and_then(|i| groups.get_mut(i))
+                        .and_then(|g| g.get_mut(gi))
+                    {
+                        self.accumulate_one(op, g, p.f, None, s.drop_name, &s.metric);
+                    }
+                }
+                for p in &s.histograms {
+                    if let Some(g) = step_of(p.t)
+                        .and_then(|i| groups.get_mut(i))
+                        .and_then(|g| g.get_mut(gi))
+                    {
+                        self.accumulate_one(op, g, 0.0, Some(&p.h), s.drop_name, &s.metric);
+                    }
+                }
             }
         }
         let mut collector = SeriesCollector::new(self.start == self.end);

@@ -12,7 +12,7 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use crate::error::{Error, Result, exec_err};
-use crate::eval::selectors::{RangeInput, RangeSeriesSet};
+use crate::eval::selectors::{RangeInput, RangeSeriesSet, WindowPos};
 use crate::eval::{Evaluator, unwrap_parens};
 use crate::model::{FPoint, HPoint, Labels, METRIC_NAME, Matrix, Sample, Series};
 use crate::source::MatchKind;
@@ -147,13 +147,14 @@ fn eval_range_call(
             histograms: Vec::new(),
             drop_name: drop_name || s.drop_name,
         };
+        let mut pos = WindowPos::default();
         for (step, ts) in ev.steps().enumerate() {
             for (j, sc) in scalars.iter().enumerate() {
                 params[j] = sc.get(step).copied().unwrap_or(f64::NAN);
             }
             let maxt = input.maxt(ts);
             let mint = maxt - input.range;
-            let (f, h) = s.window(mint, maxt);
+            let (f, h) = s.window_after(&mut pos, mint, maxt);
             if f.is_empty() && h.is_empty() {
                 continue;
             }

@@ -247,7 +247,7 @@ impl Evaluator<'_> {
                 f,
                 mean: f,
                 count: 1.0,
-                drop_name: drop_name,
+                drop_name,
                 ..Default::default()
             };
             match op {

@@ -143,7 +143,13 @@ fn eval_range_call(
         ev.ctx.check_deadline()?;
         let mut series = Series {
             metric: s.metric.clone(),
-            floats: Vec::new(),
+            // A float series usually has a point at every step: no regrowing (up to a
+            // bound, so that series alive for a few steps of a long grid stay small).
+            floats: if s.floats.is_empty() {
+                Vec::new()
+            } else {
+                Vec::with_capacity(ev.num_steps().min(256))
+            },
             histograms: Vec::new(),
             drop_name: drop_name || s.drop_name,
         };

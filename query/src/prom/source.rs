@@ -541,11 +541,24 @@ impl StorageSource {
 
 /// Most series per chunk of a chunked selection (a chunk costs each file one reader).
 const MAX_SERIES_PER_CHUNK: usize = 8192;
-/// Series in the first chunk; later chunks are sized from the bytes per series seen so far.
+/// Fewest series in a chunk; later chunks are sized from the bytes per series seen so far.
 const FIRST_CHUNK_SERIES: usize = 256;
 /// Bytes of samples a chunk aims at: 8192 float series of an hour at 15 s are about
 /// 2M samples (32 MB); native histograms take some hundred bytes per sample.
 const CHUNK_BYTES: usize = 32 << 20;
+
+/// Series in the first chunk of a selection of `series` series over `span_ms`: sized
+/// for [`CHUNK_BYTES`] at a sample every 15 s and 256 bytes a sample (between a float's 16
+/// and a native histogram's few hundred); a selection up to twice that is read at once.
+fn first_chunk(series: usize, span_ms: i64) -> usize {
+    let samples = usize::try_from(span_ms / 15_000).unwrap_or(0) + 1;
+    let first = (CHUNK_BYTES / 256 / samples).clamp(FIRST_CHUNK_SERIES, MAX_SERIES_PER_CHUNK);
+    if series <= 2 * first {
+        series.max(1)
+    } else {
+        first
+    }
+}
 
 /// Bytes a series' samples take in memory, roughly.
 fn approx_bytes(s: &RawSeries) -> usize {
@@ -736,10 +749,22 @@ fn read_series(
                         series.reserve_exact(rows.len() * runs_per_series);
                     }
                     let vals = v.values();
-                    series.extend(rows.filter_map(|r| {
-                        let t = ts_vals[r];
-                        (t >= start_ms && t <= end_ms).then(|| FPoint { t, f: vals[r] })
-                    }));
+                    let (ts, fs) = (
+                        ts_vals.get(rows.clone()).unwrap_or(&[]),
+                        vals.get(rows.clone()).unwrap_or(&[]),
+                    );
+                    if ts.len() == fs.len()
+                        && ts.len() == rows.len()
+                        && ts.iter().all(|&t| t >= start_ms && t <= end_ms)
+                    {
+                        // The whole run is in range (the usual case): a copy of known length.
+                        series.extend(ts.iter().zip(fs).map(|(&t, &f)| FPoint { t, f }));
+                    } else {
+                        series.extend(rows.filter_map(|r| {
+                            let t = ts_vals[r];
+                            (t >= start_ms && t <= end_ms).then(|| FPoint { t, f: vals[r] })
+                        }));
+                    }
                     loaded += series.len() - before;
                 } else {
                     for r in rows {
@@ -868,6 +893,7 @@ impl SeriesSource for StorageSource {
         end_ms: i64,
     ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
         let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
+        let found_len = found.len();
         Ok(Box::new(StorageChunks {
             source: self,
             labels: found.iter().map(|(_, l)| l.clone()).collect(),
@@ -879,7 +905,7 @@ impl SeriesSource for StorageSource {
                 max_samples: self.limits.max_samples,
             }),
             next: 0,
-            chunk: FIRST_CHUNK_SERIES,
+            chunk: first_chunk(found_len, end_ms.saturating_sub(start_ms)),
             pending: None,
         }))
     }

@@ -13,8 +13,10 @@
 //! aggregations), `functions`, [`json`] (API output), [`source`].
 //!
 //! Invariants: every selector is selected once per query for the whole
-//! time range it needs; no input can make evaluation panic; memory is
-//! bounded by `max_samples` and range resolution by `max_points_per_series`.
+//! time range it needs (an aggregation over a per-series argument reads its
+//! selector in chunks of series instead, see [`SeriesSource::select_chunked`]);
+//! no input can make evaluation panic; memory is bounded by `max_samples` and
+//! range resolution by `max_points_per_series`.
 
 pub mod annotations;
 mod engine;

@@ -6,7 +6,8 @@
 //! Key pieces: [`Evaluator::eval`] dispatches on the node type;
 //! [`Evaluator::range_eval`] gathers per-step input vectors and collects the
 //! per-step outputs of a closure into series. Series data comes from the
-//! selection pre-pass in [`prepare`], which selects each selector once.
+//! selection pre-pass in [`prepare`], which selects each selector once, or leaves
+//! it to its aggregation to read chunk by chunk (`aggregate::aggregate_chunked`).
 
 mod aggregate;
 mod binary;

@@ -2,7 +2,8 @@
 //! - step invariance: which subtrees can be evaluated once and repeated
 //!   (Prometheus's `PreprocessExpr`, recorded by node address);
 //! - series selection: the time range each selector needs over the whole
-//!   query (offsets, `@`, ranges, subqueries, lookback), selected once.
+//!   query (offsets, `@`, ranges, subqueries, lookback), selected once (or
+//!   deferred to an aggregation that reads it chunk by chunk, see [`chunked_selector`]).
 
 use std::collections::{HashMap, HashSet};
 

@@ -116,8 +116,9 @@ impl Config {
     name = "strata",
     version,
     about = "Strata: an observability backend for OpenTelemetry metrics, logs and traces.",
-    long_about = "Strata takes in OTLP (gRPC and HTTP) and Prometheus remote write, keeps the data \
-durably in Parquet, and serves it back over SQL and Prometheus-compatible APIs. \
+    long_about = "Strata takes in OTLP (gRPC and HTTP), Prometheus remote write and Loki push, keeps \
+the data durably in Parquet, and serves it back over the Prometheus (PromQL), Loki (LogQL), \
+Jaeger and Tempo (TraceQL) HTTP APIs and SQL. \
 With no options it runs everything in one process with data in ./data.\n\n\
 Settings come from the defaults, then the config file, then STRATA_* environment \
 variables, then these flags."

@@ -33,7 +33,9 @@ pub use engine::{Engine, EngineOptions, QueryResult};
 pub use error::{Error, ErrorType, SourceError};
 pub use eval::prepare::AT_MODIFIER_UNSAFE;
 pub use model::{FPoint, HPoint, Labels, RawSample, RawSeries, SampleValue, Value};
-pub use parse::{QueryTimes, format_query, parse, parse_in};
+pub use parse::{
+    QueryTimes, RangeModifier, format_query, is_modifier_mark, modifier_of, parse, parse_in,
+};
 pub use source::{MatchKind, Matcher, MemorySource, SeriesChunks, SeriesSource, WholeSelection};
 
 /// Relative float comparison as Prometheus's `util/almost.Equal` does it.

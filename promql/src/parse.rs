@@ -13,6 +13,10 @@
 //! is unchanged by it; the evaluator ([`trim_of`]) recognises trims by it and
 //! [`format_query`] prints them back as `</` / `>/`. The user's own `on`,
 //! `ignoring`, `group_left`/`group_right` and fill modifiers keep working.
+//!
+//! Other text passes before parsing: duration expressions (`durations`), the
+//! `anchored`/`smoothed` range selector modifiers (`extended`) and `info()`'s
+//! label selector.
 
 use promql_parser::label::Labels as LabelList;
 use promql_parser::parser::{BinModifier, BinaryExpr, Expr, LabelModifier, VectorMatchCardinality};
@@ -36,6 +40,7 @@ const INFO_MARK: &str = "__strata_info__";
 struct Marks {
     trims: usize,
     infos: usize,
+    exts: usize,
 }
 
 /// Parses a query, mapping errors to `bad_data`. Duration expressions using `step()`
@@ -48,7 +53,8 @@ pub fn parse(query: &str) -> Result<Expr> {
 /// `rate(x[step() * 4])` may refer to.
 pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
     check_nesting(query).map_err(Error::BadData)?;
-    let query = &durations::rewrite(query, times).map_err(Error::BadData)?;
+    let (query, exts) = extended::mark(query).map_err(Error::BadData)?;
+    let query = &durations::rewrite(&query, times).map_err(Error::BadData)?;
     let (marked, infos) = mark_info_selectors(query);
     let (text, trims) = rewrite(&marked).map_err(Error::BadData)?;
     let mut expr = promql_parser::parser::parse(&text).map_err(|e| {
@@ -56,6 +62,8 @@ pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
         // reserved name the query itself uses (and must not show ours).
         if (trims > 0 && e.contains(RESERVED_PREFIX)) || (infos > 0 && e.contains(INFO_MARK)) {
             Error::BadData(reserved_msg())
+        } else if exts > 0 && e.contains(extended::EXT_MARK) {
+            Error::BadData(extended::reserved_msg())
         } else {
             Error::BadData(e)
         }
@@ -66,13 +74,16 @@ pub fn parse_in(query: &str, times: Option<QueryTimes>) -> Result<Expr> {
         // The query spells out a marker itself.
         return Err(Error::BadData(reserved_msg()));
     }
+    if found.exts != exts {
+        return Err(Error::BadData(extended::reserved_msg()));
+    }
     Ok(expr)
 }
 
 /// Formats a parsed query like `promql-parser`'s `prettify`, with trim
-/// operators printed as `</` and `>/`.
+/// operators printed as `</` and `>/` and `anchored`/`smoothed` modifiers as keywords.
 pub fn format_query(expr: &Expr) -> String {
-    unmark(&expr.prettify())
+    extended::unmark(&unmark(&expr.prettify()))
 }
 
 /// The trim operator a binary node stands for, if any: `</` keeps the
@@ -437,11 +448,9 @@ fn normalize(e: &mut Expr, found: &mut Marks) -> std::result::Result<(), String>
             }
             Ok(())
         }
-        Expr::NumberLiteral(_)
-        | Expr::StringLiteral(_)
-        | Expr::VectorSelector(_)
-        | Expr::MatrixSelector(_)
-        | Expr::Extension(_) => Ok(()),
+        Expr::VectorSelector(vs) => extended::check_selector(vs, &mut found.exts),
+        Expr::MatrixSelector(ms) => extended::check_selector(&ms.vs, &mut found.exts),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
     }
 }
 
@@ -565,9 +574,11 @@ fn split_list(s: &str) -> Vec<&str> {
 }
 
 mod durations;
+mod extended;
 mod raw_bytes;
 
 pub use durations::QueryTimes;
+pub use extended::{RangeModifier, is_modifier_mark, modifier_of};
 pub(crate) use raw_bytes::{display as display_raw, quote as quote_raw, valid_label_name};
 
 #[cfg(test)]

@@ -209,3 +209,95 @@ fn format_query_keeps_trim_operators() {
         "sum by (a) (h </ on (a) group_left () m) >/ 0"
     );
 }
+
+/// A source that records what the engine asks of it.
+struct Recording {
+    inner: MemorySource,
+    asked: std::sync::Mutex<Vec<(String, i64, i64)>>,
+}
+
+impl strata_promql::SeriesSource for Recording {
+    fn select(
+        &self,
+        matchers: &[strata_promql::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<strata_promql::RawSeries>, strata_promql::SourceError> {
+        let names: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((names.join(","), start_ms, end_ms));
+        self.inner.select(matchers, start_ms, end_ms)
+    }
+}
+
+/// Anchored and smoothed selectors read one lookback delta (5m) further back, smoothed ones
+/// also one further ahead; plain selectors read what they always did. The modifier's mark
+/// never reaches the source as a matcher.
+#[test]
+fn extended_range_selectors_widen_only_their_own_selection() {
+    let e = Engine::new(EngineOptions::default());
+    let t = 600_000;
+    let cases = [
+        ("rate(m[2m])", t - 120_000 + 1, t),
+        ("rate(m[2m] anchored)", t - 420_000 + 1, t),
+        ("rate(m[2m] smoothed)", t - 420_000 + 1, t + 300_000),
+        (
+            "rate(m[2m] offset 1m anchored)",
+            t - 480_000 + 1,
+            t - 60_000,
+        ),
+        ("m", t - 300_000 + 1, t),
+        ("m anchored", t - 300_000 + 1, t),
+        ("m smoothed", t - 300_000 + 1, t + 300_000),
+    ];
+    for (q, start, end) in cases {
+        let src = Recording {
+            inner: source(),
+            asked: Default::default(),
+        };
+        e.instant_query(&src, q, t).expect(q);
+        let asked = src.asked.into_inner().expect("lock");
+        assert_eq!(
+            asked,
+            vec![("__name__=\"m\"".to_string(), start, end)],
+            "{q}"
+        );
+    }
+}
+
+/// A range query of `increase(...[2m] anchored)` over a counter growing by 1 a minute: every
+/// step sees exactly the 2 it grew by, where the plain form extrapolates.
+#[test]
+fn anchored_increase_in_a_range_query() {
+    let e = Engine::new(EngineOptions::default());
+    let r = e
+        .range_query(
+            &source(),
+            "increase(m[2m] anchored)",
+            150_000,
+            510_000,
+            60_000,
+        )
+        .expect("evaluates");
+    let Value::Matrix(m) = r.value else {
+        panic!("not a matrix: {:?}", r.value)
+    };
+    assert_eq!(m.len(), 1);
+    let got: Vec<(i64, f64)> = m[0].floats.iter().map(|p| (p.t, p.f)).collect();
+    // At 150s the range (30s, 150s] holds 60s and 120s; the anchor is the sample at 0.
+    assert_eq!(
+        got,
+        vec![
+            (150_000, 2.0),
+            (210_000, 2.0),
+            (270_000, 2.0),
+            (330_000, 2.0),
+            (390_000, 2.0),
+            (450_000, 2.0),
+            (510_000, 2.0),
+        ]
+    );
+    assert_eq!(m[0].metric, Labels::from_pairs([("a", "1")]));
+}

@@ -817,6 +817,8 @@ async fn parse_query_returns_the_syntax_tree_as_prometheus_does() {
                             ],
                             "timestamp": null,
                             "startOrEnd": null,
+                            "anchored": false,
+                            "smoothed": false,
                         }],
                     },
                 },
@@ -827,6 +829,8 @@ async fn parse_query_returns_the_syntax_tree_as_prometheus_does() {
                     "matchers": [{"name": "__name__", "value": "up", "type": "="}],
                     "timestamp": null,
                     "startOrEnd": "end",
+                    "anchored": false,
+                    "smoothed": false,
                 },
             }))
         );
@@ -971,4 +975,175 @@ async fn chunked_aggregations_agree_with_whole_selections() {
     )
     .await;
     assert_eq!(single_value(&v), 3000.0);
+}
+
+/// `anchored` / `smoothed` range selectors (Prometheus's experimental extended range
+/// selectors, on by default): they read the samples around the range's ends, here across
+/// the flush boundary (i = 20 in Parquet, i = 21 in a memtable).
+#[tokio::test]
+async fn anchored_and_smoothed_range_selectors_over_http() {
+    let (_dir, _storage, app) = setup().await;
+    // 5 s after sample 20; http_requests_total grows by 15 per 15 s sample (1/s).
+    let t = (secs(20) + 5).to_string();
+    let at = |q: &'static str| [("query", q), ("time", t.as_str())];
+    let values = |v: &Value| -> Vec<f64> {
+        v["data"]["result"]
+            .as_array()
+            .expect("result")
+            .iter()
+            .map(|s| {
+                s["value"][1]
+                    .as_str()
+                    .expect("value")
+                    .parse()
+                    .expect("float")
+            })
+            .collect()
+    };
+
+    // The 20 s range (285 s, 305 s] holds one sample (i = 20 at 300 s): plain increase has
+    // nothing to go by.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &at("increase(http_requests_total[20s])"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(values(&v), Vec::<f64>::new(), "{v}");
+    // Anchored: from the sample at the range's start (i = 19, 285) to the last (300).
+    for (q, want) in [
+        ("increase(http_requests_total[20s] anchored)", 15.0),
+        ("rate(http_requests_total[20s] anchored)", 0.75),
+        ("delta(http_requests_total[20s] anchored)", 15.0),
+        // Smoothed: 285 at the start, 305 interpolated at the end from i = 20 and the
+        // sample after the range (i = 21, still in memory).
+        ("increase(http_requests_total[20s] smoothed)", 20.0),
+        ("rate(http_requests_total[20s] smoothed)", 1.0),
+        // Over a minute, anchored counts one change more than the plain range holds.
+        ("changes(http_requests_total[1m])", 3.0),
+        ("changes(http_requests_total[1m] anchored)", 4.0),
+    ] {
+        let (status, v) = get(&app, "/api/v1/query", &at(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(values(&v), vec![want], "{q}: {v}");
+        assert_eq!(v["data"]["result"][0]["metric"], json!({"job": "a"}), "{q}");
+    }
+
+    // Aggregated, the modifier still applies (such selections are not read chunk by chunk).
+    for (q, want) in [
+        ("sum(increase(http_requests_total[20s] anchored))", 15.0),
+        (
+            "sum by (job) (rate(http_requests_total[20s] smoothed))",
+            1.0,
+        ),
+        ("max(changes(http_requests_total[1m] anchored))", 4.0),
+    ] {
+        let (status, v) = get(&app, "/api/v1/query", &at(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(values(&v), vec![want], "{q}: {v}");
+    }
+
+    // An instant selector, smoothed: the value at exactly the evaluation time.
+    let (_, v) = get(&app, "/api/v1/query", &at("http_requests_total smoothed")).await;
+    assert_eq!(values(&v), vec![305.0], "{v}");
+    let (_, v) = get(&app, "/api/v1/query", &at("http_requests_total")).await;
+    assert_eq!(values(&v), vec![300.0], "{v}");
+
+    // A range selector on its own: the range's ends placed at exactly its start and end.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &at("http_requests_total[20s] anchored"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["values"],
+        json!([[secs(19), "285"], [secs(20), "300"], [secs(20) + 5, "300"],]),
+        "{v}"
+    );
+
+    // A range query: every step interpolated, the last one carried past the last sample.
+    let (start, end) = ((secs(39) + 5).to_string(), (secs(40) + 10).to_string());
+    let (status, v) = get(
+        &app,
+        "/api/v1/query_range",
+        &[
+            ("query", "http_requests_total smoothed"),
+            ("start", &start),
+            ("end", &end),
+            ("step", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["values"],
+        json!([
+            [secs(39) + 5, "590"],
+            [secs(39) + 10, "595"],
+            [secs(40), "600"],
+            [secs(40) + 5, "600"],
+            [secs(40) + 10, "600"],
+        ]),
+        "{v}"
+    );
+
+    // parse_query shows the modifier as Prometheus does, and no trace of how it is kept.
+    let (status, v) = get(
+        &app,
+        "/api/v1/parse_query",
+        &[(
+            "query",
+            r#"rate(http_requests_total{job="a"}[5m] anchored)"#,
+        )],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let sel = &v["data"]["args"][0];
+    assert_eq!(sel["type"], json!("matrixSelector"));
+    assert_eq!(sel["anchored"], json!(true));
+    assert_eq!(sel["smoothed"], json!(false));
+    assert_eq!(
+        sel["matchers"],
+        json!([
+            {"name": "job", "value": "a", "type": "="},
+            {"name": "__name__", "value": "http_requests_total", "type": "="},
+        ])
+    );
+    let (status, v) = get(
+        &app,
+        "/api/v1/format_query",
+        &[("query", "sum(rate(x[5m]   SMOOTHED offset 1m))")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["data"], json!("sum(rate(x[5m] smoothed offset 1m))"));
+
+    // Misuse: Prometheus's messages, parse errors with the expression's position.
+    let (status, v) = get(
+        &app,
+        "/api/v1/query",
+        &at("max_over_time(http_requests_total[1m] anchored)"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        v,
+        json!({
+            "status": "error",
+            "errorType": "execution",
+            "error": "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with max_over_time",
+        })
+    );
+    let (status, v) = get(&app, "/api/v1/query", &at("rate(x[5m:1m] smoothed)")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["errorType"], json!("bad_data"));
+    assert_eq!(
+        v["error"],
+        json!(
+            "invalid parameter \"query\": 1:6: parse error: smoothed modifier is not supported for subqueries"
+        )
+    );
 }

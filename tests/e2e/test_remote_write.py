@@ -117,3 +117,42 @@ remote_write:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_anchored_and_smoothed_range_selectors(strata):
+    """Prometheus's experimental extended range selectors through the HTTP API, on by
+    default: a counter growing by 15 every 15 s, queried 5 s after a sample."""
+    t0 = 1_700_000_000_000
+    body = write_request([
+        ({"__name__": "jobs_done_total", "job": "w"}, [(t0 + i * 15_000, 15.0 * i) for i in range(10)]),
+    ])
+    assert requests.post(strata.api + "/api/v1/write", data=body, headers={"Content-Encoding": "snappy"}, timeout=10).status_code == 204
+    at = str((t0 + 5 * 15_000 + 5_000) / 1000)  # 80 s after t0; sample 5 (75) is the last before
+
+    def query(q):
+        r = requests.get(strata.api + "/api/v1/query", params={"query": q, "time": at}, timeout=10)
+        return r.status_code, r.json()
+
+    def values(v):
+        return [float(s["value"][1]) for s in v["data"]["result"]]
+
+    # The 20 s range (60 s, 80 s] holds one sample: plain increase has nothing to go by.
+    assert values(query("increase(jobs_done_total[20s])")[1]) == []
+    # Anchored: from the sample at the range's start (60) to the last one (75).
+    assert values(query("increase(jobs_done_total[20s] anchored)")[1]) == [15.0]
+    # Smoothed: 60 at the start, 80 interpolated at the end from the samples around it.
+    assert values(query("increase(jobs_done_total[20s] smoothed)")[1]) == [20.0]
+    assert values(query("rate(jobs_done_total[20s] smoothed)")[1]) == [1.0]
+    assert values(query("jobs_done_total smoothed")[1]) == [80.0]
+    assert values(query("jobs_done_total")[1]) == [75.0]
+
+    # Misuse: Prometheus's messages; the server stays up.
+    status, v = query("max_over_time(jobs_done_total[1m] smoothed)")
+    assert status == 422, v
+    assert v["error"] == "smoothed modifier can only be used with: delta, increase, rate - not with max_over_time"
+    status, v = query("rate(jobs_done_total[1m]) anchored")
+    assert status == 400, v
+    assert v["error"] == 'invalid parameter "query": 1:1: parse error: anchored modifier not implemented'
+    r = requests.get(strata.api + "/api/v1/format_query", params={"query": "rate(x[5m]  Anchored offset 1m)"}, timeout=10)
+    assert r.json()["data"] == "rate(x[5m] anchored offset 1m)"
+    assert strata.alive()

@@ -11,6 +11,7 @@
 
 mod aggregate;
 mod binary;
+mod extended;
 pub(crate) mod prepare;
 pub(crate) mod selectors;
 

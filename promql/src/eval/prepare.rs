@@ -132,7 +132,7 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
     }
     if vs.matchers.or_matchers.is_empty() {
         let mut set = base;
-        set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
+        set.extend(user_matchers(&vs.matchers.matchers));
         return vec![set];
     }
     vs.matchers
@@ -140,8 +140,8 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         .iter()
         .map(|alt| {
             let mut set = base.clone();
-            set.extend(vs.matchers.matchers.iter().map(Matcher::from_parser));
-            set.extend(alt.iter().map(Matcher::from_parser));
+            set.extend(user_matchers(&vs.matchers.matchers));
+            set.extend(user_matchers(alt));
             set
         })
         .collect()
@@ -205,7 +205,11 @@ pub(crate) fn chunked_selector(a: &AggregateExpr) -> Option<(&VectorSelector, i6
     if !CHUNKED_AGGREGATIONS.contains(&a.op.to_string().as_str()) {
         return None;
     }
-    let one_set = |vs: &VectorSelector| vs.matchers.or_matchers.is_empty();
+    // One matcher set, and no `anchored`/`smoothed` modifier (those read around the range's
+    // ends and are evaluated over the whole selection).
+    let one_set = |vs: &VectorSelector| {
+        vs.matchers.or_matchers.is_empty() && crate::parse::modifier_of(vs).is_none()
+    };
     match unwrap_parens(&a.expr) {
         Expr::VectorSelector(vs) => one_set(vs).then_some((vs, 0)),
         Expr::Call(c) if PER_SERIES_RANGE_FUNCTIONS.contains(&c.func.name) => {
@@ -223,6 +227,13 @@ pub(crate) fn chunked_selector(a: &AggregateExpr) -> Option<(&VectorSelector, i6
         }
         _ => None,
     }
+}
+
+/// The matchers the query gave (without the `anchored`/`smoothed` mark).
+fn user_matchers(ms: &[promql_parser::label::Matcher]) -> impl Iterator<Item = Matcher> + '_ {
+    ms.iter()
+        .filter(|m| !crate::parse::is_modifier_mark(&m.name))
+        .map(Matcher::from_parser)
 }
 
 /// Selects the series of every selector in `expr` once.
@@ -400,6 +411,7 @@ fn selection_range(
     } else {
         start -= eval_range - 1;
     }
+    super::extended::widen(vs, eval_range, p.lookback, &mut start, &mut end);
     let off = offset_ms(&vs.offset);
     start -= off;
     end -= off;

@@ -9,6 +9,7 @@ use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
 use super::{Evaluator, addr, offset_ms, total_points};
 use crate::error::Result;
 use crate::model::{FPoint, HPoint, Labels, Matrix, RawSeries, SampleValue, Series, is_stale_nan};
+use crate::parse::{RangeModifier, modifier_of};
 
 /// One series' data prepared for range windows: stale markers removed. A stored series
 /// without staleness markers (the usual case) is borrowed, not copied.
@@ -141,6 +142,8 @@ pub(crate) struct RangeInput<'c> {
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
+    /// The selector's `anchored`/`smoothed` modifier.
+    pub modifier: Option<RangeModifier>,
 }
 
 impl RangeInput<'_> {
@@ -200,6 +203,9 @@ impl<'c> Evaluator<'c> {
     }
 
     pub(crate) fn vector_selector(&self, vs: &VectorSelector) -> Result<Matrix> {
+        if modifier_of(vs) == Some(RangeModifier::Smoothed) {
+            return self.smoothed_vector_selector(vs);
+        }
         let offset = offset_ms(&vs.offset);
         let at = self.ctx.at_ms(&vs.at);
         let mut out = Vec::new();
@@ -256,6 +262,9 @@ impl<'c> Evaluator<'c> {
 
     /// A matrix selector evaluated at the (single) evaluation time.
     pub(crate) fn matrix_selector(&self, ms: &MatrixSelector) -> Result<Matrix> {
+        if let Some(m) = modifier_of(&ms.vs) {
+            return self.extended_matrix_selector(ms, m);
+        }
         let input = self.range_input_selector(ms)?;
         let maxt = input.maxt(self.start);
         let mint = maxt - input.range;
@@ -282,6 +291,7 @@ impl<'c> Evaluator<'c> {
             range: ms.range.as_millis() as i64,
             offset: offset_ms(&ms.vs.offset),
             at: self.ctx.at_ms(&ms.vs.at),
+            modifier: modifier_of(&ms.vs),
         })
     }
 
@@ -307,6 +317,7 @@ impl<'c> Evaluator<'c> {
             range: sq.range.as_millis() as i64,
             offset: offset_ms(&sq.offset),
             at: self.ctx.at_ms(&sq.at),
+            modifier: None,
         })
     }
 

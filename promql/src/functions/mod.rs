@@ -3,6 +3,7 @@
 //! step ([`range`]); all others work on the instant vectors of each step
 //! ([`instant`], [`histograms`]); label functions rewrite series labels.
 
+pub(crate) mod extended;
 mod histograms;
 pub(crate) mod info;
 mod instant;
@@ -111,6 +112,15 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, c: &Call) -> Result<Matrix> {
         Expr::Subquery(sq) => ev.range_input_subquery(sq)?,
         _ => return Err(exec_err!("expected range vector argument")),
     };
+    if let Some(m) = input.modifier
+        && !m.functions().contains(&name)
+    {
+        return Err(exec_err!(
+            "{} modifier can only be used with: {} - not with {name}",
+            m.as_str(),
+            m.functions().join(", ")
+        ));
+    }
     // Scalar arguments, one value per step.
     let mut scalars: Vec<Vec<f64>> = Vec::new();
     for (i, a) in args.iter().enumerate() {
@@ -160,7 +170,13 @@ fn eval_range_call(
             }
             let maxt = input.maxt(ts);
             let mint = maxt - input.range;
-            let (f, h) = s.window_after(&mut pos, mint, maxt);
+            let (f, h) = match input.modifier {
+                None => s.window_after(&mut pos, mint, maxt),
+                Some(m) => {
+                    let (lo, hi) = extended::window_bounds(m, mint, maxt, ev.ctx.lookback);
+                    s.window(lo, hi)
+                }
+            };
             if f.is_empty() && h.is_empty() {
                 continue;
             }
@@ -174,7 +190,11 @@ fn eval_range_call(
                 metric: &s.metric,
                 params: &params,
             };
-            match range::call(&rc, f, h)? {
+            let res = match input.modifier {
+                None => range::call(&rc, f, h)?,
+                Some(m) => extended::call(&rc, m, f, h)?,
+            };
+            match res {
                 Some(range::Out::F(v)) => series.floats.push(FPoint { t: ts, f: v }),
                 Some(range::Out::H(hist)) => series.histograms.push(HPoint {
                     t: ts,

@@ -14,6 +14,7 @@ use promql_parser::parser::{
 };
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
+use strata_promql::RangeModifier;
 
 /// The JSON form of `expr`.
 pub(crate) fn translate(expr: &Expr) -> Value {
@@ -106,6 +107,7 @@ pub(crate) fn translate(expr: &Expr) -> Value {
 
 fn selector(vs: &VectorSelector, typ: &str) -> Value {
     let (timestamp, start_or_end) = at(&vs.at);
+    let modifier = strata_promql::modifier_of(vs);
     json!({
         "type": typ,
         "name": vs.name.clone().unwrap_or_default(),
@@ -113,16 +115,20 @@ fn selector(vs: &VectorSelector, typ: &str) -> Value {
         "matchers": matchers(&vs.matchers, vs.name.as_deref()),
         "timestamp": timestamp,
         "startOrEnd": start_or_end,
+        "anchored": modifier == Some(RangeModifier::Anchored),
+        "smoothed": modifier == Some(RangeModifier::Smoothed),
     })
 }
 
 fn matchers(m: &Matchers, name: Option<&str>) -> Value {
     let one = |m: &Matcher| json!({"name": m.name, "value": m.value, "type": m.op.to_string()});
-    let mut out: Vec<Value> = m.matchers.iter().map(one).collect();
+    // The mark of an `anchored`/`smoothed` modifier is not a matcher of the query's.
+    let user = |m: &&Matcher| !strata_promql::is_modifier_mark(&m.name);
+    let mut out: Vec<Value> = m.matchers.iter().filter(user).map(one).collect();
     // `a{x="1"} or {y="2"}` style alternatives: Prometheus has no such syntax; keep them
     // visible rather than dropping them.
     for alt in &m.or_matchers {
-        out.extend(alt.iter().map(one));
+        out.extend(alt.iter().filter(user).map(one));
     }
     let has_name_matcher = m.matchers.iter().any(|x| x.name == "__name__");
     if let Some(n) = name

@@ -6,14 +6,13 @@
 //! in `[start, end]` (Unix seconds; default: the configured search range before now).
 
 use super::params::{bad, int_param, now_ns};
-use super::tempo::tempo_error;
+use super::tempo::Answer;
 use super::{TraceState, check_range, params, tenant};
 use crate::error::Result;
 use crate::sql::{SqlLimits, run};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -26,11 +25,8 @@ async fn trace_logs(
     headers: HeaderMap,
     Path(id): Path<String>,
     uri: Uri,
-) -> Response {
-    match logs_of(&state, &headers, &id, &uri).await {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => tempo_error(&e),
-    }
+) -> Answer {
+    Ok(axum::Json(logs_of(&state, &headers, &id, &uri).await?))
 }
 
 async fn logs_of(state: &TraceState, headers: &HeaderMap, id: &str, uri: &Uri) -> Result<Value> {

@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::prom::params::Params;
 use axum::Router;
 use axum::http::HeaderMap;
+use datafusion::arrow::array::RecordBatch;
 use limits::{Budget, CancelOnDrop};
 use std::sync::Arc;
 use strata_storage::tenant::TENANT_HEADER;
@@ -73,6 +74,23 @@ pub(crate) fn tenant(headers: &HeaderMap) -> Result<TenantId> {
 
 pub(crate) fn params(uri: &axum::http::Uri) -> Params {
     Params::new(uri.query(), None)
+}
+
+/// A trace's stored batches by id, with its id normalized; `NotFound` when it has no spans.
+pub(crate) async fn load_trace(
+    state: &TraceState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(String, Vec<RecordBatch>)> {
+    let t = tenant(headers)?;
+    let id = read::normalize_trace_id(id)?;
+    let storage = state.storage.clone();
+    let tid = id.clone();
+    let batches = blocking(state, move |b| read::trace_batches(&storage, &t, &tid, b)).await?;
+    if batches.is_empty() {
+        return Err(Error::NotFound(format!("trace {id} not found")));
+    }
+    Ok((id, batches))
 }
 
 /// Runs `f` on the blocking pool with a fresh budget; the request's timeout applies and

@@ -47,6 +47,20 @@ pub fn duration_param(p: &Params, name: &str) -> Result<Option<i64>> {
     parse_go_duration(v).map(Some).map_err(|e| bad(name, v, e))
 }
 
+/// `minDuration` and `maxDuration` in nanoseconds; the maximum may not be below the minimum.
+pub fn duration_bounds(p: &Params) -> Result<(Option<i64>, Option<i64>)> {
+    let min = duration_param(p, "minDuration")?;
+    let max = duration_param(p, "maxDuration")?;
+    if let (Some(lo), Some(hi)) = (min, max)
+        && hi < lo
+    {
+        return Err(Error::BadQuery(
+            "maxDuration must be greater than minDuration".into(),
+        ));
+    }
+    Ok((min, max))
+}
+
 /// An optional integer parameter.
 pub fn int_param(p: &Params, name: &str) -> Result<Option<i64>> {
     let v = p.get(name);

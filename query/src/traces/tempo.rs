@@ -3,9 +3,9 @@
 //! text with the status code, as Tempo answers them.
 
 use super::otlp_model::resource_spans;
-use super::read::{normalize_trace_id, spans_of, trace_batches};
+use super::read::spans_of;
 use super::stream::{ChunkSink, streamed};
-use super::{TraceState, blocking, tenant};
+use super::{TraceState, load_trace};
 use crate::error::{Error, Result};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -40,13 +40,28 @@ pub(crate) fn routes() -> Router<TraceState> {
         .route("/api/status/buildinfo", get(buildinfo))
 }
 
-/// A failed Tempo request: the status and the message as text.
-pub(crate) fn tempo_error(e: &Error) -> Response {
-    if matches!(e, Error::Internal(_)) {
-        tracing::error!(error = ?e, "trace query failed");
+/// A failed Tempo request, answered as its status and the message as text; internals
+/// stay in our logs.
+pub(crate) struct TempoError(Error);
+
+impl From<Error> for TempoError {
+    fn from(e: Error) -> Self {
+        TempoError(e)
     }
-    (e.http_status(), format!("{e}\n")).into_response()
 }
+
+impl IntoResponse for TempoError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        if matches!(e, Error::Internal(_)) {
+            tracing::error!(error = ?e, "trace query failed");
+        }
+        (e.http_status(), format!("{e}\n")).into_response()
+    }
+}
+
+/// What a Tempo handler answers.
+pub(crate) type Answer<T = axum::Json<serde_json::Value>> = std::result::Result<T, TempoError>;
 
 async fn buildinfo() -> Response {
     axum::Json(serde_json::json!({
@@ -65,18 +80,6 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/protobuf") || v.contains("application/x-protobuf"))
-}
-
-async fn load(state: &TraceState, headers: &HeaderMap, id: &str) -> Result<Vec<RecordBatch>> {
-    let t = tenant(headers)?;
-    let id = normalize_trace_id(id)?;
-    let storage = state.storage.clone();
-    let tid = id.clone();
-    let batches = blocking(state, move |b| trace_batches(&storage, &t, &tid, b)).await?;
-    if batches.is_empty() {
-        return Err(Error::NotFound(format!("trace {id} not found")));
-    }
-    Ok(batches)
 }
 
 /// Calls `f` with the trace's spans as `ResourceSpans`, a chunk at a time (duplicates
@@ -138,14 +141,11 @@ async fn trace_v1(
     State(state): State<TraceState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let batches = match load(&state, &headers, &id).await {
-        Ok(b) => b,
-        Err(e) => return tempo_error(&e),
-    };
-    if wants_protobuf(&headers) {
+) -> Answer<Response> {
+    let (_, batches) = load_trace(&state, &headers, &id).await?;
+    Ok(if wants_protobuf(&headers) {
         // Concatenated `TracesData` messages are one `TracesData` (a repeated field).
-        return streamed("application/protobuf", move |sink| {
+        streamed("application/protobuf", move |sink| {
             for_each_chunk(&batches, &mut |chunk| {
                 TracesData {
                     resource_spans: chunk,
@@ -154,10 +154,11 @@ async fn trace_v1(
                 .map_err(|e| Error::Internal(Box::new(e)))?;
                 sink.maybe_flush()
             })
-        });
-    }
-    streamed("application/json", move |sink| {
-        write_json(sink, &batches, "{\"batches\":[", "]}")
+        })
+    } else {
+        streamed("application/json", move |sink| {
+            write_json(sink, &batches, "{\"batches\":[", "]}")
+        })
     })
 }
 
@@ -167,13 +168,10 @@ async fn trace_v2(
     State(state): State<TraceState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let batches = match load(&state, &headers, &id).await {
-        Ok(b) => b,
-        Err(e) => return tempo_error(&e),
-    };
-    if wants_protobuf(&headers) {
-        return streamed("application/protobuf", move |sink| {
+) -> Answer<Response> {
+    let (_, batches) = load_trace(&state, &headers, &id).await?;
+    Ok(if wants_protobuf(&headers) {
+        streamed("application/protobuf", move |sink| {
             // The outer message needs the inner length first: encode the trace, then frame it.
             let mut inner = Vec::new();
             for_each_chunk(&batches, &mut |chunk| {
@@ -190,14 +188,15 @@ async fn trace_v2(
                 sink.maybe_flush()?;
             }
             Ok(())
-        });
-    }
-    streamed("application/json", move |sink| {
-        write_json(
-            sink,
-            &batches,
-            "{\"trace\":{\"resourceSpans\":[",
-            "]},\"status\":\"COMPLETE\"}",
-        )
+        })
+    } else {
+        streamed("application/json", move |sink| {
+            write_json(
+                sink,
+                &batches,
+                "{\"trace\":{\"resourceSpans\":[",
+                "]},\"status\":\"COMPLETE\"}",
+            )
+        })
     })
 }

@@ -9,16 +9,15 @@
 
 use super::attrs::{attr_value, parse_attrs};
 use super::limits::Budget;
-use super::params::{TagFilter, bad, duration_param, int_param, now_ns, parse_logfmt};
+use super::params::{TagFilter, bad, duration_bounds, int_param, now_ns, parse_logfmt};
 use super::read::{AttrNarrow, AttrWant, Narrow, SpanColumns, read_trace, scan_narrowed};
 use super::search::{SpanConditions, find_traces};
-use super::tempo::tempo_error;
+use super::tempo::Answer;
 use super::{TraceState, blocking, check_limit, check_range, params, tenant};
 use crate::error::{Error, Result};
 use crate::prom::params::Params;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::RecordBatch;
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -436,15 +435,7 @@ fn search_request(p: &Params, state: &TraceState) -> Result<SearchRequest> {
         Some(n) if (1..=10_000).contains(&n) => n as usize,
         Some(n) => return Err(bad("spss", &n.to_string(), "must be between 1 and 10000")),
     };
-    let min_ns = duration_param(p, "minDuration")?;
-    let max_ns = duration_param(p, "maxDuration")?;
-    if let (Some(lo), Some(hi)) = (min_ns, max_ns)
-        && hi < lo
-    {
-        return Err(Error::BadQuery(
-            "maxDuration must be greater than minDuration".into(),
-        ));
-    }
+    let (min_ns, max_ns) = duration_bounds(p)?;
     Ok(SearchRequest {
         query,
         tags,
@@ -537,17 +528,11 @@ pub(crate) async fn search(
     State(state): State<TraceState>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    let r = async {
-        let t = tenant(&headers)?;
-        let p = params(&uri);
-        let req = search_request(&p, &state)?;
-        let storage = state.storage.clone();
-        blocking(&state, move |b| run_search(&storage, &t, &req, b)).await
-    }
-    .await;
-    match r {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => tempo_error(&e),
-    }
+) -> Answer {
+    let t = tenant(&headers)?;
+    let req = search_request(&params(&uri), &state)?;
+    let storage = state.storage.clone();
+    Ok(axum::Json(
+        blocking(&state, move |b| run_search(&storage, &t, &req, b)).await?,
+    ))
 }

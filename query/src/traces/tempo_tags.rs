@@ -11,13 +11,12 @@ use super::attrs::parse_attrs;
 use super::limits::Budget;
 use super::params::bad;
 use super::read::{SpanColumns, scan};
-use super::tempo::tempo_error;
+use super::tempo::Answer;
 use super::tempo_search::seconds_range;
 use super::{TraceState, blocking, params, tenant};
 use crate::error::Result;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, RecordBatch};
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -244,32 +243,22 @@ fn tag_values(
     Ok(out)
 }
 
-fn respond(r: Result<Json>) -> Response {
-    match r {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => tempo_error(&e),
-    }
-}
-
 /// `GET /api/search/tags`.
 pub(crate) async fn tags_v1(
     State(state): State<TraceState>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    let r = async {
-        let t = tenant(&headers)?;
-        let (start, end) = seconds_range(&params(&uri), &state)?;
-        let storage = state.storage.clone();
-        blocking(&state, move |b| {
-            let (span, res) = tag_names(&storage, &t, start, end, b)?;
-            let all: BTreeSet<String> = span.into_iter().chain(res).collect();
-            Ok(json!({"tagNames": all, "metrics": metrics(b)}))
-        })
-        .await
-    }
-    .await;
-    respond(r)
+) -> Answer {
+    let t = tenant(&headers)?;
+    let (start, end) = seconds_range(&params(&uri), &state)?;
+    let storage = state.storage.clone();
+    let v = blocking(&state, move |b| {
+        let (span, res) = tag_names(&storage, &t, start, end, b)?;
+        let all: BTreeSet<String> = span.into_iter().chain(res).collect();
+        Ok(json!({"tagNames": all, "metrics": metrics(b)}))
+    })
+    .await?;
+    Ok(axum::Json(v))
 }
 
 /// `GET /api/v2/search/tags?scope=`.
@@ -277,78 +266,62 @@ pub(crate) async fn tags_v2(
     State(state): State<TraceState>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    let r = async {
-        let t = tenant(&headers)?;
-        let p = params(&uri);
-        let scope = p.get("scope").to_owned();
-        if !matches!(
-            scope.as_str(),
-            "" | "all" | "span" | "resource" | "intrinsic"
-        ) {
-            return Err(bad(
-                "scope",
-                &scope,
-                "expected span, resource, intrinsic or all",
-            ));
-        }
-        let (start, end) = seconds_range(&p, &state)?;
-        let storage = state.storage.clone();
-        blocking(&state, move |b| {
-            let want = |s: &str| scope.is_empty() || scope == "all" || scope == s;
-            let (span, res) = if want("span") || want("resource") {
-                tag_names(&storage, &t, start, end, b)?
-            } else {
-                Default::default()
-            };
-            let mut scopes = Vec::new();
-            if want("resource") {
-                scopes.push(json!({"name": "resource", "tags": res}));
-            }
-            if want("span") {
-                scopes.push(json!({"name": "span", "tags": span}));
-            }
-            if want("intrinsic") {
-                scopes.push(json!({"name": "intrinsic", "tags": INTRINSICS}));
-            }
-            Ok(json!({"scopes": scopes, "metrics": metrics(b)}))
-        })
-        .await
+) -> Answer {
+    let t = tenant(&headers)?;
+    let p = params(&uri);
+    let scope = p.get("scope").to_owned();
+    if !matches!(
+        scope.as_str(),
+        "" | "all" | "span" | "resource" | "intrinsic"
+    ) {
+        return Err(bad("scope", &scope, "expected span, resource, intrinsic or all").into());
     }
-    .await;
-    respond(r)
+    let (start, end) = seconds_range(&p, &state)?;
+    let storage = state.storage.clone();
+    let v = blocking(&state, move |b| {
+        let want = |s: &str| scope.is_empty() || scope == "all" || scope == s;
+        let (span, res) = if want("span") || want("resource") {
+            tag_names(&storage, &t, start, end, b)?
+        } else {
+            Default::default()
+        };
+        let mut scopes = Vec::new();
+        if want("resource") {
+            scopes.push(json!({"name": "resource", "tags": res}));
+        }
+        if want("span") {
+            scopes.push(json!({"name": "span", "tags": span}));
+        }
+        if want("intrinsic") {
+            scopes.push(json!({"name": "intrinsic", "tags": INTRINSICS}));
+        }
+        Ok(json!({"scopes": scopes, "metrics": metrics(b)}))
+    })
+    .await?;
+    Ok(axum::Json(v))
 }
 
-async fn values(
-    state: TraceState,
-    headers: HeaderMap,
-    uri: Uri,
-    tag: String,
-    v2: bool,
-) -> Response {
-    let r = async {
-        let t = tenant(&headers)?;
-        let (start, end) = seconds_range(&params(&uri), &state)?;
-        if tag.trim().is_empty() {
-            return Err(bad("tag", &tag, "must not be empty"));
-        }
-        let tag = tag_ref(&tag, v2);
-        let storage = state.storage.clone();
-        blocking(&state, move |b| {
-            let vals = tag_values(&storage, &t, &tag, start, end, b)?;
-            let list: Vec<Json> = if v2 {
-                vals.into_iter()
-                    .map(|(v, typ)| json!({"type": typ, "value": v}))
-                    .collect()
-            } else {
-                vals.into_keys().map(Json::String).collect()
-            };
-            Ok(json!({"tagValues": list, "metrics": metrics(b)}))
-        })
-        .await
+async fn values(state: TraceState, headers: HeaderMap, uri: Uri, tag: String, v2: bool) -> Answer {
+    let t = tenant(&headers)?;
+    let (start, end) = seconds_range(&params(&uri), &state)?;
+    if tag.trim().is_empty() {
+        return Err(bad("tag", &tag, "must not be empty").into());
     }
-    .await;
-    respond(r)
+    let tag = tag_ref(&tag, v2);
+    let storage = state.storage.clone();
+    let v = blocking(&state, move |b| {
+        let vals = tag_values(&storage, &t, &tag, start, end, b)?;
+        let list: Vec<Json> = if v2 {
+            vals.into_iter()
+                .map(|(v, typ)| json!({"type": typ, "value": v}))
+                .collect()
+        } else {
+            vals.into_keys().map(Json::String).collect()
+        };
+        Ok(json!({"tagValues": list, "metrics": metrics(b)}))
+    })
+    .await?;
+    Ok(axum::Json(v))
 }
 
 /// `GET /api/search/tag/{tag}/values`.
@@ -357,7 +330,7 @@ pub(crate) async fn values_v1(
     headers: HeaderMap,
     uri: Uri,
     Path(tag): Path<String>,
-) -> Response {
+) -> Answer {
     values(state, headers, uri, tag, false).await
 }
 
@@ -367,6 +340,6 @@ pub(crate) async fn values_v2(
     headers: HeaderMap,
     uri: Uri,
     Path(tag): Path<String>,
-) -> Response {
+) -> Answer {
     values(state, headers, uri, tag, true).await
 }

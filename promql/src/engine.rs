@@ -9,7 +9,7 @@ use promql_parser::parser::value::ValueType;
 
 use crate::annotations::Annotations;
 use crate::error::{Error, Result, exec_err};
-use crate::eval::prepare::{SelectParams, select_all, step_invariant};
+use crate::eval::prepare::{SelectParams, Selections, select_all, step_invariant};
 use crate::eval::{Evaluator, QueryCtx, Val, addr, drop_metric_name, free_later};
 use crate::functions::merge_same_labelset;
 use crate::model::{Matrix, RawSeries, Sample, Value};
@@ -174,7 +174,7 @@ impl Engine {
     ) -> Result<QueryResult> {
         let deadline = Instant::now().checked_add(self.opts.timeout);
         let lookback = self.opts.lookback_delta.as_millis() as i64;
-        let mut series = HashMap::new();
+        let mut selections = Selections::default();
         select_all(
             expr,
             &SelectParams {
@@ -185,8 +185,12 @@ impl Engine {
                 query_end: end,
             },
             source,
-            &mut series,
+            &mut selections,
         )?;
+        let Selections {
+            mut series,
+            mut deferred,
+        } = selections;
         let mut stats = HashSet::new();
         crate::eval::prepare::stats_selectors(expr, &mut stats);
         for (k, v) in series.iter_mut() {
@@ -197,6 +201,9 @@ impl Engine {
                     .collect();
             }
         }
+        for (k, d) in deferred.iter_mut() {
+            d.stats = stats.contains(k);
+        }
         let mut wrap = HashSet::new();
         let (_, should_wrap) = step_invariant(expr, &mut wrap);
         if should_wrap {
@@ -204,6 +211,7 @@ impl Engine {
         }
         let ctx = QueryCtx {
             series,
+            deferred,
             wrap,
             max_samples: self.opts.max_samples,
             deadline,
@@ -216,6 +224,8 @@ impl Engine {
         };
         let ev = Evaluator {
             ctx: &ctx,
+            source,
+            chunk: None,
             start,
             end,
             interval: if step == 0 { 1 } else { step },

@@ -13,8 +13,10 @@
 //! aggregations), `functions`, [`json`] (API output), [`source`].
 //!
 //! Invariants: every selector is selected once per query for the whole
-//! time range it needs; no input can make evaluation panic; memory is
-//! bounded by `max_samples` and range resolution by `max_points_per_series`.
+//! time range it needs (an aggregation over a per-series argument reads its
+//! selector in chunks of series instead, see [`SeriesSource::select_chunked`]);
+//! no input can make evaluation panic; memory is bounded by `max_samples` and
+//! range resolution by `max_points_per_series`.
 
 pub mod annotations;
 mod engine;
@@ -34,7 +36,7 @@ pub use model::{FPoint, HPoint, Labels, RawSample, RawSeries, SampleValue, Value
 pub use parse::{
     QueryTimes, RangeModifier, format_query, is_modifier_mark, modifier_of, parse, parse_in,
 };
-pub use source::{MatchKind, Matcher, MemorySource, SeriesSource};
+pub use source::{MatchKind, Matcher, MemorySource, SeriesChunks, SeriesSource, WholeSelection};
 
 /// Relative float comparison as Prometheus's `util/almost.Equal` does it.
 pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {

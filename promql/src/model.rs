@@ -47,9 +47,17 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stored label sets come sorted, unique and without empty values: taken as they are.
+        if pairs.iter().all(|p| !p.1.is_empty()) && pairs.is_sorted_by(|a, b| a.0 < b.0) {
+            return Labels(Arc::new(pairs));
+        }
         let mut out = Labels::empty();
         for (k, v) in pairs {
-            out.set(&k.into(), &v.into());
+            out.set(&k, &v);
         }
         out
     }

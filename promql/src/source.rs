@@ -2,7 +2,10 @@
 //!
 //! The engine calls [`SeriesSource::select`] once per selector for the whole
 //! time range a query needs (range queries are not re-selected per step),
-//! then evaluates every step over the returned samples.
+//! then evaluates every step over the returned samples. Selectors under an
+//! aggregation that can be folded series by series (`sum by (..) (rate(x[5m]))`)
+//! are read through [`SeriesSource::select_chunked`] instead: the engine
+//! evaluates each chunk of series and drops its samples before the next one.
 
 use std::fmt;
 
@@ -114,7 +117,65 @@ pub trait SeriesSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, SourceError>;
+
+    /// The same selection as [`SeriesSource::select`], handed over in chunks of
+    /// series in label order. The default hands over the whole selection as one chunk.
+    fn select_chunked<'a>(
+        &'a self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
+        Ok(Box::new(WholeSelection::new(
+            self.select(matchers, start_ms, end_ms)?,
+            usize::MAX,
+        )))
+    }
 }
+
+/// A selection read chunk by chunk (see [`SeriesSource::select_chunked`]).
+pub trait SeriesChunks {
+    /// The labels of every series the selection may hand over, sorted (series without
+    /// samples in the time range may be listed and then not handed over).
+    fn labels(&self) -> &[Labels];
+
+    /// The next series, sorted by labels and after every series of earlier chunks; `None`
+    /// once all are handed over.
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawSeries>>, SourceError>;
+}
+
+/// A selection already in memory, handed over `chunk` series at a time.
+pub struct WholeSelection {
+    labels: Vec<Labels>,
+    rest: std::vec::IntoIter<RawSeries>,
+    chunk: usize,
+}
+
+impl WholeSelection {
+    /// Chunks of `chunk` series (at least one) of `series`, which must be sorted by labels.
+    pub fn new(series: Vec<RawSeries>, chunk: usize) -> Self {
+        WholeSelection {
+            labels: series.iter().map(|s| s.labels.clone()).collect(),
+            rest: series.into_iter(),
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+impl SeriesChunks for WholeSelection {
+    fn labels(&self) -> &[Labels] {
+        &self.labels
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawSeries>>, SourceError> {
+        let next: Vec<RawSeries> = self.rest.by_ref().take(self.chunk).collect();
+        Ok((!next.is_empty()).then_some(next))
+    }
+}
+
+/// Series per chunk that [`MemorySource`] hands over: small, so that the conformance
+/// tests evaluate chunked selections across several chunks.
+const MEMORY_CHUNK: usize = 2;
 
 /// A simple in-memory source, used by tests and the conformance runner.
 #[derive(Clone, Debug, Default)]
@@ -179,5 +240,17 @@ impl SeriesSource for MemorySource {
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+
+    fn select_chunked<'a>(
+        &'a self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
+        Ok(Box::new(WholeSelection::new(
+            self.select(matchers, start_ms, end_ms)?,
+            MEMORY_CHUNK,
+        )))
     }
 }

@@ -862,6 +862,121 @@ async fn parse_query_returns_the_syntax_tree_as_prometheus_does() {
     assert!(msg.starts_with("invalid parameter \"query\": "), "{msg}");
 }
 
+#[tokio::test]
+async fn chunked_aggregations_agree_with_whole_selections() {
+    // 3,000 counters (more than one chunk of a chunked selection) in two files whose time
+    // ranges overlap, the second rewriting ten steps of the first, plus a memtable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .expect("open");
+    let tenant = TenantId::default_tenant();
+    let series: Vec<Labels> = (0..3000i64)
+        .map(|k| {
+            labels(&[
+                ("__name__", "chunked_total"),
+                ("k", &k.to_string()),
+                ("g", &(k % 7).to_string()),
+            ])
+        })
+        .collect();
+    let value = |k: usize, i: i64, rewrite: bool| {
+        let v = (k as f64 + 1.0) * i as f64 + 0.1 * (k % 13) as f64;
+        if rewrite { v + 0.5 } else { v }
+    };
+    for (steps, rewrite, flush) in [
+        (0..20, false, true),
+        (10..30, true, true),
+        (30..41, false, false),
+    ] {
+        let mut samples = Vec::new();
+        for (k, l) in series.iter().enumerate() {
+            for i in steps.clone() {
+                samples.push(float(l, i, value(k, i, rewrite)));
+            }
+        }
+        storage
+            .write_metrics(
+                &tenant,
+                MetricsWrite {
+                    samples,
+                    metadata: Vec::new(),
+                },
+            )
+            .await
+            .expect("write");
+        if flush {
+            storage.flush().await.expect("flush");
+        }
+    }
+    let app = router(storage, PromApiConfig::default());
+    // Ten hours before the data as well: over a long range the first chunk is small (256
+    // series), so the 3,000 series arrive in several chunks.
+    let (start, end) = ((secs(1) - 36_000).to_string(), secs(40).to_string());
+    let range = |q: &str| {
+        [
+            ("query", q.to_string()),
+            ("start", start.clone()),
+            ("end", end.clone()),
+            ("step", "30".to_string()),
+        ]
+    };
+    // `* 1` keeps every value but makes the argument a binary operation, which the engine
+    // evaluates over the whole selection.
+    for (chunked, whole) in [
+        (
+            "sum by (g) (rate(chunked_total[2m]))",
+            "sum by (g) (rate(chunked_total[2m]) * 1)",
+        ),
+        (
+            "avg without (k) (chunked_total)",
+            "avg without (k) (chunked_total * 1)",
+        ),
+        (
+            "max by (g) (increase(chunked_total[1m]))",
+            "max by (g) (increase(chunked_total[1m]) * 1)",
+        ),
+        ("count(chunked_total)", "count(chunked_total * 1)"),
+        // As many groups as series: evaluated over the whole selection, then aggregated.
+        (
+            "sum by (k) (irate(chunked_total[1m]))",
+            "sum by (k) (irate(chunked_total[1m]) * 1)",
+        ),
+    ] {
+        let p = range(chunked);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, a) = get(&app, "/api/v1/query_range", &p).await;
+        assert_eq!(status, StatusCode::OK, "{chunked}: {a}");
+        let p = range(whole);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_, b) = get(&app, "/api/v1/query_range", &p).await;
+        let result = a["data"]["result"].as_array().expect("result");
+        assert!(!result.is_empty(), "{chunked}: {a}");
+        assert_eq!(a, b, "{chunked} against {whole}");
+    }
+    // The later file's rewrite wins; every series counts at every step.
+    let t = secs(15).to_string();
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[
+            ("query", "sum by (k) (chunked_total{k=\"5\"})"),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert_eq!(single_value(&v), value(5, 15, true));
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[("query", "count(chunked_total)"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(single_value(&v), 3000.0);
+}
+
 /// `anchored` / `smoothed` range selectors (Prometheus's experimental extended range
 /// selectors, on by default): they read the samples around the range's ends, here across
 /// the flush boundary (i = 20 in Parquet, i = 21 in a memtable).
@@ -913,6 +1028,20 @@ async fn anchored_and_smoothed_range_selectors_over_http() {
         assert_eq!(status, StatusCode::OK, "{q}: {v}");
         assert_eq!(values(&v), vec![want], "{q}: {v}");
         assert_eq!(v["data"]["result"][0]["metric"], json!({"job": "a"}), "{q}");
+    }
+
+    // Aggregated, the modifier still applies (such selections are not read chunk by chunk).
+    for (q, want) in [
+        ("sum(increase(http_requests_total[20s] anchored))", 15.0),
+        (
+            "sum by (job) (rate(http_requests_total[20s] smoothed))",
+            1.0,
+        ),
+        ("max(changes(http_requests_total[1m] anchored))", 4.0),
+    ] {
+        let (status, v) = get(&app, "/api/v1/query", &at(q)).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {v}");
+        assert_eq!(values(&v), vec![want], "{q}: {v}");
     }
 
     // An instant selector, smoothed: the value at exactly the evaluation time.

@@ -19,7 +19,9 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use datafusion::parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, SortingColumn};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -382,6 +384,34 @@ pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
         out.push((id, start, rows));
     }
     Some(out)
+}
+
+/// The first row of every series of a metrics file with a series directory: a series'
+/// labels are the same on all its rows, so these rows name every series once. `None` for
+/// files without a directory (or with one that does not fit the file).
+pub fn first_row_per_series(meta: &FileMetaData) -> Option<RowSelection> {
+    let mut dir = series_directory(meta)?;
+    dir.sort_unstable_by_key(|e| e.1);
+    let total = u64::try_from(meta.num_rows()).ok()?;
+    let mut selectors = Vec::with_capacity(dir.len() * 2 + 1);
+    let mut pos = 0u64;
+    for (_, first, rows) in dir {
+        if rows == 0 {
+            continue;
+        }
+        if first < pos || first >= total {
+            return None;
+        }
+        if first > pos {
+            selectors.push(RowSelector::skip(usize::try_from(first - pos).ok()?));
+        }
+        selectors.push(RowSelector::select(1));
+        pos = first + 1;
+    }
+    if pos < total {
+        selectors.push(RowSelector::skip(usize::try_from(total - pos).ok()?));
+    }
+    Some(RowSelection::from(selectors))
 }
 
 fn too_many_rows() -> Error {

@@ -5,17 +5,18 @@
 //! Groups are assigned per input series in input order, so instant results
 //! come out in Prometheus's order (which `topk`/`bottomk` rely on).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 
-use super::{Cursor, Evaluator, SeriesCollector, total_points};
+use super::prepare::{Deferred, chunked_selector, with_stats_hints};
+use super::{Cursor, Evaluator, SeriesCollector, addr, free_later, total_points};
 use crate::annotations::go_g;
 use crate::error::{Error, Result, exec_err};
 use crate::histogram::{CounterResetHint, FloatHistogram, KahanHistogram};
-use crate::model::{Labels, METRIC_NAME, Matrix, Sample, Series};
+use crate::model::{Labels, METRIC_NAME, Matrix, RawSeries, Sample, Series};
 
 pub(crate) use crate::histogram::kahan_inc;
 
@@ -100,22 +101,24 @@ impl Evaluator<'_> {
             }
             _ => None,
         };
-        let input = self.eval(&a.expr)?.into_matrix()?;
+        let input = match chunked_selector(a)
+            .and_then(|(vs, _)| Some((vs, self.ctx.deferred.get(&addr(vs))?)))
+        {
+            Some((vs, d)) => match self.aggregate_chunked(a, &op, without, &names, vs, d)? {
+                Chunked::Done(m) => return Ok(m),
+                Chunked::Input(m) => m,
+            },
+            None => self.eval(&a.expr)?.into_matrix()?,
+        };
         let held = total_points(&input);
         let is_k = matches!(op.as_str(), "topk" | "bottomk" | "limitk" | "limit_ratio");
         // Assign groups in input order.
-        let mut group_index: HashMap<Labels, usize> = HashMap::new();
-        let mut group_metric: Vec<Labels> = Vec::new();
-        let mut series_group = Vec::with_capacity(input.len());
-        for s in &input {
-            let key = group_labels(&s.metric, without, &names);
-            let n = group_index.len();
-            let gi = *group_index.entry(key.clone()).or_insert(n);
-            if gi == group_metric.len() {
-                group_metric.push(key);
-            }
-            series_group.push(gi);
-        }
+        let mut index = GroupIndex::default();
+        let series_group: Vec<usize> = input
+            .iter()
+            .map(|s| index.group_of(&s.metric, without, &names))
+            .collect();
+        let group_metric = index.metrics;
         let p = params.unwrap_or_default();
         let pmax = p.iter().copied().fold(f64::MIN, f64::max);
         let pmin = p.iter().copied().fold(f64::MAX, f64::min);
@@ -211,171 +214,197 @@ impl Evaluator<'_> {
         groups: &mut [Group],
         metrics: &[Labels],
     ) -> Vec<Sample> {
+        self.accumulate(op, vec_at, groups);
+        self.finish_groups(op, q, groups, metrics)
+    }
+
+    /// Folds one step's samples (with their group) into the groups' state, in order.
+    fn accumulate(&self, op: &str, vec_at: &[(usize, Sample)], groups: &mut [Group]) {
+        for (gi, s) in vec_at {
+            if let Some(g) = groups.get_mut(*gi) {
+                self.accumulate_one(op, g, s.f, s.h.as_ref(), s.drop_name, &s.metric);
+            }
+        }
+    }
+
+    /// Folds one sample of a series labelled `metric` into its group's state.
+    fn accumulate_one(
+        &self,
+        op: &str,
+        g: &mut Group,
+        f: f64,
+        h: Option<&Arc<FloatHistogram>>,
+        drop_name: bool,
+        metric: &Labels,
+    ) {
         let ignored = |name: &str| {
             self.ctx
                 .info(format!("ignored histogram in {name} aggregation"));
         };
-        for (gi, s) in vec_at {
-            let Some(g) = groups.get_mut(*gi) else {
-                continue;
+        if !g.seen {
+            *g = Group {
+                seen: true,
+                f,
+                mean: f,
+                count: 1.0,
+                drop_name,
+                ..Default::default()
             };
-            let (f, h) = (s.f, s.h.as_ref());
-            if !g.seen {
-                *g = Group {
-                    seen: true,
-                    f,
-                    mean: f,
-                    count: 1.0,
-                    drop_name: s.drop_name,
-                    ..Default::default()
-                };
-                match op {
-                    "avg" | "sum" => match h {
-                        None => g.has_float = true,
-                        Some(h) => {
-                            g.h = Some(KahanHistogram::from(&**h));
-                            g.has_hist = true;
-                            match h.counter_reset_hint {
-                                CounterResetHint::CounterReset => g.reset_seen = true,
-                                CounterResetHint::NotCounterReset => g.not_reset_seen = true,
-                                _ => {}
-                            }
-                        }
-                    },
-                    "stdvar" | "stddev" => {
-                        if h.is_some() {
-                            g.seen = false;
-                            ignored(op);
-                        } else if f.is_nan() || f.is_infinite() {
-                            g.f = f64::NAN;
-                        } else {
-                            g.f = 0.0;
+            match op {
+                "avg" | "sum" => match h {
+                    None => g.has_float = true,
+                    Some(h) => {
+                        g.h = Some(KahanHistogram::from(&**h));
+                        g.has_hist = true;
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => g.reset_seen = true,
+                            CounterResetHint::NotCounterReset => g.not_reset_seen = true,
+                            _ => {}
                         }
                     }
-                    "quantile" => {
-                        if h.is_some() {
-                            g.seen = false;
-                            ignored(op);
-                        }
-                        g.values = vec![f];
-                    }
-                    "group" => g.f = 1.0,
-                    "min" | "max" if h.is_some() => {
+                },
+                "stdvar" | "stddev" => {
+                    if h.is_some() {
                         g.seen = false;
                         ignored(op);
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            if g.incompatible {
-                continue;
-            }
-            if s.drop_name {
-                g.drop_name = true;
-            }
-            match op {
-                "sum" | "avg" => {
-                    if op == "avg" {
-                        g.count += 1.0;
-                    }
-                    match h {
-                        Some(h) => {
-                            g.has_hist = true;
-                            match h.counter_reset_hint {
-                                CounterResetHint::CounterReset => g.reset_seen = true,
-                                CounterResetHint::NotCounterReset => g.not_reset_seen = true,
-                                _ => {}
-                            }
-                            let Some(acc) = g.h.as_mut() else {
-                                // Floats came first: the group is invalid anyway.
-                                continue;
-                            };
-                            let added = if op == "sum" {
-                                acc.add(h)
-                            } else {
-                                acc.add_for_mean(&mut g.hist_incremental_mean, g.count, h)
-                            };
-                            match added {
-                                Err(_) => {
-                                    self.ctx.warn(format!(
-                                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
-                                        s.metric.get(METRIC_NAME)
-                                    ));
-                                    g.incompatible = true;
-                                }
-                                Ok((_, reconciled)) => {
-                                    if reconciled {
-                                        self.ctx.info(
-                                            "mismatched custom buckets were reconciled during aggregation",
-                                        );
-                                    }
-                                }
-                            }
-                        }
-                        None => {
-                            g.has_float = true;
-                            if op == "sum" {
-                                (g.f, g.kahan_c) = kahan_inc(f, g.f, g.kahan_c);
-                            } else {
-                                if !g.incremental_mean {
-                                    let (nv, nc) = kahan_inc(f, g.f, g.kahan_c);
-                                    if !nv.is_infinite() {
-                                        g.f = nv;
-                                        g.kahan_c = nc;
-                                        continue;
-                                    }
-                                    g.incremental_mean = true;
-                                    g.mean = g.f / (g.count - 1.0);
-                                    g.kahan_c /= g.count - 1.0;
-                                }
-                                let q = (g.count - 1.0) / g.count;
-                                (g.mean, g.kahan_c) =
-                                    kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
-                            }
-                        }
-                    }
-                }
-                "group" => {}
-                "max" => {
-                    if h.is_some() {
-                        ignored(op);
-                        continue;
-                    }
-                    if g.f < f || g.f.is_nan() {
-                        g.f = f;
-                    }
-                }
-                "min" => {
-                    if h.is_some() {
-                        ignored(op);
-                        continue;
-                    }
-                    if g.f > f || g.f.is_nan() {
-                        g.f = f;
-                    }
-                }
-                "count" => g.count += 1.0,
-                "stdvar" | "stddev" => {
-                    if h.is_none() {
-                        g.count += 1.0;
-                        let delta = f - g.mean;
-                        g.mean += delta / g.count;
-                        g.f += delta * (f - g.mean);
+                    } else if f.is_nan() || f.is_infinite() {
+                        g.f = f64::NAN;
                     } else {
-                        ignored(op);
+                        g.f = 0.0;
                     }
                 }
                 "quantile" => {
                     if h.is_some() {
+                        g.seen = false;
                         ignored(op);
-                        continue;
                     }
-                    g.values.push(f);
+                    g.values = vec![f];
+                }
+                "group" => g.f = 1.0,
+                "min" | "max" if h.is_some() => {
+                    g.seen = false;
+                    ignored(op);
                 }
                 _ => {}
             }
+            return;
         }
+        if g.incompatible {
+            return;
+        }
+        if drop_name {
+            g.drop_name = true;
+        }
+        match op {
+            "sum" | "avg" => {
+                if op == "avg" {
+                    g.count += 1.0;
+                }
+                match h {
+                    Some(h) => {
+                        g.has_hist = true;
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => g.reset_seen = true,
+                            CounterResetHint::NotCounterReset => g.not_reset_seen = true,
+                            _ => {}
+                        }
+                        let Some(acc) = g.h.as_mut() else {
+                            // Floats came first: the group is invalid anyway.
+                            return;
+                        };
+                        let added = if op == "sum" {
+                            acc.add(h)
+                        } else {
+                            acc.add_for_mean(&mut g.hist_incremental_mean, g.count, h)
+                        };
+                        match added {
+                            Err(_) => {
+                                self.ctx.warn(format!(
+                                    "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {:?}",
+                                    metric.get(METRIC_NAME)
+                                ));
+                                g.incompatible = true;
+                            }
+                            Ok((_, reconciled)) => {
+                                if reconciled {
+                                    self.ctx.info(
+                                        "mismatched custom buckets were reconciled during aggregation",
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        g.has_float = true;
+                        if op == "sum" {
+                            (g.f, g.kahan_c) = kahan_inc(f, g.f, g.kahan_c);
+                        } else {
+                            if !g.incremental_mean {
+                                let (nv, nc) = kahan_inc(f, g.f, g.kahan_c);
+                                if !nv.is_infinite() {
+                                    g.f = nv;
+                                    g.kahan_c = nc;
+                                    return;
+                                }
+                                g.incremental_mean = true;
+                                g.mean = g.f / (g.count - 1.0);
+                                g.kahan_c /= g.count - 1.0;
+                            }
+                            let q = (g.count - 1.0) / g.count;
+                            (g.mean, g.kahan_c) = kahan_inc(f / g.count, q * g.mean, q * g.kahan_c);
+                        }
+                    }
+                }
+            }
+            "group" => {}
+            "max" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                if g.f < f || g.f.is_nan() {
+                    g.f = f;
+                }
+            }
+            "min" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                if g.f > f || g.f.is_nan() {
+                    g.f = f;
+                }
+            }
+            "count" => g.count += 1.0,
+            "stdvar" | "stddev" => {
+                if h.is_none() {
+                    g.count += 1.0;
+                    let delta = f - g.mean;
+                    g.mean += delta / g.count;
+                    g.f += delta * (f - g.mean);
+                } else {
+                    ignored(op);
+                }
+            }
+            "quantile" => {
+                if h.is_some() {
+                    ignored(op);
+                    return;
+                }
+                g.values.push(f);
+            }
+            _ => {}
+        }
+    }
+
+    /// One step's output: a sample per group that saw any input.
+    fn finish_groups(
+        &self,
+        op: &str,
+        q: f64,
+        groups: &mut [Group],
+        metrics: &[Labels],
+    ) -> Vec<Sample> {
         let mut out = Vec::new();
         for (gi, g) in groups.iter_mut().enumerate() {
             if !g.seen {
@@ -534,6 +563,121 @@ impl Evaluator<'_> {
         out
     }
 
+    /// Evaluates an aggregation whose selector was left to it (see
+    /// [`chunked_selector`]): reads the selection chunk by chunk, evaluates the
+    /// aggregation's argument on each chunk and folds the result into per-step group
+    /// state before the next chunk is read, so only one chunk's samples are held. Series
+    /// arrive in the order a whole selection would give them, so every group adds its
+    /// samples in the same order (Kahan sums come out bit for bit the same). When the
+    /// groups would be nearly as many as the series, the per-step state would outweigh
+    /// the input: then the argument is evaluated over the whole selection and returned
+    /// for the usual step-by-step aggregation.
+    fn aggregate_chunked(
+        &self,
+        a: &AggregateExpr,
+        op: &str,
+        without: bool,
+        names: &[String],
+        vs: &VectorSelector,
+        d: &Deferred,
+    ) -> Result<Chunked> {
+        let mut chunks = self.source.select_chunked(&d.matchers, d.start, d.end)?;
+        let key = addr(vs);
+        let with_hints = |c: Vec<RawSeries>| -> Vec<RawSeries> {
+            if d.stats {
+                c.iter().map(with_stats_hints).collect()
+            } else {
+                c
+            }
+        };
+        let labels = chunks.labels();
+        let groups_bound = {
+            let mut distinct = HashSet::new();
+            for l in labels {
+                distinct.insert(group_hash(l, without, names));
+            }
+            distinct.len()
+        };
+        let state = groups_bound.saturating_mul(std::mem::size_of::<Group>());
+        if state > labels.len().saturating_mul(CHUNKED_STATE_PER_SERIES) {
+            let mut all: Vec<RawSeries> = Vec::new();
+            while let Some(c) = chunks.next_chunk()? {
+                self.ctx.check_deadline()?;
+                all.extend(with_hints(c));
+            }
+            let sub = Evaluator {
+                chunk: Some((key, all.as_slice())),
+                ..*self
+            };
+            let m = sub.eval(&a.expr)?.into_matrix()?;
+            let samples = all.iter().map(RawSeries::len).sum();
+            free_later(all, samples);
+            return Ok(Chunked::Input(m));
+        }
+        let mut index = GroupIndex::default();
+        let mut groups: Vec<Vec<Group>> = (0..self.num_steps()).map(|_| Vec::new()).collect();
+        while let Some(c) = chunks.next_chunk()? {
+            self.ctx.check_deadline()?;
+            let c = with_hints(c);
+            let sub = Evaluator {
+                chunk: Some((key, c.as_slice())),
+                ..*self
+            };
+            let input = sub.eval(&a.expr)?.into_matrix()?;
+            drop(c);
+            self.ctx.check_samples(total_points(&input))?;
+            let series_group: Vec<usize> = input
+                .iter()
+                .map(|s| index.group_of(&s.metric, without, names))
+                .collect();
+            let groups_now = index.metrics.len();
+            for g in &mut groups {
+                if g.len() < groups_now {
+                    g.resize_with(groups_now, Group::default);
+                }
+            }
+            // Series by series: a group's state at a step still takes its samples in
+            // series order, as the step-by-step aggregation adds them.
+            let interval = self.interval.max(1);
+            let step_of = |t: i64| {
+                let d = t - self.start;
+                (d >= 0 && d % interval == 0)
+                    .then(|| usize::try_from(d / interval).ok())
+                    .flatten()
+            };
+            for (s, &gi) in input.iter().zip(&series_group) {
+                for p in &s.floats {
+                    if let Some(g) = step_of(p.t)
+                        .and_then(|i| groups.get_mut(i))
+                        .and_then(|g| g.get_mut(gi))
+                    {
+                        self.accumulate_one(op, g, p.f, None, s.drop_name, &s.metric);
+                    }
+                }
+                for p in &s.histograms {
+                    if let Some(g) = step_of(p.t)
+                        .and_then(|i| groups.get_mut(i))
+                        .and_then(|g| g.get_mut(gi))
+                    {
+                        self.accumulate_one(op, g, 0.0, Some(&p.h), s.drop_name, &s.metric);
+                    }
+                }
+            }
+        }
+        let mut collector = SeriesCollector::new(self.start == self.end);
+        let mut produced = 0usize;
+        for (g, ts) in groups.iter_mut().zip(self.steps()) {
+            self.ctx.check_deadline()?;
+            let out = self.finish_groups(op, f64::NAN, g, &index.metrics);
+            produced += out.len();
+            self.ctx.check_samples(produced)?;
+            for s in out {
+                collector.push(ts, s)?;
+            }
+        }
+        Ok(Chunked::Done(collector.finish()))
+    }
+
     fn count_values(
         &self,
         a: &AggregateExpr,
@@ -593,6 +737,70 @@ impl Evaluator<'_> {
                 .collect())
         })
     }
+}
+
+/// What [`Evaluator::aggregate_chunked`] gives back.
+enum Chunked {
+    /// The aggregation's result.
+    Done(Matrix),
+    /// The argument evaluated over the whole selection, still to be aggregated.
+    Input(Matrix),
+}
+
+/// Bytes of per-step group state per selected series up to which a chunked aggregation
+/// keeps state per group (the evaluated argument alone takes 16 bytes per series and step).
+const CHUNKED_STATE_PER_SERIES: usize = 32;
+
+/// Groups in order of appearance, found by a hash of the grouping labels: a series of a
+/// known group costs no label set of its own.
+#[derive(Default)]
+struct GroupIndex {
+    by_hash: HashMap<u64, Vec<usize>>,
+    /// Each group's labels.
+    metrics: Vec<Labels>,
+}
+
+impl GroupIndex {
+    /// The group of a series labelled `m` (created if new).
+    fn group_of(&mut self, m: &Labels, without: bool, names: &[String]) -> usize {
+        let h = group_hash(m, without, names);
+        let keep = |k: &str| {
+            if without {
+                k != METRIC_NAME && !names.iter().any(|n| n == k)
+            } else {
+                names.iter().any(|n| n == k)
+            }
+        };
+        let candidates = self.by_hash.entry(h).or_default();
+        for &gi in candidates.iter() {
+            if let Some(g) = self.metrics.get(gi)
+                && m.iter().filter(|(k, _)| keep(k)).eq(g.iter())
+            {
+                return gi;
+            }
+        }
+        let gi = self.metrics.len();
+        self.metrics.push(group_labels(m, without, names));
+        candidates.push(gi);
+        gi
+    }
+}
+
+/// A hash of the group labels of `m` (as [`group_labels`] gives them), without building them.
+fn group_hash(m: &Labels, without: bool, names: &[String]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if without {
+        for (n, v) in m.iter() {
+            if n != METRIC_NAME && !names.iter().any(|x| x == n) {
+                (n, v).hash(&mut h);
+            }
+        }
+    } else {
+        for n in names {
+            m.get(n).hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 /// Descending with NaN last (reverse of the NaN-first ascending heap order).

@@ -50,14 +50,9 @@ impl Evaluator<'_> {
         let lookback = self.ctx.lookback;
         let mut out = Vec::new();
         let mut total = 0usize;
-        let mut buf: Option<RangeSeries> = None;
         for raw in self.selected(vs) {
             self.ctx.check_deadline()?;
-            match &mut buf {
-                Some(r) => r.refill(raw),
-                None => buf = Some(RangeSeries::from_raw(raw)),
-            }
-            let Some(rs) = &buf else { continue };
+            let rs = RangeSeries::from_raw(raw);
             let name = raw.labels.get(METRIC_NAME);
             let mut s = Series {
                 metric: raw.labels.clone(),

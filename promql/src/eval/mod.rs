@@ -6,7 +6,8 @@
 //! Key pieces: [`Evaluator::eval`] dispatches on the node type;
 //! [`Evaluator::range_eval`] gathers per-step input vectors and collects the
 //! per-step outputs of a closure into series. Series data comes from the
-//! selection pre-pass in [`prepare`], which selects each selector once.
+//! selection pre-pass in [`prepare`], which selects each selector once, or leaves
+//! it to its aggregation to read chunk by chunk (`aggregate::aggregate_chunked`).
 
 mod aggregate;
 mod binary;
@@ -42,6 +43,8 @@ pub(crate) fn drop_metric_name(l: &Labels) -> Labels {
 pub(crate) struct QueryCtx {
     /// Selected series per selector (keyed by the selector's address).
     pub series: HashMap<usize, Vec<RawSeries>>,
+    /// Selectors their aggregation reads chunk by chunk (keyed the same way).
+    pub deferred: HashMap<usize, prepare::Deferred>,
     /// Expressions to evaluate once and repeat (step invariant).
     pub wrap: HashSet<usize>,
     pub max_samples: usize,
@@ -154,8 +157,14 @@ impl Val {
 }
 
 /// One evaluator per step grid (subqueries get their own).
+#[derive(Clone, Copy)]
 pub(crate) struct Evaluator<'c> {
     pub ctx: &'c QueryCtx,
+    /// Where deferred selections are read from.
+    pub source: &'c dyn crate::source::SeriesSource,
+    /// A chunk of a deferred selector's series (keyed by the selector's address) that
+    /// this evaluator sees instead of its selection.
+    pub chunk: Option<(usize, &'c [RawSeries])>,
     pub start: i64,
     pub end: i64,
     pub interval: i64,
@@ -304,10 +313,10 @@ impl<'c> Evaluator<'c> {
 
     fn child(&self, start: i64, end: i64, interval: i64) -> Evaluator<'c> {
         Evaluator {
-            ctx: self.ctx,
             start,
             end,
             interval,
+            ..*self
         }
     }
 

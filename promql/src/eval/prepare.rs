@@ -2,11 +2,12 @@
 //! - step invariance: which subtrees can be evaluated once and repeated
 //!   (Prometheus's `PreprocessExpr`, recorded by node address);
 //! - series selection: the time range each selector needs over the whole
-//!   query (offsets, `@`, ranges, subqueries, lookback), selected once.
+//!   query (offsets, `@`, ranges, subqueries, lookback), selected once (or
+//!   deferred to an aggregation that reads it chunk by chunk, see [`chunked_selector`]).
 
 use std::collections::{HashMap, HashSet};
 
-use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::parser::{AggregateExpr, Expr, VectorSelector};
 
 use super::{addr, offset_ms, unwrap_parens};
 use crate::error::Result;
@@ -146,6 +147,88 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         .collect()
 }
 
+/// What the selection pre-pass found.
+#[derive(Default)]
+pub(crate) struct Selections {
+    /// Selected series per selector (keyed by the selector's address).
+    pub series: HashMap<usize, Vec<RawSeries>>,
+    /// Selectors read chunk by chunk by their aggregation (see [`chunked_selector`]).
+    pub deferred: HashMap<usize, Deferred>,
+}
+
+/// A selection left for its aggregation to read chunk by chunk.
+pub(crate) struct Deferred {
+    pub matchers: Vec<Matcher>,
+    pub start: i64,
+    pub end: i64,
+    /// Histogram reset hints as the stats iterator gives them (see [`stats_selectors`]).
+    pub stats: bool,
+}
+
+/// Aggregations that fold their input series one at a time into per-group state.
+const CHUNKED_AGGREGATIONS: [&str; 8] = [
+    "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar",
+];
+
+/// Functions of a range vector computed for each series on its own (so a chunk of series
+/// can be evaluated without the others).
+const PER_SERIES_RANGE_FUNCTIONS: [&str; 22] = [
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "last_over_time",
+    "first_over_time",
+    "present_over_time",
+    "quantile_over_time",
+    "mad_over_time",
+    "double_exponential_smoothing",
+];
+
+/// The selector of an aggregation whose input can be evaluated a chunk of series at a
+/// time: `agg (sel)` or `agg (f(sel[r], scalars...))` for a per-series range function
+/// `f`, with one matcher set (no `or` alternatives). Also the matrix selector's range
+/// (0 for an instant selector).
+pub(crate) fn chunked_selector(a: &AggregateExpr) -> Option<(&VectorSelector, i64)> {
+    if !CHUNKED_AGGREGATIONS.contains(&a.op.to_string().as_str()) {
+        return None;
+    }
+    // One matcher set, and no `anchored`/`smoothed` modifier (those read around the range's
+    // ends and are evaluated over the whole selection).
+    let one_set = |vs: &VectorSelector| {
+        vs.matchers.or_matchers.is_empty() && crate::parse::modifier_of(vs).is_none()
+    };
+    match unwrap_parens(&a.expr) {
+        Expr::VectorSelector(vs) => one_set(vs).then_some((vs, 0)),
+        Expr::Call(c) if PER_SERIES_RANGE_FUNCTIONS.contains(&c.func.name) => {
+            let mut sel = None;
+            for arg in &c.args.args {
+                match unwrap_parens(arg) {
+                    Expr::MatrixSelector(ms) if sel.is_none() => {
+                        sel = Some((&ms.vs, ms.range.as_millis() as i64));
+                    }
+                    Expr::NumberLiteral(_) => {}
+                    _ => return None,
+                }
+            }
+            sel.filter(|(vs, _)| one_set(vs))
+        }
+        _ => None,
+    }
+}
+
 /// The matchers the query gave (without the `anchored`/`smoothed` mark).
 fn user_matchers(ms: &[promql_parser::label::Matcher]) -> impl Iterator<Item = Matcher> + '_ {
     ms.iter()
@@ -158,7 +241,7 @@ pub(crate) fn select_all(
     expr: &Expr,
     p: &SelectParams,
     source: &dyn SeriesSource,
-    out: &mut HashMap<usize, Vec<RawSeries>>,
+    out: &mut Selections,
 ) -> Result<()> {
     walk(expr, p, SubqCtx::default(), 0, source, out)
 }
@@ -169,7 +252,7 @@ fn walk(
     sq: SubqCtx,
     eval_range: i64,
     source: &dyn SeriesSource,
-    out: &mut HashMap<usize, Vec<RawSeries>>,
+    out: &mut Selections,
 ) -> Result<()> {
     match expr {
         Expr::VectorSelector(vs) => select_one(vs, p, sq, eval_range, source, out),
@@ -196,6 +279,22 @@ fn walk(
         Expr::Aggregate(a) => {
             if let Some(param) = &a.param {
                 walk(param, p, sq, 0, source, out)?;
+            }
+            if let Some((vs, range)) = chunked_selector(a) {
+                // Read when the aggregation is evaluated, chunk by chunk.
+                let (start, end) = selection_range(vs, p, sq, range);
+                if let Some(matchers) = selector_matchers(vs).pop() {
+                    out.deferred.insert(
+                        addr(vs),
+                        Deferred {
+                            matchers,
+                            start,
+                            end,
+                            stats: false,
+                        },
+                    );
+                }
+                return Ok(());
             }
             walk(&a.expr, p, sq, 0, source, out)
         }
@@ -228,7 +327,7 @@ fn select_info(
     p: &SelectParams,
     sq: SubqCtx,
     source: &dyn SeriesSource,
-    out: &mut HashMap<usize, Vec<RawSeries>>,
+    out: &mut Selections,
 ) -> Result<()> {
     use crate::functions::info::{InfoSelector, reference_time};
     let sel = InfoSelector::of(c)?;
@@ -249,7 +348,7 @@ fn select_info(
     end -= offset;
     let mut series = source.select(&sel.names, start, end)?;
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    out.insert(sel.key, series);
+    out.series.insert(sel.key, series);
     Ok(())
 }
 
@@ -259,7 +358,7 @@ fn walk_vs(
     sq: SubqCtx,
     eval_range: i64,
     source: &dyn SeriesSource,
-    out: &mut HashMap<usize, Vec<RawSeries>>,
+    out: &mut Selections,
 ) -> Result<()> {
     select_one(vs, p, sq, eval_range, source, out)
 }
@@ -270,8 +369,31 @@ fn select_one(
     sq: SubqCtx,
     eval_range: i64,
     source: &dyn SeriesSource,
-    out: &mut HashMap<usize, Vec<RawSeries>>,
+    out: &mut Selections,
 ) -> Result<()> {
+    let (start, end) = selection_range(vs, p, sq, eval_range);
+    let sets = selector_matchers(vs);
+    let mut series: Vec<RawSeries> = Vec::new();
+    for set in &sets {
+        series.extend(source.select(set, start, end)?);
+    }
+    // Stable: of series selected by several matcher sets, the first one's copy stays.
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if sets.len() > 1 {
+        series.dedup_by(|later, first| later.labels == first.labels);
+    }
+    out.series.insert(addr(vs), series);
+    Ok(())
+}
+
+/// The time range `[start, end]` a selector needs over the whole query (`eval_range` is
+/// its matrix selector's range, 0 for an instant selector).
+fn selection_range(
+    vs: &VectorSelector,
+    p: &SelectParams,
+    sq: SubqCtx,
+    eval_range: i64,
+) -> (i64, i64) {
     let (mut start, mut end) = (p.start, p.end);
     if let Some(at) = sq.at {
         start = at;
@@ -293,18 +415,7 @@ fn select_one(
     let off = offset_ms(&vs.offset);
     start -= off;
     end -= off;
-    let sets = selector_matchers(vs);
-    let mut series: Vec<RawSeries> = Vec::new();
-    for set in &sets {
-        series.extend(source.select(set, start, end)?);
-    }
-    // Stable: of series selected by several matcher sets, the first one's copy stays.
-    series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    if sets.len() > 1 {
-        series.dedup_by(|later, first| later.labels == first.labels);
-    }
-    out.insert(addr(vs), series);
-    Ok(())
+    (start, end)
 }
 
 /// Selectors whose histograms only feed `histogram_count`/`_sum`/`_avg`:

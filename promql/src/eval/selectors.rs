@@ -1,6 +1,7 @@
 //! Selectors and subqueries: instant lookups with lookback and staleness,
 //! range windows `(t - range, t]`, and subquery evaluation on its own grid.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
@@ -10,49 +11,95 @@ use crate::error::Result;
 use crate::model::{FPoint, HPoint, Labels, Matrix, RawSeries, SampleValue, Series, is_stale_nan};
 use crate::parse::{RangeModifier, modifier_of};
 
-/// One series' data prepared for range windows: stale markers removed.
-pub(crate) struct RangeSeries {
+/// One series' data prepared for range windows: stale markers removed. A stored series
+/// without staleness markers (the usual case) is borrowed, not copied.
+pub(crate) struct RangeSeries<'a> {
     pub metric: Labels,
-    pub floats: Vec<FPoint>,
-    pub histograms: Vec<HPoint>,
+    pub floats: Cow<'a, [FPoint]>,
+    pub histograms: Cow<'a, [HPoint]>,
     pub drop_name: bool,
 }
 
-impl RangeSeries {
-    pub(crate) fn from_raw(r: &RawSeries) -> Self {
-        let mut s = RangeSeries {
-            metric: Labels::empty(),
-            floats: Vec::new(),
-            histograms: Vec::new(),
-            drop_name: false,
+impl<'a> RangeSeries<'a> {
+    pub(crate) fn from_raw(r: &'a RawSeries) -> Self {
+        let floats = if r.floats.iter().any(|p| is_stale_nan(p.f)) {
+            Cow::Owned(
+                r.floats
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.f))
+                    .copied()
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(r.floats.as_slice())
         };
-        s.refill(r);
-        s
-    }
-
-    /// Makes this `r`'s range data, reusing the buffers.
-    pub(crate) fn refill(&mut self, r: &RawSeries) {
-        self.metric = r.labels.clone();
-        self.drop_name = false;
-        self.floats.clear();
-        self.histograms.clear();
-        self.floats
-            .extend(r.floats.iter().filter(|p| !is_stale_nan(p.f)));
-        self.histograms.extend(
-            r.histograms
-                .iter()
-                .filter(|p| !is_stale_nan(p.h.sum))
-                .cloned(),
-        );
+        let histograms = if r.histograms.iter().any(|p| is_stale_nan(p.h.sum)) {
+            Cow::Owned(
+                r.histograms
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.h.sum))
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            Cow::Borrowed(r.histograms.as_slice())
+        };
+        RangeSeries {
+            metric: r.labels.clone(),
+            floats,
+            histograms,
+            drop_name: false,
+        }
     }
 
     pub(crate) fn from_series(s: Series) -> Self {
         RangeSeries {
             metric: s.metric,
-            floats: s.floats,
-            histograms: s.histograms,
+            floats: Cow::Owned(s.floats),
+            histograms: Cow::Owned(s.histograms),
             drop_name: s.drop_name,
         }
+    }
+
+    /// Points with `mint < t <= maxt`, for windows that only move forward (a step grid):
+    /// `pos` carries where the previous window of this series ended, so each bound
+    /// advances over the points it passes instead of searching the whole series again.
+    pub(crate) fn window_after(
+        &self,
+        pos: &mut WindowPos,
+        mint: i64,
+        maxt: i64,
+    ) -> (&[FPoint], &[HPoint]) {
+        if !pos.started || mint < pos.mint || maxt < pos.maxt {
+            *pos = WindowPos::default();
+            pos.f0 = self.floats.partition_point(|p| p.t <= mint);
+            pos.f1 = self.floats.partition_point(|p| p.t <= maxt);
+            pos.h0 = self.histograms.partition_point(|p| p.t <= mint);
+            pos.h1 = self.histograms.partition_point(|p| p.t <= maxt);
+            pos.started = true;
+        } else {
+            let f = &self.floats;
+            while f.get(pos.f0).is_some_and(|p| p.t <= mint) {
+                pos.f0 += 1;
+            }
+            while f.get(pos.f1).is_some_and(|p| p.t <= maxt) {
+                pos.f1 += 1;
+            }
+            let h = &self.histograms;
+            while h.get(pos.h0).is_some_and(|p| p.t <= mint) {
+                pos.h0 += 1;
+            }
+            while h.get(pos.h1).is_some_and(|p| p.t <= maxt) {
+                pos.h1 += 1;
+            }
+        }
+        (pos.mint, pos.maxt) = (mint, maxt);
+        (
+            self.floats.get(pos.f0..pos.f1.max(pos.f0)).unwrap_or(&[]),
+            self.histograms
+                .get(pos.h0..pos.h1.max(pos.h0))
+                .unwrap_or(&[]),
+        )
     }
 
     /// Points with `mint < t <= maxt`.
@@ -68,13 +115,25 @@ impl RangeSeries {
     }
 }
 
+/// Where the last window of a series lay (see [`RangeSeries::window_after`]).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct WindowPos {
+    started: bool,
+    mint: i64,
+    maxt: i64,
+    f0: usize,
+    f1: usize,
+    h0: usize,
+    h1: usize,
+}
+
 /// The series of a range-vector argument.
 pub(crate) enum RangeSeriesSet<'c> {
-    /// A selector's stored series, converted one at a time as they are visited (into one
-    /// reused buffer) rather than all copied up front.
+    /// A selector's stored series, converted one at a time as they are visited rather
+    /// than all up front.
     Raw(&'c [RawSeries]),
     /// Evaluated series (subqueries).
-    Owned(Vec<RangeSeries>),
+    Owned(Vec<RangeSeries<'static>>),
 }
 
 /// A range-vector argument: its series and how to place windows.
@@ -91,21 +150,10 @@ impl RangeInput<'_> {
     /// Calls `f` with each series in order.
     pub(crate) fn for_each_series(
         &self,
-        mut f: impl FnMut(&RangeSeries) -> Result<()>,
+        mut f: impl FnMut(&RangeSeries<'_>) -> Result<()>,
     ) -> Result<()> {
         match &self.series {
-            RangeSeriesSet::Raw(raw) => {
-                let Some(first) = raw.first() else {
-                    return Ok(());
-                };
-                let mut buf = RangeSeries::from_raw(first);
-                f(&buf)?;
-                for r in &raw[1..] {
-                    buf.refill(r);
-                    f(&buf)?;
-                }
-                Ok(())
-            }
+            RangeSeriesSet::Raw(raw) => raw.iter().try_for_each(|r| f(&RangeSeries::from_raw(r))),
             RangeSeriesSet::Owned(series) => series.iter().try_for_each(f),
         }
     }
@@ -129,6 +177,11 @@ impl RangeInput<'_> {
 
 impl<'c> Evaluator<'c> {
     pub(crate) fn selected(&self, vs: &VectorSelector) -> &'c [RawSeries] {
+        if let Some((key, chunk)) = self.chunk
+            && key == addr(vs)
+        {
+            return chunk;
+        }
         self.ctx
             .series
             .get(&addr(vs))

@@ -13,7 +13,7 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use crate::error::{Error, Result, exec_err};
-use crate::eval::selectors::{RangeInput, RangeSeriesSet};
+use crate::eval::selectors::{RangeInput, RangeSeriesSet, WindowPos};
 use crate::eval::{Evaluator, unwrap_parens};
 use crate::model::{FPoint, HPoint, Labels, METRIC_NAME, Matrix, Sample, Series};
 use crate::source::MatchKind;
@@ -153,10 +153,17 @@ fn eval_range_call(
         ev.ctx.check_deadline()?;
         let mut series = Series {
             metric: s.metric.clone(),
-            floats: Vec::new(),
+            // A float series usually has a point at every step: no regrowing (up to a
+            // bound, so that series alive for a few steps of a long grid stay small).
+            floats: if s.floats.is_empty() {
+                Vec::new()
+            } else {
+                Vec::with_capacity(ev.num_steps().min(256))
+            },
             histograms: Vec::new(),
             drop_name: drop_name || s.drop_name,
         };
+        let mut pos = WindowPos::default();
         for (step, ts) in ev.steps().enumerate() {
             for (j, sc) in scalars.iter().enumerate() {
                 params[j] = sc.get(step).copied().unwrap_or(f64::NAN);
@@ -164,7 +171,7 @@ fn eval_range_call(
             let maxt = input.maxt(ts);
             let mint = maxt - input.range;
             let (f, h) = match input.modifier {
-                None => s.window(mint, maxt),
+                None => s.window_after(&mut pos, mint, maxt),
                 Some(m) => {
                     let (lo, hi) = extended::window_bounds(m, mint, maxt, ev.ctx.lookback);
                     s.window(lo, hi)

@@ -37,7 +37,8 @@ mod runs;
 pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
-    FPoint, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesSource, SourceError,
+    FPoint, Labels, MatchKind, Matcher, RawSample, RawSeries, SampleValue, SeriesChunks,
+    SeriesSource, SourceError,
 };
 use strata_storage::index::{LabelMatcher, MatchOp};
 use strata_storage::model::{NativeHistogram, Signal};
@@ -139,6 +140,7 @@ pub fn float_histogram(h: NativeHistogram) -> FloatHistogram {
 }
 
 /// Reads rows of chosen series and a time range from one tenant's metrics.
+#[derive(Clone)]
 pub struct Scanner {
     storage: Storage,
     tenant: TenantId,
@@ -469,6 +471,14 @@ impl StorageSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, ScanError> {
+        let series = self.matching(matchers)?;
+        let snap = self.scanner.snapshot(start_ms, end_ms);
+        self.read(&snap, &series, start_ms, end_ms)
+    }
+
+    /// The series matching `matchers` (series id and labels), sorted by labels, each id
+    /// once.
+    fn matching(&self, matchers: &[Matcher]) -> Result<Vec<(u64, Labels)>, ScanError> {
         self.scanner.check()?;
         let index_matchers = matchers
             .iter()
@@ -483,154 +493,365 @@ impl StorageSource {
         if found.len() > self.limits.max_series {
             return Err(Limit::TooManySeries(self.limits.max_series).into());
         }
-        // (series id, index into `found`), sorted by id: the scan names a run's series by
-        // its position here.
-        let mut by_id: Vec<(u64, usize)> = found
+        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        let mut series: Vec<(u64, Labels)> = found
             .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (id.0, i))
+            .filter(|(id, _)| seen.insert(id.0))
+            .map(|(id, l)| (id.0, engine_labels(l)))
             .collect();
-        by_id.sort_unstable();
-        by_id.dedup_by_key(|x| x.0);
-        let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
-        let mut floats: Vec<Vec<FPoint>> = vec![Vec::new(); found.len()];
-        // Series with histogram rows keep every sample in arrival order until the end, so
-        // that a later write of a timestamp wins across both kinds.
-        let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
-        // A series usually has one run of rows per file plus one in the memtables.
-        let snap = self.scanner.snapshot(start_ms, end_ms);
-        let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
-        let max_samples = self.limits.max_samples;
+        series.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(series)
+    }
+
+    /// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by
+    /// labels, each id once) in the files and memtables of `snap`, in the order of `found`
+    /// (series without samples left out).
+    fn read(
+        &self,
+        snap: &Snapshot,
+        found: &[(u64, Labels)],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RawSeries>, ScanError> {
         let mut loaded = self.loaded.get();
-        let res = self.scanner.scan_series_in(
-            &snap,
-            &ids,
+        let res = read_series(
+            &self.scanner,
+            self.limits.max_samples,
+            &mut loaded,
+            snap,
+            found,
             (start_ms, end_ms),
-            &["value", "histogram"],
-            &mut |b, runs| {
-                let Some(ts_vals) = b
-                    .column_by_name("timestamp")
-                    .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-                    .map(|c| c.values())
-                else {
-                    return Err(ScanError::Storage("metrics batch lacks timestamps".into()));
+        );
+        self.loaded.set(loaded);
+        res
+    }
+
+    /// Records a limit that stopped a read and converts the error for the engine.
+    fn source_error(&self, e: ScanError) -> SourceError {
+        match e {
+            ScanError::Limit(l) => {
+                let msg = l.to_string();
+                *self.stopped.borrow_mut() = Some(l);
+                SourceError::new(msg)
+            }
+            ScanError::Storage(m) => SourceError::new(m),
+        }
+    }
+}
+
+/// Most series per chunk of a chunked selection (a chunk costs each file one reader).
+const MAX_SERIES_PER_CHUNK: usize = 8192;
+/// Fewest series in a chunk; later chunks are sized from the bytes per series seen so far.
+const FIRST_CHUNK_SERIES: usize = 256;
+/// Bytes of samples a chunk aims at: 8192 float series of an hour at 15 s are about
+/// 2M samples (32 MB); native histograms take some hundred bytes per sample.
+const CHUNK_BYTES: usize = 32 << 20;
+
+/// Series in the first chunk of a selection of `series` series over `span_ms`: sized
+/// for [`CHUNK_BYTES`] at a sample every 15 s and 256 bytes a sample (between a float's 16
+/// and a native histogram's few hundred); a selection up to twice that is read at once.
+fn first_chunk(series: usize, span_ms: i64) -> usize {
+    let samples = usize::try_from(span_ms / 15_000).unwrap_or(0) + 1;
+    let first = (CHUNK_BYTES / 256 / samples).clamp(FIRST_CHUNK_SERIES, MAX_SERIES_PER_CHUNK);
+    if series <= 2 * first {
+        series.max(1)
+    } else {
+        first
+    }
+}
+
+/// Bytes a series' samples take in memory, roughly.
+fn approx_bytes(s: &RawSeries) -> usize {
+    let hist: usize = s
+        .histograms
+        .iter()
+        .map(|p| {
+            let h = &p.h;
+            std::mem::size_of::<FloatHistogram>()
+                + 32
+                + 8 * (h.positive_buckets.len()
+                    + h.negative_buckets.len()
+                    + h.positive_spans.len()
+                    + h.negative_spans.len()
+                    + h.custom_values.len())
+        })
+        .sum();
+    std::mem::size_of::<RawSeries>()
+        + s.floats.len() * std::mem::size_of::<FPoint>()
+        + s.histograms.len() * std::mem::size_of::<strata_promql::HPoint>()
+        + hist
+}
+
+/// A selection read a chunk of series at a time (about [`CHUNK_BYTES`] of samples, at
+/// most [`MAX_SERIES_PER_CHUNK`] series), in label order, from one snapshot. Files are
+/// sorted by series labels, so a chunk's rows are a contiguous stretch of every file.
+/// While the engine evaluates a chunk, a thread reads the next one (Prometheus evaluates
+/// on one thread; here decoding and evaluation overlap).
+struct StorageChunks<'a> {
+    source: &'a StorageSource,
+    read: Arc<ChunkRead>,
+    labels: Vec<Labels>,
+    next: usize,
+    chunk: usize,
+    /// The next chunk being read: its series count and the thread reading it.
+    pending: Option<(usize, std::thread::JoinHandle<ChunkResult>)>,
+}
+
+/// What reading a chunk needs, shared with the thread reading ahead.
+struct ChunkRead {
+    scanner: Scanner,
+    snap: Snapshot,
+    found: Vec<(u64, Labels)>,
+    span: (i64, i64),
+    max_samples: usize,
+}
+
+/// A chunk's series and the query's loaded samples after it.
+type ChunkResult = (Result<Vec<RawSeries>, ScanError>, usize);
+
+impl ChunkRead {
+    fn read(&self, range: std::ops::Range<usize>, mut loaded: usize) -> ChunkResult {
+        let part = self.found.get(range).unwrap_or(&[]);
+        let res = read_series(
+            &self.scanner,
+            self.max_samples,
+            &mut loaded,
+            &self.snap,
+            part,
+            self.span,
+        );
+        (res, loaded)
+    }
+}
+
+impl StorageChunks<'_> {
+    /// The series of the next chunk, advancing past them.
+    fn take(&mut self) -> std::ops::Range<usize> {
+        let end = (self.next + self.chunk).min(self.read.found.len());
+        let range = self.next..end;
+        self.next = end;
+        range
+    }
+}
+
+impl SeriesChunks for StorageChunks<'_> {
+    fn labels(&self) -> &[Labels] {
+        &self.labels
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawSeries>>, SourceError> {
+        loop {
+            let (len, (res, loaded)) = match self.pending.take() {
+                Some((len, handle)) => match handle.join() {
+                    Ok(r) => (len, r),
+                    Err(_) => return Err(SourceError::new("a chunk reader failed")),
+                },
+                None if self.next < self.read.found.len() => {
+                    let range = self.take();
+                    (range.len(), self.read.read(range, self.source.loaded.get()))
+                }
+                None => return Ok(None),
+            };
+            self.source.loaded.set(loaded);
+            let series = res.map_err(|e| self.source.source_error(e))?;
+            let bytes: usize = series.iter().map(approx_bytes).sum();
+            let per_series = (bytes / len.max(1)).max(1);
+            self.chunk = (CHUNK_BYTES / per_series).clamp(FIRST_CHUNK_SERIES, MAX_SERIES_PER_CHUNK);
+            if self.next < self.read.found.len() {
+                let start = self.next;
+                let range = self.take();
+                let read = Arc::clone(&self.read);
+                let spawned = std::thread::Builder::new()
+                    .name("promql-read".into())
+                    .spawn(move || read.read(range, loaded));
+                match spawned {
+                    Ok(h) => self.pending = Some((self.next - start, h)),
+                    // No thread: the next call reads the chunk itself.
+                    Err(_) => self.next = start,
+                }
+            }
+            if !series.is_empty() {
+                return Ok(Some(series));
+            }
+        }
+    }
+}
+
+/// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by labels,
+/// each id once) in the files and memtables of `snap`, in the order of `found` (series
+/// without samples left out). `loaded_total` counts the samples a query loaded; past
+/// `max_samples` the read stops.
+fn read_series(
+    scanner: &Scanner,
+    max_samples: usize,
+    loaded_total: &mut usize,
+    snap: &Snapshot,
+    found: &[(u64, Labels)],
+    (start_ms, end_ms): (i64, i64),
+) -> Result<Vec<RawSeries>, ScanError> {
+    scanner.check()?;
+    // (series id, index into `found`), sorted by id: the scan names a run's series by
+    // its position here.
+    let mut by_id: Vec<(u64, usize)> = found
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    by_id.sort_unstable();
+    by_id.dedup_by_key(|x| x.0);
+    let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
+    let mut floats: Vec<Vec<FPoint>> = vec![Vec::new(); found.len()];
+    // Series with histogram rows keep every sample in arrival order until the end, so
+    // that a later write of a timestamp wins across both kinds.
+    let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
+    // A series usually has one run of rows per file plus one in the memtables.
+    let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
+    let mut loaded = *loaded_total;
+    let res = scanner.scan_series_in(
+        snap,
+        &ids,
+        (start_ms, end_ms),
+        &["value", "histogram"],
+        &mut |b, runs| {
+            let Some(ts_vals) = b
+                .column_by_name("timestamp")
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                .map(|c| c.values())
+            else {
+                return Err(ScanError::Storage("metrics batch lacks timestamps".into()));
+            };
+            let values = b
+                .column_by_name("value")
+                .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
+            let hists = b
+                .column_by_name("histogram")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .filter(|h| h.null_count() < h.len());
+            let n = b.num_rows().min(ts_vals.len());
+            // Float-only batches without nulls (the usual case) take the short loop.
+            let plain = values.filter(|v| hists.is_none() && v.null_count() == 0);
+            let mut row = 0usize;
+            for run in runs {
+                let rows = row..(row + run.rows).min(n);
+                row = rows.end;
+                let Some(&(_, idx)) = run.series.and_then(|k| by_id.get(k)) else {
+                    continue;
                 };
-                let values = b
-                    .column_by_name("value")
-                    .and_then(|c| c.as_any().downcast_ref::<Float64Array>());
-                let hists = b
-                    .column_by_name("histogram")
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                    .filter(|h| h.null_count() < h.len());
-                let n = b.num_rows().min(ts_vals.len());
-                // Float-only batches without nulls (the usual case) take the short loop.
-                let plain = values.filter(|v| hists.is_none() && v.null_count() == 0);
-                let mut row = 0usize;
-                for run in runs {
-                    let rows = row..(row + run.rows).min(n);
-                    row = rows.end;
-                    let Some(&(_, idx)) = run.series.and_then(|k| by_id.get(k)) else {
+                if let Some(v) = plain
+                    && !mixed.contains_key(&idx)
+                {
+                    let Some(series) = floats.get_mut(idx) else {
                         continue;
                     };
-                    if let Some(v) = plain
-                        && !mixed.contains_key(&idx)
+                    let before = series.len();
+                    // Sized for one run per file at once rather than regrown per file.
+                    if series.capacity() == 0 {
+                        series.reserve_exact(rows.len() * runs_per_series);
+                    }
+                    let vals = v.values();
+                    let (ts, fs) = (
+                        ts_vals.get(rows.clone()).unwrap_or(&[]),
+                        vals.get(rows.clone()).unwrap_or(&[]),
+                    );
+                    if ts.len() == fs.len()
+                        && ts.len() == rows.len()
+                        && ts.iter().all(|&t| t >= start_ms && t <= end_ms)
                     {
-                        let Some(series) = floats.get_mut(idx) else {
-                            continue;
-                        };
-                        let before = series.len();
-                        // Sized for one run per file at once rather than regrown per file.
-                        if series.capacity() == 0 {
-                            series.reserve_exact(rows.len() * runs_per_series);
-                        }
-                        let vals = v.values();
+                        // The whole run is in range (the usual case): a copy of known length.
+                        series.extend(ts.iter().zip(fs).map(|(&t, &f)| FPoint { t, f }));
+                    } else {
                         series.extend(rows.filter_map(|r| {
                             let t = ts_vals[r];
                             (t >= start_ms && t <= end_ms).then(|| FPoint { t, f: vals[r] })
                         }));
-                        loaded += series.len() - before;
-                    } else {
-                        for r in rows {
-                            let t = ts_vals[r];
-                            if t < start_ms || t > end_ms {
+                    }
+                    loaded += series.len() - before;
+                } else {
+                    for r in rows {
+                        let t = ts_vals[r];
+                        if t < start_ms || t > end_ms {
+                            continue;
+                        }
+                        let value = match (values, hists) {
+                            (_, Some(h)) if h.is_valid(r) => {
+                                let nh: NativeHistogram = serde_json::from_str(h.value(r))
+                                    .map_err(|e| storage_err(format!("bad histogram row: {e}")))?;
+                                SampleValue::Histogram(Arc::new(float_histogram(nh)))
+                            }
+                            (Some(v), _) if v.is_valid(r) => SampleValue::Float(v.value(r)),
+                            _ => continue,
+                        };
+                        let kept = match (&value, mixed.get_mut(&idx)) {
+                            (_, Some(m)) => m,
+                            (SampleValue::Float(f), None) => {
+                                if let Some(series) = floats.get_mut(idx) {
+                                    series.push(FPoint { t, f: *f });
+                                }
+                                loaded += 1;
                                 continue;
                             }
-                            let value = match (values, hists) {
-                                (_, Some(h)) if h.is_valid(r) => {
-                                    let nh: NativeHistogram = serde_json::from_str(h.value(r))
-                                        .map_err(|e| {
-                                            storage_err(format!("bad histogram row: {e}"))
-                                        })?;
-                                    SampleValue::Histogram(Arc::new(float_histogram(nh)))
-                                }
-                                (Some(v), _) if v.is_valid(r) => SampleValue::Float(v.value(r)),
-                                _ => continue,
-                            };
-                            let kept = match (&value, mixed.get_mut(&idx)) {
-                                (_, Some(m)) => m,
-                                (SampleValue::Float(f), None) => {
-                                    if let Some(series) = floats.get_mut(idx) {
-                                        series.push(FPoint { t, f: *f });
-                                    }
-                                    loaded += 1;
-                                    continue;
-                                }
-                                (SampleValue::Histogram(_), None) => {
-                                    // The floats so far arrived first.
-                                    let earlier = floats.get_mut(idx).map(std::mem::take);
-                                    mixed.entry(idx).or_insert_with(|| {
-                                        earlier
-                                            .unwrap_or_default()
-                                            .into_iter()
-                                            .map(|p| RawSample {
-                                                t: p.t,
-                                                value: SampleValue::Float(p.f),
-                                            })
-                                            .collect()
-                                    })
-                                }
-                            };
-                            kept.push(RawSample { t, value });
-                            loaded += 1;
+                            (SampleValue::Histogram(_), None) => {
+                                // The floats so far arrived first.
+                                let earlier = floats.get_mut(idx).map(std::mem::take);
+                                mixed.entry(idx).or_insert_with(|| {
+                                    earlier
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(|p| RawSample {
+                                            t: p.t,
+                                            value: SampleValue::Float(p.f),
+                                        })
+                                        .collect()
+                                })
+                            }
+                        };
+                        kept.push(RawSample { t, value });
+                        loaded += 1;
+                    }
+                }
+                if loaded > max_samples {
+                    return Err(Limit::TooManySamples.into());
+                }
+            }
+            Ok(())
+        },
+    );
+    *loaded_total = loaded;
+    res?;
+    let mut out = Vec::new();
+    for (i, ((_, labels), mut f)) in found.iter().zip(floats).enumerate() {
+        let series = match mixed.remove(&i) {
+            Some(samples) => RawSeries::from_samples(labels.clone(), latest_per_time(samples)),
+            None if f.is_empty() => continue,
+            None => {
+                // Runs arrive in time order unless files overlap in time; a later
+                // duplicate of a timestamp (written later) wins.
+                if !f.is_sorted_by(|a, b| a.t < b.t) {
+                    // Stable, so of equal timestamps the last written comes last and wins.
+                    f.sort_by_key(|p| p.t);
+                    let mut kept = 0usize;
+                    for r in 0..f.len() {
+                        let p = f[r];
+                        match kept.checked_sub(1).and_then(|k| f.get_mut(k)) {
+                            Some(last) if last.t == p.t => *last = p,
+                            _ => {
+                                f[kept] = p;
+                                kept += 1;
+                            }
                         }
                     }
-                    if loaded > max_samples {
-                        return Err(Limit::TooManySamples.into());
-                    }
+                    f.truncate(kept);
                 }
-                Ok(())
-            },
-        );
-        self.loaded.set(loaded);
-        res?;
-        let mut out = Vec::new();
-        for (i, ((_, labels), mut f)) in found.into_iter().zip(floats).enumerate() {
-            let series = match mixed.remove(&i) {
-                Some(samples) => {
-                    RawSeries::from_samples(engine_labels(&labels), latest_per_time(samples))
+                RawSeries {
+                    labels: labels.clone(),
+                    floats: f,
+                    histograms: Vec::new(),
                 }
-                None if f.is_empty() => continue,
-                None => {
-                    // Runs arrive in time order unless files overlap in time; a later
-                    // duplicate of a timestamp (written later) wins.
-                    if !f.is_sorted_by(|a, b| a.t < b.t) {
-                        f.sort_by_key(|p| p.t);
-                        f.reverse();
-                        f.dedup_by_key(|p| p.t);
-                        f.reverse();
-                    }
-                    RawSeries {
-                        labels: engine_labels(&labels),
-                        floats: f,
-                        histograms: Vec::new(),
-                    }
-                }
-            };
-            out.push(series);
-        }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
+            }
+        };
+        out.push(series);
     }
+    Ok(out)
 }
 
 /// Samples in arrival order sorted by time, keeping the last arrival of a timestamp.
@@ -661,14 +882,31 @@ impl SeriesSource for StorageSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, SourceError> {
-        match self.select_inner(matchers, start_ms, end_ms) {
-            Ok(s) => Ok(s),
-            Err(ScanError::Limit(l)) => {
-                let msg = l.to_string();
-                *self.stopped.borrow_mut() = Some(l);
-                Err(SourceError::new(msg))
-            }
-            Err(ScanError::Storage(m)) => Err(SourceError::new(m)),
-        }
+        self.select_inner(matchers, start_ms, end_ms)
+            .map_err(|e| self.source_error(e))
+    }
+
+    fn select_chunked<'a>(
+        &'a self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
+        let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
+        let found_len = found.len();
+        Ok(Box::new(StorageChunks {
+            source: self,
+            labels: found.iter().map(|(_, l)| l.clone()).collect(),
+            read: Arc::new(ChunkRead {
+                scanner: self.scanner.clone(),
+                snap: self.scanner.snapshot(start_ms, end_ms),
+                found,
+                span: (start_ms, end_ms),
+                max_samples: self.limits.max_samples,
+            }),
+            next: 0,
+            chunk: first_chunk(found_len, end_ms.saturating_sub(start_ms)),
+            pending: None,
+        }))
     }
 }

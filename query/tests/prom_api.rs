@@ -717,6 +717,29 @@ async fn errors_use_prometheus_types_and_codes() {
         v["error"],
         json!("query processing would load too many samples into memory in query execution")
     );
+    // The same limits when an aggregation reads its selector chunk by chunk.
+    let (status, v) = get(
+        &small,
+        "/api/v1/query",
+        &[("query", "sum by (job) (temp)"), ("time", &t)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errorType"], json!("execution"));
+    let (status, v) = get(
+        &small,
+        "/api/v1/query",
+        &[
+            ("query", "sum(sum_over_time(http_requests_total[10m]))"),
+            ("time", &t),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(
+        v["error"],
+        json!("query processing would load too many samples into memory in query execution")
+    );
 }
 
 #[tokio::test]

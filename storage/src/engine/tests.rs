@@ -105,6 +105,52 @@ fn flush_moves_rows_to_files_without_duplicates() {
 }
 
 #[test]
+fn reopen_rebuilds_the_label_index_from_each_series_first_row() {
+    // 300 series x 50 rows in one file with a series directory: opening reads one row per
+    // series, and every series must come back with its labels.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    {
+        let s = Storage::open(config(dir.path())).expect("open");
+        let mut samples = Vec::new();
+        for k in 0..300 {
+            for i in 0..50 {
+                samples.push(sample("req", &format!("job{k:03}"), 1000 * i, k as f64));
+            }
+        }
+        write(&s, &t, samples);
+        block(s.flush()).expect("flush");
+        let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+        assert_eq!(snap.files.len(), 1);
+        let path = s.inner.files.local_path(&snap.files[0].path);
+        let file = std::fs::File::open(path).expect("file");
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("footer");
+        let dir_meta = builder.metadata().file_metadata();
+        assert!(
+            first_row_per_series(dir_meta).is_some(),
+            "no series directory"
+        );
+    }
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    let mut jobs: Vec<String> = s
+        .select_labels(&t, Signal::Metrics, &[])
+        .iter()
+        .map(|(_, l)| {
+            assert_eq!(l.get("__name__"), Some("req"));
+            l.get("job").expect("job").to_string()
+        })
+        .collect();
+    jobs.sort();
+    let want: Vec<String> = (0..300).map(|k| format!("job{k:03}")).collect();
+    assert_eq!(jobs, want);
+    let one = LabelMatcher {
+        name: "job".into(),
+        op: crate::index::MatchOp::Equal("job123".into()),
+    };
+    assert_eq!(s.select_labels(&t, Signal::Metrics, &[one]).len(), 1);
+}
+
+#[test]
 fn tenants_are_separate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Storage::open(config(dir.path())).expect("open");

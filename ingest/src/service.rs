@@ -257,6 +257,19 @@ impl Ingester {
         Ok(Outcome::new(conv.rejected, &conv.errors))
     }
 
+    /// Stores log rows already decoded and validated (Loki push): all or nothing.
+    pub async fn store_log_batch(
+        &self,
+        tenant: &TenantId,
+        rows: strata_storage::schema::LogsBuilder,
+    ) -> Result<()> {
+        let batch = rows.finish()?;
+        let accepted = batch.num_rows() as u64;
+        self.inner.storage.write_logs_batch(tenant, batch).await?;
+        ITEMS_ACCEPTED.add(Signal::Logs, accepted);
+        Ok(())
+    }
+
     /// Stores log records already decoded and validated (Loki push): all or nothing.
     pub async fn store_log_records(
         &self,

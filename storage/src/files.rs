@@ -529,6 +529,16 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         ] {
             b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
         }
+        // The stream's label map: four strings a row compared for min/max that nothing
+        // reads (streams are pruned by `stream_id`).
+        for leaf in ["keys", "values"] {
+            let path = ColumnPath::new(vec![
+                "stream_labels".into(),
+                "entries".into(),
+                leaf.into(),
+            ]);
+            b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
     }
     if signal == Signal::Traces {
         let path = ColumnPath::from("trace_id");

@@ -537,11 +537,7 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         // need no min/max either (streams are pruned by `stream_id`). The columns log
         // queries read keep their dictionaries, which decode faster.
         for leaf in ["keys", "values"] {
-            let path = ColumnPath::new(vec![
-                "stream_labels".into(),
-                "entries".into(),
-                leaf.into(),
-            ]);
+            let path = ColumnPath::new(vec!["stream_labels".into(), "entries".into(), leaf.into()]);
             b = b
                 .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
                 .set_column_dictionary_enabled(path, false);

@@ -265,7 +265,11 @@ impl TokenIndex {
     /// [`TokenIndex::build`] in the format of `version` (2 or 3; tests build version 2 to
     /// check that its sidecars still read).
     fn build_version(lines: &[&str], block_rows: usize, version: u8) -> Self {
-        let hash = if version >= 3 { gram_hash_v3 } else { gram_hash };
+        let hash = if version >= 3 {
+            gram_hash_v3
+        } else {
+            gram_hash
+        };
         let block_rows = block_rows.max(1);
         let blocks = lines
             .chunks(block_rows)

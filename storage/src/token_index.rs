@@ -91,7 +91,7 @@ impl Block {
         lines: impl Iterator<Item = &'a str> + Clone,
         first_row: u64,
         rows: u64,
-        hash: fn(u64) -> u64,
+        hash: impl Fn(u64) -> u64 + Copy,
     ) -> Self {
         let total: u64 = lines
             .clone()
@@ -265,11 +265,21 @@ impl TokenIndex {
     /// [`TokenIndex::build`] in the format of `version` (2 or 3; tests build version 2 to
     /// check that its sidecars still read).
     fn build_version(lines: &[&str], block_rows: usize, version: u8) -> Self {
-        let hash = if version >= 3 {
-            gram_hash_v3
+        if version >= 3 {
+            Self::build_with(lines, block_rows, version, gram_hash_v3)
         } else {
-            gram_hash
-        };
+            Self::build_with(lines, block_rows, version, gram_hash)
+        }
+    }
+
+    /// Generic over the hash so that it is inlined into the build loop (a function
+    /// pointer made each gram a call).
+    fn build_with(
+        lines: &[&str],
+        block_rows: usize,
+        version: u8,
+        hash: impl Fn(u64) -> u64 + Copy,
+    ) -> Self {
         let block_rows = block_rows.max(1);
         let blocks = lines
             .chunks(block_rows)

@@ -270,18 +270,6 @@ impl Ingester {
         Ok(())
     }
 
-    /// Stores log records already decoded and validated (Loki push): all or nothing.
-    pub async fn store_log_records(
-        &self,
-        tenant: &TenantId,
-        records: Vec<strata_storage::model::LogRecord>,
-    ) -> Result<()> {
-        let accepted = records.len() as u64;
-        self.inner.storage.write_logs(tenant, records).await?;
-        ITEMS_ACCEPTED.add(Signal::Logs, accepted);
-        Ok(())
-    }
-
     /// Stores an OTLP traces request.
     pub async fn traces(
         &self,

@@ -30,6 +30,9 @@ use serde_json::Value as Json;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_proto::loki as pb;
 use strata_storage::model::{Labels, LogRecord, Origin, Signal};
+use strata_storage::schema::{LogRow, LogsBuilder};
+
+mod wire;
 
 /// Why a push body was rejected. Every variant is the client's fault (4xx).
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +97,32 @@ pub fn decode(
     limits: &Limits,
     now_ns: i64,
 ) -> Result<Vec<LogRecord>, PushError> {
+    let mut out = Vec::new();
+    decode_into(format, body, limits, now_ns, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes and validates a whole push body straight into a `logs` batch builder: the same
+/// rows as `schema::logs_batch(&decode(..)?)`, without a model record (and its dozen
+/// strings) per line. Stream labels are parsed, validated and hashed once per stream.
+pub fn decode_batch(
+    format: PushFormat,
+    body: &[u8],
+    limits: &Limits,
+    now_ns: i64,
+) -> Result<LogsBuilder, PushError> {
+    let mut sink = BatchSink(None);
+    decode_into(format, body, limits, now_ns, &mut sink)?;
+    Ok(sink.0.unwrap_or_else(|| LogsBuilder::with_capacity(0, 0)))
+}
+
+fn decode_into(
+    format: PushFormat,
+    body: &[u8],
+    limits: &Limits,
+    now_ns: i64,
+    sink: &mut impl Sink,
+) -> Result<(), PushError> {
     match format {
         PushFormat::SnappyProtobuf => {
             let decoded_len = snap::raw::decompress_len(body).map_err(PushError::Snappy)?;
@@ -106,61 +135,258 @@ pub fn decode(
             let raw = snap::raw::Decoder::new()
                 .decompress_vec(body)
                 .map_err(PushError::Snappy)?;
+            // The common case borrows every string from `raw`; anything the walk does not
+            // take plainly goes through prost, which answers the same or names the error.
+            if let Some(streams) = wire::streams(&raw) {
+                return convert(&streams, limits, now_ns, sink);
+            }
             let req = pb::PushRequest::decode(raw.as_slice()).map_err(PushError::Protobuf)?;
-            convert_protobuf(req, limits, now_ns)
+            let streams: Vec<PushStream<'_>> = req
+                .streams
+                .iter()
+                .map(|s| PushStream {
+                    labels: &s.labels,
+                    entries: s
+                        .entries
+                        .iter()
+                        .map(|e| PushEntry {
+                            timestamp: e.timestamp.map(|t| (t.seconds, t.nanos)),
+                            line: &e.line,
+                            metadata: e
+                                .structured_metadata
+                                .iter()
+                                .map(|p| (p.name.as_str(), p.value.as_str()))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            convert(&streams, limits, now_ns, sink)
         }
-        PushFormat::Json => convert_json(body, limits, now_ns),
+        PushFormat::Json => convert_json(body, limits, now_ns, sink),
     }
 }
 
-fn convert_protobuf(
-    req: pb::PushRequest,
+/// One stream of a protobuf push, its strings borrowed from the request.
+struct PushStream<'a> {
+    /// The selector text, `{app="api"}`.
+    labels: &'a str,
+    entries: Vec<PushEntry<'a>>,
+}
+
+/// One entry of a protobuf push.
+struct PushEntry<'a> {
+    /// `google.protobuf.Timestamp` (seconds, nanos) when present.
+    timestamp: Option<(i64, i32)>,
+    line: &'a str,
+    metadata: Vec<(&'a str, &'a str)>,
+}
+
+/// A validated stream: its labels, their hash and the origin its records carry.
+struct StreamInfo {
+    labels: Labels,
+    id: u64,
+    origin: Origin,
+}
+
+impl StreamInfo {
+    fn new(labels: Labels) -> Self {
+        StreamInfo {
+            id: labels.series_id().0,
+            origin: Origin {
+                service_name: labels.get("service_name").unwrap_or("").to_owned(),
+                resource_attributes: "{}".into(),
+                scope_attributes: "{}".into(),
+                ..Origin::default()
+            },
+            labels,
+        }
+    }
+}
+
+/// Where validated entries go: model records (tests, and what the rows mean) or a batch.
+trait Sink {
+    /// Room for `entries` more entries holding `line_bytes` of lines.
+    fn reserve(&mut self, entries: usize, line_bytes: usize);
+    /// One validated entry; `attributes` is its structured metadata as a JSON object.
+    fn entry(
+        &mut self,
+        stream: &StreamInfo,
+        ts: i64,
+        now_ns: i64,
+        line: &str,
+        attributes: &str,
+    ) -> Result<(), String>;
+}
+
+impl Sink for Vec<LogRecord> {
+    fn reserve(&mut self, entries: usize, _line_bytes: usize) {
+        Vec::reserve(self, entries);
+    }
+
+    fn entry(
+        &mut self,
+        stream: &StreamInfo,
+        ts: i64,
+        now_ns: i64,
+        line: &str,
+        attributes: &str,
+    ) -> Result<(), String> {
+        self.push(LogRecord {
+            timestamp_ns: ts,
+            observed_timestamp_ns: now_ns,
+            body: line.to_owned(),
+            body_type: "string".into(),
+            attributes: attributes.to_owned(),
+            origin: stream.origin.clone(),
+            stream: stream.labels.clone(),
+            ..LogRecord::default()
+        });
+        Ok(())
+    }
+}
+
+/// Builds the batch as entries come (created at the first `reserve`, sized by it).
+struct BatchSink(Option<LogsBuilder>);
+
+impl Sink for BatchSink {
+    fn reserve(&mut self, entries: usize, line_bytes: usize) {
+        if self.0.is_none() {
+            self.0 = Some(LogsBuilder::with_capacity(entries, line_bytes));
+        }
+    }
+
+    fn entry(
+        &mut self,
+        stream: &StreamInfo,
+        ts: i64,
+        now_ns: i64,
+        line: &str,
+        attributes: &str,
+    ) -> Result<(), String> {
+        let b = self
+            .0
+            .get_or_insert_with(|| LogsBuilder::with_capacity(1024, 1 << 16));
+        b.append(
+            &stream.labels,
+            stream.id,
+            &stream.origin,
+            &LogRow {
+                timestamp_ns: ts,
+                observed_timestamp_ns: now_ns,
+                severity_number: 0,
+                severity_text: "",
+                body: line,
+                body_type: "string",
+                attributes,
+                dropped_attributes_count: 0,
+                flags: 0,
+                trace_id: "",
+                span_id: "",
+                event_name: "",
+            },
+        )
+        .map_err(|e| format!("building the batch failed: {e}"))
+    }
+}
+
+fn convert(
+    streams: &[PushStream<'_>],
     limits: &Limits,
     now_ns: i64,
-) -> Result<Vec<LogRecord>, PushError> {
-    // Sized up front: records are large, and growing the vector copied them over and over.
-    let mut out = Vec::with_capacity(req.streams.iter().map(|s| s.entries.len()).sum());
-    for (si, stream) in req.streams.into_iter().enumerate() {
-        let labels = parse_labels(&stream.labels)
+    sink: &mut impl Sink,
+) -> Result<(), PushError> {
+    sink.reserve(
+        streams.iter().map(|s| s.entries.len()).sum(),
+        streams
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.len())
+            .sum(),
+    );
+    let mut attrs = String::new();
+    for (si, stream) in streams.iter().enumerate() {
+        let labels = parse_labels(stream.labels)
             .and_then(|pairs| stream_labels(pairs, limits))
             .map_err(|reason| PushError::Labels {
                 stream: si,
-                labels: stream.labels.clone(),
+                labels: stream.labels.to_owned(),
                 reason,
             })?;
-        for (ei, e) in stream.entries.into_iter().enumerate() {
+        let info = StreamInfo::new(labels);
+        for (ei, e) in stream.entries.iter().enumerate() {
             let bad = |reason: String| PushError::Entry {
                 stream: si,
-                labels: labels.to_string(),
+                labels: info.labels.to_string(),
                 entry: ei,
                 reason,
             };
             let ts = e
                 .timestamp
-                .map(|t| {
-                    t.seconds
+                .map(|(seconds, nanos)| {
+                    seconds
                         .checked_mul(1_000_000_000)
-                        .and_then(|s| s.checked_add(i64::from(t.nanos)))
+                        .and_then(|s| s.checked_add(i64::from(nanos)))
                 })
                 .unwrap_or(Some(0))
                 .ok_or_else(|| bad("timestamp out of range".into()))?;
-            let metadata = e
-                .structured_metadata
-                .into_iter()
-                .map(|p| (p.name, p.value))
-                .collect();
-            out.push(record(&labels, ts, e.line, metadata, limits, now_ns).map_err(bad)?);
+            check_entry(e.line, &e.metadata, limits, &mut attrs).map_err(bad)?;
+            sink.entry(
+                &info,
+                if ts == 0 { now_ns } else { ts },
+                now_ns,
+                e.line,
+                &attrs,
+            )
+            .map_err(bad)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogRecord>, PushError> {
+/// Checks an entry against the limits and writes its metadata's JSON object into `attrs`.
+fn check_entry(
+    line: &str,
+    metadata: &[(&str, &str)],
+    limits: &Limits,
+    attrs: &mut String,
+) -> Result<(), String> {
+    limits.check_log_body(line.len())?;
+    limits.check_attributes(metadata.len())?;
+    attrs.clear();
+    if metadata.is_empty() {
+        attrs.push_str("{}");
+        return Ok(());
+    }
+    if metadata.iter().any(|(n, _)| n.is_empty()) {
+        return Err("structured metadata with an empty name".into());
+    }
+    let mut map = serde_json::Map::with_capacity(metadata.len());
+    for (k, v) in metadata {
+        map.insert((*k).to_owned(), Json::String((*v).to_owned()));
+    }
+    attrs.push_str(&Json::Object(map).to_string());
+    Ok(())
+}
+
+fn convert_json(
+    body: &[u8],
+    limits: &Limits,
+    now_ns: i64,
+    sink: &mut impl Sink,
+) -> Result<(), PushError> {
     let doc: Json = serde_json::from_slice(body).map_err(|e| PushError::Json(e.to_string()))?;
     let streams = doc.get("streams").and_then(Json::as_array).ok_or_else(|| {
         PushError::Json("the body must be an object with a \"streams\" array".into())
     })?;
-    let mut out = Vec::new();
+    let entries = streams
+        .iter()
+        .filter_map(|s| s.get("values").and_then(Json::as_array))
+        .map(Vec::len)
+        .sum();
+    sink.reserve(entries, body.len());
+    let mut attrs = String::new();
+    let mut metadata = Vec::new();
     for (si, s) in streams.iter().enumerate() {
         let label_err = |reason: String| PushError::Labels {
             stream: si,
@@ -177,28 +403,39 @@ fn convert_json(body: &[u8], limits: &Limits, now_ns: i64) -> Result<Vec<LogReco
                 .ok_or_else(|| label_err(format!("the value of label {k:?} is not a string")))?;
             pairs.push((k.clone(), v.to_owned()));
         }
-        let labels = stream_labels(pairs, limits).map_err(label_err)?;
+        let info = StreamInfo::new(stream_labels(pairs, limits).map_err(label_err)?);
         let values = s.get("values").and_then(Json::as_array).ok_or_else(|| {
             label_err("\"values\" must be an array of [\"<unix ns>\", \"line\"] pairs".into())
         })?;
         for (ei, v) in values.iter().enumerate() {
             let bad = |reason: String| PushError::Entry {
                 stream: si,
-                labels: labels.to_string(),
+                labels: info.labels.to_string(),
                 entry: ei,
                 reason,
             };
-            let (ts, line, metadata) = json_entry(v).map_err(bad)?;
-            out.push(record(&labels, ts, line, metadata, limits, now_ns).map_err(bad)?);
+            let (ts, line) = json_entry(v, &mut metadata).map_err(bad)?;
+            check_entry(line, &metadata, limits, &mut attrs).map_err(bad)?;
+            sink.entry(
+                &info,
+                if ts == 0 { now_ns } else { ts },
+                now_ns,
+                line,
+                &attrs,
+            )
+            .map_err(bad)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-type Metadata = Vec<(String, String)>;
-
-/// One `[ts, line]` or `[ts, line, {metadata}]` value of a JSON push.
-fn json_entry(v: &Json) -> Result<(i64, String, Metadata), String> {
+/// One `[ts, line]` or `[ts, line, {metadata}]` value of a JSON push; the metadata pairs
+/// go into `metadata` (cleared first).
+fn json_entry<'a>(
+    v: &'a Json,
+    metadata: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(i64, &'a str), String> {
+    metadata.clear();
     let arr = v
         .as_array()
         .filter(|a| a.len() == 2 || a.len() == 3)
@@ -215,11 +452,7 @@ fn json_entry(v: &Json) -> Result<(i64, String, Metadata), String> {
             ));
         }
     };
-    let line = arr[1]
-        .as_str()
-        .ok_or("the log line must be a string")?
-        .to_owned();
-    let mut metadata = Vec::new();
+    let line = arr[1].as_str().ok_or("the log line must be a string")?;
     if let Some(m) = arr.get(2) {
         let obj = m
             .as_object()
@@ -228,10 +461,10 @@ fn json_entry(v: &Json) -> Result<(i64, String, Metadata), String> {
             let v = v
                 .as_str()
                 .ok_or_else(|| format!("structured metadata {k:?} must be a string"))?;
-            metadata.push((k.clone(), v.to_owned()));
+            metadata.push((k.as_str(), v));
         }
     }
-    Ok((ts, line, metadata))
+    Ok((ts, line))
 }
 
 /// A label name as Prometheus allows it: `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -260,42 +493,6 @@ fn stream_labels(pairs: Vec<(String, String)>, limits: &Limits) -> Result<Labels
     }
     limits.check_labels(&labels)?;
     Ok(labels)
-}
-
-fn record(
-    labels: &Labels,
-    ts: i64,
-    line: String,
-    metadata: Metadata,
-    limits: &Limits,
-    now_ns: i64,
-) -> Result<LogRecord, String> {
-    limits.check_log_body(line.len())?;
-    limits.check_attributes(metadata.len())?;
-    for (n, _) in &metadata {
-        if n.is_empty() {
-            return Err("structured metadata with an empty name".into());
-        }
-    }
-    let mut attrs = serde_json::Map::with_capacity(metadata.len());
-    for (k, v) in metadata {
-        attrs.insert(k, Json::String(v));
-    }
-    Ok(LogRecord {
-        timestamp_ns: if ts == 0 { now_ns } else { ts },
-        observed_timestamp_ns: now_ns,
-        body: line,
-        body_type: "string".into(),
-        attributes: Json::Object(attrs).to_string(),
-        origin: Origin {
-            service_name: labels.get("service_name").unwrap_or("").to_owned(),
-            resource_attributes: "{}".into(),
-            scope_attributes: "{}".into(),
-            ..Origin::default()
-        },
-        stream: labels.clone(),
-        ..LogRecord::default()
-    })
 }
 
 /// Parses a Prometheus-style label set, `{name="value", other="x"}`, with Go string escapes.
@@ -404,15 +601,15 @@ async fn push(State(ingester): State<Ingester>, headers: HeaderMap, body: Body) 
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let limits = ingester.limits().clone();
-        let records = tokio::task::spawn_blocking(move || -> Result<Vec<LogRecord>, Error> {
+        let batch = tokio::task::spawn_blocking(move || -> Result<LogsBuilder, Error> {
             // Snappy is the protobuf body's own framing; Content-Encoding may add gzip on top.
             let enc = encoding.filter(|e| !e.eq_ignore_ascii_case("snappy"));
             let data = decode_content(enc.as_deref(), raw, limit)?;
-            Ok(decode(format, &data, &limits, now_ns())?)
+            Ok(decode_batch(format, &data, &limits, now_ns())?)
         })
         .await
         .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))??;
-        ingester.store_log_records(&tenant, records).await
+        ingester.store_log_batch(&tenant, batch).await
     }
     .await;
     match result {

@@ -257,14 +257,15 @@ impl Ingester {
         Ok(Outcome::new(conv.rejected, &conv.errors))
     }
 
-    /// Stores log records already decoded and validated (Loki push): all or nothing.
-    pub async fn store_log_records(
+    /// Stores log rows already decoded and validated (Loki push): all or nothing.
+    pub async fn store_log_batch(
         &self,
         tenant: &TenantId,
-        records: Vec<strata_storage::model::LogRecord>,
+        rows: strata_storage::schema::LogsBuilder,
     ) -> Result<()> {
-        let accepted = records.len() as u64;
-        self.inner.storage.write_logs(tenant, records).await?;
+        let batch = rows.finish()?;
+        let accepted = batch.num_rows() as u64;
+        self.inner.storage.write_logs_batch(tenant, batch).await?;
         ITEMS_ACCEPTED.add(Signal::Logs, accepted);
         Ok(())
     }

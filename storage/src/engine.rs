@@ -542,6 +542,12 @@ impl Storage {
         self.write_batch(tenant, Signal::Logs, batch).await
     }
 
+    /// Durably writes a `logs` batch (built with [`schema::LogsBuilder`]).
+    pub async fn write_logs_batch(&self, tenant: &TenantId, batch: RecordBatch) -> Result<()> {
+        self.check_pressure()?;
+        self.write_batch(tenant, Signal::Logs, batch).await
+    }
+
     /// Durably writes spans.
     pub async fn write_spans(&self, tenant: &TenantId, spans: Vec<Span>) -> Result<()> {
         self.check_pressure()?;

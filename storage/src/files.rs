@@ -559,6 +559,27 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         ] {
             b = b.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
         }
+        // Dictionary encoding interns every value, a hash and a `memcmp` each: for the
+        // near-constant string columns that was an eighth of all ingest CPU. Columns no log
+        // query reads (the stream's label map, which only the stream index reads when the
+        // store opens, and four that only SQL reads) are written plain instead: their
+        // repetitive pages compress to almost nothing. The stream map's keys and values
+        // need no min/max either (streams are pruned by `stream_id`). The columns log
+        // queries read keep their dictionaries, which decode faster.
+        for leaf in ["keys", "values"] {
+            let path = ColumnPath::new(vec!["stream_labels".into(), "entries".into(), leaf.into()]);
+            b = b
+                .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+                .set_column_dictionary_enabled(path, false);
+        }
+        for col in [
+            "body_type",
+            "event_name",
+            "resource_schema_url",
+            "scope_schema_url",
+        ] {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
+        }
     }
     if signal == Signal::Traces {
         let path = ColumnPath::from("trace_id");

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Labels, LogRecord, Origin, Sample, SampleValue, Signal, Span};
+use datafusion::arrow::array::ArrayBuilder;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Float64Builder,
     Int32Builder, Int64Builder, MapArray, MapBuilder, MapFieldNames, RecordBatch, StringArray,
@@ -402,6 +403,7 @@ fn replace_label_columns(
 }
 
 /// Builders for the resource/scope columns shared by logs and spans.
+#[derive(Debug)]
 struct OriginBuilders {
     service_name: StringBuilder,
     resource_attributes: StringBuilder,
@@ -465,57 +467,158 @@ fn json_or_empty(s: &str) -> &str {
 
 /// Converts log records into a `logs` batch.
 pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
-    let n = records.len();
-    let mut ts = TimestampNanosecondBuilder::with_capacity(n);
-    let mut observed = TimestampNanosecondBuilder::with_capacity(n);
-    let mut stream_id = UInt64Builder::with_capacity(n);
-    let mut stream = labels_builder();
-    let mut sev_num = Int32Builder::with_capacity(n);
-    let mut sev_text = StringBuilder::new();
-    let mut body = StringBuilder::new();
-    let mut body_type = StringBuilder::new();
-    let mut attrs = StringBuilder::new();
-    let mut dropped = UInt32Builder::with_capacity(n);
-    let mut flags = UInt32Builder::with_capacity(n);
-    let mut trace_id = StringBuilder::new();
-    let mut span_id = StringBuilder::new();
-    let mut event_name = StringBuilder::new();
-    let mut origin = OriginBuilders::new();
+    let mut b =
+        LogsBuilder::with_capacity(records.len(), records.iter().map(|r| r.body.len()).sum());
+    // Consecutive records of one stream (the usual case) hash their labels once.
+    let mut last: Option<(&Labels, u64)> = None;
     for r in records {
-        ts.append_value(r.timestamp_ns);
-        observed.append_value(r.observed_timestamp_ns);
-        stream_id.append_value(r.stream.series_id().0);
-        append_labels(&mut stream, &r.stream)?;
-        sev_num.append_value(r.severity_number);
-        sev_text.append_value(&r.severity_text);
-        body.append_value(&r.body);
-        body_type.append_value(&r.body_type);
-        attrs.append_value(json_or_empty(&r.attributes));
-        dropped.append_value(r.dropped_attributes_count);
-        flags.append_value(r.flags);
-        trace_id.append_value(&r.trace_id);
-        span_id.append_value(&r.span_id);
-        event_name.append_value(&r.event_name);
-        origin.append(&r.origin);
+        let id = match last {
+            Some((l, id)) if l == &r.stream => id,
+            _ => r.stream.series_id().0,
+        };
+        last = Some((&r.stream, id));
+        b.append(
+            &r.stream,
+            id,
+            &r.origin,
+            &LogRow {
+                timestamp_ns: r.timestamp_ns,
+                observed_timestamp_ns: r.observed_timestamp_ns,
+                severity_number: r.severity_number,
+                severity_text: &r.severity_text,
+                body: &r.body,
+                body_type: &r.body_type,
+                attributes: &r.attributes,
+                dropped_attributes_count: r.dropped_attributes_count,
+                flags: r.flags,
+                trace_id: &r.trace_id,
+                span_id: &r.span_id,
+                event_name: &r.event_name,
+            },
+        )?;
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(ts.finish()),
-        Arc::new(observed.finish()),
-        Arc::new(stream_id.finish()),
-        Arc::new(stream.finish()),
-        Arc::new(sev_num.finish()),
-        Arc::new(sev_text.finish()),
-        Arc::new(body.finish()),
-        Arc::new(body_type.finish()),
-        Arc::new(attrs.finish()),
-        Arc::new(dropped.finish()),
-        Arc::new(flags.finish()),
-        Arc::new(trace_id.finish()),
-        Arc::new(span_id.finish()),
-        Arc::new(event_name.finish()),
-    ];
-    origin.finish(&mut cols);
-    Ok(RecordBatch::try_new(schema(Signal::Logs), cols)?)
+    b.finish()
+}
+
+/// One log record's own values in borrowed form, as [`LogsBuilder`] takes them (its
+/// stream and origin are passed beside it: they are shared by many records).
+pub struct LogRow<'a> {
+    pub timestamp_ns: i64,
+    pub observed_timestamp_ns: i64,
+    pub severity_number: i32,
+    pub severity_text: &'a str,
+    pub body: &'a str,
+    pub body_type: &'a str,
+    /// JSON object text; empty means `{}`.
+    pub attributes: &'a str,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    pub event_name: &'a str,
+}
+
+/// Builds a `logs` batch one record at a time from borrowed values, without a model
+/// [`LogRecord`] per row (the Loki push receiver appends straight from the request).
+#[derive(Debug)]
+pub struct LogsBuilder {
+    ts: TimestampNanosecondBuilder,
+    observed: TimestampNanosecondBuilder,
+    stream_id: UInt64Builder,
+    stream: MapBuilder<StringBuilder, StringBuilder>,
+    sev_num: Int32Builder,
+    sev_text: StringBuilder,
+    body: StringBuilder,
+    body_type: StringBuilder,
+    attrs: StringBuilder,
+    dropped: UInt32Builder,
+    flags: UInt32Builder,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    event_name: StringBuilder,
+    origin: OriginBuilders,
+}
+
+impl LogsBuilder {
+    /// A builder for about `n` records of about `body_bytes` of lines in all.
+    pub fn with_capacity(n: usize, body_bytes: usize) -> Self {
+        LogsBuilder {
+            ts: TimestampNanosecondBuilder::with_capacity(n),
+            observed: TimestampNanosecondBuilder::with_capacity(n),
+            stream_id: UInt64Builder::with_capacity(n),
+            stream: labels_builder(),
+            sev_num: Int32Builder::with_capacity(n),
+            sev_text: StringBuilder::with_capacity(n, 0),
+            body: StringBuilder::with_capacity(n, body_bytes),
+            body_type: StringBuilder::with_capacity(n, n * 6),
+            attrs: StringBuilder::with_capacity(n, n * 2),
+            dropped: UInt32Builder::with_capacity(n),
+            flags: UInt32Builder::with_capacity(n),
+            trace_id: StringBuilder::with_capacity(n, 0),
+            span_id: StringBuilder::with_capacity(n, 0),
+            event_name: StringBuilder::with_capacity(n, 0),
+            origin: OriginBuilders::new(),
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True before the first row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one record of the stream `stream`, whose [`Labels::series_id`] is
+    /// `stream_id` (computed once per stream by the caller).
+    pub fn append(
+        &mut self,
+        stream: &Labels,
+        stream_id: u64,
+        origin: &Origin,
+        r: &LogRow<'_>,
+    ) -> Result<()> {
+        self.ts.append_value(r.timestamp_ns);
+        self.observed.append_value(r.observed_timestamp_ns);
+        self.stream_id.append_value(stream_id);
+        append_labels(&mut self.stream, stream)?;
+        self.sev_num.append_value(r.severity_number);
+        self.sev_text.append_value(r.severity_text);
+        self.body.append_value(r.body);
+        self.body_type.append_value(r.body_type);
+        self.attrs.append_value(json_or_empty(r.attributes));
+        self.dropped.append_value(r.dropped_attributes_count);
+        self.flags.append_value(r.flags);
+        self.trace_id.append_value(r.trace_id);
+        self.span_id.append_value(r.span_id);
+        self.event_name.append_value(r.event_name);
+        self.origin.append(origin);
+        Ok(())
+    }
+
+    /// The batch of the rows appended.
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.observed.finish()),
+            Arc::new(self.stream_id.finish()),
+            Arc::new(self.stream.finish()),
+            Arc::new(self.sev_num.finish()),
+            Arc::new(self.sev_text.finish()),
+            Arc::new(self.body.finish()),
+            Arc::new(self.body_type.finish()),
+            Arc::new(self.attrs.finish()),
+            Arc::new(self.dropped.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.event_name.finish()),
+        ];
+        self.origin.finish(&mut cols);
+        Ok(RecordBatch::try_new(schema(Signal::Logs), cols)?)
+    }
 }
 
 /// One span's values in borrowed form, as [`SpansBuilder`] takes them: events and links

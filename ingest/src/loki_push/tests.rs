@@ -153,3 +153,166 @@ fn selector_parser() {
         assert!(parse_labels(bad).is_err(), "{bad}");
     }
 }
+
+/// A `PushRequest` with two streams, metadata on some entries, one entry without a
+/// timestamp, and an unknown field in an entry (prost skips it, so must the walk).
+fn mixed_request() -> Vec<u8> {
+    let req = pb::PushRequest {
+        streams: vec![
+            pb::StreamAdapter {
+                labels: r#"{service_name="api", level="info"}"#.into(),
+                entries: vec![
+                    pb::EntryAdapter {
+                        timestamp: Some(pb::Timestamp {
+                            seconds: 1_700_000_000,
+                            nanos: 7,
+                        }),
+                        line: "GET /x 200".into(),
+                        structured_metadata: vec![],
+                    },
+                    pb::EntryAdapter {
+                        timestamp: None,
+                        line: "no time".into(),
+                        structured_metadata: vec![
+                            pb::LabelPairAdapter {
+                                name: "z".into(),
+                                value: "1".into(),
+                            },
+                            pb::LabelPairAdapter {
+                                name: "a".into(),
+                                value: "\"q\"".into(),
+                            },
+                        ],
+                    },
+                ],
+                hash: 99,
+            },
+            pb::StreamAdapter {
+                labels: r#"{job="w"}"#.into(),
+                entries: vec![pb::EntryAdapter {
+                    timestamp: Some(pb::Timestamp {
+                        seconds: 1,
+                        nanos: 0,
+                    }),
+                    line: "héllo".into(),
+                    structured_metadata: vec![],
+                }],
+                hash: 0,
+            },
+        ],
+    };
+    let mut bytes = req.encode_to_vec();
+    // Field 9 (varint 5) appended to the request: unknown, skipped.
+    bytes.extend_from_slice(&[9 << 3, 5]);
+    bytes
+}
+
+#[test]
+fn batch_decode_matches_the_records() {
+    let proto = snappy(&mixed_request());
+    let json = br#"{"streams":[{"stream":{"service_name":"api","level":"warn"},"values":[
+        ["1700000000000000001","first"],["0","now",{"b":"2","a":"1"}]]},
+        {"stream":{"x":"y"},"values":[["5","other"]]}]}"#;
+    for (format, body) in [
+        (PushFormat::SnappyProtobuf, &proto[..]),
+        (PushFormat::Json, &json[..]),
+    ] {
+        let recs = decode(format, body, &limits(), 77).expect("decode");
+        let want = strata_storage::schema::logs_batch(&recs).expect("batch");
+        let got = decode_batch(format, body, &limits(), 77)
+            .expect("decode batch")
+            .finish()
+            .expect("finish");
+        assert_eq!(got, want, "{format:?}");
+        assert_eq!(got.num_rows(), 3);
+    }
+    let recs = decode(PushFormat::SnappyProtobuf, &proto, &limits(), 77).expect("decode");
+    assert_eq!(recs[0].timestamp_ns, 1_700_000_000_000_000_007);
+    assert_eq!(recs[0].origin.service_name, "api");
+    assert_eq!(
+        recs[1].timestamp_ns, 77,
+        "an entry without a time gets the push time"
+    );
+    assert_eq!(recs[1].attributes, r#"{"a":"\"q\"","z":"1"}"#);
+    assert_eq!(recs[2].body, "héllo");
+    assert_eq!(recs[2].stream, Labels::from_pairs([("job", "w")]));
+}
+
+#[test]
+fn the_wire_walk_agrees_with_prost() {
+    let raw = mixed_request();
+    let walked = wire::streams(&raw).expect("plain request");
+    let req = pb::PushRequest::decode(raw.as_slice()).expect("prost");
+    assert_eq!(walked.len(), req.streams.len());
+    for (w, p) in walked.iter().zip(&req.streams) {
+        assert_eq!(w.labels, p.labels);
+        assert_eq!(w.entries.len(), p.entries.len());
+        for (we, pe) in w.entries.iter().zip(&p.entries) {
+            assert_eq!(we.timestamp, pe.timestamp.map(|t| (t.seconds, t.nanos)));
+            assert_eq!(we.line, pe.line);
+            let md: Vec<(&str, &str)> = pe
+                .structured_metadata
+                .iter()
+                .map(|m| (m.name.as_str(), m.value.as_str()))
+                .collect();
+            assert_eq!(we.metadata, md);
+        }
+    }
+    // A stream whose labels field comes twice: prost keeps the last; the walk declines
+    // and the prost path decodes it, so the push still takes the last labels.
+    let mut twice = Vec::new();
+    let inner = {
+        let mut s = Vec::new();
+        for l in [r#"{a="1"}"#, r#"{a="2"}"#] {
+            s.push(1 << 3 | 2);
+            s.push(l.len() as u8);
+            s.extend_from_slice(l.as_bytes());
+        }
+        let e = pb::EntryAdapter {
+            timestamp: None,
+            line: "x".into(),
+            structured_metadata: vec![],
+        }
+        .encode_to_vec();
+        s.push(2 << 3 | 2);
+        s.push(e.len() as u8);
+        s.extend_from_slice(&e);
+        s
+    };
+    twice.push(1 << 3 | 2);
+    twice.push(inner.len() as u8);
+    twice.extend_from_slice(&inner);
+    assert!(wire::streams(&twice).is_none());
+    let recs = decode(PushFormat::SnappyProtobuf, &snappy(&twice), &limits(), 1).expect("decode");
+    assert_eq!(recs[0].stream, Labels::from_pairs([("a", "2")]));
+    // Invalid UTF-8 in a line: the walk declines, prost names the error.
+    let bad = pb::PushRequest {
+        streams: vec![pb::StreamAdapter {
+            labels: r#"{a="1"}"#.into(),
+            entries: vec![pb::EntryAdapter {
+                timestamp: None,
+                line: "\u{e9}".into(),
+                structured_metadata: vec![],
+            }],
+            hash: 0,
+        }],
+    }
+    .encode_to_vec();
+    let at = bad.iter().position(|&b| b == 0xc3).expect("é");
+    let mut bad = bad;
+    bad[at] = 0xff;
+    assert!(wire::streams(&bad).is_none());
+    let err = decode_batch(PushFormat::SnappyProtobuf, &snappy(&bad), &limits(), 1)
+        .expect_err("invalid UTF-8");
+    assert!(err.to_string().contains("invalid protobuf"), "{err}");
+    // Truncated: refused the same way.
+    let raw = mixed_request();
+    let err = decode_batch(
+        PushFormat::SnappyProtobuf,
+        &snappy(&raw[..raw.len() / 2]),
+        &limits(),
+        1,
+    )
+    .expect_err("truncated");
+    assert!(err.to_string().contains("invalid protobuf"), "{err}");
+}

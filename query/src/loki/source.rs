@@ -480,8 +480,8 @@ impl LogReader {
     }
 
     /// The entries of the streams matching `matchers` in `[start_ns, end_ns)`. `needles`
-    /// are substrings every wanted line contains (a hint: lines without them may still come
-    /// back); `with_metadata` builds each entry's structured metadata.
+    /// are substrings every wanted line contains: lines without them are not returned (the
+    /// query's `|=` filters, which the engine applies again); `with_metadata` builds each entry's structured metadata.
     pub fn select(
         &self,
         matchers: &[LabelMatcher],
@@ -494,6 +494,7 @@ impl LogReader {
         let streams = self.streams(matchers);
         let mut ids: Vec<u64> = streams.keys().copied().collect();
         ids.sort_unstable();
+        let raw_needles = needles;
         let needles = Needles::new(needles);
         let mut cols = vec!["stream_id", "timestamp", "body"];
         if with_metadata {
@@ -508,7 +509,16 @@ impl LogReader {
             &needles,
             &cols,
             &cols,
-            &mut |b, _| self.collect_rows(b, &streams, with_metadata, &mut meta_cache, &mut out),
+            &mut |b, _| {
+                self.collect_rows(
+                    b,
+                    &streams,
+                    with_metadata,
+                    raw_needles,
+                    &mut meta_cache,
+                    &mut out,
+                )
+            },
         )?;
         Ok(into_streams(out, &streams))
     }
@@ -530,6 +540,7 @@ impl LogReader {
         let streams = self.streams(matchers);
         let mut ids: Vec<u64> = streams.keys().copied().collect();
         ids.sort_unstable();
+        let raw_needles = needles;
         let needles = Needles::new(needles);
         let mut cols = vec!["stream_id", "timestamp"];
         if wanted.body {
@@ -555,7 +566,14 @@ impl LogReader {
             &cols,
             &mut |b, _| {
                 let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
-                self.collect_rows(b, &streams, with_metadata, &mut meta_cache, &mut out)?;
+                self.collect_rows(
+                    b,
+                    &streams,
+                    with_metadata,
+                    raw_needles,
+                    &mut meta_cache,
+                    &mut out,
+                )?;
                 for s in into_streams(out, &streams) {
                     if !f(s) {
                         stopped = true;
@@ -585,17 +603,20 @@ impl LogReader {
         let mut out: HashMap<u64, Vec<ReadEntry>> = HashMap::new();
         if let Some(b) = keep_rows(batch, &ids, i64::MIN, i64::MAX)? {
             let mut cache = MetadataCache::default();
-            self.collect_rows(&b, streams, true, &mut cache, &mut out)?;
+            self.collect_rows(&b, streams, true, &[], &mut cache, &mut out)?;
         }
         Ok(into_streams(out, streams))
     }
 
-    /// Appends the rows of `b` (already restricted to wanted streams and times) to `out`.
+    /// Appends the rows of `b` (already restricted to wanted streams and times) to `out`;
+    /// when the batch has lines, only those containing every one of `needles` (the `|=`
+    /// filters the query applies anyway: no entry is built for a line they would drop).
     fn collect_rows(
         &self,
         b: &RecordBatch,
         streams: &HashMap<u64, Labels>,
         with_metadata: bool,
+        needles: &[String],
         meta_cache: &mut MetadataCache,
         out: &mut HashMap<u64, Vec<ReadEntry>>,
     ) -> Result<(), ReadError> {
@@ -617,6 +638,9 @@ impl LogReader {
             let id = id_col.value(row);
             let line = body.map_or("", |b| b.value(row));
             line_bytes += line.len() as u64;
+            if body.is_some() && !needles.iter().all(|n| line.contains(n.as_str())) {
+                continue;
+            }
             let metadata = match (&cols, streams.get(&id)) {
                 (Some(c), Some(labels)) => c.metadata(row, labels, meta_cache),
                 _ => Vec::new(),

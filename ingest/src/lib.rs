@@ -12,6 +12,7 @@ pub mod error;
 pub mod limits;
 pub mod loki_push;
 pub mod otlp;
+mod protowire;
 pub mod remote_write;
 pub mod remote_write_http;
 pub mod service;

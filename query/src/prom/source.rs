@@ -754,12 +754,25 @@ fn read_series(
                         ts_vals.get(rows.clone()).unwrap_or(&[]),
                         vals.get(rows.clone()).unwrap_or(&[]),
                     );
+                    // Rows outside the range usually sit at the run's ends (a run is a
+                    // series' rows of one file, in time order): trim them, then copy the
+                    // middle at once when it is all in range.
+                    let lo = ts.iter().take_while(|&&t| t < start_ms).count();
+                    let hi = ts.len()
+                        - ts.get(lo..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .rev()
+                            .take_while(|&&t| t > end_ms)
+                            .count();
+                    let (mid_t, mid_f) =
+                        (ts.get(lo..hi).unwrap_or(&[]), fs.get(lo..hi).unwrap_or(&[]));
                     if ts.len() == fs.len()
                         && ts.len() == rows.len()
-                        && ts.iter().all(|&t| t >= start_ms && t <= end_ms)
+                        && mid_t.iter().all(|&t| t >= start_ms && t <= end_ms)
                     {
-                        // The whole run is in range (the usual case): a copy of known length.
-                        series.extend(ts.iter().zip(fs).map(|(&t, &f)| FPoint { t, f }));
+                        // The usual case: a copy of known length.
+                        series.extend(mid_t.iter().zip(mid_f).map(|(&t, &f)| FPoint { t, f }));
                     } else {
                         series.extend(rows.filter_map(|r| {
                             let t = ts_vals[r];

@@ -126,10 +126,7 @@ mod tests {
     #[test]
     fn duplicates_inside_one_run_keep_the_last() {
         let v = pts(&[(1, 1.0), (2, 2.0), (2, 3.0), (2, 4.0), (3, 5.0)]);
-        assert!(same(
-            &merge_runs(v),
-            &pts(&[(1, 1.0), (2, 4.0), (3, 5.0)])
-        ));
+        assert!(same(&merge_runs(v), &pts(&[(1, 1.0), (2, 4.0), (3, 5.0)])));
     }
 
     #[test]

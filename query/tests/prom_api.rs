@@ -1170,3 +1170,84 @@ async fn anchored_and_smoothed_range_selectors_over_http() {
         )
     );
 }
+
+/// A series spread over files whose time ranges interleave (blocks and single samples),
+/// with rewrites of timestamps: the merged samples are in time order, each timestamp once
+/// with the value written last, and a window cuts the files' runs at both ends.
+#[tokio::test]
+async fn interleaved_files_merge_with_the_last_write_winning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .expect("open");
+    let tenant = TenantId::default_tenant();
+    let a = labels(&[("__name__", "merged"), ("s", "a")]);
+    let b = labels(&[("__name__", "merged"), ("s", "b")]);
+    // (steps, value offset, flushed): three files, then a memtable.
+    let writes: [(Vec<i64>, f64, bool); 4] = [
+        ((0..10).chain(20..30).collect(), 0.0, true),
+        ((10..20).chain(25..35).collect(), 100.0, true),
+        (vec![1, 3, 5, 12, 27], 1000.0, true),
+        (vec![33, 36, 37], 5000.0, false),
+    ];
+    let mut want: std::collections::BTreeMap<i64, f64> = Default::default();
+    for (steps, offset, flush) in &writes {
+        let mut samples = Vec::new();
+        for &i in steps {
+            samples.push(float(&a, i, offset + i as f64));
+            samples.push(float(&b, i, -(offset + i as f64)));
+            want.insert(i, offset + i as f64);
+        }
+        storage
+            .write_metrics(
+                &tenant,
+                MetricsWrite {
+                    samples,
+                    metadata: Vec::new(),
+                },
+            )
+            .await
+            .expect("write");
+        if *flush {
+            storage.flush().await.expect("flush");
+        }
+    }
+    let app = router(storage, PromApiConfig::default());
+    // (from, to]: cuts file 1's run at its start, file 2's at its end, leaves out file 3's
+    // first samples and the memtable's last ones; then the whole series.
+    for (from, to) in [(5, 33), (-1, 37)] {
+        let range = format!("merged{{s=\"a\"}}[{}s]", (to - from) * STEP / 1000);
+        let t = secs(to).to_string();
+        let (status, v) = get(&app, "/api/v1/query", &[("query", &range), ("time", &t)]).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let got: Vec<(f64, f64)> = v["data"]["result"][0]["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|p| {
+                let v: f64 = p[1].as_str().expect("value").parse().expect("float");
+                (p[0].as_f64().expect("time"), v)
+            })
+            .collect();
+        let expect: Vec<(f64, f64)> = want
+            .range(from + 1..=to)
+            .map(|(&i, &v)| (secs(i) as f64, v))
+            .collect();
+        assert_eq!(got, expect, "({from}, {to}]");
+    }
+    // The other series' runs interleave the same way.
+    let t = secs(37).to_string();
+    let (_, v) = get(
+        &app,
+        "/api/v1/query",
+        &[
+            ("query", "sum_over_time(merged{s=\"b\"}[10m])"),
+            ("time", &t),
+        ],
+    )
+    .await;
+    let total: f64 = want.range(-1..=37).map(|(_, v)| -v).sum();
+    assert_eq!(single_value(&v), total);
+}

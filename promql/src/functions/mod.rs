@@ -164,6 +164,12 @@ fn eval_range_call(
             drop_name: drop_name || s.drop_name,
         };
         let mut pos = WindowPos::default();
+        // Checked once per series instead of in each overlapping window of a range query
+        // (the negation of the window loop's reset test, so NaNs count as they count there).
+        let no_float_resets = matches!(name, "rate" | "increase")
+            && input.modifier.is_none()
+            && ev.num_steps() > 1
+            && s.floats.windows(2).all(|w| w[1].f.partial_cmp(&w[0].f) != Some(std::cmp::Ordering::Less));
         for (step, ts) in ev.steps().enumerate() {
             for (j, sc) in scalars.iter().enumerate() {
                 params[j] = sc.get(step).copied().unwrap_or(f64::NAN);
@@ -189,6 +195,7 @@ fn eval_range_call(
                 range_ms: input.range,
                 metric: &s.metric,
                 params: &params,
+                no_float_resets,
             };
             let res = match input.modifier {
                 None => range::call(&rc, f, h)?,

@@ -19,6 +19,9 @@ pub(crate) struct RangeCtx<'a, 'c> {
     pub range_ms: i64,
     pub metric: &'a Labels,
     pub params: &'a [f64],
+    /// No float point of the series is below its predecessor: windows of it (slices of
+    /// the series) hold no counter reset, so `rate`/`increase` skip looking for one.
+    pub no_float_resets: bool,
 }
 
 /// A window function's output.
@@ -450,7 +453,7 @@ fn extrapolated_rate(
         first_t = f[0].t;
         last_t = f[n_minus_one].t;
         result_f = f[n_minus_one].f - f[0].f;
-        if is_counter {
+        if is_counter && !rc.no_float_resets {
             for w in f.windows(2) {
                 if w[1].f < w[0].f {
                     result_f += w[0].f;

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+mod merge;
 mod runs;
 pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
@@ -753,12 +754,25 @@ fn read_series(
                         ts_vals.get(rows.clone()).unwrap_or(&[]),
                         vals.get(rows.clone()).unwrap_or(&[]),
                     );
+                    // Rows outside the range usually sit at the run's ends (a run is a
+                    // series' rows of one file, in time order): trim them, then copy the
+                    // middle at once when it is all in range.
+                    let lo = ts.iter().take_while(|&&t| t < start_ms).count();
+                    let hi = ts.len()
+                        - ts.get(lo..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .rev()
+                            .take_while(|&&t| t > end_ms)
+                            .count();
+                    let (mid_t, mid_f) =
+                        (ts.get(lo..hi).unwrap_or(&[]), fs.get(lo..hi).unwrap_or(&[]));
                     if ts.len() == fs.len()
                         && ts.len() == rows.len()
-                        && ts.iter().all(|&t| t >= start_ms && t <= end_ms)
+                        && mid_t.iter().all(|&t| t >= start_ms && t <= end_ms)
                     {
-                        // The whole run is in range (the usual case): a copy of known length.
-                        series.extend(ts.iter().zip(fs).map(|(&t, &f)| FPoint { t, f }));
+                        // The usual case: a copy of known length.
+                        series.extend(mid_t.iter().zip(mid_f).map(|(&t, &f)| FPoint { t, f }));
                     } else {
                         series.extend(rows.filter_map(|r| {
                             let t = ts_vals[r];
@@ -819,29 +833,14 @@ fn read_series(
     *loaded_total = loaded;
     res?;
     let mut out = Vec::new();
-    for (i, ((_, labels), mut f)) in found.iter().zip(floats).enumerate() {
+    for (i, ((_, labels), f)) in found.iter().zip(floats).enumerate() {
         let series = match mixed.remove(&i) {
             Some(samples) => RawSeries::from_samples(labels.clone(), latest_per_time(samples)),
             None if f.is_empty() => continue,
             None => {
-                // Runs arrive in time order unless files overlap in time; a later
-                // duplicate of a timestamp (written later) wins.
-                if !f.is_sorted_by(|a, b| a.t < b.t) {
-                    // Stable, so of equal timestamps the last written comes last and wins.
-                    f.sort_by_key(|p| p.t);
-                    let mut kept = 0usize;
-                    for r in 0..f.len() {
-                        let p = f[r];
-                        match kept.checked_sub(1).and_then(|k| f.get_mut(k)) {
-                            Some(last) if last.t == p.t => *last = p,
-                            _ => {
-                                f[kept] = p;
-                                kept += 1;
-                            }
-                        }
-                    }
-                    f.truncate(kept);
-                }
+                // Runs arrive in time order unless files overlap in time; they are
+                // merged, a later duplicate of a timestamp (written later) winning.
+                let f = merge::merge_runs(f);
                 RawSeries {
                     labels: labels.clone(),
                     floats: f,

@@ -9,6 +9,11 @@
 
 use strata_promql::FPoint;
 
+/// Above this many runs the block merge (which looks at every run's head per block) costs
+/// more than a sort: a series written one sample per request in reverse time order is one
+/// run per sample.
+const MAX_MERGED_RUNS: usize = 64;
+
 /// Sorts `points` (runs of samples in arrival order) by time, keeping for each timestamp
 /// the point that arrived last. Already ordered input is returned as it is.
 pub(super) fn merge_runs(points: Vec<FPoint>) -> Vec<FPoint> {
@@ -26,6 +31,9 @@ pub(super) fn merge_runs(points: Vec<FPoint>) -> Vec<FPoint> {
         return points;
     }
     runs.push((start, points.len()));
+    if runs.len() > MAX_MERGED_RUNS {
+        return sort_keep_last(points);
+    }
     let mut out: Vec<FPoint> = Vec::with_capacity(points.len());
     // Files interleave in blocks of time (a compacted file holds some stretches, level-0
     // files the others), so each step copies the block of the run with the earliest head
@@ -68,6 +76,19 @@ pub(super) fn merge_runs(points: Vec<FPoint>) -> Vec<FPoint> {
     out
 }
 
+/// A stable sort by time keeping the last point of each timestamp.
+fn sort_keep_last(mut points: Vec<FPoint>) -> Vec<FPoint> {
+    points.sort_by_key(|p| p.t);
+    let mut out: Vec<FPoint> = Vec::with_capacity(points.len());
+    for p in points {
+        match out.last_mut() {
+            Some(l) if l.t == p.t => *l = p,
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,16 +98,8 @@ mod tests {
     }
 
     /// What the merge replaces: a stable sort keeping the last of equal timestamps.
-    fn reference(mut v: Vec<FPoint>) -> Vec<FPoint> {
-        v.sort_by_key(|p| p.t);
-        let mut out: Vec<FPoint> = Vec::new();
-        for p in v {
-            match out.last_mut() {
-                Some(l) if l.t == p.t => *l = p,
-                _ => out.push(p),
-            }
-        }
-        out
+    fn reference(v: Vec<FPoint>) -> Vec<FPoint> {
+        sort_keep_last(v)
     }
 
     fn same(a: &[FPoint], b: &[FPoint]) -> bool {
@@ -121,6 +134,18 @@ mod tests {
         ]);
         assert!(same(&merge_runs(v.clone()), &want));
         assert!(same(&reference(v), &want));
+    }
+
+    #[test]
+    fn one_run_per_sample_is_sorted_not_merged() {
+        // Written one sample per request, newest first, then rewritten once: 20,001 runs.
+        let mut v: Vec<FPoint> = (0..10_000).rev().map(|t| FPoint { t, f: 1.0 }).collect();
+        v.extend((0..10_000).rev().map(|t| FPoint { t, f: 2.0 }));
+        v.push(FPoint { t: 5, f: 3.0 });
+        let got = merge_runs(v);
+        assert_eq!(got.len(), 10_000);
+        assert!(got.iter().enumerate().all(|(i, p)| p.t == i as i64));
+        assert!(got.iter().all(|p| p.f == if p.t == 5 { 3.0 } else { 2.0 }));
     }
 
     #[test]

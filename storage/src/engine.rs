@@ -15,8 +15,8 @@ use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_parquet, first_row_per_series,
-    sort_order,
+    FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_parquet, decode_parquet_selecting,
+    first_row_per_series, sort_order,
 };
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
@@ -28,7 +28,6 @@ use crate::wal::{SegmentSeq, Wal};
 use crate::wal_entry::{self, Entry};
 use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -388,15 +387,11 @@ impl Storage {
             // every row of a compacted file would take gigabytes the allocator then keeps).
             let path = files.local_path(&f.path);
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let selection = match f.signal {
-                Signal::Metrics => {
-                    let reader = file.try_clone().map_err(|e| Error::io(&path, e))?;
-                    let builder = ParquetRecordBatchReaderBuilder::try_new(reader)?;
-                    first_row_per_series(builder.metadata().file_metadata())
-                }
-                _ => None,
-            };
-            for batch in decode_parquet(file, Some(&[id_col, map_col]), selection)? {
+            let metrics = f.signal == Signal::Metrics;
+            let batches = decode_parquet_selecting(file, Some(&[id_col, map_col]), |meta| {
+                metrics.then(|| first_row_per_series(meta)).flatten()
+            })?;
+            for batch in batches {
                 index_batch(index, &batch, id_col, map_col);
             }
         }

@@ -855,15 +855,26 @@ pub fn decode_parquet<R: ChunkReader + 'static>(
     columns: Option<&[&str]>,
     selection: Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
-    catch_corrupt(|| decode_parquet_unguarded(data, columns, selection))
+    decode_parquet_selecting(data, columns, move |_| selection)
+}
+
+/// [`decode_parquet`] with the rows chosen from the file's metadata (read once, with the
+/// footer the decode needs anyway).
+pub fn decode_parquet_selecting<R: ChunkReader + 'static>(
+    data: R,
+    columns: Option<&[&str]>,
+    select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    catch_corrupt(|| decode_parquet_unguarded(data, columns, select))
 }
 
 fn decode_parquet_unguarded<R: ChunkReader + 'static>(
     data: R,
     columns: Option<&[&str]>,
-    selection: Option<RowSelection>,
+    select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let selection = select(builder.metadata().file_metadata());
     if let Some(cols) = columns {
         let schema = builder.parquet_schema();
         let indices: Vec<usize> = (0..schema.num_columns())

@@ -1,6 +1,7 @@
 use super::*;
 use crate::model::{Labels, Sample, SampleValue};
 use datafusion::arrow::array::Float64Array;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn config(dir: &Path) -> StorageConfig {
     StorageConfig {

@@ -51,11 +51,10 @@ pub enum Error {
 impl Error {
     /// Whether the error says a data file's content is unreadable (corrupt or truncated
     /// Parquet, a page the decoder cannot take), as opposed to a failure to get at it.
+    /// Arrow and JSON errors are left out: they also come from our own conversions, and a
+    /// file is only quarantined for what the decoder says of its bytes.
     pub fn is_corrupt_file(&self) -> bool {
-        matches!(
-            self,
-            Error::Corrupt(_) | Error::Parquet(_) | Error::Arrow(_) | Error::Json(_)
-        )
+        matches!(self, Error::Corrupt(_) | Error::Parquet(_))
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

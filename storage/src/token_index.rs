@@ -369,7 +369,7 @@ impl TokenIndex {
         out
     }
 
-    /// Reads a serialized index (version 1 or 2); `None` when it is damaged or of another
+    /// Reads a serialized index (versions 1 to 3); `None` when it is damaged or of another
     /// version.
     pub fn decode(data: &[u8]) -> Option<Self> {
         let (body, crc) = data.split_at_checked(data.len().checked_sub(4)?)?;
@@ -393,6 +393,8 @@ impl TokenIndex {
         for _ in 0..n {
             let first_row = r.u64()?;
             let rows = r.u64()?;
+            // Readers add the two: a block past u64::MAX is not one we wrote.
+            first_row.checked_add(rows)?;
             let log2_big = r.u8()?;
             if !(MIN_LOG2_BITS..=MAX_LOG2_BITS).contains(&log2_big) {
                 return None;
@@ -529,6 +531,10 @@ mod tests {
         assert!(TokenIndex::decode(&bad).is_none());
         assert!(TokenIndex::decode(&bytes[..bytes.len() - 1]).is_none());
         assert!(TokenIndex::decode(b"").is_none());
+        // A block whose rows run past u64::MAX, with a valid checksum, is refused too.
+        let mut wild = idx.clone();
+        wild.blocks[0].first_row = u64::MAX;
+        assert!(TokenIndex::decode(&wild.encode()).is_none());
     }
 
     #[test]

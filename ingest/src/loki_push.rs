@@ -41,6 +41,9 @@ pub enum PushError {
         "request body decompresses to {decoded_len} bytes, more than the limit of {limit} bytes"
     )]
     TooLarge { decoded_len: usize, limit: usize },
+    /// The lines would make more text than one batch may hold (the storage's message).
+    #[error("{0}")]
+    TooMuchText(String),
     #[error("invalid snappy (block format) body: {0}")]
     Snappy(#[source] snap::Error),
     #[error("invalid protobuf PushRequest: {0}")]
@@ -65,7 +68,7 @@ pub enum PushError {
 impl PushError {
     /// True for a body over the size limit (413); every other error is a 400.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, PushError::TooLarge { .. })
+        matches!(self, PushError::TooLarge { .. } | PushError::TooMuchText(_))
     }
 }
 
@@ -216,7 +219,7 @@ trait Sink {
         now_ns: i64,
         line: &str,
         attributes: &str,
-    ) -> Result<(), String>;
+    ) -> strata_storage::Result<()>;
 }
 
 impl Sink for Vec<LogRecord> {
@@ -231,7 +234,7 @@ impl Sink for Vec<LogRecord> {
         now_ns: i64,
         line: &str,
         attributes: &str,
-    ) -> Result<(), String> {
+    ) -> strata_storage::Result<()> {
         self.push(LogRecord {
             timestamp_ns: ts,
             observed_timestamp_ns: now_ns,
@@ -263,7 +266,7 @@ impl Sink for BatchSink {
         now_ns: i64,
         line: &str,
         attributes: &str,
-    ) -> Result<(), String> {
+    ) -> strata_storage::Result<()> {
         let b = self
             .0
             .get_or_insert_with(|| LogsBuilder::with_capacity(1024, 1 << 16));
@@ -286,7 +289,14 @@ impl Sink for BatchSink {
                 event_name: "",
             },
         )
-        .map_err(|e| format!("building the batch failed: {e}"))
+    }
+}
+
+/// A sink's refusal: too much text is a 413, anything else names the entry (400).
+fn sink_error(e: strata_storage::Error, bad: impl FnOnce(String) -> PushError) -> PushError {
+    match e {
+        strata_storage::Error::TooLarge(m) => PushError::TooMuchText(m),
+        other => bad(format!("building the batch failed: {other}")),
     }
 }
 
@@ -338,7 +348,7 @@ fn convert(
                 e.line,
                 &attrs,
             )
-            .map_err(bad)?;
+            .map_err(|e| sink_error(e, bad))?;
         }
     }
     Ok(())
@@ -423,7 +433,7 @@ fn convert_json(
                 line,
                 &attrs,
             )
-            .map_err(bad)?;
+            .map_err(|e| sink_error(e, bad))?;
         }
     }
     Ok(())

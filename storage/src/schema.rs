@@ -537,6 +537,31 @@ pub struct LogsBuilder {
     span_id: StringBuilder,
     event_name: StringBuilder,
     origin: OriginBuilders,
+    /// Bytes of text appended so far, over every text column.
+    text_bytes: usize,
+    /// The most text the batch may hold ([`LOGS_BATCH_MAX_TEXT_BYTES`] by default).
+    max_text_bytes: usize,
+    /// The text of the last stream appended (its labels and origin), by stream id: the
+    /// same for all of a stream's rows.
+    stream_text: Option<(u64, usize)>,
+}
+
+/// The most text (lines, metadata, and the stream's labels and origin copied onto each
+/// line, summed over every column) one `logs` batch built with [`LogsBuilder`] may hold:
+/// 1 GiB, under the 2 GiB an Arrow `Utf8` column can address. A push of a few hundred
+/// kilobytes (one stream of large labels and thousands of empty lines) would otherwise
+/// make gigabytes and overflow a column's offsets.
+pub const LOGS_BATCH_MAX_TEXT_BYTES: usize = 1 << 30;
+
+/// The text of an origin as [`OriginBuilders`] stores it on every row.
+fn origin_text_len(origin: &Origin) -> usize {
+    origin.service_name.len()
+        + json_or_empty(&origin.resource_attributes).len()
+        + origin.resource_schema_url.len()
+        + origin.scope_name.len()
+        + origin.scope_version.len()
+        + json_or_empty(&origin.scope_attributes).len()
+        + origin.scope_schema_url.len()
 }
 
 impl LogsBuilder {
@@ -558,7 +583,16 @@ impl LogsBuilder {
             span_id: StringBuilder::with_capacity(n, 0),
             event_name: StringBuilder::with_capacity(n, 0),
             origin: OriginBuilders::new(),
+            text_bytes: 0,
+            max_text_bytes: LOGS_BATCH_MAX_TEXT_BYTES,
+            stream_text: None,
         }
+    }
+
+    /// Sets the most text the batch may hold (at most [`LOGS_BATCH_MAX_TEXT_BYTES`]).
+    pub fn with_max_text_bytes(mut self, max: usize) -> Self {
+        self.max_text_bytes = max.min(LOGS_BATCH_MAX_TEXT_BYTES);
+        self
     }
 
     /// Rows appended so far.
@@ -572,7 +606,9 @@ impl LogsBuilder {
     }
 
     /// Appends one record of the stream `stream`, whose [`Labels::series_id`] is
-    /// `stream_id` (computed once per stream by the caller).
+    /// `stream_id` (computed once per stream by the caller), or refuses it with
+    /// [`Error::TooLarge`] (appending nothing) when the batch would then hold more than
+    /// [`LOGS_BATCH_MAX_TEXT_BYTES`] of text.
     pub fn append(
         &mut self,
         stream: &Labels,
@@ -580,6 +616,33 @@ impl LogsBuilder {
         origin: &Origin,
         r: &LogRow<'_>,
     ) -> Result<()> {
+        let stream_text = match self.stream_text {
+            Some((id, n)) if id == stream_id => n,
+            _ => {
+                let labels: usize = stream.iter().map(|l| l.name.len() + l.value.len()).sum();
+                let n = labels + origin_text_len(origin);
+                self.stream_text = Some((stream_id, n));
+                n
+            }
+        };
+        let row = stream_text
+            + r.severity_text.len()
+            + r.body.len()
+            + r.body_type.len()
+            + json_or_empty(r.attributes).len()
+            + r.trace_id.len()
+            + r.span_id.len()
+            + r.event_name.len();
+        let total = self.text_bytes.saturating_add(row);
+        if total > self.max_text_bytes {
+            return Err(Error::TooLarge(format!(
+                "the log lines of this request make more than {} bytes \
+                 of text (lines, metadata and the stream labels copied onto each line); send \
+                 fewer lines per request or smaller labels",
+                self.max_text_bytes
+            )));
+        }
+        self.text_bytes = total;
         self.ts.append_value(r.timestamp_ns);
         self.observed.append_value(r.observed_timestamp_ns);
         self.stream_id.append_value(stream_id);
@@ -733,13 +796,7 @@ impl SpansBuilder {
             + s.events_json.len()
             + s.links_json.len()
             + s.status_message.len()
-            + origin.service_name.len()
-            + json_or_empty(&origin.resource_attributes).len()
-            + origin.resource_schema_url.len()
-            + origin.scope_name.len()
-            + origin.scope_version.len()
-            + json_or_empty(&origin.scope_attributes).len()
-            + origin.scope_schema_url.len();
+            + origin_text_len(origin);
         let total = self.text_bytes.saturating_add(row);
         if total > self.max_text_bytes {
             return Err(spans_too_large(self.max_text_bytes));
@@ -1062,6 +1119,44 @@ mod tests {
     use super::*;
     use crate::files::{decode_parquet, encode_parquet};
     use crate::model::SpanEvent;
+
+    #[test]
+    fn a_logs_batch_refuses_text_past_its_limit() {
+        // Large stream labels copied onto every empty line: the labels count on each row.
+        let value = "v".repeat(1000);
+        let labels = Labels::from_pairs([("a", value.as_str()), ("b", value.as_str())]);
+        let id = labels.series_id().0;
+        let origin = Origin::default();
+        let row = LogRow {
+            timestamp_ns: 1,
+            observed_timestamp_ns: 1,
+            severity_number: 0,
+            severity_text: "",
+            body: "",
+            body_type: "string",
+            attributes: "",
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: "",
+            span_id: "",
+            event_name: "",
+        };
+        let mut b = LogsBuilder::with_capacity(16, 0).with_max_text_bytes(10_000);
+        let mut appended = 0;
+        let err = loop {
+            match b.append(&labels, id, &origin, &row) {
+                Ok(()) => appended += 1,
+                Err(e) => break e,
+            }
+            assert!(appended < 100, "never refused");
+        };
+        // Each row holds the 2,002 bytes of labels, 6 of body type and 2 of `{}`.
+        assert_eq!(appended, 4);
+        assert_eq!(b.len(), 4, "the refused row is not appended");
+        assert!(matches!(err, Error::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("10000 bytes"), "{err}");
+        assert_eq!(b.finish().expect("batch").num_rows(), 4);
+    }
 
     fn span(trace: u8, span: u8, parent: Option<u8>, start: i64) -> Span {
         Span {

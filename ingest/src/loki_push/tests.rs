@@ -316,3 +316,19 @@ fn the_wire_walk_agrees_with_prost() {
     .expect_err("truncated");
     assert!(err.to_string().contains("invalid protobuf"), "{err}");
 }
+
+#[test]
+fn too_much_text_for_a_batch_is_a_413_and_other_sink_errors_name_the_entry() {
+    let bad = |reason: String| PushError::Entry {
+        stream: 0,
+        labels: "{a=\"b\"}".into(),
+        entry: 3,
+        reason,
+    };
+    let e = sink_error(strata_storage::Error::TooLarge("too much text".into()), bad);
+    assert!(e.is_too_large(), "{e}");
+    assert_eq!(e.to_string(), "too much text");
+    let e = sink_error(strata_storage::Error::Corrupt("x".into()), bad);
+    assert!(!e.is_too_large(), "{e}");
+    assert!(e.to_string().contains("entry 3"), "{e}");
+}

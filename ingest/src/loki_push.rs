@@ -292,6 +292,12 @@ impl Sink for BatchSink {
     }
 }
 
+/// The client's label selector as an error shows it (at most 128 characters).
+fn clipped(labels: &str) -> String {
+    let (shown, more) = crate::otlp::common::clip(labels);
+    format!("{shown}{more}")
+}
+
 /// A sink's refusal: too much text is a 413, anything else names the entry (400).
 fn sink_error(e: strata_storage::Error, bad: impl FnOnce(String) -> PushError) -> PushError {
     match e {
@@ -320,7 +326,7 @@ fn convert(
             .and_then(|pairs| stream_labels(pairs, limits))
             .map_err(|reason| PushError::Labels {
                 stream: si,
-                labels: stream.labels.to_owned(),
+                labels: clipped(stream.labels),
                 reason,
             })?;
         let info = StreamInfo::new(labels);
@@ -400,7 +406,7 @@ fn convert_json(
     for (si, s) in streams.iter().enumerate() {
         let label_err = |reason: String| PushError::Labels {
             stream: si,
-            labels: s.get("stream").map(Json::to_string).unwrap_or_default(),
+            labels: clipped(&s.get("stream").map(Json::to_string).unwrap_or_default()),
             reason,
         };
         let map = s.get("stream").and_then(Json::as_object).ok_or_else(|| {

@@ -332,3 +332,18 @@ fn too_much_text_for_a_batch_is_a_413_and_other_sink_errors_name_the_entry() {
     assert!(!e.is_too_large(), "{e}");
     assert!(e.to_string().contains("entry 3"), "{e}");
 }
+
+#[test]
+fn label_errors_show_at_most_128_characters_of_the_selector() {
+    let long = format!("{{a=\"{}\"", "x".repeat(100_000));
+    let e = PushError::Labels {
+        stream: 0,
+        labels: clipped(&long),
+        reason: "unterminated".into(),
+    };
+    let msg = e.to_string();
+    assert!(msg.len() < 300, "{}", msg.len());
+    assert!(msg.contains("{a=\\\"xxx"), "{msg}");
+    assert!(msg.contains('…'), "{msg}");
+    assert_eq!(clipped("{a=\"b\"}"), "{a=\"b\"}");
+}

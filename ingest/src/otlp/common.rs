@@ -101,14 +101,20 @@ pub fn nanos(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Why a span was rejected, naming it by at most 128 characters of its name: the
-/// message goes back to the client, who may have sent a name of megabytes.
-pub fn span_rejection(name: &str, why: &str) -> String {
+/// At most 128 characters of client text to show in a message, and `…` when it was cut:
+/// messages go back to the client, who may have sent megabytes.
+pub fn clip(text: &str) -> (&str, &'static str) {
     const SHOWN: usize = 128;
-    match name.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("span {:?}… rejected: {why}", &name[..cut]),
-        None => format!("span {name:?} rejected: {why}"),
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => (&text[..cut], "…"),
+        None => (text, ""),
     }
+}
+
+/// Why a span was rejected, naming it by at most 128 characters of its name.
+pub fn span_rejection(name: &str, why: &str) -> String {
+    let (shown, more) = clip(name);
+    format!("span {shown:?}{more} rejected: {why}")
 }
 
 #[cfg(test)]

@@ -215,6 +215,9 @@ const DELETE_GRACE: Duration = Duration::from_secs(10 * 60);
 
 struct Inner {
     config: StorageConfig,
+    /// `<data_dir>/lock`, exclusively locked for as long as the storage is open: a second
+    /// process on the same directory would replay the same WAL and compact the same files.
+    _dir_lock: std::fs::File,
     wal: Wal,
     files: FileStore,
     /// Files no longer in the catalog, with when they left it; deleted after
@@ -250,6 +253,24 @@ fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// Takes the data directory's lock file (`<dir>/lock`), held until the returned file is
+/// dropped. The lock is the operating system's (`flock`), so it goes away with the process
+/// that held it: a crash leaves nothing to clean up.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DirectoryInUse { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 /// `YYYY-MM-DD` (UTC) of a nanosecond timestamp.
@@ -357,6 +378,7 @@ impl Storage {
     pub fn open(config: StorageConfig) -> Result<Storage> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let dir_lock = lock_data_dir(&dir)?;
         let catalog = Catalog::load(&dir)?;
         let files = FileStore::local(&dir.join("files"))?;
         let mut state = State::default();
@@ -423,6 +445,7 @@ impl Storage {
         Ok(Storage {
             inner: Arc::new(Inner {
                 config,
+                _dir_lock: dir_lock,
                 wal,
                 files,
                 graveyard: parking_lot::Mutex::new(Vec::new()),

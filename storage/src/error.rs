@@ -17,6 +17,11 @@ pub enum Error {
         "the write-ahead log is failed after an fsync/write error and accepts no writes: {reason}"
     )]
     WalFailed { reason: String },
+    #[error(
+        "the data directory is in use: another process holds its lock {path}; \
+         each Strata process needs its own storage.data_dir"
+    )]
+    DirectoryInUse { path: PathBuf },
     #[error("the storage engine is shutting down")]
     ShuttingDown,
     #[error("memory limit reached: {pending_bytes} bytes wait to be flushed (limit {limit_bytes})")]

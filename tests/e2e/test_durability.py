@@ -1,5 +1,6 @@
 """Acknowledged data survives kill -9, with and without flushed Parquet files; a torn or
-corrupt WAL tail never keeps Strata from starting."""
+corrupt WAL tail never keeps Strata from starting; a second process on the same data
+directory is refused and changes nothing."""
 
 import json
 import time
@@ -45,6 +46,26 @@ def test_kill9_after_flush_has_no_loss_and_no_duplicates(make_strata, tmp_path):
     s.kill9()
     s.start()
     assert bodies(s) == ["flushed-1", "flushed-2", "in-wal"]
+
+
+def test_a_second_process_on_the_same_data_dir_is_refused(make_strata):
+    first = make_strata().start()
+    send_logs(first, ["before the second start"])
+    second = make_strata(data_dir=first.data_dir)
+    try:
+        second.start()
+        raise AssertionError("a second Strata started on a data directory in use")
+    except RuntimeError as e:
+        message = str(e)
+    assert "strata exited with 1" in message, message
+    assert "data directory is in use" in message, message
+    assert str(first.data_dir / "lock") in message, message
+    # The refused process touched nothing: the first keeps its data and takes writes.
+    send_logs(first, ["after the second start"])
+    assert bodies(first) == ["after the second start", "before the second start"]
+    first.kill9()
+    first.start()
+    assert bodies(first) == ["after the second start", "before the second start"]
 
 
 def test_torn_and_corrupt_wal_tail_still_starts(make_strata):

@@ -706,3 +706,30 @@ fn compaction_quarantines_a_file_whose_pages_make_the_decoder_panic() {
         1
     );
 }
+
+#[test]
+fn a_data_directory_is_open_in_one_storage_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let first = Storage::open(config(dir.path())).expect("open");
+    write(&first, &t, vec![sample("up", "a", 1000, 1.0)]);
+    let err = Storage::open(config(dir.path()))
+        .err()
+        .expect("a second open of the same directory must fail");
+    assert!(matches!(err, Error::DirectoryInUse { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("in use: another process holds its lock"),
+        "{message}"
+    );
+    let lock = dir.path().join("lock");
+    assert!(message.contains(&lock.display().to_string()), "{message}");
+    // The refused open changed nothing: the first storage still answers, and once it is
+    // closed the directory opens again with the acknowledged write in it.
+    let snap = first.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &first), vec![1.0]);
+    drop(first);
+    let again = Storage::open(config(dir.path())).expect("reopen once the first is closed");
+    let snap = again.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &again), vec![1.0]);
+}

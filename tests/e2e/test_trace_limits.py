@@ -116,6 +116,43 @@ def test_millions_of_empty_links_cost_no_memory_on_grpc_or_http(make_strata):
     assert names(s) == ["before", "good-grpc", "good-http"]
 
 
+def test_unusual_but_valid_or_malformed_bodies_cost_no_memory(make_strata):
+    """A span's status given twice (protobuf merges them) and a malformed tail once sent the
+    request to prost, which built all 4 million links (~400 MiB) before any limit. The walk
+    now takes the first itself, refuses the second itself, and neither costs memory."""
+    s = make_strata().start()
+    assert post(s, request([span("before", 1)])).status_code == 200
+    base = peak_rss_mib(s)
+    status_twice = field(15, field(2, b"first")) + field(15, varint(3 << 3) + varint(2))
+    hostile = span("hostile", 2, links=4_000_000) + status_twice
+    good = span("good-status", 3) + status_twice + field(5, b"good-merged")
+    r = post(s, request([hostile, good]))
+    assert r.status_code == 200, r.text
+    resp = ExportTraceServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_spans == 1
+    assert "4000000 links, more than the limit of 128" in resp.partial_success.error_message
+    resp = grpc_export(s, request([span("hostile", 4, links=4_000_000) + status_twice]))
+    assert resp.partial_success.rejected_spans == 1
+    # A malformed tail after the links: 400 / INVALID_ARGUMENT naming the field.
+    body = request([span("tail", 5, links=4_000_000)]) + b"\x0a\x7f"
+    r = post(s, body)
+    assert r.status_code == 400, r.text
+    assert "ExportTraceServiceRequest.resource_spans: buffer underflow" in r.text, r.text
+    try:
+        grpc_export(s, body)
+        raise AssertionError("accepted")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+        assert "buffer underflow" in e.details()
+    grown = peak_rss_mib(s) - base
+    assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
+    assert s.alive()
+    # The last name, and the merged status: message of the first, code of the second.
+    row = s.sql("SELECT name, status_code, status_message FROM spans WHERE name = 'good-merged'")
+    assert row == [{"name": "good-merged", "status_code": 2, "status_message": "first"}], row
+    assert names(s) == ["before", "good-merged"]
+
+
 def test_spans_expanding_past_the_text_limit_refuse_the_request(make_strata):
     # A 1 MiB request limit allows 16 MiB of stored text: a 600 KB resource copied onto
     # 40 spans is 24 MB of it.

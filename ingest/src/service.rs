@@ -214,19 +214,25 @@ impl Ingester {
     ) -> Result<Outcome> {
         let this = self.clone();
         let t = tenant.clone();
-        let translation = blocking(move || {
+        let mut req = req;
+        let (translation, rejected, mut errors) = blocking(move || {
+            let (rejected, errors) = crate::otlp::metrics::reject_oversized_resources(
+                &mut req,
+                &this.inner.config.limits,
+            );
             let mut deltas = this.inner.deltas.lock();
             let acc = deltas
                 .entry(t)
                 .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
-            this.inner.translator.translate(&req, acc)
+            (this.inner.translator.translate(&req, acc), rejected, errors)
         })
         .await?;
+        errors.extend(translation.errors);
         self.store_metrics(
             tenant,
             translation.write,
-            translation.rejected_points,
-            translation.errors,
+            translation.rejected_points + rejected,
+            errors,
         )
         .await
     }

@@ -153,6 +153,40 @@ def test_unusual_but_valid_or_malformed_bodies_cost_no_memory(make_strata):
     assert names(s) == ["before", "good-merged"]
 
 
+def test_items_of_resources_and_scopes_over_their_attribute_limits_are_rejected(make_strata):
+    s = make_strata("[ingest.limits]\nmax_resource_attributes = 3\nmax_scope_attributes = 2\n").start()
+    def attrs(n):
+        return b"".join(field(1, field(1, f"k{i}".encode()) + field(2, field(1, b"v"))) for i in range(n))
+    def block(resource_attrs, scope_attrs, spans):
+        scope = field(1, b"".join(field(3, field(1, f"s{i}".encode())) for i in range(scope_attrs)))
+        ss = scope + b"".join(field(2, sp) for sp in spans)
+        return field(1, field(1, attrs(resource_attrs)) + field(2, ss))
+    body = (block(3, 2, [span("fits", 1)]) + block(4, 0, [span("big-resource", 2)])
+            + block(0, 3, [span("big-scope", 3)]))
+    r = post(s, body)
+    assert r.status_code == 200, r.text
+    partial = ExportTraceServiceResponse.FromString(r.content).partial_success
+    assert partial.rejected_spans == 2
+    assert "its resource has 4 attributes, more than the limit of 3" in partial.error_message
+    assert "its instrumentation scope has 3 attributes, more than the limit of 2" in partial.error_message
+    resp = grpc_export(s, block(5, 0, [span("grpc-big", 4)]) + block(1, 1, [span("grpc-fits", 5)]))
+    assert resp.partial_success.rejected_spans == 1
+    assert names(s) == ["fits", "grpc-fits"]
+    # Logs over OTLP/JSON: the records of the large resource are rejected, the rest stored.
+    res = [{"key": f"k{i}", "value": {"stringValue": "v"}} for i in range(4)]
+    req = {"resourceLogs": [
+        {"resource": {"attributes": res}, "scopeLogs": [{"logRecords": [{"body": {"stringValue": "no"}}]}]},
+        {"resource": {"attributes": res[:1]}, "scopeLogs": [{"logRecords": [{"body": {"stringValue": "yes"}}]}]},
+    ]}
+    r = requests.post(s.otlp_http + "/v1/logs", json=req, timeout=60)
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert int(partial["rejectedLogRecords"]) == 1, partial
+    assert "its resource has 4 attributes, more than the limit of 3" in partial["errorMessage"]
+    assert [row["body"] for row in s.sql("SELECT body FROM logs")] == ["yes"]
+    assert s.alive()
+
+
 def test_spans_expanding_past_the_text_limit_refuse_the_request(make_strata):
     # A 1 MiB request limit allows 16 MiB of stored text: a 600 KB resource copied onto
     # 40 spans is 24 MB of it.

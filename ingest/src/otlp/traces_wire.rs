@@ -98,22 +98,31 @@ pub struct WireSpans {
     pub too_large: Option<strata_storage::Error>,
 }
 
-/// The attributes of a resource or scope: every one checked, collected in order.
+/// The attributes of a resource or scope: every one checked and counted, collected in
+/// order up to the limit (past it, the block's spans are rejected and nothing is built).
 struct Attributes<'a> {
     members: Vec<(&'a str, AttrValue<'a>)>,
+    count: usize,
+    limit: usize,
     /// The value of the first `service.name`, as the generic path's `service_name` takes.
     service_name: Option<AttrValue<'a>>,
 }
 
 impl<'a> Attributes<'a> {
-    fn new() -> Self {
+    fn new(limit: usize) -> Self {
         Attributes {
             members: Vec::new(),
+            count: 0,
+            limit,
             service_name: None,
         }
     }
 
     fn push(&mut self, kv: (&'a str, AttrValue<'a>)) {
+        self.count += 1;
+        if self.count > self.limit {
+            return;
+        }
         if kv.0 == "service.name" && self.service_name.is_none() {
             self.service_name = Some(kv.1.clone());
         }
@@ -141,8 +150,8 @@ fn value_text(v: &AttrValue<'_>) -> Result<String, WireError> {
 }
 
 /// A (merged) `Resource`: its attributes and dropped attribute count.
-fn resource(mut m: Merged<'_>) -> Result<(Attributes<'_>, u32), WireError> {
-    let mut attrs = Attributes::new();
+fn resource(mut m: Merged<'_>, limit: usize) -> Result<(Attributes<'_>, u32), WireError> {
+    let mut attrs = Attributes::new(limit);
     let mut dropped = 0u32;
     while let Some((n, w)) = m.next_field().named("Resource", RESOURCE)? {
         match n {
@@ -184,11 +193,11 @@ struct Scope<'a> {
     dropped: u32,
 }
 
-fn scope(mut m: Merged<'_>) -> Result<Scope<'_>, WireError> {
+fn scope(mut m: Merged<'_>, limit: usize) -> Result<Scope<'_>, WireError> {
     let mut out = Scope {
         name: "",
         version: "",
-        attributes: Attributes::new(),
+        attributes: Attributes::new(limit),
         dropped: 0,
     };
     while let Some((n, w)) = m.next_field().named("InstrumentationScope", SCOPE)? {
@@ -378,7 +387,8 @@ fn resource_spans<'a>(
         has_resource |= n == 1;
     }
     let mut resource = if has_resource {
-        Some(resource(Merged::new(rs.clone(), 1)).at("ResourceSpans", "resource")?)
+        let limit = limits.max_resource_attributes;
+        Some(resource(Merged::new(rs.clone(), 1), limit).at("ResourceSpans", "resource")?)
     } else {
         None
     };
@@ -432,11 +442,29 @@ fn scope_spans<'a>(
         }
     }
     let scope = if has_scope {
-        Some(scope(Merged::new(ss.clone(), 1)).at("ScopeSpans", "scope")?)
+        let limit = limits.max_scope_attributes;
+        Some(scope(Merged::new(ss.clone(), 1), limit).at("ScopeSpans", "scope")?)
     } else {
         None
     };
     if !has_spans {
+        return Ok(());
+    }
+    let counts = (
+        resource.as_ref().map_or(0, |(a, _)| a.count),
+        scope.as_ref().map_or(0, |s| s.attributes.count),
+    );
+    if let Err(e) = limits.check_origin(counts.0, counts.1) {
+        // Every span of the block is rejected (and checked): no origin is built.
+        let origin = Origin::default();
+        let mut g = ss;
+        while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
+            if n == 2 {
+                let span = g.message(w)?;
+                one_span(span, &origin, Some(&e), limits, out, scratch, on_span)
+                    .at("ScopeSpans", "spans")?;
+            }
+        }
         return Ok(());
     }
     let resource_origin = match resource_origin {
@@ -466,16 +494,19 @@ fn scope_spans<'a>(
     let mut g = ss;
     while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
         if n == 2 {
-            one_span(g.message(w)?, &origin, limits, out, scratch, on_span)
+            one_span(g.message(w)?, &origin, None, limits, out, scratch, on_span)
                 .at("ScopeSpans", "spans")?;
         }
     }
     Ok(())
 }
 
+/// One span, appended unless rejected: for its own ids or counts, or for `block`, why
+/// every span of its resource or scope is.
 fn one_span<'a>(
     mut f: Fields<'a>,
     origin: &Origin,
+    block: Option<&str>,
     limits: &Limits,
     out: &mut WireSpans,
     scratch: &mut Scratch<'a>,
@@ -558,7 +589,11 @@ fn one_span<'a>(
             _ => {}
         }
     }
-    if let Err(e) = span_problem(trace_id.len(), span_id.len(), parent, counts, limits) {
+    let problem = match block {
+        Some(why) => Err(why.to_owned()),
+        None => span_problem(trace_id.len(), span_id.len(), parent, counts, limits),
+    };
+    if let Err(e) = problem {
         out.rejected += 1;
         if out.errors.len() < 10 {
             out.errors.push(super::common::span_rejection(name, &e));

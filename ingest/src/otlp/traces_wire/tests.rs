@@ -703,6 +703,7 @@ fn items_past_the_limits_are_not_collected() {
     one_span(
         b.clone(),
         &crate::otlp::common::origin(None, "", None, ""),
+        None,
         &limits,
         &mut out,
         &mut scratch,
@@ -735,6 +736,7 @@ fn items_past_the_limits_are_not_collected() {
     one_span(
         b.clone(),
         &crate::otlp::common::origin(None, "", None, ""),
+        None,
         &limits,
         &mut out,
         &mut scratch,
@@ -823,4 +825,81 @@ fn spans_expanding_past_the_text_limit_refuse_the_request_on_both_paths() {
     assert!(wire.builder.is_empty());
     let generic = convert(&req, &limits).expect_err("refused").to_string();
     assert_eq!(generic, err);
+}
+
+/// Spans of a resource or scope over its attribute limit are rejected, with the same
+/// answer on both paths; a resource given in pieces counts all of them (they merge).
+#[test]
+fn spans_of_resources_or_scopes_over_the_attribute_limits_are_rejected_on_both_paths() {
+    let limits = Limits {
+        max_resource_attributes: 3,
+        max_scope_attributes: 2,
+        ..Limits::default()
+    };
+    let named = |name: &str| Span {
+        name: name.into(),
+        ..good_span()
+    };
+    let resource = |n: i64| Resource {
+        attributes: many_attrs(n),
+        ..Default::default()
+    };
+    let block = |r: Option<Resource>, scope_attrs: i64, names: &[&str]| ResourceSpans {
+        resource: r,
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                attributes: many_attrs(scope_attrs),
+                ..Default::default()
+            }),
+            spans: names.iter().map(|n| named(n)).collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![
+            block(Some(resource(3)), 2, &["fits"]),
+            block(Some(resource(4)), 0, &["big resource", "big resource 2"]),
+            block(None, 3, &["big scope"]),
+        ],
+    };
+    let body = req.encode_to_vec();
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert_eq!(
+        wire.errors,
+        vec![
+            "span \"big resource\" rejected: its resource has 4 attributes, more than the limit of 3"
+                .to_owned(),
+            "span \"big resource 2\" rejected: its resource has 4 attributes, more than the limit of 3"
+                .to_owned(),
+            "span \"big scope\" rejected: its instrumentation scope has 3 attributes, more than the limit of 2"
+                .to_owned(),
+        ]
+    );
+    assert_eq!((&wire.errors, wire.rejected), (&conv.errors, conv.rejected));
+    let batch = wire.builder.finish().expect("batch");
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
+
+    // Two pieces of 2 attributes each: one resource of 4.
+    let rs = [
+        field(1, &resource(2).encode_to_vec()),
+        field(2, &field(2, &named("merged").encode_to_vec())),
+        field(1, &resource(2).encode_to_vec()),
+    ]
+    .concat();
+    let body = request_of(&rs);
+    let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("prost");
+    assert_eq!(
+        req.resource_spans[0]
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.len()),
+        Some(4)
+    );
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert_eq!((wire.rejected, conv.rejected), (1, 1));
+    assert_eq!(wire.errors, conv.errors);
 }

@@ -253,13 +253,6 @@ def test_bad_input_is_rejected_whole(strata):
     assert strata.alive()
 
 
-def peak_rss_mib(strata):
-    for line in open(f"/proc/{strata.proc.pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
     """A stream's labels given twice (protobuf keeps the last) once sent the push to prost,
     which built every entry (~500 MiB for 4 million empty ones) before the labels were
@@ -273,7 +266,7 @@ def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
     assert r.status_code == 204, r.text
     assert lines_of(query_range(strata, '{app="second"}'))[0][1] == "twice"
     assert query_range(strata, '{app="first"}')["result"] == []
-    base = peak_rss_mib(strata)
+    base = strata.peak_rss_mib()
     entries = field(2, b"") * 4_000_000
     # The last labels are malformed: refused, naming them, without a list of the entries.
     r = post(field(1, field(1, b'{app="ok"}') + entries + field(1, b"{app=")))
@@ -282,7 +275,7 @@ def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
     r = post(field(1, field(1, b'{app="ok"}') + entries) + b"\x0a\x7f")
     assert r.status_code == 400, r.text
     assert "PushRequest.streams: buffer underflow" in r.text, r.text
-    grown = peak_rss_mib(strata) - base
+    grown = strata.peak_rss_mib() - base
     assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
     assert strata.alive()
     assert query_range(strata, '{app="ok"}')["result"] == []

@@ -1,4 +1,5 @@
 use super::*;
+use crate::protowire::test_encode::{field, varint_field};
 use prost::Message;
 use strata_proto::loki as pb;
 
@@ -292,22 +293,6 @@ fn prost_view(raw: &[u8]) -> Result<Flat, prost::DecodeError> {
             (s.labels, entries)
         })
         .collect())
-}
-
-/// A length-delimited field.
-fn field(num: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    prost::encoding::encode_key(num, prost::encoding::WireType::LengthDelimited, &mut out);
-    prost::encoding::encode_varint(payload.len() as u64, &mut out);
-    out.extend_from_slice(payload);
-    out
-}
-
-fn varint_field(num: u32, v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    prost::encoding::encode_key(num, prost::encoding::WireType::Varint, &mut out);
-    prost::encoding::encode_varint(v, &mut out);
-    out
 }
 
 /// Valid requests in the forms a plain encoder does not write: singular fields given

@@ -1,5 +1,6 @@
 use super::*;
 use crate::otlp::traces::convert;
+use crate::protowire::test_encode::{field, varint_field};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
@@ -209,22 +210,6 @@ fn the_wire_walk_gives_the_generic_paths_batch() {
     let batch = wire.builder.finish().expect("batch");
     assert_eq!(batch.num_rows(), conv.spans.len());
     assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
-}
-
-/// A length-delimited field.
-fn field(num: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    prost::encoding::encode_key(num, prost::encoding::WireType::LengthDelimited, &mut out);
-    prost::encoding::encode_varint(payload.len() as u64, &mut out);
-    out.extend_from_slice(payload);
-    out
-}
-
-fn varint_field(num: u32, v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    prost::encoding::encode_key(num, prost::encoding::WireType::Varint, &mut out);
-    prost::encoding::encode_varint(v, &mut out);
-    out
 }
 
 /// An unknown group (field 19) holding a varint and a nested group.

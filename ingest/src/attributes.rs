@@ -13,28 +13,36 @@ pub fn any_to_json(v: &AnyValue) -> Json {
         Some(Value::StringValue(s)) => Json::String(s.clone()),
         Some(Value::BoolValue(b)) => Json::Bool(*b),
         Some(Value::IntValue(i)) => Json::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map(Json::Number)
-            .unwrap_or_else(|| {
-                Json::String(
-                    if d.is_nan() {
-                        "NaN"
-                    } else if *d > 0.0 {
-                        "Infinity"
-                    } else {
-                        "-Infinity"
-                    }
-                    .into(),
-                )
-            }),
-        Some(Value::BytesValue(b)) => {
-            Json::String(base64::engine::general_purpose::STANDARD.encode(b))
-        }
+        Some(Value::DoubleValue(d)) => double_json(*d),
+        Some(Value::BytesValue(b)) => Json::String(bytes_text(b)),
         Some(Value::ArrayValue(a)) => Json::Array(a.values.iter().map(any_to_json).collect()),
         Some(Value::KvlistValue(kv)) => Json::Object(kvs_to_map(&kv.values)),
         // An index into a profile's string table: meaningless outside it.
         Some(Value::StringValueStrindex(i)) => Json::from(*i),
     }
+}
+
+/// A double as JSON: a number, or one of the strings "NaN", "Infinity", "-Infinity".
+pub(crate) fn double_json(d: f64) -> Json {
+    serde_json::Number::from_f64(d)
+        .map(Json::Number)
+        .unwrap_or_else(|| {
+            Json::String(
+                if d.is_nan() {
+                    "NaN"
+                } else if d > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+                .into(),
+            )
+        })
+}
+
+/// A bytes value as text: base64.
+pub(crate) fn bytes_text(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// The OTLP kind name of a value (`string`, `int`, `double`, `bool`, `bytes`, `array`,

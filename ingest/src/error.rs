@@ -17,6 +17,9 @@ pub enum Error {
     BadGzip(String),
     #[error("malformed protobuf body: {0}")]
     BadProtobuf(#[from] prost::DecodeError),
+    /// Refused by a decoder that walks the wire format itself (prost's form of message).
+    #[error("malformed protobuf body: {0}")]
+    MalformedProtobuf(#[source] crate::protowire::WireError),
     #[error("malformed OTLP/JSON body: {0}")]
     BadJson(#[from] serde_json::Error),
     #[error("malformed remote-write body: {0}")]
@@ -43,9 +46,11 @@ impl Error {
     /// The HTTP status for this error.
     pub fn http_status(&self) -> StatusCode {
         match self {
-            Error::Tenant(_) | Error::BadGzip(_) | Error::BadProtobuf(_) | Error::BadJson(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::Tenant(_)
+            | Error::BadGzip(_)
+            | Error::BadProtobuf(_)
+            | Error::MalformedProtobuf(_)
+            | Error::BadJson(_) => StatusCode::BAD_REQUEST,
             Error::RemoteWrite(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RemoteWrite(_) => StatusCode::BAD_REQUEST,
             Error::LokiPush(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,

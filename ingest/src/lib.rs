@@ -20,4 +20,5 @@ pub mod spanmetrics;
 pub mod telemetry;
 
 pub use error::{Error, Result};
+pub use protowire::WireError;
 pub use service::{IngestConfig, Ingester, Outcome};

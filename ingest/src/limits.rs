@@ -28,6 +28,14 @@ pub struct Limits {
     pub max_events_per_span: usize,
     /// Most links one span may have; a span with more is rejected (128, as for events).
     pub max_links_per_span: usize,
+    /// Most attributes one resource may have: the spans, log records and metric points of
+    /// a resource with more are rejected (128, the OpenTelemetry SDKs' attribute count
+    /// limit and `max_labels_per_series`' default, which its `target_info` series has to
+    /// meet anyway).
+    pub max_resource_attributes: usize,
+    /// Most attributes one instrumentation scope may have: the items of a scope with more
+    /// are rejected (128, as for resources).
+    pub max_scope_attributes: usize,
     /// Most metric series one tenant may have; samples of further new series are rejected
     /// (existing series keep being written). `0` means no limit. Concurrent writes may
     /// overshoot it by the new series of the requests in flight.
@@ -45,6 +53,8 @@ impl Default for Limits {
             max_log_body_bytes: 1024 * 1024,
             max_events_per_span: 128,
             max_links_per_span: 128,
+            max_resource_attributes: 128,
+            max_scope_attributes: 128,
             max_series_per_tenant: 2_000_000,
         }
     }
@@ -113,6 +123,24 @@ impl Limits {
             Err(format!(
                 "{links} links, more than the limit of {}",
                 self.max_links_per_span
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks the attribute counts of the resource and the scope items come from: why every
+    /// item of the block is rejected, if it is.
+    pub fn check_origin(&self, resource: usize, scope: usize) -> Result<(), String> {
+        if resource > self.max_resource_attributes {
+            Err(format!(
+                "its resource has {resource} attributes, more than the limit of {}",
+                self.max_resource_attributes
+            ))
+        } else if scope > self.max_scope_attributes {
+            Err(format!(
+                "its instrumentation scope has {scope} attributes, more than the limit of {}",
+                self.max_scope_attributes
             ))
         } else {
             Ok(())

@@ -25,10 +25,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use prost::Message;
 use serde_json::Value as Json;
 use std::time::{SystemTime, UNIX_EPOCH};
-use strata_proto::loki as pb;
 use strata_storage::model::{Labels, LogRecord, Origin, Signal};
 use strata_storage::schema::{LogRow, LogsBuilder};
 
@@ -47,7 +45,7 @@ pub enum PushError {
     #[error("invalid snappy (block format) body: {0}")]
     Snappy(#[source] snap::Error),
     #[error("invalid protobuf PushRequest: {0}")]
-    Protobuf(#[source] prost::DecodeError),
+    Protobuf(#[source] crate::protowire::WireError),
     #[error("invalid JSON push body: {0}")]
     Json(String),
     #[error("stream {stream}: error parsing labels {labels:?}: {reason}")]
@@ -138,51 +136,12 @@ fn decode_into(
             let raw = snap::raw::Decoder::new()
                 .decompress_vec(body)
                 .map_err(PushError::Snappy)?;
-            // The common case borrows every string from `raw`; anything the walk does not
-            // take plainly goes through prost, which answers the same or names the error.
-            if let Some(streams) = wire::streams(&raw) {
-                return convert(&streams, limits, now_ns, sink);
-            }
-            let req = pb::PushRequest::decode(raw.as_slice()).map_err(PushError::Protobuf)?;
-            let streams: Vec<PushStream<'_>> = req
-                .streams
-                .iter()
-                .map(|s| PushStream {
-                    labels: &s.labels,
-                    entries: s
-                        .entries
-                        .iter()
-                        .map(|e| PushEntry {
-                            timestamp: e.timestamp.map(|t| (t.seconds, t.nanos)),
-                            line: &e.line,
-                            metadata: e
-                                .structured_metadata
-                                .iter()
-                                .map(|p| (p.name.as_str(), p.value.as_str()))
-                                .collect(),
-                        })
-                        .collect(),
-                })
-                .collect();
-            convert(&streams, limits, now_ns, sink)
+            // Every string is borrowed from `raw`; malformed protobuf is refused by the walk
+            // itself, naming the field, before any entry is used.
+            convert(&raw, limits, now_ns, sink)
         }
         PushFormat::Json => convert_json(body, limits, now_ns, sink),
     }
-}
-
-/// One stream of a protobuf push, its strings borrowed from the request.
-struct PushStream<'a> {
-    /// The selector text, `{app="api"}`.
-    labels: &'a str,
-    entries: Vec<PushEntry<'a>>,
-}
-
-/// One entry of a protobuf push.
-struct PushEntry<'a> {
-    /// `google.protobuf.Timestamp` (seconds, nanos) when present.
-    timestamp: Option<(i64, i32)>,
-    line: &'a str,
-    metadata: Vec<(&'a str, &'a str)>,
 }
 
 /// A validated stream: its labels, their hash and the origin its records carry.
@@ -307,21 +266,18 @@ fn sink_error(e: strata_storage::Error, bad: impl FnOnce(String) -> PushError) -
 }
 
 fn convert(
-    streams: &[PushStream<'_>],
+    raw: &[u8],
     limits: &Limits,
     now_ns: i64,
     sink: &mut impl Sink,
 ) -> Result<(), PushError> {
-    sink.reserve(
-        streams.iter().map(|s| s.entries.len()).sum(),
-        streams
-            .iter()
-            .flat_map(|s| &s.entries)
-            .map(|e| e.line.len())
-            .sum(),
-    );
+    let totals = wire::check(raw).map_err(PushError::Protobuf)?;
+    sink.reserve(totals.entries, totals.line_bytes);
     let mut attrs = String::new();
-    for (si, stream) in streams.iter().enumerate() {
+    let mut metadata = Vec::new();
+    let mut streams = wire::Streams::new(raw);
+    let mut si = 0;
+    while let Some(stream) = streams.next().map_err(PushError::Protobuf)? {
         let labels = parse_labels(stream.labels)
             .and_then(|pairs| stream_labels(pairs, limits))
             .map_err(|reason| PushError::Labels {
@@ -330,7 +286,12 @@ fn convert(
                 reason,
             })?;
         let info = StreamInfo::new(labels);
-        for (ei, e) in stream.entries.iter().enumerate() {
+        let mut entries = stream.entries();
+        let mut ei = 0;
+        while let Some(e) = entries
+            .next(&mut metadata, limits.max_attributes_per_item)
+            .map_err(PushError::Protobuf)?
+        {
             let bad = |reason: String| PushError::Entry {
                 stream: si,
                 labels: info.labels.to_string(),
@@ -346,7 +307,7 @@ fn convert(
                 })
                 .unwrap_or(Some(0))
                 .ok_or_else(|| bad("timestamp out of range".into()))?;
-            check_entry(e.line, &e.metadata, limits, &mut attrs).map_err(bad)?;
+            check_entry(e.line, &metadata, e.metadata_count, limits, &mut attrs).map_err(bad)?;
             sink.entry(
                 &info,
                 if ts == 0 { now_ns } else { ts },
@@ -355,20 +316,24 @@ fn convert(
                 &attrs,
             )
             .map_err(|e| sink_error(e, bad))?;
+            ei += 1;
         }
+        si += 1;
     }
     Ok(())
 }
 
-/// Checks an entry against the limits and writes its metadata's JSON object into `attrs`.
+/// Checks an entry against the limits and writes its metadata's JSON object into `attrs`;
+/// `count` is how many pairs the entry has (`metadata` holds them all when within the limit).
 fn check_entry(
     line: &str,
     metadata: &[(&str, &str)],
+    count: usize,
     limits: &Limits,
     attrs: &mut String,
 ) -> Result<(), String> {
     limits.check_log_body(line.len())?;
-    limits.check_attributes(metadata.len())?;
+    limits.check_attributes(count)?;
     attrs.clear();
     if metadata.is_empty() {
         attrs.push_str("{}");
@@ -431,7 +396,7 @@ fn convert_json(
                 reason,
             };
             let (ts, line) = json_entry(v, &mut metadata).map_err(bad)?;
-            check_entry(line, &metadata, limits, &mut attrs).map_err(bad)?;
+            check_entry(line, &metadata, metadata.len(), limits, &mut attrs).map_err(bad)?;
             sink.entry(
                 &info,
                 if ts == 0 { now_ns } else { ts },

@@ -13,7 +13,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -215,19 +214,25 @@ impl Ingester {
     ) -> Result<Outcome> {
         let this = self.clone();
         let t = tenant.clone();
-        let translation = blocking(move || {
+        let mut req = req;
+        let (translation, rejected, mut errors) = blocking(move || {
+            let (rejected, errors) = crate::otlp::metrics::reject_oversized_resources(
+                &mut req,
+                &this.inner.config.limits,
+            );
             let mut deltas = this.inner.deltas.lock();
             let acc = deltas
                 .entry(t)
                 .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
-            this.inner.translator.translate(&req, acc)
+            (this.inner.translator.translate(&req, acc), rejected, errors)
         })
         .await?;
+        errors.extend(translation.errors);
         self.store_metrics(
             tenant,
             translation.write,
-            translation.rejected_points,
-            translation.errors,
+            translation.rejected_points + rejected,
+            errors,
         )
         .await
     }
@@ -295,33 +300,26 @@ impl Ingester {
 }
 
 impl Ingester {
-    /// Stores an OTLP traces request given as protobuf bytes: decoded straight into a
-    /// spans batch ([`traces_wire`]) when the walk takes it, else through the prost
-    /// structs as [`Ingester::traces`] does (same answer, same errors).
+    /// Stores an OTLP traces request given as protobuf bytes, decoded straight into a
+    /// spans batch ([`traces_wire`]): the same answer as [`Ingester::traces`] gives for
+    /// the decoded request, malformed protobuf refused the same way.
     pub async fn traces_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
         let this = self.clone();
-        let decoded = blocking(move || -> Result<_> {
+        let (batch, prepared, rejected, errors) = blocking(move || -> Result<_> {
             let metrics = &this.inner.span_metrics;
             let mut prepared = Prepared::default();
             let mut on_span = |row: &SpanRow<'_>, origin: &Origin| {
                 metrics.prepare_row(&mut prepared, row, origin);
             };
-            match traces_wire::decode(&body, &this.inner.config.limits, &mut on_span) {
-                Some(w) => {
-                    if let Some(e) = w.too_large {
-                        return Err(e.into());
-                    }
-                    let batch = w.builder.finish()?;
-                    Ok(Ok((batch, prepared, w.rejected, w.errors)))
-                }
-                None => Ok(Err(ExportTraceServiceRequest::decode(body)?)),
+            let w = traces_wire::decode(&body, &this.inner.config.limits, &mut on_span)
+                .map_err(Error::MalformedProtobuf)?;
+            if let Some(e) = w.too_large {
+                return Err(e.into());
             }
+            let batch = w.builder.finish()?;
+            Ok((batch, prepared, w.rejected, w.errors))
         })
         .await??;
-        let (batch, prepared, rejected, errors) = match decoded {
-            Ok(d) => d,
-            Err(req) => return self.traces(tenant, req).await,
-        };
         let accepted = batch.num_rows() as u64;
         self.inner.storage.write_spans_batch(tenant, batch).await?;
         self.inner.span_metrics.record(tenant, prepared);

@@ -373,13 +373,42 @@ fn log_token_index(batches: &[RecordBatch], order: &[RowRef]) -> Vec<u8> {
     token_index::TokenIndex::build(&lines, ROW_GROUP_ROWS).encode()
 }
 
+/// Keeps the data file at `from` (catalog path `path`) as `<data_dir>/quarantine/<path>`,
+/// a hard link (the original goes as files no catalog names do); returns the new path.
+fn keep_in_quarantine(data_dir: &Path, from: &Path, path: &str) -> Result<PathBuf> {
+    let to = data_dir.join("quarantine").join(path);
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    match std::fs::hard_link(from, &to) {
+        Ok(()) => Ok(to),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(to),
+        Err(e) => Err(Error::io(&to, e)),
+    }
+}
+
+/// Counts and logs a file taken out of the catalog for quarantine.
+fn log_quarantined(f: &FileMeta, kept: &Path, why: &Error) {
+    telemetry::QUARANTINED_FILES.add(1);
+    tracing::error!(
+        tenant = %f.tenant,
+        signal = %f.signal,
+        file = %f.path,
+        rows = f.rows,
+        kept_as = %kept.display(),
+        error = %why,
+        "a data file cannot be read: it is taken out of the catalog (its rows no longer \
+         answer queries) and kept in quarantine for inspection"
+    );
+}
+
 impl Storage {
     /// Opens (or creates) the store in `config.data_dir`, replaying the WAL.
     pub fn open(config: StorageConfig) -> Result<Storage> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let dir_lock = lock_data_dir(&dir)?;
-        let catalog = Catalog::load(&dir)?;
+        let mut catalog = Catalog::load(&dir)?;
         let files = FileStore::local(&dir.join("files"))?;
         let mut state = State::default();
         for (tenant, list) in &catalog.metadata {
@@ -390,6 +419,7 @@ impl Storage {
                 }
             }
         }
+        let mut unreadable = Vec::new();
         for f in &catalog.files {
             let (index, id_col, map_col) = match f.signal {
                 Signal::Metrics => (
@@ -410,12 +440,28 @@ impl Storage {
             let path = files.local_path(&f.path);
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let metrics = f.signal == Signal::Metrics;
-            let batches = decode_parquet_selecting(file, Some(&[id_col, map_col]), |meta| {
+            let read = decode_parquet_selecting(file, Some(&[id_col, map_col]), |meta| {
                 metrics.then(|| first_row_per_series(meta)).flatten()
-            })?;
-            for batch in batches {
-                index_batch(index, &batch, id_col, map_col);
+            });
+            match read {
+                Ok(batches) => {
+                    for batch in batches {
+                        index_batch(index, &batch, id_col, map_col);
+                    }
+                }
+                // One damaged file must not keep every other row from being served: it
+                // leaves the catalog for quarantine/, as compaction does with one.
+                Err(e) if e.is_corrupt_file() => {
+                    let kept = keep_in_quarantine(&dir, &path, &f.path)?;
+                    log_quarantined(f, &kept, &e);
+                    unreadable.push(f.id);
+                }
+                Err(e) => return Err(e),
             }
+        }
+        if !unreadable.is_empty() {
+            catalog.files.retain(|f| !unreadable.contains(&f.id));
+            catalog.store(&dir)?;
         }
         let mut undecodable = 0u64;
         let (wal, replay) =
@@ -1021,20 +1067,11 @@ impl Storage {
     /// this, compaction would fail on it every round and never merge its partition.
     async fn quarantine(&self, f: &FileMeta, why: &Error) -> Result<()> {
         let from = self.inner.files.local_path(&f.path);
-        let to = self.inner.config.data_dir.join("quarantine").join(&f.path);
-        let kept = to.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            if let Some(dir) = to.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-            match std::fs::hard_link(&from, &to) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(Error::io(&to, e)),
-            }
-        })
-        .await
-        .map_err(|_| Error::ShuttingDown)??;
+        let data_dir = self.inner.config.data_dir.clone();
+        let path = f.path.clone();
+        let kept = tokio::task::spawn_blocking(move || keep_in_quarantine(&data_dir, &from, &path))
+            .await
+            .map_err(|_| Error::ShuttingDown)??;
         let mut next = self.inner.state.read().catalog.clone();
         next.files.retain(|g| g.id != f.id);
         self.store_catalog(&next).await?;
@@ -1044,17 +1081,7 @@ impl Storage {
             state.catalog = next;
         }
         self.bury(f);
-        telemetry::QUARANTINED_FILES.add(1);
-        tracing::error!(
-            tenant = %f.tenant,
-            signal = %f.signal,
-            file = %f.path,
-            rows = f.rows,
-            kept_as = %kept.display(),
-            error = %why,
-            "a data file cannot be read: it is taken out of the catalog (its rows no longer \
-             answer queries) and kept in quarantine for inspection"
-        );
+        log_quarantined(f, &kept, why);
         Ok(())
     }
 

@@ -318,25 +318,10 @@ fn gathered_directory(batches: &[RecordBatch], order: &[RowRef]) -> Vec<Director
     out
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
+    let (v, n) = crate::varint::decode(bytes.get(*pos..)?)?;
+    *pos += n;
+    Some(v)
 }
 
 /// Hex of the directory as varints: id deltas (entries sorted by id), first rows, counts.
@@ -344,10 +329,10 @@ fn directory_hex(entries: &[DirectoryEntry]) -> String {
     let mut bytes = Vec::with_capacity(entries.len() * 8);
     let mut prev = 0u64;
     for &(id, start, rows) in entries {
-        varint(&mut bytes, id.wrapping_sub(prev));
+        crate::varint::encode(&mut bytes, id.wrapping_sub(prev));
         prev = id;
-        varint(&mut bytes, start);
-        varint(&mut bytes, rows);
+        crate::varint::encode(&mut bytes, start);
+        crate::varint::encode(&mut bytes, rows);
     }
     to_hex(&bytes)
 }

@@ -21,6 +21,7 @@ pub mod span_attrs;
 pub mod telemetry;
 pub mod tenant;
 pub mod token_index;
+pub mod varint;
 pub mod wal;
 pub mod wal_entry;
 

@@ -92,6 +92,13 @@ class Strata:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def peak_rss_mib(self) -> float:
+        """The server's peak resident memory so far (VmHWM), in MiB."""
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM")
+
     def sql(self, query: str, tenant: str | None = None):
         headers = {"X-Scope-OrgID": tenant} if tenant else {}
         r = requests.post(self.api + "/api/v1/sql", json={"query": query}, headers=headers, timeout=30)

@@ -253,6 +253,34 @@ def test_bad_input_is_rejected_whole(strata):
     assert strata.alive()
 
 
+def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
+    """A stream's labels given twice (protobuf keeps the last) once sent the push to prost,
+    which built every entry (~500 MiB for 4 million empty ones) before the labels were
+    checked. The walk now takes it itself: the last labels count, nothing is collected."""
+    def post(raw):
+        data = bytes(cramjam.snappy.compress_raw(raw))
+        return requests.post(strata.api + "/loki/api/v1/push", data=data,
+                             headers={"Content-Type": "application/x-protobuf"}, timeout=120)
+    line = field(2, field(1, vfield(1, NOW_NS // 10**9)) + field(2, b"twice"))
+    r = post(field(1, field(1, b'{app="first"}') + line + field(1, b'{app="second"}')))
+    assert r.status_code == 204, r.text
+    assert lines_of(query_range(strata, '{app="second"}'))[0][1] == "twice"
+    assert query_range(strata, '{app="first"}')["result"] == []
+    base = strata.peak_rss_mib()
+    entries = field(2, b"") * 4_000_000
+    # The last labels are malformed: refused, naming them, without a list of the entries.
+    r = post(field(1, field(1, b'{app="ok"}') + entries + field(1, b"{app=")))
+    assert r.status_code == 400 and "error parsing labels" in r.text, r.text
+    # A malformed tail: refused naming the field.
+    r = post(field(1, field(1, b'{app="ok"}') + entries) + b"\x0a\x7f")
+    assert r.status_code == 400, r.text
+    assert "PushRequest.streams: buffer underflow" in r.text, r.text
+    grown = strata.peak_rss_mib() - base
+    assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
+    assert strata.alive()
+    assert query_range(strata, '{app="ok"}')["result"] == []
+
+
 # --- live tail (GET /loki/api/v1/tail over a WebSocket) -------------------------------------
 
 def tail_url(strata, **params):

@@ -59,11 +59,13 @@ def names(strata):
     return sorted(r["name"] for r in strata.sql("SELECT name FROM spans"))
 
 
-def peak_rss_mib(strata):
-    for line in open(f"/proc/{strata.proc.pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+def grpc_refusal(strata, body):
+    """The error of an export that must be refused."""
+    try:
+        grpc_export(strata, body)
+    except grpc.RpcError as e:
+        return e
+    raise AssertionError("accepted")
 
 
 def test_spans_over_the_event_and_link_limits_are_rejected_alone_on_every_path(make_strata):
@@ -99,7 +101,7 @@ def test_spans_over_the_event_and_link_limits_are_rejected_alone_on_every_path(m
 def test_millions_of_empty_links_cost_no_memory_on_grpc_or_http(make_strata):
     s = make_strata().start()
     assert post(s, request([span("before", 1)])).status_code == 200
-    base = peak_rss_mib(s)
+    base = s.peak_rss_mib()
     # 4 million empty links (8 MB on the wire): as prost structs they were ~400 MiB, as
     # stored JSON ~400 MB more. Now counted and rejected without being collected.
     body = request([span("hostile", 2, links=4_000_000), span("good-grpc", 3)])
@@ -110,10 +112,78 @@ def test_millions_of_empty_links_cost_no_memory_on_grpc_or_http(make_strata):
     r = post(s, body)
     assert r.status_code == 200, r.text
     assert ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans == 1
-    grown = peak_rss_mib(s) - base
+    grown = s.peak_rss_mib() - base
     assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
     assert s.alive()
     assert names(s) == ["before", "good-grpc", "good-http"]
+
+
+def test_unusual_but_valid_or_malformed_bodies_cost_no_memory(make_strata):
+    """A span's status given twice (protobuf merges them) and a malformed tail once sent the
+    request to prost, which built all 4 million links (~400 MiB) before any limit. The walk
+    now takes the first itself, refuses the second itself, and neither costs memory."""
+    s = make_strata().start()
+    assert post(s, request([span("before", 1)])).status_code == 200
+    base = s.peak_rss_mib()
+    status_twice = field(15, field(2, b"first")) + field(15, varint(3 << 3) + varint(2))
+    hostile = span("hostile", 2, links=4_000_000) + status_twice
+    good = span("good-status", 3) + status_twice + field(5, b"good-merged")
+    r = post(s, request([hostile, good]))
+    assert r.status_code == 200, r.text
+    resp = ExportTraceServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_spans == 1
+    assert "4000000 links, more than the limit of 128" in resp.partial_success.error_message
+    resp = grpc_export(s, request([span("hostile", 4, links=4_000_000) + status_twice]))
+    assert resp.partial_success.rejected_spans == 1
+    # A malformed tail after the links: 400 / INVALID_ARGUMENT naming the field.
+    body = request([span("tail", 5, links=4_000_000)]) + b"\x0a\x7f"
+    r = post(s, body)
+    assert r.status_code == 400, r.text
+    assert "ExportTraceServiceRequest.resource_spans: buffer underflow" in r.text, r.text
+    e = grpc_refusal(s, body)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+    assert "buffer underflow" in e.details()
+    grown = s.peak_rss_mib() - base
+    assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
+    assert s.alive()
+    # The last name, and the merged status: message of the first, code of the second.
+    row = s.sql("SELECT name, status_code, status_message FROM spans WHERE name = 'good-merged'")
+    assert row == [{"name": "good-merged", "status_code": 2, "status_message": "first"}], row
+    assert names(s) == ["before", "good-merged"]
+
+
+def test_items_of_resources_and_scopes_over_their_attribute_limits_are_rejected(make_strata):
+    s = make_strata("[ingest.limits]\nmax_resource_attributes = 3\nmax_scope_attributes = 2\n").start()
+    def attrs(n):
+        return b"".join(field(1, field(1, f"k{i}".encode()) + field(2, field(1, b"v"))) for i in range(n))
+    def block(resource_attrs, scope_attrs, spans):
+        scope = field(1, b"".join(field(3, field(1, f"s{i}".encode())) for i in range(scope_attrs)))
+        ss = scope + b"".join(field(2, sp) for sp in spans)
+        return field(1, field(1, attrs(resource_attrs)) + field(2, ss))
+    body = (block(3, 2, [span("fits", 1)]) + block(4, 0, [span("big-resource", 2)])
+            + block(0, 3, [span("big-scope", 3)]))
+    r = post(s, body)
+    assert r.status_code == 200, r.text
+    partial = ExportTraceServiceResponse.FromString(r.content).partial_success
+    assert partial.rejected_spans == 2
+    assert "its resource has 4 attributes, more than the limit of 3" in partial.error_message
+    assert "its instrumentation scope has 3 attributes, more than the limit of 2" in partial.error_message
+    resp = grpc_export(s, block(5, 0, [span("grpc-big", 4)]) + block(1, 1, [span("grpc-fits", 5)]))
+    assert resp.partial_success.rejected_spans == 1
+    assert names(s) == ["fits", "grpc-fits"]
+    # Logs over OTLP/JSON: the records of the large resource are rejected, the rest stored.
+    res = [{"key": f"k{i}", "value": {"stringValue": "v"}} for i in range(4)]
+    req = {"resourceLogs": [
+        {"resource": {"attributes": res}, "scopeLogs": [{"logRecords": [{"body": {"stringValue": "no"}}]}]},
+        {"resource": {"attributes": res[:1]}, "scopeLogs": [{"logRecords": [{"body": {"stringValue": "yes"}}]}]},
+    ]}
+    r = requests.post(s.otlp_http + "/v1/logs", json=req, timeout=60)
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert int(partial["rejectedLogRecords"]) == 1, partial
+    assert "its resource has 4 attributes, more than the limit of 3" in partial["errorMessage"]
+    assert [row["body"] for row in s.sql("SELECT body FROM logs")] == ["yes"]
+    assert s.alive()
 
 
 def test_spans_expanding_past_the_text_limit_refuse_the_request(make_strata):
@@ -128,12 +198,9 @@ def test_spans_expanding_past_the_text_limit_refuse_the_request(make_strata):
     r = post(s, body)
     assert r.status_code == 413, r.text
     assert "bytes of text" in r.text
-    try:
-        grpc_export(s, body)
-        raise AssertionError("accepted")
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
-        assert "bytes of text" in e.details()
+    e = grpc_refusal(s, body)
+    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+    assert "bytes of text" in e.details()
     # Fewer spans fit.
     body = request([span(f"fits{i}", 100 + i) for i in range(3)], resource=resource)
     assert post(s, body).status_code == 200
@@ -150,10 +217,7 @@ def test_malformed_values_inside_rejected_spans_are_refused_on_every_path(make_s
     body = request([span("rejected", 2, attrs=attrs), span("good", 3)])
     r = post(s, body)
     assert r.status_code == 400, r.text
-    try:
-        grpc_export(s, body)
-        raise AssertionError("accepted")
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+    e = grpc_refusal(s, body)
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
     assert s.alive()
     assert names(s) == ["before"]

@@ -1,4 +1,7 @@
 use super::*;
+use crate::protowire::test_encode::{field, varint_field};
+use prost::Message;
+use strata_proto::loki as pb;
 
 fn limits() -> Limits {
     Limits::default()
@@ -238,83 +241,230 @@ fn batch_decode_matches_the_records() {
     assert_eq!(recs[2].stream, Labels::from_pairs([("job", "w")]));
 }
 
+type Flat = Vec<(
+    String,
+    Vec<(Option<(i64, i32)>, String, Vec<(String, String)>)>,
+)>;
+
+/// A request as the wire walk sees it.
+fn walked(raw: &[u8]) -> Result<Flat, crate::protowire::WireError> {
+    let totals = wire::check(raw)?;
+    let mut out = Vec::new();
+    let mut streams = wire::Streams::new(raw);
+    let mut metadata = Vec::new();
+    let mut entries_seen = 0;
+    while let Some(s) = streams.next()? {
+        let mut entries = Vec::new();
+        let mut it = s.entries();
+        while let Some(e) = it.next(&mut metadata, usize::MAX)? {
+            assert_eq!(e.metadata_count, metadata.len());
+            let md = metadata
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            entries.push((e.timestamp, e.line.to_owned(), md));
+            entries_seen += 1;
+        }
+        out.push((s.labels.to_owned(), entries));
+    }
+    assert_eq!(totals.entries, entries_seen);
+    Ok(out)
+}
+
+/// A request as prost decodes it.
+fn prost_view(raw: &[u8]) -> Result<Flat, prost::DecodeError> {
+    let req = pb::PushRequest::decode(raw)?;
+    Ok(req
+        .streams
+        .into_iter()
+        .map(|s| {
+            let entries = s
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let md = e
+                        .structured_metadata
+                        .into_iter()
+                        .map(|p| (p.name, p.value))
+                        .collect();
+                    (e.timestamp.map(|t| (t.seconds, t.nanos)), e.line, md)
+                })
+                .collect();
+            (s.labels, entries)
+        })
+        .collect())
+}
+
+/// Valid requests in the forms a plain encoder does not write: singular fields given
+/// twice (the last string wins, timestamps merge), unknown fields of every wire type
+/// (groups included), an empty request.
+fn unusual_requests() -> Vec<(&'static str, Vec<u8>)> {
+    let entry = |parts: &[Vec<u8>]| field(2, &parts.concat());
+    let ts = |s: u64, n: u64| [varint_field(1, s), varint_field(2, n)].concat();
+    vec![
+        ("empty", vec![]),
+        (
+            "labels twice",
+            field(
+                1,
+                &[
+                    field(1, br#"{a="1"}"#),
+                    entry(&[field(2, b"x")]),
+                    field(1, br#"{a="2"}"#),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "line, pair name and timestamp twice",
+            field(
+                1,
+                &[
+                    field(1, br#"{a="1"}"#),
+                    entry(&[
+                        field(1, &ts(5, 6)),
+                        field(2, b"first"),
+                        field(
+                            3,
+                            &[field(1, b"n1"), field(2, b"v"), field(1, b"n2")].concat(),
+                        ),
+                        field(1, &varint_field(2, 9)),
+                        field(2, b"second"),
+                    ]),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "unknown fields of every wire type, a group among them",
+            [
+                field(
+                    1,
+                    &[
+                        field(1, br#"{a="1"}"#),
+                        varint_field(3, 7),
+                        // Field 9: a group holding a varint; field 10 fixed64, 11 fixed32.
+                        vec![9 << 3 | 3, 1 << 3, 1, 9 << 3 | 4],
+                        vec![10 << 3 | 1, 1, 2, 3, 4, 5, 6, 7, 8],
+                        vec![11 << 3 | 5, 1, 2, 3, 4],
+                        entry(&[field(2, b"x"), field(7, b"unknown")]),
+                    ]
+                    .concat(),
+                ),
+                varint_field(5, 1),
+            ]
+            .concat(),
+        ),
+    ]
+}
+
 #[test]
 fn the_wire_walk_agrees_with_prost() {
-    let raw = mixed_request();
-    let walked = wire::streams(&raw).expect("plain request");
-    let req = pb::PushRequest::decode(raw.as_slice()).expect("prost");
-    assert_eq!(walked.len(), req.streams.len());
-    for (w, p) in walked.iter().zip(&req.streams) {
-        assert_eq!(w.labels, p.labels);
-        assert_eq!(w.entries.len(), p.entries.len());
-        for (we, pe) in w.entries.iter().zip(&p.entries) {
-            assert_eq!(we.timestamp, pe.timestamp.map(|t| (t.seconds, t.nanos)));
-            assert_eq!(we.line, pe.line);
-            let md: Vec<(&str, &str)> = pe
-                .structured_metadata
-                .iter()
-                .map(|m| (m.name.as_str(), m.value.as_str()))
-                .collect();
-            assert_eq!(we.metadata, md);
-        }
+    let mut cases = unusual_requests();
+    cases.push(("mixed", mixed_request()));
+    for (what, raw) in &cases {
+        let walked = walked(raw).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(walked, prost_view(raw).expect("prost"), "{what}");
     }
-    // A stream whose labels field comes twice: prost keeps the last; the walk declines
-    // and the prost path decodes it, so the push still takes the last labels.
-    let mut twice = Vec::new();
-    let inner = {
-        let mut s = Vec::new();
-        for l in [r#"{a="1"}"#, r#"{a="2"}"#] {
-            s.push(1 << 3 | 2);
-            s.push(l.len() as u8);
-            s.extend_from_slice(l.as_bytes());
-        }
-        let e = pb::EntryAdapter {
-            timestamp: None,
-            line: "x".into(),
-            structured_metadata: vec![],
-        }
-        .encode_to_vec();
-        s.push(2 << 3 | 2);
-        s.push(e.len() as u8);
-        s.extend_from_slice(&e);
-        s
-    };
-    twice.push(1 << 3 | 2);
-    twice.push(inner.len() as u8);
-    twice.extend_from_slice(&inner);
-    assert!(wire::streams(&twice).is_none());
-    let recs = decode(PushFormat::SnappyProtobuf, &snappy(&twice), &limits(), 1).expect("decode");
-    assert_eq!(recs[0].stream, Labels::from_pairs([("a", "2")]));
-    // Invalid UTF-8 in a line: the walk declines, prost names the error.
-    let bad = pb::PushRequest {
-        streams: vec![pb::StreamAdapter {
-            labels: r#"{a="1"}"#.into(),
-            entries: vec![pb::EntryAdapter {
-                timestamp: None,
-                line: "\u{e9}".into(),
-                structured_metadata: vec![],
-            }],
-            hash: 0,
-        }],
-    }
-    .encode_to_vec();
-    let at = bad.iter().position(|&b| b == 0xc3).expect("é");
-    let mut bad = bad;
-    bad[at] = 0xff;
-    assert!(wire::streams(&bad).is_none());
-    let err = decode_batch(PushFormat::SnappyProtobuf, &snappy(&bad), &limits(), 1)
-        .expect_err("invalid UTF-8");
-    assert!(err.to_string().contains("invalid protobuf"), "{err}");
-    // Truncated: refused the same way.
-    let raw = mixed_request();
-    let err = decode_batch(
+    // Protobuf's rules: the last labels, the merged timestamp, the last line.
+    let recs = decode(
         PushFormat::SnappyProtobuf,
-        &snappy(&raw[..raw.len() / 2]),
+        &snappy(&cases[1].1),
         &limits(),
         1,
     )
-    .expect_err("truncated");
-    assert!(err.to_string().contains("invalid protobuf"), "{err}");
+    .expect("decode");
+    assert_eq!(recs[0].stream, Labels::from_pairs([("a", "2")]));
+    let flat = walked(&cases[2].1).expect("walk");
+    assert_eq!(
+        flat[0].1,
+        vec![(
+            Some((5, 9)),
+            "second".to_owned(),
+            vec![("n2".to_owned(), "v".to_owned())]
+        )]
+    );
+}
+
+/// Malformed requests are refused by the walk with prost's own description of what was
+/// wrong and where, without prost decoding them.
+#[test]
+fn malformed_requests_are_refused_naming_the_field() {
+    let good = mixed_request();
+    let mut bad_utf8 = good.clone();
+    let at = bad_utf8.iter().position(|&b| b == 0xc3).expect("é");
+    bad_utf8[at] = 0xff;
+    let mut cases = vec![
+        ("bad UTF-8 in a line", bad_utf8),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        (
+            "a malformed tail",
+            [good.clone(), vec![0x0a, 0x7f]].concat(),
+        ),
+        ("field number 0", [good.clone(), vec![0x02, 0x00]].concat()),
+        ("an end group without a start", vec![0x0c]),
+        (
+            "a stream that is a varint",
+            [good.clone(), varint_field(1, 3)].concat(),
+        ),
+        (
+            "a timestamp of the wrong type",
+            field(1, &field(2, &field(1, &field(1, b"x")))),
+        ),
+        ("a 64-bit overflowing varint", {
+            let mut v = vec![0x08];
+            v.extend_from_slice(&[0xff; 9]);
+            v.push(0x02);
+            v
+        }),
+    ];
+    // Labels twice, the second not UTF-8.
+    cases.push((
+        "bad UTF-8 in the second labels",
+        field(1, &[field(1, b"{a=\"1\"}"), field(1, b"\xff")].concat()),
+    ));
+    for (what, raw) in cases {
+        let ours = walked(&raw).expect_err(what).to_string();
+        let theirs = prost_view(&raw).expect_err(what).to_string();
+        assert_eq!(
+            format!("failed to decode Protobuf message: {ours}"),
+            theirs,
+            "{what}"
+        );
+        let err =
+            decode_batch(PushFormat::SnappyProtobuf, &snappy(&raw), &limits(), 1).expect_err(what);
+        assert_eq!(
+            err.to_string(),
+            format!("invalid protobuf PushRequest: {ours}")
+        );
+        assert!(!err.is_too_large());
+    }
+}
+
+/// An entry of many metadata pairs is refused for them without a list of them, and
+/// requests walk without a list of their entries.
+#[test]
+fn metadata_past_the_limit_is_counted_not_collected() {
+    let pairs: Vec<u8> = (0..10_000)
+        .flat_map(|_| field(3, &field(1, b"k")))
+        .collect();
+    let raw = field(1, &[field(1, br#"{a="1"}"#), field(2, &pairs)].concat());
+    let mut streams = wire::Streams::new(&raw);
+    let s = streams.next().expect("walk").expect("a stream");
+    let mut metadata = Vec::new();
+    let e = s
+        .entries()
+        .next(&mut metadata, 256)
+        .expect("walk")
+        .expect("an entry");
+    assert_eq!((e.metadata_count, metadata.len()), (10_000, 256));
+    let err = decode_batch(PushFormat::SnappyProtobuf, &snappy(&raw), &limits(), 1)
+        .expect_err("over the limit");
+    assert!(
+        err.to_string()
+            .contains("10000 attributes, more than the limit of 256"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -63,26 +63,63 @@ impl ResourceOrigin {
         }
     }
 
+    /// A resource given by its parts: its `service.name` (`None` for the default), its
+    /// attributes' JSON object and its dropped attribute count.
+    pub fn from_parts(
+        service_name: Option<String>,
+        attributes: String,
+        dropped_attributes_count: u32,
+        schema_url: &str,
+    ) -> Self {
+        ResourceOrigin {
+            service_name: service_name.unwrap_or_else(|| "unknown_service".to_owned()),
+            attributes,
+            dropped_attributes_count,
+            schema_url: schema_url.to_owned(),
+        }
+    }
+
     /// The origin of one scope block of this resource.
     pub fn with_scope(
         &self,
         scope: Option<&InstrumentationScope>,
         scope_schema_url: &str,
     ) -> Origin {
+        self.with_scope_parts(
+            ScopeParts {
+                name: scope.map(|s| s.name.as_str()).unwrap_or_default(),
+                version: scope.map(|s| s.version.as_str()).unwrap_or_default(),
+                attributes: scope
+                    .map(|s| attributes_json(&s.attributes))
+                    .unwrap_or_else(|| "{}".into()),
+                dropped_attributes_count: scope.map_or(0, |s| s.dropped_attributes_count),
+            },
+            scope_schema_url,
+        )
+    }
+
+    /// The origin of one scope block of this resource, the scope given by its parts.
+    pub fn with_scope_parts(&self, scope: ScopeParts<'_>, scope_schema_url: &str) -> Origin {
         Origin {
             service_name: self.service_name.clone(),
             resource_attributes: self.attributes.clone(),
             resource_dropped_attributes_count: self.dropped_attributes_count,
             resource_schema_url: self.schema_url.clone(),
-            scope_name: scope.map(|s| s.name.clone()).unwrap_or_default(),
-            scope_version: scope.map(|s| s.version.clone()).unwrap_or_default(),
-            scope_attributes: scope
-                .map(|s| attributes_json(&s.attributes))
-                .unwrap_or_else(|| "{}".into()),
-            scope_dropped_attributes_count: scope.map_or(0, |s| s.dropped_attributes_count),
+            scope_name: scope.name.to_owned(),
+            scope_version: scope.version.to_owned(),
+            scope_attributes: scope.attributes,
+            scope_dropped_attributes_count: scope.dropped_attributes_count,
             scope_schema_url: scope_schema_url.to_owned(),
         }
     }
+}
+
+/// An instrumentation scope's parts, its attributes as a JSON object.
+pub struct ScopeParts<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub attributes: String,
+    pub dropped_attributes_count: u32,
 }
 
 /// Bytes of text an origin adds to every row it is copied onto.

@@ -40,7 +40,17 @@ pub fn convert(
                 crate::otlp::common::service_name(resource),
             ));
         }
+        let resource_attributes = resource.map_or(0, |r| r.attributes.len());
         for sl in &rl.scope_logs {
+            let scope_attributes = sl.scope.as_ref().map_or(0, |s| s.attributes.len());
+            if let Err(e) = limits.check_origin(resource_attributes, scope_attributes) {
+                let n = sl.log_records.len();
+                out.rejected += n as u64;
+                if n > 0 && out.errors.len() < 10 {
+                    out.errors.push(format!("{n} log records rejected: {e}"));
+                }
+                continue;
+            }
             let origin = origin(resource, &rl.schema_url, sl.scope.as_ref(), &sl.schema_url);
             for lr in &sl.log_records {
                 let problem = check_id(&lr.trace_id, 16, "trace_id")
@@ -124,5 +134,48 @@ mod tests {
         assert_eq!(severity_level(17, ""), "error");
         assert_eq!(severity_level(9, "INFO"), "info");
         assert_eq!(severity_level(0, ""), "unknown");
+    }
+
+    #[test]
+    fn records_of_resources_or_scopes_over_the_attribute_limits_are_rejected() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord as Otlp, ResourceLogs, ScopeLogs};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let attrs = |n: usize| -> Vec<KeyValue> {
+            (0..n)
+                .map(|i| KeyValue {
+                    key: format!("k{i}"),
+                    value: Some(AnyValue::default()),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let block = |resource: usize, scope: usize, records: usize| ResourceLogs {
+            resource: Some(Resource {
+                attributes: attrs(resource),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    attributes: attrs(scope),
+                    ..Default::default()
+                }),
+                log_records: vec![Otlp::default(); records],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![block(128, 128, 1), block(129, 0, 2), block(0, 129, 3)],
+        };
+        let out = convert(&req, &[], &Limits::default());
+        assert_eq!((out.records.len(), out.rejected), (1, 5));
+        assert_eq!(
+            out.errors,
+            vec![
+                "2 log records rejected: its resource has 129 attributes, more than the limit of 128",
+                "3 log records rejected: its instrumentation scope has 129 attributes, more than the limit of 128",
+            ]
+        );
     }
 }

@@ -654,6 +654,35 @@ fn point_times(m: &Metric) -> Vec<u64> {
     }
 }
 
+/// Takes out of `req` the metrics of resources over `max_resource_attributes` (their
+/// attributes would all become labels of a `target_info` series): how many points that
+/// rejects, and why. Scope attributes are not stored for metrics, so not limited here.
+pub fn reject_oversized_resources(
+    req: &mut ExportMetricsServiceRequest,
+    limits: &crate::limits::Limits,
+) -> (u64, Vec<String>) {
+    let (mut rejected, mut errors) = (0u64, Vec::new());
+    req.resource_metrics.retain(|rm| {
+        let attributes = rm.resource.as_ref().map_or(0, |r| r.attributes.len());
+        let Err(e) = limits.check_origin(attributes, 0) else {
+            return true;
+        };
+        let points: u64 = rm
+            .scope_metrics
+            .iter()
+            .flat_map(|sm| &sm.metrics)
+            .filter_map(|m| m.data.as_ref())
+            .map(point_count)
+            .sum();
+        rejected += points;
+        if points > 0 && errors.len() < MAX_ERROR_MESSAGES {
+            errors.push(format!("{points} points rejected: {e}"));
+        }
+        false
+    });
+    (rejected, errors)
+}
+
 fn point_count(data: &metric::Data) -> u64 {
     let n = match data {
         metric::Data::Gauge(g) => g.data_points.len(),

@@ -120,8 +120,19 @@ pub fn convert(
     for rs in &req.resource_spans {
         // The resource's JSON once per resource block, and nothing for scopes without spans.
         let mut resource = None;
+        let resource_attributes = rs.resource.as_ref().map_or(0, |r| r.attributes.len());
         for ss in &rs.scope_spans {
             if ss.spans.is_empty() {
+                continue;
+            }
+            let scope_attributes = ss.scope.as_ref().map_or(0, |s| s.attributes.len());
+            if let Err(e) = limits.check_origin(resource_attributes, scope_attributes) {
+                for s in &ss.spans {
+                    out.rejected += 1;
+                    if out.errors.len() < 10 {
+                        out.errors.push(super::common::span_rejection(&s.name, &e));
+                    }
+                }
                 continue;
             }
             let resource = resource

@@ -2,28 +2,90 @@
 //!
 //! The generic path decodes a request into prost structs (an allocation per string and
 //! id), converts them into model spans (more strings) and copies those into Arrow
-//! builders. This one walks the protobuf wire format once and appends each span's fields
-//! to [`SpansBuilder`] from the request bytes: ids are hex-encoded on the stack, attribute
-//! JSON is written into one reused buffer. Resources, scopes, events and links (a few per
-//! request or per span) still go through prost and the model conversion, so their JSON is
-//! the generic path's by construction.
+//! builders. This one walks the protobuf wire format and appends each span's fields to
+//! [`SpansBuilder`] from the request bytes: ids are hex-encoded on the stack, attribute,
+//! event and link JSON is written into reused buffers, each event and link walked once.
 //!
-//! The result is exactly `spans_batch(convert(decode(body)))` (a test checks it). Input the
-//! walk does not take plainly (malformed protobuf, invalid UTF-8, wire types other than
-//! the schema's, a singular message field repeated, which prost merges) returns `None`:
-//! the caller then takes the generic path, which gives the same answer or the same error.
+//! The result is exactly `spans_batch(convert(decode(body)))` (tests check it), for every
+//! form prost takes: fields in any order, unknown fields (groups too), singular fields
+//! given more than once (the last scalar or string wins, messages merge). Malformed input
+//! is a [`WireError`] naming the field, as prost's would be: prost never runs, so no body
+//! becomes its whole request's structs, whatever it holds.
 
-use crate::attributes::{any_to_json, push_int, push_json_str, write_attributes_json};
+mod value;
+
+use crate::attributes::{push_int, push_json_str};
 use crate::limits::Limits;
-use crate::otlp::common::{ResourceOrigin, nanos};
-use crate::otlp::traces::{SpanCounts, event, link, span_problem};
-use crate::protowire::{Fields, Wire, bytes, fixed32, fixed64, text, varint};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-use prost::Message;
+use crate::otlp::common::{ResourceOrigin, ScopeParts, nanos};
+use crate::otlp::traces::{SpanCounts, span_problem};
+use crate::protowire::{
+    At, Fields, I32, I64, LEN, Merged, Named, VARINT, WireError, bytes, fixed32, fixed64, text,
+    varint,
+};
+
+// Field names of the messages walked, for errors.
+const REQUEST: &[(u32, &str, u8)] = &[(1, "resource_spans", LEN)];
+const RESOURCE_SPANS: &[(u32, &str, u8)] = &[
+    (1, "resource", LEN),
+    (2, "scope_spans", LEN),
+    (3, "schema_url", LEN),
+];
+const RESOURCE: &[(u32, &str, u8)] = &[
+    (1, "attributes", LEN),
+    (2, "dropped_attributes_count", VARINT),
+    (3, "entity_refs", LEN),
+];
+const ENTITY_REF: &[(u32, &str, u8)] = &[
+    (1, "schema_url", LEN),
+    (2, "type", LEN),
+    (3, "id_keys", LEN),
+    (4, "description_keys", LEN),
+];
+const SCOPE_SPANS: &[(u32, &str, u8)] =
+    &[(1, "scope", LEN), (2, "spans", LEN), (3, "schema_url", LEN)];
+const SCOPE: &[(u32, &str, u8)] = &[
+    (1, "name", LEN),
+    (2, "version", LEN),
+    (3, "attributes", LEN),
+    (4, "dropped_attributes_count", VARINT),
+];
+const EVENT: &[(u32, &str, u8)] = &[
+    (1, "time_unix_nano", I64),
+    (2, "name", LEN),
+    (3, "attributes", LEN),
+    (4, "dropped_attributes_count", VARINT),
+];
+const LINK: &[(u32, &str, u8)] = &[
+    (1, "trace_id", LEN),
+    (2, "span_id", LEN),
+    (3, "trace_state", LEN),
+    (4, "attributes", LEN),
+    (5, "dropped_attributes_count", VARINT),
+    (6, "flags", I32),
+];
+const SPAN: &[(u32, &str, u8)] = &[
+    (1, "trace_id", LEN),
+    (2, "span_id", LEN),
+    (3, "trace_state", LEN),
+    (4, "parent_span_id", LEN),
+    (5, "name", LEN),
+    (6, "kind", VARINT),
+    (7, "start_time_unix_nano", I64),
+    (8, "end_time_unix_nano", I64),
+    (9, "attributes", LEN),
+    (10, "dropped_attributes_count", VARINT),
+    (11, "events", LEN),
+    (12, "dropped_events_count", VARINT),
+    (13, "links", LEN),
+    (14, "dropped_links_count", VARINT),
+    (15, "status", LEN),
+    (16, "flags", I32),
+];
+const STATUS: &[(u32, &str, u8)] = &[(2, "message", LEN), (3, "code", VARINT)];
+
 use strata_storage::model::Origin;
 use strata_storage::schema::{SpanRow, SpansBuilder};
+use value::{AttrValue, key_value, push_hex, write_attributes, write_value};
 
 /// A decoded request: its spans as a batch, and the spans rejected one by one.
 pub struct WireSpans {
@@ -32,146 +94,220 @@ pub struct WireSpans {
     pub errors: Vec<String>,
     /// Set when the spans make more text than one batch may hold: the request is then
     /// refused whole (the builder is emptied and the rest of the body only checked, so
-    /// that malformed input still gets the generic path's answer).
+    /// that malformed input is still refused as malformed).
     pub too_large: Option<strata_storage::Error>,
 }
 
-/// A singular message field: `None` when it was already seen (prost would merge them).
-fn once<'a>(slot: &mut Option<&'a [u8]>, w: Wire<'a>) -> Option<()> {
-    if slot.is_some() {
-        return None;
-    }
-    *slot = Some(bytes(w)?);
-    Some(())
+/// The attributes of a resource or scope: every one checked and counted, collected in
+/// order up to the limit (past it, the block's spans are rejected and nothing is built).
+struct Attributes<'a> {
+    members: Vec<(&'a str, AttrValue<'a>)>,
+    count: usize,
+    limit: usize,
+    /// The value of the first `service.name`, as the generic path's `service_name` takes.
+    service_name: Option<AttrValue<'a>>,
 }
 
-/// An attribute value as the walk sees it.
-enum AttrValue<'a> {
-    Null,
-    Str(&'a str),
-    Bool(bool),
-    Int(i64),
-    /// Anything else: the `AnyValue` message, decoded by prost when written.
-    Other(&'a [u8]),
-}
-
-/// A `KeyValue` message: its key and value.
-fn key_value(b: &[u8]) -> Option<(&str, AttrValue<'_>)> {
-    let mut key = "";
-    let mut value: Option<&[u8]> = None;
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
-        match n {
-            1 => key = text(w)?,
-            2 => once(&mut value, w)?,
-            _ => {}
+impl<'a> Attributes<'a> {
+    fn new(limit: usize) -> Self {
+        Attributes {
+            members: Vec::new(),
+            count: 0,
+            limit,
+            service_name: None,
         }
     }
-    let Some(v) = value else {
-        return Some((key, AttrValue::Null));
-    };
-    // The oneof: the last variant present wins, as in prost.
-    let mut out = AttrValue::Null;
-    let mut f = Fields::new(v);
-    while let Some((n, w)) = f.next_field()? {
-        out = match n {
-            1 => AttrValue::Str(text(w)?),
-            2 => AttrValue::Bool(varint(w)? != 0),
-            3 => AttrValue::Int(varint(w)? as i64),
-            4..=8 => AttrValue::Other(v),
-            _ => continue,
-        };
-        if matches!(out, AttrValue::Other(_)) {
-            break;
+
+    fn push(&mut self, kv: (&'a str, AttrValue<'a>)) {
+        self.count += 1;
+        if self.count > self.limit {
+            return;
         }
-    }
-    Some((key, out))
-}
-
-/// Checks a value as prost's decoding of the request would, without keeping it: what the
-/// walk did not look at (an array, kvlist, double or bytes value) is decoded and dropped.
-fn check_value(v: &AttrValue<'_>) -> Option<()> {
-    if let AttrValue::Other(b) = v {
-        AnyValue::decode(*b).ok()?;
-    }
-    Some(())
-}
-
-/// Checks a `KeyValue` list member as prost would decode it, keeping nothing.
-fn check_key_value(b: &[u8]) -> Option<()> {
-    check_value(&key_value(b)?.1)
-}
-
-/// Checks an `Event` message as prost would decode it, collecting nothing (its attributes
-/// one at a time), and counts its attributes: an event of millions of attributes costs
-/// no memory before the span is rejected for it.
-fn check_event(b: &[u8]) -> Option<usize> {
-    let mut attributes = 0usize;
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
-        match n {
-            1 => {
-                fixed64(w)?;
-            }
-            2 => {
-                text(w)?;
-            }
-            3 => {
-                check_key_value(bytes(w)?)?;
-                attributes += 1;
-            }
-            4 => {
-                varint(w)?;
-            }
-            _ => {}
+        if kv.0 == "service.name" && self.service_name.is_none() {
+            self.service_name = Some(kv.1.clone());
         }
+        self.members.push(kv);
     }
-    Some(attributes)
+
+    fn json(&mut self) -> Result<String, WireError> {
+        let mut out = String::with_capacity(2 + self.members.len() * 32);
+        write_attributes(&mut out, &mut self.members)?;
+        Ok(out)
+    }
 }
 
-/// [`check_event`] for a `Link` message.
-fn check_link(b: &[u8]) -> Option<usize> {
-    let mut attributes = 0usize;
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
-        match n {
-            1 | 2 => {
-                bytes(w)?;
-            }
-            3 => {
-                text(w)?;
-            }
-            4 => {
-                check_key_value(bytes(w)?)?;
-                attributes += 1;
-            }
-            5 => {
-                varint(w)?;
-            }
-            6 => {
-                fixed32(w)?;
-            }
-            _ => {}
-        }
-    }
-    Some(attributes)
-}
-
-fn write_value(out: &mut String, v: &AttrValue<'_>) -> Option<()> {
+/// A value as text: strings as they are, anything else as its JSON (`any_to_text`).
+fn value_text(v: &AttrValue<'_>) -> Result<String, WireError> {
     match v {
-        AttrValue::Null => out.push_str("null"),
-        AttrValue::Str(s) => push_json_str(out, s),
-        AttrValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        AttrValue::Int(n) => push_int(out, *n),
-        AttrValue::Other(b) => {
-            let any = AnyValue::decode(*b).ok()?;
-            match any.value {
-                None => out.push_str("null"),
-                Some(_) => out.push_str(&any_to_json(&any).to_string()),
-            }
+        AttrValue::Str(s) => Ok((*s).to_owned()),
+        AttrValue::Null => Ok(String::new()),
+        other => {
+            let mut out = String::new();
+            write_value(&mut out, other)?;
+            Ok(out)
         }
     }
-    Some(())
+}
+
+/// A (merged) `Resource`: its attributes and dropped attribute count.
+fn resource(mut m: Merged<'_>, limit: usize) -> Result<(Attributes<'_>, u32), WireError> {
+    let mut attrs = Attributes::new(limit);
+    let mut dropped = 0u32;
+    while let Some((n, w)) = m.next_field().named("Resource", RESOURCE)? {
+        match n {
+            1 => attrs.push(
+                m.message(w)
+                    .and_then(key_value)
+                    .at("Resource", "attributes")?,
+            ),
+            2 => dropped = varint(w).at("Resource", "dropped_attributes_count")? as u32,
+            3 => m
+                .message(w)
+                .and_then(entity_ref)
+                .at("Resource", "entity_refs")?,
+            _ => {}
+        }
+    }
+    Ok((attrs, dropped))
+}
+
+/// Checks an `EntityRef` (kept by no one, but prost checks it).
+fn entity_ref(mut f: Fields<'_>) -> Result<(), WireError> {
+    while let Some((n, w)) = f.next_field().named("EntityRef", ENTITY_REF)? {
+        match n {
+            1 => text(w).at("EntityRef", "schema_url")?,
+            2 => text(w).at("EntityRef", "type")?,
+            3 => text(w).at("EntityRef", "id_keys")?,
+            4 => text(w).at("EntityRef", "description_keys")?,
+            _ => "",
+        };
+    }
+    Ok(())
+}
+
+/// A (merged) `InstrumentationScope`.
+struct Scope<'a> {
+    name: &'a str,
+    version: &'a str,
+    attributes: Attributes<'a>,
+    dropped: u32,
+}
+
+fn scope(mut m: Merged<'_>, limit: usize) -> Result<Scope<'_>, WireError> {
+    let mut out = Scope {
+        name: "",
+        version: "",
+        attributes: Attributes::new(limit),
+        dropped: 0,
+    };
+    while let Some((n, w)) = m.next_field().named("InstrumentationScope", SCOPE)? {
+        match n {
+            1 => out.name = text(w).at("InstrumentationScope", "name")?,
+            2 => out.version = text(w).at("InstrumentationScope", "version")?,
+            3 => out.attributes.push(
+                m.message(w)
+                    .and_then(key_value)
+                    .at("InstrumentationScope", "attributes")?,
+            ),
+            4 => {
+                out.dropped =
+                    varint(w).at("InstrumentationScope", "dropped_attributes_count")? as u32
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an `Event` (walked once): counts its attributes and, when `out` is given and it
+/// is within the attribute limit, appends its JSON (the model's `SpanEvent`) to `out`.
+/// Attributes past the limit are checked, not collected.
+fn event<'a>(
+    mut f: Fields<'a>,
+    out: Option<&mut String>,
+    attrs: &mut Vec<(&'a str, AttrValue<'a>)>,
+    limits: &Limits,
+) -> Result<usize, WireError> {
+    attrs.clear();
+    let (mut time, mut name, mut dropped, mut count) = (0u64, "", 0u32, 0usize);
+    while let Some((n, w)) = f.next_field().named("Event", EVENT)? {
+        match n {
+            1 => time = fixed64(w).at("Event", "time_unix_nano")?,
+            2 => name = text(w).at("Event", "name")?,
+            3 => {
+                let kv = f.message(w).and_then(key_value).at("Event", "attributes")?;
+                count += 1;
+                if count <= limits.max_attributes_per_item {
+                    attrs.push(kv);
+                }
+            }
+            4 => dropped = varint(w).at("Event", "dropped_attributes_count")? as u32,
+            _ => {}
+        }
+    }
+    if let Some(o) = out.filter(|_| count <= limits.max_attributes_per_item) {
+        if o.len() > 1 {
+            o.push(',');
+        }
+        o.push_str("{\"time_ns\":");
+        push_int(o, nanos(time));
+        o.push_str(",\"name\":");
+        push_json_str(o, name);
+        o.push_str(",\"attributes\":");
+        write_attributes(o, attrs)?;
+        o.push_str(",\"dropped_attributes_count\":");
+        push_int(o, i64::from(dropped));
+        o.push('}');
+    }
+    Ok(count)
+}
+
+/// [`event`] for a `Link` (the model's `SpanLink`).
+fn link<'a>(
+    mut f: Fields<'a>,
+    out: Option<&mut String>,
+    attrs: &mut Vec<(&'a str, AttrValue<'a>)>,
+    limits: &Limits,
+) -> Result<usize, WireError> {
+    attrs.clear();
+    let (mut trace_id, mut span_id, mut trace_state): (&[u8], &[u8], &str) = (&[], &[], "");
+    let (mut dropped, mut flags, mut count) = (0u32, 0u32, 0usize);
+    while let Some((n, w)) = f.next_field().named("Link", LINK)? {
+        match n {
+            1 => trace_id = bytes(w).at("Link", "trace_id")?,
+            2 => span_id = bytes(w).at("Link", "span_id")?,
+            3 => trace_state = text(w).at("Link", "trace_state")?,
+            4 => {
+                let kv = f.message(w).and_then(key_value).at("Link", "attributes")?;
+                count += 1;
+                if count <= limits.max_attributes_per_item {
+                    attrs.push(kv);
+                }
+            }
+            5 => dropped = varint(w).at("Link", "dropped_attributes_count")? as u32,
+            6 => flags = fixed32(w).at("Link", "flags")?,
+            _ => {}
+        }
+    }
+    if let Some(o) = out.filter(|_| count <= limits.max_attributes_per_item) {
+        if o.len() > 1 {
+            o.push(',');
+        }
+        o.push_str("{\"trace_id\":\"");
+        push_hex(o, trace_id);
+        o.push_str("\",\"span_id\":\"");
+        push_hex(o, span_id);
+        o.push_str("\",\"trace_state\":");
+        push_json_str(o, trace_state);
+        o.push_str(",\"attributes\":");
+        write_attributes(o, attrs)?;
+        o.push_str(",\"dropped_attributes_count\":");
+        push_int(o, i64::from(dropped));
+        o.push_str(",\"flags\":");
+        push_int(o, i64::from(flags));
+        o.push('}');
+    }
+    Ok(count)
 }
 
 /// Lower-case hex of an id into `buf`.
@@ -189,18 +325,18 @@ fn hex<'b>(id: &[u8], buf: &'b mut [u8; 32]) -> &'b str {
 #[derive(Default)]
 struct Scratch<'a> {
     attrs: Vec<(&'a str, AttrValue<'a>)>,
+    item_attrs: Vec<(&'a str, AttrValue<'a>)>,
     attrs_json: String,
-    events: Vec<&'a [u8]>,
-    links: Vec<&'a [u8]>,
+    events_json: String,
+    links_json: String,
 }
 
-/// Decodes an `ExportTraceServiceRequest`, calling `on_span` with every span stored;
-/// `None` when the generic path must take the request.
+/// Decodes an `ExportTraceServiceRequest`, calling `on_span` with every span stored.
 pub fn decode(
     body: &[u8],
     limits: &Limits,
     on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
-) -> Option<WireSpans> {
+) -> Result<WireSpans, WireError> {
     let mut out = WireSpans {
         builder: SpansBuilder::with_capacity(body.len() / 256)
             .with_max_text_bytes(limits.max_span_text_bytes()),
@@ -210,204 +346,268 @@ pub fn decode(
     };
     let mut scratch = Scratch::default();
     let mut f = Fields::new(body);
-    while let Some((n, w)) = f.next_field()? {
+    while let Some((n, w)) = f.next_field().named("ExportTraceServiceRequest", REQUEST)? {
         if n == 1 {
-            resource_spans(bytes(w)?, limits, &mut out, &mut scratch, on_span)?;
+            f.message(w)
+                .and_then(|rs| resource_spans(rs, limits, &mut out, &mut scratch, on_span))
+                .at("ExportTraceServiceRequest", "resource_spans")?;
         }
     }
-    Some(out)
+    Ok(out)
 }
 
-/// One `ResourceSpans`. Its fields are walked twice (the resource and schema URL may come
-/// after the scopes), so that no list of scopes or spans is built: a body of millions of
-/// empty scopes or spans costs no memory. The resource's origin is built once, at the
-/// first scope that has spans.
+/// One `ResourceSpans`. Its fields are walked more than once (the resource and schema URL
+/// may come after the scopes, the resource may come in pieces), so that no list of scopes
+/// or spans is built: a body of millions of empty scopes or spans costs no memory. The
+/// resource's origin is built once, at the first scope that has spans.
 fn resource_spans<'a>(
-    b: &'a [u8],
+    rs: Fields<'a>,
     limits: &Limits,
     out: &mut WireSpans,
     scratch: &mut Scratch<'a>,
     on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
-) -> Option<()> {
-    let mut resource = None;
+) -> Result<(), WireError> {
     let mut schema_url = "";
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
+    let mut f = rs.clone();
+    while let Some((n, w)) = f.next_field().named("ResourceSpans", RESOURCE_SPANS)? {
         match n {
-            1 => once(&mut resource, w)?,
-            2 => {
-                bytes(w)?;
+            1 => {
+                f.message(w).at("ResourceSpans", "resource")?;
             }
-            3 => schema_url = text(w)?,
+            2 => {
+                f.message(w).at("ResourceSpans", "scope_spans")?;
+            }
+            3 => schema_url = text(w).at("ResourceSpans", "schema_url")?,
             _ => {}
         }
     }
-    let resource = match resource {
-        Some(r) => Some(Resource::decode(r).ok()?),
-        None => None,
+    let mut has_resource = false;
+    let mut f = rs.clone();
+    while let Some((n, _)) = f.next_field().named("ResourceSpans", RESOURCE_SPANS)? {
+        has_resource |= n == 1;
+    }
+    let mut resource = if has_resource {
+        let limit = limits.max_resource_attributes;
+        Some(resource(Merged::new(rs.clone(), 1), limit).at("ResourceSpans", "resource")?)
+    } else {
+        None
     };
     let mut resource_origin = None;
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
+    let mut f = rs;
+    while let Some((n, w)) = f.next_field().named("ResourceSpans", RESOURCE_SPANS)? {
         if n != 2 {
             continue;
         }
-        let s = bytes(w)?;
-        let mut scope = None;
-        let mut scope_url = "";
-        let mut has_spans = false;
-        let mut g = Fields::new(s);
-        while let Some((n, w)) = g.next_field()? {
-            match n {
-                1 => once(&mut scope, w)?,
-                2 => {
-                    bytes(w)?;
-                    has_spans = true;
-                }
-                3 => scope_url = text(w)?,
-                _ => {}
-            }
-        }
-        let scope = match scope {
-            Some(s) => Some(InstrumentationScope::decode(s).ok()?),
-            None => None,
-        };
-        if !has_spans {
-            continue;
-        }
-        let origin = resource_origin
-            .get_or_insert_with(|| ResourceOrigin::new(resource.as_ref(), schema_url))
-            .with_scope(scope.as_ref(), scope_url);
-        let mut g = Fields::new(s);
-        while let Some((n, w)) = g.next_field()? {
-            if n == 2 {
-                one_span(bytes(w)?, &origin, limits, out, scratch, on_span)?;
-            }
-        }
+        let ss = f.message(w)?;
+        scope_spans(
+            ss,
+            &mut resource,
+            &mut resource_origin,
+            schema_url,
+            limits,
+            out,
+            scratch,
+            on_span,
+        )
+        .at("ResourceSpans", "scope_spans")?;
     }
-    Some(())
+    Ok(())
 }
 
-fn one_span<'a>(
-    b: &'a [u8],
-    origin: &Origin,
+#[allow(clippy::too_many_arguments)]
+fn scope_spans<'a>(
+    ss: Fields<'a>,
+    resource: &mut Option<(Attributes<'a>, u32)>,
+    resource_origin: &mut Option<ResourceOrigin>,
+    resource_schema_url: &str,
     limits: &Limits,
     out: &mut WireSpans,
     scratch: &mut Scratch<'a>,
     on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
-) -> Option<()> {
+) -> Result<(), WireError> {
+    let (mut scope_url, mut has_scope, mut has_spans) = ("", false, false);
+    let mut g = ss.clone();
+    while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
+        match n {
+            1 => {
+                g.message(w).at("ScopeSpans", "scope")?;
+                has_scope = true;
+            }
+            2 => {
+                g.message(w).at("ScopeSpans", "spans")?;
+                has_spans = true;
+            }
+            3 => scope_url = text(w).at("ScopeSpans", "schema_url")?,
+            _ => {}
+        }
+    }
+    let scope = if has_scope {
+        let limit = limits.max_scope_attributes;
+        Some(scope(Merged::new(ss.clone(), 1), limit).at("ScopeSpans", "scope")?)
+    } else {
+        None
+    };
+    if !has_spans {
+        return Ok(());
+    }
+    let counts = (
+        resource.as_ref().map_or(0, |(a, _)| a.count),
+        scope.as_ref().map_or(0, |s| s.attributes.count),
+    );
+    if let Err(e) = limits.check_origin(counts.0, counts.1) {
+        // Every span of the block is rejected (and checked): no origin is built.
+        let origin = Origin::default();
+        let mut g = ss;
+        while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
+            if n == 2 {
+                let span = g.message(w)?;
+                one_span(span, &origin, Some(&e), limits, out, scratch, on_span)
+                    .at("ScopeSpans", "spans")?;
+            }
+        }
+        return Ok(());
+    }
+    let resource_origin = match resource_origin {
+        Some(r) => r,
+        None => resource_origin.insert(match resource {
+            Some((attrs, dropped)) => ResourceOrigin::from_parts(
+                attrs.service_name.as_ref().map(value_text).transpose()?,
+                attrs.json()?,
+                *dropped,
+                resource_schema_url,
+            ),
+            None => ResourceOrigin::new(None, resource_schema_url),
+        }),
+    };
+    let origin = match scope {
+        Some(mut s) => resource_origin.with_scope_parts(
+            ScopeParts {
+                name: s.name,
+                version: s.version,
+                attributes: s.attributes.json()?,
+                dropped_attributes_count: s.dropped,
+            },
+            scope_url,
+        ),
+        None => resource_origin.with_scope(None, scope_url),
+    };
+    let mut g = ss;
+    while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
+        if n == 2 {
+            one_span(g.message(w)?, &origin, None, limits, out, scratch, on_span)
+                .at("ScopeSpans", "spans")?;
+        }
+    }
+    Ok(())
+}
+
+/// One span, appended unless rejected: for its own ids or counts, or for `block`, why
+/// every span of its resource or scope is.
+fn one_span<'a>(
+    mut f: Fields<'a>,
+    origin: &Origin,
+    block: Option<&str>,
+    limits: &Limits,
+    out: &mut WireSpans,
+    scratch: &mut Scratch<'a>,
+    on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
+) -> Result<(), WireError> {
     let (mut trace_id, mut span_id, mut parent): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
     let (mut trace_state, mut name) = ("", "");
     let (mut flags, mut kind, mut start, mut end) = (0u32, 0i32, 0u64, 0u64);
     let (mut dropped_attrs, mut dropped_events, mut dropped_links) = (0u32, 0u32, 0u32);
-    let mut status = None;
+    let (mut status_code, mut status_message) = (0i32, "");
     let mut counts = SpanCounts::default();
     scratch.attrs.clear();
-    scratch.events.clear();
-    scratch.links.clear();
+    scratch.events_json.clear();
+    scratch.events_json.push('[');
+    scratch.links_json.clear();
+    scratch.links_json.push('[');
     // Attributes, events and links past their limits make the span rejected: they are
-    // counted and checked as prost would check them, one at a time, never collected.
-    // Every event and link is checked (and its attributes counted) without decoding it.
-    let mut f = Fields::new(b);
-    while let Some((n, w)) = f.next_field()? {
+    // checked as prost would check them and counted, one at a time, never collected.
+    // Events and links within the limits are written as they are walked.
+    while let Some((n, w)) = f.next_field().named("Span", SPAN)? {
         match n {
-            1 => trace_id = bytes(w)?,
-            2 => span_id = bytes(w)?,
-            3 => trace_state = text(w)?,
-            4 => parent = bytes(w)?,
-            5 => name = text(w)?,
-            6 => kind = varint(w)? as i32,
-            7 => start = fixed64(w)?,
-            8 => end = fixed64(w)?,
+            1 => trace_id = bytes(w).at("Span", "trace_id")?,
+            2 => span_id = bytes(w).at("Span", "span_id")?,
+            3 => trace_state = text(w).at("Span", "trace_state")?,
+            4 => parent = bytes(w).at("Span", "parent_span_id")?,
+            5 => name = text(w).at("Span", "name")?,
+            6 => kind = varint(w).at("Span", "kind")? as i32,
+            7 => start = fixed64(w).at("Span", "start_time_unix_nano")?,
+            8 => end = fixed64(w).at("Span", "end_time_unix_nano")?,
             9 => {
-                let kv = key_value(bytes(w)?)?;
+                let kv = f.message(w).and_then(key_value).at("Span", "attributes")?;
                 counts.attributes += 1;
                 if counts.attributes <= limits.max_attributes_per_item {
                     scratch.attrs.push(kv);
-                } else {
-                    check_value(&kv.1)?;
                 }
             }
-            10 => dropped_attrs = varint(w)? as u32,
+            10 => dropped_attrs = varint(w).at("Span", "dropped_attributes_count")? as u32,
             11 => {
-                let e = bytes(w)?;
-                counts.event_attributes = counts.event_attributes.max(check_event(e)?);
                 counts.events += 1;
-                if counts.events <= limits.max_events_per_span {
-                    scratch.events.push(e);
-                }
+                let keep = counts.events <= limits.max_events_per_span;
+                let n = f
+                    .message(w)
+                    .and_then(|e| {
+                        let out = Some(&mut scratch.events_json).filter(|_| keep);
+                        event(e, out, &mut scratch.item_attrs, limits)
+                    })
+                    .at("Span", "events")?;
+                counts.event_attributes = counts.event_attributes.max(n);
             }
-            12 => dropped_events = varint(w)? as u32,
+            12 => dropped_events = varint(w).at("Span", "dropped_events_count")? as u32,
             13 => {
-                let l = bytes(w)?;
-                counts.link_attributes = counts.link_attributes.max(check_link(l)?);
                 counts.links += 1;
-                if counts.links <= limits.max_links_per_span {
-                    scratch.links.push(l);
-                }
+                let keep = counts.links <= limits.max_links_per_span;
+                let n = f
+                    .message(w)
+                    .and_then(|e| {
+                        let out = Some(&mut scratch.links_json).filter(|_| keep);
+                        link(e, out, &mut scratch.item_attrs, limits)
+                    })
+                    .at("Span", "links")?;
+                counts.link_attributes = counts.link_attributes.max(n);
             }
-            14 => dropped_links = varint(w)? as u32,
-            15 => once(&mut status, w)?,
-            16 => flags = fixed32(w)?,
+            14 => dropped_links = varint(w).at("Span", "dropped_links_count")? as u32,
+            15 => {
+                // Each `status` merges into the one before, as protobuf merges messages.
+                let mut st = f.message(w).at("Span", "status")?;
+                let r = (|| -> Result<(), WireError> {
+                    while let Some((n, w)) = st.next_field().named("Status", STATUS)? {
+                        match n {
+                            2 => status_message = text(w).at("Status", "message")?,
+                            3 => status_code = varint(w).at("Status", "code")? as i32,
+                            _ => {}
+                        }
+                    }
+                    Ok(())
+                })();
+                r.at("Span", "status")?;
+            }
+            16 => flags = fixed32(w).at("Span", "flags")?,
             _ => {}
         }
     }
-    let (mut status_code, mut status_message) = (0i32, "");
-    if let Some(st) = status {
-        let mut f = Fields::new(st);
-        while let Some((n, w)) = f.next_field()? {
-            match n {
-                2 => status_message = text(w)?,
-                3 => status_code = varint(w)? as i32,
-                _ => {}
-            }
-        }
-    }
-    if let Err(e) = span_problem(trace_id.len(), span_id.len(), parent, counts, limits) {
-        // A rejected span's contents are still checked, as prost checks them: a malformed
-        // one gives the generic path's 400 for the request, not a rejection.
-        // (Events and links were checked as they were counted.)
-        for (_, v) in &scratch.attrs {
-            check_value(v)?;
-        }
+    let problem = match block {
+        Some(why) => Err(why.to_owned()),
+        None => span_problem(trace_id.len(), span_id.len(), parent, counts, limits),
+    };
+    if let Err(e) = problem {
         out.rejected += 1;
         if out.errors.len() < 10 {
             out.errors.push(super::common::span_rejection(name, &e));
         }
-        return Some(());
-    }
-    // Events and links are checked before anything is appended, so that a malformed one
-    // leaves the whole request to the generic path.
-    let mut events = Vec::with_capacity(scratch.events.len());
-    for e in &scratch.events {
-        events.push(event(&Event::decode(*e).ok()?));
-    }
-    let mut links = Vec::with_capacity(scratch.links.len());
-    for l in &scratch.links {
-        links.push(link(&Link::decode(*l).ok()?));
-    }
-    scratch.attrs_json.clear();
-    let mut ok = true;
-    write_attributes_json(&mut scratch.attrs_json, &mut scratch.attrs, |o, v| {
-        ok &= write_value(o, v).is_some();
-    });
-    if !ok {
-        return None;
+        return Ok(());
     }
     if out.too_large.is_some() {
         // The request is refused already: the rest is only checked.
-        return Some(());
+        return Ok(());
     }
-    let events_json = if events.is_empty() {
-        "[]".to_owned()
-    } else {
-        serde_json::to_string(&events).ok()?
-    };
-    let links_json = if links.is_empty() {
-        "[]".to_owned()
-    } else {
-        serde_json::to_string(&links).ok()?
-    };
+    scratch.events_json.push(']');
+    scratch.links_json.push(']');
+    scratch.attrs_json.clear();
+    write_attributes(&mut scratch.attrs_json, &mut scratch.attrs)?;
     let (mut t, mut s, mut p) = ([0u8; 32], [0u8; 32], [0u8; 32]);
     let row = SpanRow {
         trace_id: hex(trace_id, &mut t),
@@ -421,9 +621,9 @@ fn one_span<'a>(
         end_time_ns: nanos(end),
         attributes: &scratch.attrs_json,
         dropped_attributes_count: dropped_attrs,
-        events_json: &events_json,
+        events_json: &scratch.events_json,
         dropped_events_count: dropped_events,
-        links_json: &links_json,
+        links_json: &scratch.links_json,
         dropped_links_count: dropped_links,
         status_code,
         status_message,
@@ -435,7 +635,7 @@ fn one_span<'a>(
             out.too_large = Some(e);
         }
     }
-    Some(())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 mod merge;
+#[cfg(test)]
+mod read_ahead_tests;
 mod runs;
 pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
@@ -147,6 +149,9 @@ pub struct Scanner {
     tenant: TenantId,
     deadline: Option<Instant>,
     cancel: Arc<AtomicBool>,
+    /// Set when whoever reads through this scanner is gone (a chunk read ahead that no
+    /// one will take): the read stops at its next check.
+    abandoned: Option<Arc<AtomicBool>>,
 }
 
 impl Scanner {
@@ -162,6 +167,15 @@ impl Scanner {
             tenant,
             deadline,
             cancel,
+            abandoned: None,
+        }
+    }
+
+    /// This scanner, also stopping (as canceled) once `abandoned` is set.
+    fn abandoned_with(&self, abandoned: Arc<AtomicBool>) -> Scanner {
+        Scanner {
+            abandoned: Some(abandoned),
+            ..self.clone()
         }
     }
 
@@ -177,7 +191,12 @@ impl Scanner {
 
     /// Fails once the deadline passed or the request was canceled.
     pub fn check(&self) -> Result<(), Limit> {
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.cancel.load(Ordering::Relaxed)
+            || self
+                .abandoned
+                .as_ref()
+                .is_some_and(|a| a.load(Ordering::Relaxed))
+        {
             return Err(Limit::Canceled);
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -596,6 +615,16 @@ struct StorageChunks<'a> {
     chunk: usize,
     /// The next chunk being read: its series count and the thread reading it.
     pending: Option<(usize, std::thread::JoinHandle<ChunkResult>)>,
+    /// Set on drop (after an evaluation error, say): the thread reading ahead stops at its
+    /// next check (each file and each batch of rows) instead of decoding a chunk no one
+    /// will take.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for StorageChunks<'_> {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What reading a chunk needs, shared with the thread reading ahead.
@@ -625,7 +654,32 @@ impl ChunkRead {
     }
 }
 
-impl StorageChunks<'_> {
+impl<'a> StorageChunks<'a> {
+    fn new(
+        source: &'a StorageSource,
+        found: Vec<(u64, Labels)>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Self {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let found_len = found.len();
+        StorageChunks {
+            source,
+            labels: found.iter().map(|(_, l)| l.clone()).collect(),
+            read: Arc::new(ChunkRead {
+                scanner: source.scanner.abandoned_with(Arc::clone(&abandoned)),
+                snap: source.scanner.snapshot(start_ms, end_ms),
+                found,
+                span: (start_ms, end_ms),
+                max_samples: source.limits.max_samples,
+            }),
+            next: 0,
+            chunk: first_chunk(found_len, end_ms.saturating_sub(start_ms)),
+            pending: None,
+            abandoned,
+        }
+    }
+
     /// The series of the next chunk, advancing past them.
     fn take(&mut self) -> std::ops::Range<usize> {
         let end = (self.next + self.chunk).min(self.read.found.len());
@@ -892,20 +946,6 @@ impl SeriesSource for StorageSource {
         end_ms: i64,
     ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
         let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
-        let found_len = found.len();
-        Ok(Box::new(StorageChunks {
-            source: self,
-            labels: found.iter().map(|(_, l)| l.clone()).collect(),
-            read: Arc::new(ChunkRead {
-                scanner: self.scanner.clone(),
-                snap: self.scanner.snapshot(start_ms, end_ms),
-                found,
-                span: (start_ms, end_ms),
-                max_samples: self.limits.max_samples,
-            }),
-            next: 0,
-            chunk: first_chunk(found_len, end_ms.saturating_sub(start_ms)),
-            pending: None,
-        }))
+        Ok(Box::new(StorageChunks::new(self, found, start_ms, end_ms)))
     }
 }

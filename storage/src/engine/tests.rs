@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{Labels, Sample, SampleValue};
+use crate::model::{Labels, LogRecord, Sample, SampleValue};
 use datafusion::arrow::array::Float64Array;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -732,4 +732,85 @@ fn a_data_directory_is_open_in_one_storage_at_a_time() {
     let again = Storage::open(config(dir.path())).expect("reopen once the first is closed");
     let snap = again.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
     assert_eq!(values(&snap, &again), vec![1.0]);
+}
+
+/// Overwrites a data file's footer (a torn write or a bad disk): no reader can open it.
+fn corrupt_footer(path: &Path) {
+    let mut data = std::fs::read(path).expect("read");
+    let n = data.len();
+    data[n - 8..].copy_from_slice(&[0xde; 8]);
+    std::fs::write(path, &data).expect("write");
+}
+
+fn log_record(stream: &str, ts: i64, body: &str) -> LogRecord {
+    LogRecord {
+        timestamp_ns: ts,
+        observed_timestamp_ns: ts,
+        body: body.into(),
+        body_type: "string".into(),
+        attributes: "{}".into(),
+        stream: Labels::from_pairs([("app", stream)]),
+        ..LogRecord::default()
+    }
+}
+
+#[test]
+fn start_up_quarantines_unreadable_metrics_and_logs_files_and_serves_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    for job in ["bad", "good"] {
+        write(
+            &s,
+            &t,
+            vec![sample("up", job, 1000, 1.0), sample("up", job, 2000, 2.0)],
+        );
+        block(s.flush()).expect("flush");
+    }
+    for app in ["bad", "good"] {
+        block(s.write_logs(&t, vec![log_record(app, 1_000_000, "line")])).expect("write");
+        block(s.flush()).expect("flush");
+    }
+    // Acknowledged but not flushed: only in the WAL.
+    write(&s, &t, vec![sample("up", "wal", 3000, 7.0)]);
+    let bad: Vec<FileMeta> = [Signal::Metrics, Signal::Logs]
+        .into_iter()
+        .map(|signal| s.snapshot(&t, signal, i64::MIN, i64::MAX).files[0].clone())
+        .collect();
+    drop(s);
+    for f in &bad {
+        corrupt_footer(&dir.path().join("files").join(&f.path));
+    }
+
+    let before = telemetry::QUARANTINED_FILES.get();
+    let s = Storage::open(config(dir.path())).expect("opens despite the damaged files");
+    assert!(telemetry::QUARANTINED_FILES.get() >= before + 2);
+    for f in &bad {
+        let kept = dir.path().join("quarantine").join(&f.path);
+        let mut damaged = std::fs::read(&kept).expect("kept in quarantine");
+        assert_eq!(damaged.split_off(damaged.len() - 8), vec![0xde; 8]);
+    }
+    // The other metrics file and the WAL's samples answer; the damaged file is gone from
+    // the catalog (and from files/, as files no catalog names are).
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 1);
+    assert!(snap.files.iter().all(|f| f.id != bad[0].id));
+    assert_eq!(values(&snap, &s), vec![1.0, 2.0, 7.0]);
+    let mut jobs: Vec<String> = s
+        .select_labels(&t, Signal::Metrics, &[])
+        .iter()
+        .filter_map(|(_, l)| l.get("job").map(str::to_owned))
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs, vec!["good", "wal"]);
+    let logs = s.snapshot(&t, Signal::Logs, i64::MIN, i64::MAX);
+    assert_eq!(logs.files.len(), 1);
+    assert!(logs.files.iter().all(|f| f.id != bad[1].id));
+    assert!(!dir.path().join("files").join(&bad[0].path).exists());
+    // New writes land, and the next start finds nothing damaged.
+    write(&s, &t, vec![sample("up", "after", 4000, 9.0)]);
+    drop(s);
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &s), vec![1.0, 2.0, 7.0, 9.0]);
 }

@@ -1349,3 +1349,33 @@ fn timestamps_are_truncated_to_milliseconds() {
     ));
     assert_eq!(t.write.samples[0].timestamp_ms, 1);
 }
+
+#[test]
+fn points_of_resources_over_the_attribute_limit_are_rejected() {
+    let limits = crate::limits::Limits {
+        max_resource_attributes: 2,
+        ..Default::default()
+    };
+    let big = vec![kv("service.name", "big"), kv("a", "1"), kv("b", "2")];
+    let points = vec![number(T0, 1.0, vec![]), number(T0 + 1, 2.0, vec![])];
+    let mut req = ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource_metrics(big, vec![metric("g", "", gauge(points.clone()))]),
+            resource_metrics(svc(), vec![metric("g", "", gauge(points))]),
+        ],
+    };
+    let (rejected, errors) = reject_oversized_resources(&mut req, &limits);
+    assert_eq!(rejected, 2);
+    assert_eq!(
+        errors,
+        vec!["2 points rejected: its resource has 3 attributes, more than the limit of 2"]
+    );
+    assert_eq!(req.resource_metrics.len(), 1);
+    let out = translate(&req);
+    assert!(
+        out.write
+            .samples
+            .iter()
+            .all(|s| s.labels.get("job") == Some("svc"))
+    );
+}

@@ -1,8 +1,13 @@
 use super::*;
 use crate::otlp::traces::convert;
+use crate::protowire::test_encode::{field, varint_field};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
 use strata_storage::schema::spans_batch;
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -207,32 +212,314 @@ fn the_wire_walk_gives_the_generic_paths_batch() {
     assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
 }
 
+/// An unknown group (field 19) holding a varint and a nested group.
+fn unknown_group() -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key};
+    let mut out = Vec::new();
+    encode_key(19, WireType::StartGroup, &mut out);
+    out.extend(varint_field(1, 5));
+    encode_key(20, WireType::StartGroup, &mut out);
+    encode_key(20, WireType::EndGroup, &mut out);
+    encode_key(19, WireType::EndGroup, &mut out);
+    out
+}
+
+fn any(v: any_value::Value) -> Vec<u8> {
+    AnyValue { value: Some(v) }.encode_to_vec()
+}
+
+fn int_array(values: &[i64]) -> any_value::Value {
+    any_value::Value::ArrayValue(ArrayValue {
+        values: values
+            .iter()
+            .map(|v| AnyValue {
+                value: Some(any_value::Value::IntValue(*v)),
+            })
+            .collect(),
+    })
+}
+
+/// An array nested `depth` times around an int.
+fn nested_array(depth: usize) -> Vec<u8> {
+    let mut v = any(any_value::Value::IntValue(1));
+    for _ in 0..depth {
+        v = field(5, &field(1, &v));
+    }
+    v
+}
+
+fn request_of(rs: &[u8]) -> Vec<u8> {
+    field(1, rs)
+}
+
+/// Valid requests in forms a plain encoder does not write, each as resource-spans bytes:
+/// singular messages given more than once (protobuf merges them), singular scalars and
+/// strings given twice (the last wins), oneof values switched and merged, unknown fields
+/// of every wire type (groups too), deep nesting within prost's limit.
+fn unusual_requests() -> Vec<(&'static str, Vec<u8>)> {
+    use any_value::Value as V;
+    let span = good_span().encode_to_vec();
+    let scope_spans = |span: &[u8]| field(2, &field(2, span));
+    let kv = |parts: &[Vec<u8>]| field(9, &parts.concat());
+    let resource = |k: &str, v: &str| {
+        Resource {
+            attributes: vec![kv_pair(k, V::StringValue(v.into()))],
+            dropped_attributes_count: 3,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let scope = InstrumentationScope {
+        name: "lib".into(),
+        version: "1".into(),
+        attributes: vec![kv_pair("s", V::IntValue(1))],
+        dropped_attributes_count: 2,
+    }
+    .encode_to_vec();
+    vec![
+        (
+            "resource given three times: attributes appended, the first service.name kept",
+            [
+                field(1, &resource("service.name", "a")),
+                scope_spans(&span),
+                field(1, &resource("service.name", "b")),
+                field(1, &varint_field(2, 9)),
+            ]
+            .concat(),
+        ),
+        (
+            "scope given twice, schema URLs twice",
+            [
+                field(
+                    2,
+                    &[
+                        field(1, &scope),
+                        field(2, &span),
+                        field(3, b"u1"),
+                        field(1, &field(1, b"lib2")),
+                        field(3, b"u2"),
+                    ]
+                    .concat(),
+                ),
+                field(3, b"r1"),
+                field(3, b"r2"),
+            ]
+            .concat(),
+        ),
+        (
+            "status given twice, name twice, an unknown group",
+            scope_spans(
+                &[
+                    span.clone(),
+                    field(15, &field(2, b"first")),
+                    field(15, &varint_field(3, 2)),
+                    field(5, b"second name"),
+                    unknown_group(),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "attribute values given twice, oneofs switched and merged",
+            scope_spans(
+                &[
+                    span.clone(),
+                    // Two arrays: merged.
+                    kv(&[
+                        field(1, b"arr"),
+                        field(2, &any(int_array(&[1]))),
+                        field(2, &any(int_array(&[2, 3]))),
+                    ]),
+                    // A string then an int in one value: the int.
+                    kv(&[
+                        field(1, b"switched"),
+                        field(2, &[field(1, b"s"), varint_field(3, 7)].concat()),
+                    ]),
+                    // An array, a string, then two kvlists: the kvlists merged.
+                    kv(&[
+                        field(1, b"kvl"),
+                        field(2, &any(int_array(&[9]))),
+                        field(2, &field(1, b"gone")),
+                        field(
+                            2,
+                            &any(V::KvlistValue(KeyValueList {
+                                values: vec![kv_pair("x", V::IntValue(1))],
+                            })),
+                        ),
+                        field(
+                            2,
+                            &any(V::KvlistValue(KeyValueList {
+                                values: vec![kv_pair("y", V::BoolValue(true))],
+                            })),
+                        ),
+                    ]),
+                    // A key given twice; a double, bytes and a string index.
+                    kv(&[
+                        field(1, b"old"),
+                        field(1, b"key"),
+                        field(2, &any(V::DoubleValue(2.5))),
+                    ]),
+                    kv(&[
+                        field(1, b"bytes"),
+                        field(2, &any(V::BytesValue(vec![1, 2]))),
+                    ]),
+                    kv(&[
+                        field(1, b"idx"),
+                        field(2, &any(V::StringValueStrindex(-4))),
+                        varint_field(3, 1),
+                    ]),
+                    kv(&[field(1, b"deep"), field(2, &nested_array(40))]),
+                    kv(&[field(1, b"empty"), field(2, &[])]),
+                    kv(&[
+                        field(1, b"unknown"),
+                        field(2, &[unknown_group(), varint_field(9, 1)].concat()),
+                    ]),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "events and links with fields given twice",
+            scope_spans(
+                &[
+                    span.clone(),
+                    field(
+                        11,
+                        &[
+                            field(2, b"e1"),
+                            field(2, b"e2"),
+                            vec![1 << 3 | 1, 1, 0, 0, 0, 0, 0, 0, 0],
+                            field(
+                                3,
+                                &[field(1, b"a"), field(2, &any(int_array(&[5])))].concat(),
+                            ),
+                            unknown_group(),
+                        ]
+                        .concat(),
+                    ),
+                    field(
+                        13,
+                        &[
+                            field(1, &[7; 16]),
+                            field(1, &[8; 3]),
+                            field(3, b"ts"),
+                            vec![6 << 3 | 5, 1, 0, 0, 0],
+                            varint_field(5, 4),
+                        ]
+                        .concat(),
+                    ),
+                    field(11, &[]),
+                ]
+                .concat(),
+            ),
+        ),
+    ]
+}
+
+fn kv_pair(key: &str, v: any_value::Value) -> KeyValue {
+    kv(key, v)
+}
+
 #[test]
-fn input_the_walk_does_not_take_goes_to_the_generic_path() {
+fn unusual_but_valid_requests_give_the_generic_paths_batch() {
+    let limits = Limits::default();
+    for (what, rs) in unusual_requests() {
+        let body = request_of(&rs);
+        let req = ExportTraceServiceRequest::decode(body.as_slice())
+            .unwrap_or_else(|e| panic!("{what}: prost: {e}"));
+        let wire = decode(&body, &limits, &mut |_, _| {}).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let conv = convert(&req, &limits).expect("generic path");
+        assert_eq!(
+            (wire.rejected, &wire.errors),
+            (conv.rejected, &conv.errors),
+            "{what}"
+        );
+        let batch = wire.builder.finish().expect("batch");
+        assert_eq!(batch.num_rows(), 1, "{what}");
+        assert_eq!(
+            batch,
+            spans_batch(&conv.spans).expect("generic batch"),
+            "{what}"
+        );
+    }
+}
+
+/// Malformed requests are refused by the walk itself with prost's description of what
+/// was wrong and where (prost is run here only to compare).
+#[test]
+fn malformed_requests_are_refused_naming_the_field() {
     let limits = Limits::default();
     let body = request().encode_to_vec();
-    // Truncated, a group wire type, a bad UTF-8 name.
-    assert!(decode(&body[..body.len() - 3], &limits, &mut |_, _| {}).is_none());
-    assert!(decode(&[0x0b], &limits, &mut |_, _| {}).is_none());
-    let bad_name = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![1; 16],
-                    span_id: vec![1; 8],
-                    name: "\u{e9}".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+    let span = good_span().encode_to_vec();
+    let in_span = |extra: &[u8]| {
+        request_of(&field(
+            2,
+            &field(2, &[span.clone(), extra.to_vec()].concat()),
+        ))
     };
-    let mut body = bad_name.encode_to_vec();
-    let at = body.iter().rposition(|&b| b == 0xa9).expect("name byte");
-    body[at] = 0xff;
-    assert!(decode(&body, &limits, &mut |_, _| {}).is_none());
-    assert!(ExportTraceServiceRequest::decode(body.as_slice()).is_err());
+    let mut bad_name = in_span(&field(5, "é".as_bytes()));
+    let at = bad_name.iter().rposition(|&b| b == 0xa9).expect("é");
+    bad_name[at] = 0xff;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", body[..body.len() - 3].to_vec()),
+        (
+            "a malformed tail",
+            [body.clone(), vec![0x0a, 0x7f]].concat(),
+        ),
+        ("an end group without a start", vec![0x0c]),
+        ("a bad UTF-8 name", bad_name),
+        ("a name that is a varint", in_span(&varint_field(5, 1))),
+        (
+            "a start time of the wrong size",
+            in_span(&varint_field(7, 1)),
+        ),
+        (
+            "a status code that is a string",
+            in_span(&field(15, &field(3, b"x"))),
+        ),
+        (
+            "a bad UTF-8 string deep in an attribute",
+            in_span(&field(
+                9,
+                &field(2, &field(5, &field(1, &field(1, &[0xff])))),
+            )),
+        ),
+        (
+            "an array nested past prost's limit",
+            in_span(&field(9, &field(2, &nested_array(60)))),
+        ),
+        (
+            "a second resource that is malformed",
+            request_of(&[field(1, &[]), field(1, &[0x08])].concat()),
+        ),
+        (
+            "an event's attribute of the wrong type",
+            in_span(&field(11, &varint_field(3, 1))),
+        ),
+        (
+            "a field number 0",
+            [body.clone(), vec![0x02, 0x00]].concat(),
+        ),
+        ("a wire type 7", in_span(&[0x0f])),
+    ];
+    for (what, body) in cases {
+        let theirs = ExportTraceServiceRequest::decode(body.as_slice())
+            .expect_err(what)
+            .to_string();
+        let ours = match decode(&body, &limits, &mut |_, _| {}) {
+            Ok(_) => panic!("{what}: accepted; prost says {theirs}"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            format!("failed to decode Protobuf message: {ours}"),
+            theirs,
+            "{what}"
+        );
+    }
+    // An array nested as deep as prost allows is taken.
+    let ok = in_span(&field(9, &field(2, &nested_array(47))));
+    assert!(ExportTraceServiceRequest::decode(ok.as_slice()).is_ok());
+    assert!(decode(&ok, &limits, &mut |_, _| {}).is_ok());
     // An empty body is an empty request.
     let empty = decode(&[], &limits, &mut |_, _| {}).expect("empty");
     assert!(empty.builder.is_empty());
@@ -331,8 +618,8 @@ fn malformed_content_of_rejected_spans_is_refused_on_both_paths() {
             "{what}: prost refuses it"
         );
         assert!(
-            decode(&body, &limits, &mut |_, _| {}).is_none(),
-            "{what}: the wire walk leaves it to the generic path"
+            decode(&body, &limits, &mut |_, _| {}).is_err(),
+            "{what}: the wire walk refuses it"
         );
     }
 }
@@ -390,6 +677,7 @@ fn items_past_the_limits_are_not_collected() {
     s.events = vec![Default::default(); 10_000];
     s.links = vec![Default::default(); 300_000];
     let b = s.encode_to_vec();
+    let b = Fields::new(&b);
     let mut out = WireSpans {
         builder: SpansBuilder::with_capacity(0),
         rejected: 0,
@@ -398,8 +686,9 @@ fn items_past_the_limits_are_not_collected() {
     };
     let mut scratch = Scratch::default();
     one_span(
-        &b,
+        b.clone(),
         &crate::otlp::common::origin(None, "", None, ""),
+        None,
         &limits,
         &mut out,
         &mut scratch,
@@ -412,8 +701,14 @@ fn items_past_the_limits_are_not_collected() {
         vec!["span \"s\" rejected: 10000 attributes, more than the limit of 256".to_owned()]
     );
     assert_eq!(scratch.attrs.len(), limits.max_attributes_per_item);
-    assert_eq!(scratch.events.len(), limits.max_events_per_span);
-    assert_eq!(scratch.links.len(), limits.max_links_per_span);
+    assert_eq!(
+        scratch.events_json.matches("time_ns").count(),
+        limits.max_events_per_span
+    );
+    assert_eq!(
+        scratch.links_json.matches("trace_id").count(),
+        limits.max_links_per_span
+    );
 
     // An event of 200,000 attributes: counted, never decoded into a list.
     let mut s = good_span();
@@ -422,9 +717,11 @@ fn items_past_the_limits_are_not_collected() {
         ..Default::default()
     }];
     let b = s.encode_to_vec();
+    let b = Fields::new(&b);
     one_span(
-        &b,
+        b.clone(),
         &crate::otlp::common::origin(None, "", None, ""),
+        None,
         &limits,
         &mut out,
         &mut scratch,
@@ -513,4 +810,81 @@ fn spans_expanding_past_the_text_limit_refuse_the_request_on_both_paths() {
     assert!(wire.builder.is_empty());
     let generic = convert(&req, &limits).expect_err("refused").to_string();
     assert_eq!(generic, err);
+}
+
+/// Spans of a resource or scope over its attribute limit are rejected, with the same
+/// answer on both paths; a resource given in pieces counts all of them (they merge).
+#[test]
+fn spans_of_resources_or_scopes_over_the_attribute_limits_are_rejected_on_both_paths() {
+    let limits = Limits {
+        max_resource_attributes: 3,
+        max_scope_attributes: 2,
+        ..Limits::default()
+    };
+    let named = |name: &str| Span {
+        name: name.into(),
+        ..good_span()
+    };
+    let resource = |n: i64| Resource {
+        attributes: many_attrs(n),
+        ..Default::default()
+    };
+    let block = |r: Option<Resource>, scope_attrs: i64, names: &[&str]| ResourceSpans {
+        resource: r,
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                attributes: many_attrs(scope_attrs),
+                ..Default::default()
+            }),
+            spans: names.iter().map(|n| named(n)).collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![
+            block(Some(resource(3)), 2, &["fits"]),
+            block(Some(resource(4)), 0, &["big resource", "big resource 2"]),
+            block(None, 3, &["big scope"]),
+        ],
+    };
+    let body = req.encode_to_vec();
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert_eq!(
+        wire.errors,
+        vec![
+            "span \"big resource\" rejected: its resource has 4 attributes, more than the limit of 3"
+                .to_owned(),
+            "span \"big resource 2\" rejected: its resource has 4 attributes, more than the limit of 3"
+                .to_owned(),
+            "span \"big scope\" rejected: its instrumentation scope has 3 attributes, more than the limit of 2"
+                .to_owned(),
+        ]
+    );
+    assert_eq!((&wire.errors, wire.rejected), (&conv.errors, conv.rejected));
+    let batch = wire.builder.finish().expect("batch");
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
+
+    // Two pieces of 2 attributes each: one resource of 4.
+    let rs = [
+        field(1, &resource(2).encode_to_vec()),
+        field(2, &field(2, &named("merged").encode_to_vec())),
+        field(1, &resource(2).encode_to_vec()),
+    ]
+    .concat();
+    let body = request_of(&rs);
+    let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("prost");
+    assert_eq!(
+        req.resource_spans[0]
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.len()),
+        Some(4)
+    );
+    let wire = decode(&body, &limits, &mut |_, _| {}).expect("wire path");
+    let conv = convert(&req, &limits).expect("generic path");
+    assert_eq!((wire.rejected, conv.rejected), (1, 1));
+    assert_eq!(wire.errors, conv.errors);
 }

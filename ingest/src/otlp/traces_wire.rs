@@ -142,9 +142,14 @@ fn value_text(v: &AttrValue<'_>) -> Result<String, WireError> {
         AttrValue::Str(s) => Ok((*s).to_owned()),
         AttrValue::Null => Ok(String::new()),
         other => {
+            // A value given more than once merges, and may end a string or nothing.
             let mut out = String::new();
             write_value(&mut out, other)?;
-            Ok(out)
+            Ok(match out.as_str() {
+                "null" => String::new(),
+                s if s.starts_with('"') => serde_json::from_str(s).unwrap_or(out),
+                _ => out,
+            })
         }
     }
 }
@@ -456,56 +461,90 @@ fn scope_spans<'a>(
     );
     if let Err(e) = limits.check_origin(counts.0, counts.1) {
         // Every span of the block is rejected (and checked): no origin is built.
-        let origin = Origin::default();
+        let mut never = || Ok(Origin::default());
+        let mut origin = None;
         let mut g = ss;
         while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
             if n == 2 {
                 let span = g.message(w)?;
-                one_span(span, &origin, Some(&e), limits, out, scratch, on_span)
+                let origin = OriginOnce {
+                    built: &mut origin,
+                    make: &mut never,
+                };
+                one_span(span, origin, Some(&e), limits, out, scratch, on_span)
                     .at("ScopeSpans", "spans")?;
             }
         }
         return Ok(());
     }
-    let resource_origin = match resource_origin {
-        Some(r) => r,
-        None => resource_origin.insert(match resource {
-            Some((attrs, dropped)) => ResourceOrigin::from_parts(
-                attrs.service_name.as_ref().map(value_text).transpose()?,
-                attrs.json()?,
-                *dropped,
-                resource_schema_url,
+    // The origin is built at the block's first stored span: a block whose spans are all
+    // rejected, or that comes once the request is refused as too large, copies nothing
+    // (else a large resource copied once per tiny scope block costs far more than its bytes).
+    let mut scope = scope;
+    let mut make_origin = || -> Result<Origin, WireError> {
+        #[cfg(test)]
+        tests::ORIGINS_MADE.with(|n| n.set(n.get() + 1));
+        let resource_origin = match resource_origin {
+            Some(r) => r,
+            None => resource_origin.insert(match resource {
+                Some((attrs, dropped)) => ResourceOrigin::from_parts(
+                    attrs.service_name.as_ref().map(value_text).transpose()?,
+                    attrs.json()?,
+                    *dropped,
+                    resource_schema_url,
+                ),
+                None => ResourceOrigin::new(None, resource_schema_url),
+            }),
+        };
+        Ok(match scope.take() {
+            Some(mut s) => resource_origin.with_scope_parts(
+                ScopeParts {
+                    name: s.name,
+                    version: s.version,
+                    attributes: s.attributes.json()?,
+                    dropped_attributes_count: s.dropped,
+                },
+                scope_url,
             ),
-            None => ResourceOrigin::new(None, resource_schema_url),
-        }),
+            None => resource_origin.with_scope(None, scope_url),
+        })
     };
-    let origin = match scope {
-        Some(mut s) => resource_origin.with_scope_parts(
-            ScopeParts {
-                name: s.name,
-                version: s.version,
-                attributes: s.attributes.json()?,
-                dropped_attributes_count: s.dropped,
-            },
-            scope_url,
-        ),
-        None => resource_origin.with_scope(None, scope_url),
-    };
+    let mut origin = None;
     let mut g = ss;
     while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
         if n == 2 {
-            one_span(g.message(w)?, &origin, None, limits, out, scratch, on_span)
+            let span = g.message(w)?;
+            let origin = OriginOnce {
+                built: &mut origin,
+                make: &mut make_origin,
+            };
+            one_span(span, origin, None, limits, out, scratch, on_span)
                 .at("ScopeSpans", "spans")?;
         }
     }
     Ok(())
 }
 
+/// A scope block's origin, made at the first span that is stored.
+struct OriginOnce<'o> {
+    built: &'o mut Option<Origin>,
+    make: &'o mut dyn FnMut() -> Result<Origin, WireError>,
+}
+
+impl<'o> OriginOnce<'o> {
+    fn get(self) -> Result<&'o Origin, WireError> {
+        Ok(match self.built {
+            Some(o) => o,
+            None => self.built.insert((self.make)()?),
+        })
+    }
+}
+
 /// One span, appended unless rejected: for its own ids or counts, or for `block`, why
 /// every span of its resource or scope is.
 fn one_span<'a>(
     mut f: Fields<'a>,
-    origin: &Origin,
+    origin: OriginOnce<'_>,
     block: Option<&str>,
     limits: &Limits,
     out: &mut WireSpans,
@@ -604,6 +643,7 @@ fn one_span<'a>(
         // The request is refused already: the rest is only checked.
         return Ok(());
     }
+    let origin = origin.get()?;
     scratch.events_json.push(']');
     scratch.links_json.push(']');
     scratch.attrs_json.clear();

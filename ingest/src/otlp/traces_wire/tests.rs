@@ -10,6 +10,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use strata_storage::schema::spans_batch;
 
+thread_local! {
+    /// How many scope origins the wire walk built on this thread.
+    pub(super) static ORIGINS_MADE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -284,6 +289,39 @@ fn unusual_requests() -> Vec<(&'static str, Vec<u8>)> {
                 scope_spans(&span),
                 field(1, &resource("service.name", "b")),
                 field(1, &varint_field(2, 9)),
+            ]
+            .concat(),
+        ),
+        (
+            "service.name's value given twice: the merged string is the service",
+            [
+                field(
+                    1,
+                    &field(
+                        1,
+                        &[
+                            field(1, b"service.name"),
+                            field(2, &field(1, b"a")),
+                            field(2, &field(1, b"b")),
+                        ]
+                        .concat(),
+                    ),
+                ),
+                scope_spans(&span),
+            ]
+            .concat(),
+        ),
+        (
+            "service.name's value given twice, both empty: no service",
+            [
+                field(
+                    1,
+                    &field(
+                        1,
+                        &[field(1, b"service.name"), field(2, b""), field(2, b"")].concat(),
+                    ),
+                ),
+                scope_spans(&span),
             ]
             .concat(),
         ),
@@ -685,9 +723,13 @@ fn items_past_the_limits_are_not_collected() {
         too_large: None,
     };
     let mut scratch = Scratch::default();
+    let (mut built, mut make) = (None, || Ok(crate::otlp::common::origin(None, "", None, "")));
     one_span(
         b.clone(),
-        &crate::otlp::common::origin(None, "", None, ""),
+        OriginOnce {
+            built: &mut built,
+            make: &mut make,
+        },
         None,
         &limits,
         &mut out,
@@ -718,9 +760,13 @@ fn items_past_the_limits_are_not_collected() {
     }];
     let b = s.encode_to_vec();
     let b = Fields::new(&b);
+    let (mut built, mut make) = (None, || Ok(crate::otlp::common::origin(None, "", None, "")));
     one_span(
         b.clone(),
-        &crate::otlp::common::origin(None, "", None, ""),
+        OriginOnce {
+            built: &mut built,
+            make: &mut make,
+        },
         None,
         &limits,
         &mut out,
@@ -887,4 +933,58 @@ fn spans_of_resources_or_scopes_over_the_attribute_limits_are_rejected_on_both_p
     let conv = convert(&req, &limits).expect("generic path");
     assert_eq!((wire.rejected, conv.rejected), (1, 1));
     assert_eq!(wire.errors, conv.errors);
+}
+
+#[test]
+fn scope_blocks_without_a_stored_span_copy_no_origin() {
+    // A large resource and many tiny scope blocks whose spans are all rejected: copying the
+    // resource into an origin per block would cost blocks x resource bytes.
+    let big = "r".repeat(64 * 1024);
+    let valid = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "kept".into(),
+        ..Default::default()
+    };
+    let mut scope_spans = vec![
+        ScopeSpans {
+            spans: vec![Span::default()],
+            ..Default::default()
+        };
+        2_000
+    ];
+    scope_spans.push(ScopeSpans {
+        spans: vec![valid.clone(), valid],
+        ..Default::default()
+    });
+    let body = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("big", any_value::Value::StringValue(big.clone()))],
+                ..Default::default()
+            }),
+            scope_spans,
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    ORIGINS_MADE.with(|n| n.set(0));
+    let mut seen = Vec::new();
+    let out = decode(&body, &Limits::default(), &mut |row, origin| {
+        seen.push((
+            row.name.to_owned(),
+            origin.resource_attributes.contains(&big),
+        ));
+    })
+    .expect("well-formed");
+    assert_eq!(out.rejected, 2_000);
+    assert_eq!(
+        seen,
+        vec![("kept".to_owned(), true), ("kept".to_owned(), true)]
+    );
+    assert_eq!(
+        ORIGINS_MADE.with(|n| n.get()),
+        1,
+        "one origin, for the block with spans stored"
+    );
 }

@@ -271,7 +271,6 @@ pub fn line_shape(line: &[u8]) -> u8 {
 /// key columns (or they have nulls): [`sort_order`]'s generic path then sorts.
 fn log_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let split = std::env::var("STRATA_LOG_SHAPE_SPLIT").map_or(true, |v| v != "0");
     // (stream, time, batch, shape bit << 31 | row): 24 bytes a row.
     let mut keys: Vec<(u64, i64, u32, u32)> = Vec::with_capacity(rows);
     for (b, batch) in batches.iter().enumerate() {
@@ -295,11 +294,7 @@ fn log_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
         for (r, (&id, &t)) in ids.values().iter().zip(ts).enumerate() {
             let start = usize::try_from(offsets[r]).ok()?;
             let end = usize::try_from(offsets[r + 1]).ok()?;
-            let shape = if split {
-                line_shape(bytes.get(start..end)?)
-            } else {
-                0
-            };
+            let shape = line_shape(bytes.get(start..end)?);
             keys.push((id, t, bi, (u32::from(shape) << 31) | u32::try_from(r).ok()?));
         }
     }
@@ -544,14 +539,8 @@ fn span_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
     Some(keys.into_iter().map(|(_, _, _, b, r)| (b, r)).collect())
 }
 
-/// zstd level of the log lines (see [`writer_properties`]). `STRATA_BODY_ZSTD_LEVEL`
-/// overrides it for benchmarks comparing levels.
-fn body_zstd_level() -> i32 {
-    std::env::var("STRATA_BODY_ZSTD_LEVEL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-}
+/// zstd level of the log lines (see [`writer_properties`]).
+const BODY_ZSTD_LEVEL: i32 = 1;
 
 fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> {
     let mut b = WriterProperties::builder()
@@ -620,7 +609,7 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         b = b
             .set_column_compression(
                 path.clone(),
-                Compression::ZSTD(ZstdLevel::try_new(body_zstd_level())?),
+                Compression::ZSTD(ZstdLevel::try_new(BODY_ZSTD_LEVEL)?),
             )
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);
@@ -1128,6 +1117,90 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn logs_sort_by_stream_then_line_shape_then_time_and_declare_only_the_stream() {
+        use crate::model::LogRecord;
+        let rec = |stream: &str, ts: i64, body: &str| LogRecord {
+            timestamp_ns: ts,
+            observed_timestamp_ns: ts,
+            body: body.into(),
+            stream: Labels::from_pairs([("service_name", stream)]),
+            ..LogRecord::default()
+        };
+        // Two batches (as two memtable batches), JSON and text lines interleaved in time.
+        let inputs = vec![
+            crate::schema::logs_batch(&[
+                rec("b", 4, "plain 4"),
+                rec("a", 3, r#"{"n":3}"#),
+                rec("a", 2, "plain 2"),
+                rec("b", 1, r#"{"n":1}"#),
+            ])
+            .expect("batch"),
+            crate::schema::logs_batch(&[
+                rec("a", 1, r#"{"n":1}"#),
+                rec("a", 5, ""),
+                rec("b", 2, "plain 2"),
+                rec("a", 4, "plain 4"),
+            ])
+            .expect("batch"),
+        ];
+        let sorted = sort_batches(Signal::Logs, &inputs).expect("sort");
+        let ids = sorted
+            .column_by_name("stream_id")
+            .expect("stream_id")
+            .as_primitive::<UInt64Type>();
+        let ts = sorted
+            .column_by_name("timestamp")
+            .expect("timestamp")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        let body = sorted
+            .column_by_name("body")
+            .expect("body")
+            .as_string::<i32>();
+        let a = Labels::from_pairs([("service_name", "a")]).series_id().0;
+        let rows: Vec<(bool, i64, &str)> = (0..sorted.num_rows())
+            .map(|i| (ids.value(i) == a, ts.value(i), body.value(i)))
+            .collect();
+        let (first, second) = if rows[0].0 {
+            (true, false)
+        } else {
+            (false, true)
+        };
+        // Within a stream: JSON objects by time, then every other line (empty ones too)
+        // by time; whole rows moved together.
+        let expected_a = [
+            (true, 1, r#"{"n":1}"#),
+            (true, 3, r#"{"n":3}"#),
+            (true, 2, "plain 2"),
+            (true, 4, "plain 4"),
+            (true, 5, ""),
+        ];
+        let expected_b = [
+            (false, 1, r#"{"n":1}"#),
+            (false, 2, "plain 2"),
+            (false, 4, "plain 4"),
+        ];
+        let expected: Vec<(bool, i64, &str)> = if first {
+            expected_a.iter().chain(&expected_b).copied().collect()
+        } else {
+            expected_b.iter().chain(&expected_a).copied().collect()
+        };
+        assert_eq!(rows, expected, "stream a first: {first}, b first: {second}");
+        // The file claims no time order it does not have.
+        let file = encode_parquet(Signal::Logs, &sorted).expect("encode");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+            .expect("footer")
+            .metadata()
+            .clone();
+        let declared = meta
+            .row_group(0)
+            .sorting_columns()
+            .expect("sorting columns");
+        let stream_idx = schema(Signal::Logs).index_of("stream_id").expect("index") as i32;
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].column_idx, stream_idx);
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>
 
 /// The shape of a log line that a logs file groups lines by within a stream: 0 for a
 /// line that opens a JSON object, 1 for any other.
-pub fn line_shape(line: &[u8]) -> u8 {
+fn line_shape(line: &[u8]) -> u8 {
     u8::from(line.first() != Some(&b'{'))
 }
 
@@ -600,9 +600,9 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         // Log lines are most of a logs file. With a stream's JSON and plain-text lines in
         // separate runs (see [`log_order`]), zstd level 1 makes them slightly smaller than
         // level 6 did on mixed pages, at a fifth of its CPU (level 6 was a quarter of all
-        // ingest CPU); levels 2-5 compress log text worse than 1 (measured in
-        // BENCHMARKS.md, "Logs"). Lines are nearly all distinct: a dictionary would only
-        // be built to be abandoned.
+        // ingest CPU); a stream of one shape pays 4-6% more bytes than at level 6. Levels
+        // 2-5 compress log text worse than 1 (measured in BENCHMARKS.md, "Logs"). Lines
+        // are nearly all distinct: a dictionary would only be built to be abandoned.
         // Min/max statistics of the lines prune nothing (they span everything) and cost a
         // quarter of a flush's CPU in string comparisons.
         let path = ColumnPath::from("body");

@@ -202,6 +202,11 @@ pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>
     {
         return Ok(order);
     }
+    if signal == Signal::Logs
+        && let Some(order) = log_order(batches)
+    {
+        return Ok(order);
+    }
     let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let b = u32::try_from(b).map_err(|_| too_many_rows())?;
@@ -246,6 +251,59 @@ pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>
         }
     }
     Ok(order)
+}
+
+/// The shape of a log line that a logs file groups lines by within a stream: 0 for a
+/// line that opens a JSON object, 1 for any other.
+fn line_shape(line: &[u8]) -> u8 {
+    u8::from(line.first() != Some(&b'{'))
+}
+
+/// The order of log rows: by stream, then by the shape of the line ([`line_shape`]:
+/// JSON objects first, then other text), then by time.
+///
+/// Streams often mix JSON and plain-text lines. Kept apart, each page holds lines of one
+/// shape, which zstd compresses 6-7% better at level 1 (keys, separators and field order
+/// repeat from line to line); that is what lets the body column use level 1 (a quarter
+/// of ingest CPU less than level 6) and still take less disk. Readers order a stream's
+/// entries by time themselves (files and memtables overlap in time anyway), and the
+/// file declares only `stream_id` as its sort order. `None` when a batch lacks the
+/// key columns (or they have nulls): [`sort_order`]'s generic path then sorts.
+fn log_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    // (stream, time, batch, shape bit << 31 | row): 24 bytes a row.
+    let mut keys: Vec<(u64, i64, u32, u32)> = Vec::with_capacity(rows);
+    for (b, batch) in batches.iter().enumerate() {
+        let bi = u32::try_from(b).ok()?;
+        let ids = batch
+            .column_by_name("stream_id")?
+            .as_primitive_opt::<UInt64Type>()?;
+        let ts = batch.column_by_name("timestamp")?;
+        let body = batch.column_by_name("body")?.as_string_opt::<i32>()?;
+        // The row number shares its u32 with the shape bit.
+        if batch.num_rows() > 0x7fff_ffff
+            || ids.null_count() > 0
+            || ts.null_count() > 0
+            || body.null_count() > 0
+        {
+            return None;
+        }
+        let ts = i64_values(ts.as_ref())?;
+        let offsets = body.value_offsets();
+        let bytes = body.value_data();
+        for (r, (&id, &t)) in ids.values().iter().zip(ts).enumerate() {
+            let start = usize::try_from(offsets[r]).ok()?;
+            let end = usize::try_from(offsets[r + 1]).ok()?;
+            let shape = line_shape(bytes.get(start..end)?);
+            keys.push((id, t, bi, (u32::from(shape) << 31) | u32::try_from(r).ok()?));
+        }
+    }
+    keys.sort_unstable_by_key(|&(id, t, b, r)| (id, r >> 31, t, b, r));
+    Some(
+        keys.into_iter()
+            .map(|(_, _, b, r)| (b, r & 0x7fff_ffff))
+            .collect(),
+    )
 }
 
 /// The order of metric rows by series rank, then time: with ranks from the series' label
@@ -466,13 +524,22 @@ fn span_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
     Some(keys.into_iter().map(|(_, _, _, b, r)| (b, r)).collect())
 }
 
+/// zstd level of the log lines (see [`writer_properties`]).
+const BODY_ZSTD_LEVEL: i32 = 1;
+
 fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_enabled(true);
-    let sorting: Vec<SortingColumn> = sort_columns(signal)
+    // Logs files are sorted by stream, then line shape, then time (see [`log_order`]):
+    // only the stream is a declared sort column.
+    let declared = match signal {
+        Signal::Logs => &sort_columns(signal)[..1],
+        _ => sort_columns(signal),
+    };
+    let sorting: Vec<SortingColumn> = declared
         .iter()
         .filter_map(|name| s.index_of(name).ok())
         .map(|i| SortingColumn {
@@ -515,15 +582,20 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
             .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
     }
     if signal == Signal::Logs {
-        // Log lines are most of a logs file. zstd level 6 makes them 7-13% smaller than
-        // level 3 on log text (both read equally fast) for about twice the compression CPU,
-        // which keeps data plus token index under `zstd -3` of the raw lines. Lines are
-        // nearly all distinct: a dictionary would only be built to be abandoned.
+        // Log lines are most of a logs file. With a stream's JSON and plain-text lines in
+        // separate runs (see [`log_order`]), zstd level 1 makes them slightly smaller than
+        // level 6 did on mixed pages, at a fifth of its CPU (level 6 was a quarter of all
+        // ingest CPU); a stream of one shape pays 4-6% more bytes than at level 6. Levels
+        // 2-5 compress log text worse than 1 (measured in BENCHMARKS.md, "Logs"). Lines
+        // are nearly all distinct: a dictionary would only be built to be abandoned.
         // Min/max statistics of the lines prune nothing (they span everything) and cost a
         // quarter of a flush's CPU in string comparisons.
         let path = ColumnPath::from("body");
         b = b
-            .set_column_compression(path.clone(), Compression::ZSTD(ZstdLevel::try_new(6)?))
+            .set_column_compression(
+                path.clone(),
+                Compression::ZSTD(ZstdLevel::try_new(BODY_ZSTD_LEVEL)?),
+            )
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);
         // Per-value min/max upkeep of the metadata string columns (mostly empty or one
@@ -1030,6 +1102,90 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn logs_sort_by_stream_then_line_shape_then_time_and_declare_only_the_stream() {
+        use crate::model::LogRecord;
+        let rec = |stream: &str, ts: i64, body: &str| LogRecord {
+            timestamp_ns: ts,
+            observed_timestamp_ns: ts,
+            body: body.into(),
+            stream: Labels::from_pairs([("service_name", stream)]),
+            ..LogRecord::default()
+        };
+        // Two batches (as two memtable batches), JSON and text lines interleaved in time.
+        let inputs = vec![
+            crate::schema::logs_batch(&[
+                rec("b", 4, "plain 4"),
+                rec("a", 3, r#"{"n":3}"#),
+                rec("a", 2, "plain 2"),
+                rec("b", 1, r#"{"n":1}"#),
+            ])
+            .expect("batch"),
+            crate::schema::logs_batch(&[
+                rec("a", 1, r#"{"n":1}"#),
+                rec("a", 5, ""),
+                rec("b", 2, "plain 2"),
+                rec("a", 4, "plain 4"),
+            ])
+            .expect("batch"),
+        ];
+        let sorted = sort_batches(Signal::Logs, &inputs).expect("sort");
+        let ids = sorted
+            .column_by_name("stream_id")
+            .expect("stream_id")
+            .as_primitive::<UInt64Type>();
+        let ts = sorted
+            .column_by_name("timestamp")
+            .expect("timestamp")
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>();
+        let body = sorted
+            .column_by_name("body")
+            .expect("body")
+            .as_string::<i32>();
+        let a = Labels::from_pairs([("service_name", "a")]).series_id().0;
+        let rows: Vec<(bool, i64, &str)> = (0..sorted.num_rows())
+            .map(|i| (ids.value(i) == a, ts.value(i), body.value(i)))
+            .collect();
+        let (first, second) = if rows[0].0 {
+            (true, false)
+        } else {
+            (false, true)
+        };
+        // Within a stream: JSON objects by time, then every other line (empty ones too)
+        // by time; whole rows moved together.
+        let expected_a = [
+            (true, 1, r#"{"n":1}"#),
+            (true, 3, r#"{"n":3}"#),
+            (true, 2, "plain 2"),
+            (true, 4, "plain 4"),
+            (true, 5, ""),
+        ];
+        let expected_b = [
+            (false, 1, r#"{"n":1}"#),
+            (false, 2, "plain 2"),
+            (false, 4, "plain 4"),
+        ];
+        let expected: Vec<(bool, i64, &str)> = if first {
+            expected_a.iter().chain(&expected_b).copied().collect()
+        } else {
+            expected_b.iter().chain(&expected_a).copied().collect()
+        };
+        assert_eq!(rows, expected, "stream a first: {first}, b first: {second}");
+        // The file claims no time order it does not have.
+        let file = encode_parquet(Signal::Logs, &sorted).expect("encode");
+        let meta = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+            .expect("footer")
+            .metadata()
+            .clone();
+        let declared = meta
+            .row_group(0)
+            .sorting_columns()
+            .expect("sorting columns");
+        let stream_idx = schema(Signal::Logs).index_of("stream_id").expect("index") as i32;
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].column_idx, stream_idx);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_parquet, decode_parquet_selecting,
+    FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_local_parquet, decode_parquet,
     first_row_per_series, sort_order,
 };
 use crate::index::{LabelIndex, LabelMatcher};
@@ -24,7 +24,7 @@ use crate::schema::{self, time_column};
 use crate::telemetry;
 use crate::tenant::TenantId;
 use crate::token_index;
-use crate::wal::{SegmentSeq, Wal};
+use crate::wal::{SegmentSeq, Wal, sync_dir};
 use crate::wal_entry::{self, Entry};
 use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
@@ -374,16 +374,49 @@ fn log_token_index(batches: &[RecordBatch], order: &[RowRef]) -> Vec<u8> {
 }
 
 /// Keeps the data file at `from` (catalog path `path`) as `<data_dir>/quarantine/<path>`,
-/// a hard link (the original goes as files no catalog names do); returns the new path.
+/// a hard link (the original goes as files no catalog names do), with its token-index
+/// sidecar if it has one; returns the new path. The link is made durable before the
+/// caller drops the file from the catalog. A different file already under that name (a
+/// path quarantined before, then reused) is not replaced: this one gets a numbered name.
 fn keep_in_quarantine(data_dir: &Path, from: &Path, path: &str) -> Result<PathBuf> {
-    let to = data_dir.join("quarantine").join(path);
-    if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let base = data_dir.join("quarantine").join(path);
+    let dir = base.parent().unwrap_or(data_dir).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut n = 0u32;
+    let to = loop {
+        let to = match n {
+            0 => base.clone(),
+            _ => PathBuf::from(format!("{}.{n}", base.display())),
+        };
+        match std::fs::hard_link(from, &to) {
+            Ok(()) => break to,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && same_file(from, &to) => {
+                break to;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(Error::io(&to, e)),
+        }
+    };
+    let sidecar = |p: &Path| PathBuf::from(format!("{}.tokens", p.display()));
+    match std::fs::hard_link(sidecar(from), sidecar(&to)) {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound
+                && e.kind() != std::io::ErrorKind::AlreadyExists =>
+        {
+            return Err(Error::io(sidecar(&to), e));
+        }
+        _ => {}
     }
-    match std::fs::hard_link(from, &to) {
-        Ok(()) => Ok(to),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(to),
-        Err(e) => Err(Error::io(&to, e)),
+    sync_dir(&dir)?;
+    Ok(to)
+}
+
+/// Whether two paths name one file (the same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -438,9 +471,8 @@ impl Storage {
             // metrics file with a series directory only each series' first row (decoding
             // every row of a compacted file would take gigabytes the allocator then keeps).
             let path = files.local_path(&f.path);
-            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let metrics = f.signal == Signal::Metrics;
-            let read = decode_parquet_selecting(file, Some(&[id_col, map_col]), |meta| {
+            let read = decode_local_parquet(&path, Some(&[id_col, map_col]), |meta| {
                 metrics.then(|| first_row_per_series(meta)).flatten()
             });
             match read {

@@ -950,9 +950,119 @@ fn decode_parquet_unguarded<R: ChunkReader + 'static>(
     let reader = builder.with_batch_size(64 * 1024).build()?;
     let mut out = Vec::new();
     for batch in reader {
-        out.push(batch?);
+        // The reader's errors are the decoder's verdict on the pages (a bad header, a
+        // compressed block that does not decompress, values that do not fit): the file
+        // is damaged. (A local file's I/O failures are told apart by [`WatchedFile`].)
+        out.push(batch.map_err(|e| Error::Corrupt(format!("decoding failed: {e}")))?);
     }
     Ok(out)
+}
+
+/// A local data file for the Parquet reader that keeps I/O failures apart from what the
+/// decoder says of the bytes: the reader would report a failed read as a Parquet error,
+/// and a disk or network-filesystem hiccup must not pass for a damaged file (which would
+/// be taken out of the catalog).
+struct WatchedFile {
+    file: std::fs::File,
+    len: u64,
+    failure: Arc<parking_lot::Mutex<Option<std::io::Error>>>,
+}
+
+/// A read of a [`WatchedFile`], noting its first failure.
+struct WatchedRead {
+    inner: std::io::BufReader<std::fs::File>,
+    failure: Arc<parking_lot::Mutex<Option<std::io::Error>>>,
+}
+
+impl WatchedFile {
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        note_failure(&self.failure, r)
+    }
+}
+
+/// Keeps the first I/O failure of `r` (a copy: the error goes on to the reader).
+fn note_failure<T>(
+    failure: &parking_lot::Mutex<Option<std::io::Error>>,
+    r: std::io::Result<T>,
+) -> std::io::Result<T> {
+    if let Err(e) = &r {
+        keep_failure(failure, e);
+    }
+    r
+}
+
+fn keep_failure(failure: &parking_lot::Mutex<Option<std::io::Error>>, e: &std::io::Error) {
+    failure
+        .lock()
+        .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+}
+
+impl std::io::Read for WatchedRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        note_failure(&self.failure, self.inner.read(buf))
+    }
+}
+
+impl datafusion::parquet::file::reader::Length for WatchedFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for WatchedFile {
+    type T = WatchedRead;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<WatchedRead> {
+        use std::io::Seek;
+        let mut file = self.note(self.file.try_clone())?;
+        self.note(file.seek(std::io::SeekFrom::Start(start)))?;
+        Ok(WatchedRead {
+            inner: std::io::BufReader::new(file),
+            failure: self.failure.clone(),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; length];
+        match self.file.read_exact_at(&mut buf, start) {
+            Ok(()) => {}
+            // Shorter than its footer says: the file's content is wrong, not the disk.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(datafusion::parquet::errors::ParquetError::EOF(format!(
+                    "expected {length} bytes at offset {start}: the file is shorter"
+                )));
+            }
+            Err(e) => {
+                keep_failure(&self.failure, &e);
+                return Err(e.into());
+            }
+        }
+        Ok(buf.into())
+    }
+}
+
+/// [`decode_parquet_selecting`] of a local file, of which only the footer and the chosen
+/// columns' chunks are read. A failure to read the file is [`Error::Io`], never a
+/// Parquet or corrupt-data error, so callers quarantine only files whose bytes are bad.
+pub fn decode_local_parquet(
+    path: &Path,
+    columns: Option<&[&str]>,
+    select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let failure = Arc::new(parking_lot::Mutex::new(None));
+    let watched = WatchedFile {
+        file,
+        len,
+        failure: failure.clone(),
+    };
+    let read = decode_parquet_selecting(watched, columns, select);
+    match failure.lock().take() {
+        Some(e) if read.is_err() => Err(Error::io(path, e)),
+        _ => read,
+    }
 }
 
 #[cfg(test)]

@@ -814,3 +814,69 @@ fn start_up_quarantines_unreadable_metrics_and_logs_files_and_serves_the_rest() 
     let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
     assert_eq!(values(&snap, &s), vec![1.0, 2.0, 7.0, 9.0]);
 }
+
+/// Overwrites every byte of a data file's column chunks (between the leading magic and
+/// the footer), leaving the footer intact: the file opens, its pages do not decode.
+fn corrupt_pages(path: &Path) {
+    let mut data = std::fs::read(path).expect("read");
+    let n = data.len();
+    let footer = u32::from_le_bytes(data[n - 8..n - 4].try_into().expect("4 bytes")) as usize;
+    data[4..n - 8 - footer].fill(0xde);
+    std::fs::write(path, &data).expect("write");
+}
+
+#[test]
+fn start_up_quarantines_a_file_whose_pages_do_not_decode_with_its_sidecar() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    for app in ["bad", "good"] {
+        block(s.write_logs(&t, vec![log_record(app, 1_000_000, "a line")])).expect("write");
+        block(s.flush()).expect("flush");
+    }
+    let bad = s.snapshot(&t, Signal::Logs, i64::MIN, i64::MAX).files[0].clone();
+    drop(s);
+    let file = dir.path().join("files").join(&bad.path);
+    let sidecar = PathBuf::from(format!("{}.tokens", file.display()));
+    assert!(sidecar.exists(), "a logs file has a token index sidecar");
+    corrupt_pages(&file);
+
+    let s = Storage::open(config(dir.path())).expect("opens despite the damaged pages");
+    let kept = dir.path().join("quarantine").join(&bad.path);
+    assert!(kept.exists(), "the damaged file is kept in quarantine");
+    assert!(
+        PathBuf::from(format!("{}.tokens", kept.display())).exists(),
+        "its sidecar is kept with it"
+    );
+    let logs = s.snapshot(&t, Signal::Logs, i64::MIN, i64::MAX);
+    assert_eq!(logs.files.len(), 1);
+    assert!(logs.files.iter().all(|f| f.id != bad.id));
+}
+
+#[test]
+fn start_up_refuses_rather_than_quarantines_a_file_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    write(&s, &t, vec![sample("up", "a", 1000, 1.0)]);
+    block(s.flush()).expect("flush");
+    let f = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX).files[0].clone();
+    drop(s);
+    // Reading fails (EISDIR stands in for EIO, ESTALE or a timeout on a network disk):
+    // nothing says the bytes are bad, so the file must not leave the catalog.
+    let file = dir.path().join("files").join(&f.path);
+    let aside = dir.path().join("aside.parquet");
+    std::fs::rename(&file, &aside).expect("move aside");
+    std::fs::create_dir(&file).expect("a directory in its place");
+    let err = Storage::open(config(dir.path()))
+        .err()
+        .expect("an unreadable file stops start-up");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(!dir.path().join("quarantine").exists());
+    // Once the disk answers again, everything is there.
+    std::fs::remove_dir(&file).expect("remove the directory");
+    std::fs::rename(&aside, &file).expect("put back");
+    let s = Storage::open(config(dir.path())).expect("open");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(values(&snap, &s), vec![1.0]);
+}

@@ -227,7 +227,8 @@ impl Ingester {
             (this.inner.translator.translate(&req, acc), rejected, errors)
         })
         .await?;
-        errors.extend(translation.errors);
+        let room = crate::otlp::metrics::MAX_ERROR_MESSAGES.saturating_sub(errors.len());
+        errors.extend(translation.errors.into_iter().take(room));
         self.store_metrics(
             tenant,
             translation.write,

@@ -59,7 +59,7 @@ const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 /// ...but no more than this many, so that a far-off timestamp cannot blow up a request.
 const MAX_TARGET_INFO_SAMPLES: i64 = 64;
 /// At most this many messages are kept in [`Translation::errors`]; all are counted.
-const MAX_ERROR_MESSAGES: usize = 100;
+pub(crate) const MAX_ERROR_MESSAGES: usize = 100;
 /// Default cap of a [`DeltaAccumulator`].
 pub const DEFAULT_MAX_DELTA_SERIES: usize = 100_000;
 

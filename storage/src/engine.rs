@@ -796,9 +796,15 @@ impl Storage {
             // when the index knows them, which is always outside of tests that bypass it.
             let rank =
                 (fill_labels && signal == Signal::Metrics).then(|| this.series_ranks(&t, &batches));
-            let order = match &rank {
-                Some(rank) => crate::files::metric_order_by_rank(&batches, rank)?,
-                None => sort_order(signal, &batches)?,
+            // ... and grouped in time slabs first (see `TimeSlabs`).
+            let slabs = rank
+                .as_ref()
+                .map(|_| crate::files::TimeSlabs::of(&batches));
+            let order = match (&rank, &slabs) {
+                (Some(rank), Some(slabs)) => {
+                    crate::files::metric_order_by_rank(&batches, rank, slabs)?
+                }
+                _ => sort_order(signal, &batches)?,
             };
             let prepare = |b: RecordBatch| {
                 if fill_labels {
@@ -838,7 +844,7 @@ impl Storage {
                     signal,
                     &batches,
                     &part,
-                    rank.is_some(),
+                    slabs.as_ref(),
                     &prepare,
                 )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));

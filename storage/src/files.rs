@@ -248,17 +248,65 @@ pub fn sort_order(signal: Signal, batches: &[RecordBatch]) -> Result<Vec<RowRef>
     Ok(order)
 }
 
-/// The order of metric rows by series rank, then time: with ranks from the series' label
-/// sets, a file holds the series of one metric (and one job, one instance) together, as
-/// Prometheus's index orders them, so a selector reads a few contiguous pages. Rows of a
-/// series without a rank go last, by id.
+/// Width of the time windows metric rows are grouped by (see [`TimeSlabs`]).
+pub const METRIC_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Fewest rows a time slab of a metrics file holds before the next window starts a new
+/// one (the last slab of a file may hold fewer).
+const MIN_SLAB_ROWS: u64 = ROW_GROUP_ROWS as u64;
+
+/// The time slabs of a metrics file: consecutive 15-minute windows ([`METRIC_WINDOW_MS`])
+/// grouped until a slab holds at least [`MIN_SLAB_ROWS`] rows. A metrics file with a
+/// series directory holds its slabs one after the other, each its own row groups sorted
+/// by series rank then time, so a query of a short time range (an instant query, a recent
+/// dashboard) decodes only the row groups whose timestamp statistics overlap it instead
+/// of every row of its series. A series has one directory entry per slab it has rows in.
+#[derive(Debug, Clone, Default)]
+pub struct TimeSlabs {
+    /// Start (ms) of every slab but the first, ascending.
+    starts: Vec<i64>,
+}
+
+impl TimeSlabs {
+    /// The slabs of the metric rows of `batches`.
+    pub fn of(batches: &[RecordBatch]) -> Self {
+        let mut windows: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        for (_, ts) in batches.iter().filter_map(crate::schema::metric_keys) {
+            for t in ts {
+                *windows.entry(t.div_euclid(METRIC_WINDOW_MS)).or_default() += 1;
+            }
+        }
+        let mut starts = Vec::new();
+        let mut rows = 0u64;
+        for (w, n) in windows {
+            if rows >= MIN_SLAB_ROWS {
+                starts.push(w.saturating_mul(METRIC_WINDOW_MS));
+                rows = 0;
+            }
+            rows += n;
+        }
+        TimeSlabs { starts }
+    }
+
+    /// The slab of a row at `t` (ms).
+    pub fn slab_of(&self, t: i64) -> u32 {
+        u32::try_from(self.starts.partition_point(|&s| s <= t)).unwrap_or(u32::MAX)
+    }
+}
+
+/// The order of metric rows by time slab (see [`TimeSlabs`]), then series rank, then
+/// time: with ranks from the series' label sets, a slab holds the series of one metric
+/// (and one job, one instance) together, as Prometheus's index orders them, so a selector
+/// reads a few contiguous pages of each slab. Rows of a series without a rank go last in
+/// their slab, by id.
 pub fn metric_order_by_rank(
     batches: &[RecordBatch],
     rank: &std::collections::HashMap<u64, u32>,
+    slabs: &TimeSlabs,
 ) -> Result<Vec<RowRef>> {
-    // 8 bytes of order and 4 of rank per row, compared in place: a flush holds no wider
-    // sort keys (rows of a series without a rank go last, by id).
-    let mut keys: Vec<(&[u64], &[i64], Vec<u32>)> = Vec::with_capacity(batches.len());
+    // 8 bytes of order and 8 of slab and rank per row, compared in place: a flush holds no
+    // wider sort keys (rows of a series without a rank go last, by id).
+    let mut keys: Vec<(&[u64], &[i64], Vec<u64>)> = Vec::with_capacity(batches.len());
     let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let bi = u32::try_from(b).map_err(|_| too_many_rows())?;
@@ -268,7 +316,11 @@ pub fn metric_order_by_rank(
         let rows = u32::try_from(ids.len()).map_err(|_| too_many_rows())?;
         let ranks = ids
             .iter()
-            .map(|id| rank.get(id).copied().unwrap_or(u32::MAX))
+            .zip(ts)
+            .map(|(id, &t)| {
+                let rank = rank.get(id).copied().unwrap_or(u32::MAX);
+                (u64::from(slabs.slab_of(t)) << 32) | u64::from(rank)
+            })
             .collect();
         keys.push((ids, ts, ranks));
         order.extend((0..rows).map(|r| (bi, r)));
@@ -282,8 +334,10 @@ pub fn metric_order_by_rank(
     Ok(order)
 }
 
-/// Footer key of a metrics file sorted by series rank: its series directory, each series'
-/// id, first row and row count (see [`series_directory`]).
+/// Footer key of a metrics file sorted by time slab and series rank: its series directory,
+/// each series' id, first row and row count per run of its rows (one per time slab, see
+/// [`TimeSlabs`]; files written before slabs have one per series) (see
+/// [`series_directory`]).
 pub const SERIES_DIRECTORY_KEY: &str = "strata.series_directory";
 
 /// One series' rows in a file: `(series id, first row, rows)`.
@@ -391,6 +445,8 @@ pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
 /// files without a directory (or with one that does not fit the file).
 pub fn first_row_per_series(meta: &FileMetaData) -> Option<RowSelection> {
     let mut dir = series_directory(meta)?;
+    // Sorted by id then first row: a series' first entry comes first (one per time slab).
+    dir.dedup_by_key(|e| e.0);
     dir.sort_unstable_by_key(|e| e.1);
     let total = u64::try_from(meta.num_rows()).ok()?;
     let mut selectors = Vec::with_capacity(dir.len() * 2 + 1);
@@ -701,16 +757,46 @@ pub fn encode_parquet_gathered(
     order: &[RowRef],
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
-    encode_parquet_ordered(signal, batches, order, false, prepare)
+    encode_parquet_ordered(signal, batches, order, None, prepare)
+}
+
+/// `order` (by time slab first) cut where the slab changes.
+fn slab_parts<'a>(
+    batches: &[RecordBatch],
+    order: &'a [RowRef],
+    slabs: &TimeSlabs,
+) -> Vec<&'a [RowRef]> {
+    let ts: Vec<Option<&[i64]>> = batches
+        .iter()
+        .map(|b| crate::schema::metric_keys(b).map(|(_, t)| t))
+        .collect();
+    let slab = |(b, r): RowRef| {
+        ts.get(b as usize)
+            .copied()
+            .flatten()
+            .and_then(|t| t.get(r as usize))
+            .map(|&t| slabs.slab_of(t))
+    };
+    let mut parts = Vec::new();
+    let mut rest = order;
+    while let Some(&first) = rest.first() {
+        let s = slab(first);
+        let n = rest.partition_point(|&x| slab(x) <= s).max(1);
+        let (part, tail) = rest.split_at(n.min(rest.len()));
+        parts.push(part);
+        rest = tail;
+    }
+    parts
 }
 
 /// Like [`encode_parquet_gathered`]; with `directory`, a metrics file (whose `order` is
-/// by series rank, see [`metric_order_by_rank`]) also gets its series directory.
+/// by time slab and series rank, see [`metric_order_by_rank`] with the same slabs) also
+/// gets its series directory, and each time slab starts a new row group.
 pub fn encode_parquet_ordered(
     signal: Signal,
     batches: &[RecordBatch],
     order: &[RowRef],
-    directory: bool,
+    directory: Option<&TimeSlabs>,
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
     if signal == Signal::Traces {
@@ -721,7 +807,7 @@ pub fn encode_parquet_ordered(
     let mut buf = Vec::new();
     let file_schema = schema(signal);
     let mut props = writer_properties(signal, &file_schema)?;
-    if directory {
+    if directory.is_some() {
         // Sorted by series rank, not by the declared `series_id`.
         props = props.into_builder().set_sorting_columns(None).build();
     }
@@ -731,15 +817,24 @@ pub fn encode_parquet_ordered(
             HISTOGRAM_SERIES_KEY.to_string(),
             histogram_series_hex(&gathered_histogram_series(batches, order))?,
         ));
-        if directory {
+        if directory.is_some() {
             writer.append_key_value_metadata(KeyValue::new(
                 SERIES_DIRECTORY_KEY.to_string(),
                 directory_hex(&gathered_directory(batches, order)),
             ));
         }
     }
-    for chunk in order.chunks(GATHER_SLICE_ROWS) {
-        writer.write(&prepare(gather(batches, chunk)?)?)?;
+    let parts = match directory {
+        Some(slabs) => slab_parts(batches, order, slabs),
+        None => vec![order],
+    };
+    for part in parts {
+        for chunk in part.chunks(GATHER_SLICE_ROWS) {
+            writer.write(&prepare(gather(batches, chunk)?)?)?;
+        }
+        // A slab's rows end its row group, so the group's timestamp statistics say which
+        // slab it holds.
+        writer.flush()?;
     }
     writer.close()?;
     Ok(buf)

@@ -13,7 +13,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
-use crate::footer::{SeriesDirectory, footer};
+use crate::footer::{GroupTimes, SeriesDirectory, footer};
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -270,7 +270,13 @@ impl Scanner {
         let pschema = builder.parquet_schema();
         let (keep, selection) = match footer.series_directory() {
             // Sorted by series rank: the directory gives each wanted series' rows.
-            Some(dir) => directory_selection(&meta, dir, ids),
+            Some(dir) => directory_selection(
+                &meta,
+                footer.group_times(),
+                dir,
+                ids,
+                (start_ms, end_ms),
+            ),
             None => selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {
@@ -312,8 +318,57 @@ pub(crate) fn directory_ranges(
     ranges
 }
 
-/// The row groups and rows holding the wanted series (sorted `ids`) of a file with a
-/// series directory: a selection over the kept row groups' rows, in file order.
+/// `ranges` (sorted by first row, from [`directory_ranges`]) cut to the rows of the row
+/// groups whose timestamps may lie in `[start_ms, end_ms]`: a metrics file's time slabs
+/// are row groups of their own, so a short time range reads only the slabs it overlaps.
+/// Files whose row groups all overlap (written before slabs, or a long range) keep their
+/// ranges unchanged.
+pub(crate) fn in_time(
+    groups: &[GroupTimes],
+    ranges: Vec<(u64, u64, usize)>,
+    (start_ms, end_ms): (i64, i64),
+) -> Vec<(u64, u64, usize)> {
+    let overlaps: Vec<bool> = groups
+        .iter()
+        .map(|g| {
+            g.min_max
+                .is_none_or(|(lo, hi)| hi >= start_ms && lo <= end_ms)
+        })
+        .collect();
+    if overlaps.iter().all(|&o| o) {
+        return ranges;
+    }
+    let mut out = Vec::with_capacity(ranges.len());
+    for (first, count, k) in ranges {
+        let end = first.saturating_add(count);
+        let mut g = groups.partition_point(|g| g.first_row.saturating_add(g.rows) <= first);
+        // The kept rows so far, merged while contiguous.
+        let mut piece: Option<(u64, u64)> = None;
+        while let Some(grp) = groups.get(g) {
+            if grp.first_row >= end {
+                break;
+            }
+            if overlaps.get(g).copied().unwrap_or(true) {
+                let lo = first.max(grp.first_row);
+                let hi = end.min(grp.first_row.saturating_add(grp.rows));
+                piece = match piece {
+                    Some((plo, phi)) if phi == lo => Some((plo, hi)),
+                    Some((plo, phi)) => {
+                        out.push((plo, phi - plo, k));
+                        Some((lo, hi))
+                    }
+                    None => Some((lo, hi)),
+                };
+            }
+            g += 1;
+        }
+        if let Some((lo, hi)) = piece {
+            out.push((lo, hi - lo, k));
+        }
+    }
+    out
+}
+
 /// The row groups and pages of a file without a series directory (sorted by
 /// `series_id`) that may hold `ids` in `[start_ms, end_ms]`, from its statistics.
 pub(crate) fn selection_by_stats(
@@ -338,10 +393,13 @@ pub(crate) fn selection_by_stats(
 
 fn directory_selection(
     meta: &ParquetMetaData,
+    groups: &[GroupTimes],
     dir: &SeriesDirectory,
     ids: &[u64],
+    span: (i64, i64),
 ) -> (Vec<usize>, Option<RowSelection>) {
-    selection_of_ranges(meta, &directory_ranges(dir, ids, &mut Vec::new()))
+    let ranges = in_time(groups, directory_ranges(dir, ids, &mut Vec::new()), span);
+    selection_of_ranges(meta, &ranges)
 }
 
 /// The row groups holding `ranges` (from [`directory_ranges`]) and a selection of exactly

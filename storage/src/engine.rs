@@ -797,9 +797,7 @@ impl Storage {
             let rank =
                 (fill_labels && signal == Signal::Metrics).then(|| this.series_ranks(&t, &batches));
             // ... and grouped in time slabs first (see `TimeSlabs`).
-            let slabs = rank
-                .as_ref()
-                .map(|_| crate::files::TimeSlabs::of(&batches));
+            let slabs = rank.as_ref().map(|_| crate::files::TimeSlabs::of(&batches));
             let order = match (&rank, &slabs) {
                 (Some(rank), Some(slabs)) => {
                     crate::files::metric_order_by_rank(&batches, rank, slabs)?
@@ -927,6 +925,9 @@ impl Storage {
             if inputs.len() < 2 {
                 continue;
             }
+            // Rows are merged in write order (file ids grow with each write), so of two
+            // rows of a series at one time the later write stays last in the output.
+            inputs.sort_by_key(|f| f.id);
             // Metric label sets are read from the index rather than from every row.
             let without_labels = signal == Signal::Metrics;
             let mut batches = Vec::new();

@@ -298,7 +298,7 @@ impl TimeSlabs {
 /// time: with ranks from the series' label sets, a slab holds the series of one metric
 /// (and one job, one instance) together, as Prometheus's index orders them, so a selector
 /// reads a few contiguous pages of each slab. Rows of a series without a rank go last in
-/// their slab, by id.
+/// their slab, by id. Rows of the same series and time keep the order of `batches`.
 pub fn metric_order_by_rank(
     batches: &[RecordBatch],
     rank: &std::collections::HashMap<u64, u32>,
@@ -325,10 +325,12 @@ pub fn metric_order_by_rank(
         keys.push((ids, ts, ranks));
         order.extend((0..rows).map(|r| (bi, r)));
     }
+    // Rows of one series and timestamp (a rewrite) stay in arrival order, batches in the
+    // order given: readers keep the last of them.
     let key = |(b, r): RowRef| {
         let (ids, ts, ranks) = &keys[b as usize];
-        let r = r as usize;
-        (ranks[r], ids[r], ts[r])
+        let i = r as usize;
+        (ranks[i], ids[i], ts[i], b, r)
     };
     order.sort_unstable_by_key(|&a| key(a));
     Ok(order)

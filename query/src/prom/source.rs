@@ -270,13 +270,9 @@ impl Scanner {
         let pschema = builder.parquet_schema();
         let (keep, selection) = match footer.series_directory() {
             // Sorted by series rank: the directory gives each wanted series' rows.
-            Some(dir) => directory_selection(
-                &meta,
-                footer.group_times(),
-                dir,
-                ids,
-                (start_ms, end_ms),
-            ),
+            Some(dir) => {
+                directory_selection(&meta, footer.group_times(), dir, ids, (start_ms, end_ms))
+            }
             None => selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {

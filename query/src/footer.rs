@@ -68,12 +68,26 @@ impl SeriesDirectory {
             hints.resize(ids.len(), u32::MAX);
         }
         if ids.len().saturating_mul(SPARSE / 4) >= self.entries.len() {
-            // Many ids: one merge pass over both sorted lists.
-            let mut e = self.entries.iter().peekable();
+            // Many ids: one pass over both sorted lists, galloping over the entries between
+            // two wanted ids (a selector's series are a small share of a file's).
+            let entries = &self.entries[..];
+            let mut pos = 0usize;
             for (k, &id) in ids.iter().enumerate() {
-                while e.next_if(|x| x.0 < id).is_some() {}
-                while let Some(x) = e.next_if(|x| x.0 == id) {
+                if entries.get(pos).is_some_and(|x| x.0 < id) {
+                    let mut step = 1usize;
+                    while entries.get(pos + step).is_some_and(|x| x.0 < id) {
+                        pos += step;
+                        step *= 2;
+                    }
+                    // entries[pos] < id <= entries[pos + step] (or the end).
+                    let hi = (pos + step + 1).min(entries.len());
+                    pos += entries
+                        .get(pos..hi)
+                        .map_or(0, |part| part.partition_point(|x| x.0 < id));
+                }
+                while let Some(x) = entries.get(pos).filter(|x| x.0 == id) {
                     f(k, x);
+                    pos += 1;
                 }
             }
             return;
@@ -242,6 +256,52 @@ mod tests {
                 .filter_map(|(k, &id)| find(id).map(|e| (k, *e)))
                 .collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn series_with_an_entry_per_time_slab_get_all_of_them() {
+        // Ids 3, 10, 17, ...; every 5th has three entries (three slabs), every 7th two.
+        let mut entries: Vec<DirectoryEntry> = Vec::new();
+        let mut row = 0;
+        for slab in 0..3u64 {
+            for i in 0..2000u64 {
+                if slab == 0
+                    || (slab == 1 && (i % 5 == 0 || i % 7 == 0))
+                    || (slab == 2 && i % 5 == 0)
+                {
+                    entries.push((i * 7 + 3, row, 4));
+                    row += 4;
+                }
+            }
+        }
+        entries.sort_unstable();
+        let dir = SeriesDirectory::new(entries.clone());
+        for id in 0..14_100 {
+            assert_eq!(dir.get(id), entries.iter().find(|e| e.0 == id), "{id}");
+        }
+        let mut hints = Vec::new();
+        for ids in [
+            vec![3, 10, 35, 13_996],
+            vec![3, 10, 35, 13_996],
+            vec![0, 38, 73, 13_999],
+            (0..14_100).step_by(3).collect(),
+            (0..14_100).step_by(701).collect(),
+            (0..14_100).collect::<Vec<u64>>(),
+        ] {
+            let mut got = Vec::new();
+            dir.each_of(&ids, &mut hints, |k, e| got.push((k, *e)));
+            let want: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &id)| {
+                    entries
+                        .iter()
+                        .filter(move |e| e.0 == id)
+                        .map(move |e| (k, *e))
+                })
+                .collect();
+            assert_eq!(got, want, "{} ids", ids.len());
         }
     }
 }

@@ -3,6 +3,24 @@
 //!
 //! The object store's local backend does not fsync; for local storage we fsync the file and
 //! its directory ourselves before the catalog may name it.
+//!
+//! Metrics file layout (flushes and compactions with the label index at hand):
+//!
+//! - Rows are grouped in **time slabs** ([`TimeSlabs`]): 15-minute UTC windows, consecutive
+//!   windows merged until a slab holds at least 128k rows (so sparse data keeps one slab).
+//!   Each slab is its own row groups (the writer closes a row group at every slab end), so
+//!   row groups' `timestamp` statistics cover one slab.
+//! - Within a slab, rows are sorted by series rank (label-set order), then time, then
+//!   arrival (a rewritten timestamp's later row comes last; readers keep the last).
+//! - The footer's series directory ([`SERIES_DIRECTORY_KEY`]) has one entry per series and
+//!   slab: (id, first row, rows), sorted by id then first row.
+//! - Readers cut each series' directory ranges to the row groups whose timestamps overlap
+//!   the query, so an instant query or a short range decodes one slab of a file rather than
+//!   every row of its series.
+//!
+//! Files written before slabs (one directory entry per series, row groups spanning the
+//! file's whole time range) read the same way: their row groups all overlap and nothing is
+//! cut. Files without a directory (sorted by `series_id`) are pruned by statistics.
 
 use crate::error::{Error, Result};
 use crate::model::Signal;

@@ -1263,6 +1263,7 @@ async fn time_slabbed_files_answer_like_the_samples_written() {
     let storage = Storage::open(StorageConfig {
         data_dir: dir.path().to_path_buf(),
         compaction_min_files: 2,
+        metric_slab_rows: 128 * 1024,
         ..StorageConfig::default()
     })
     .expect("open");

@@ -797,7 +797,10 @@ impl Storage {
             let rank =
                 (fill_labels && signal == Signal::Metrics).then(|| this.series_ranks(&t, &batches));
             // ... and grouped in time slabs first (see `TimeSlabs`).
-            let slabs = rank.as_ref().map(|_| crate::files::TimeSlabs::of(&batches));
+            let slab_rows = this.inner.config.metric_slab_rows;
+            let slabs = rank
+                .as_ref()
+                .map(|_| crate::files::TimeSlabs::of(&batches, slab_rows));
             let order = match (&rank, &slabs) {
                 (Some(rank), Some(slabs)) => {
                     crate::files::metric_order_by_rank(&batches, rank, slabs)?

@@ -707,13 +707,17 @@ fn compaction_quarantines_a_file_whose_pages_make_the_decoder_panic() {
     );
 }
 
-/// A metrics file spanning several 15-minute windows holds them as time slabs: each slab
-/// (at least `MIN_SLAB_ROWS` rows, windows merged until then) is its own row groups,
-/// sorted by series labels then time, and the directory names each series' rows once
-/// per slab. Re-opening reads each series' labels from its first row only.
+/// With `metric_slab_rows` set, a metrics file spanning several 15-minute windows holds
+/// them as time slabs: each slab (at least that many rows, windows merged until then) is
+/// its own row groups, sorted by series labels then time, and the directory names each
+/// series' rows once per slab. Re-opening reads each series' labels from its first row only.
 #[test]
 fn metric_files_hold_time_slabs_as_row_groups() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let config = |d: &Path| StorageConfig {
+        metric_slab_rows: 128 * 1024,
+        ..config(d)
+    };
     let t = TenantId::default_tenant();
     // 30 series, a sample every 200 ms for 40 minutes: 4,500 rows per series and window,
     // 135,000 per window; a window of the same day (15-minute windows divide days).
@@ -806,10 +810,14 @@ fn metric_files_hold_time_slabs_as_row_groups() {
 }
 
 /// Small flushes merge their windows into one slab: a slab holds at least
-/// `MIN_SLAB_ROWS` rows, so sparse data keeps one row group and one entry per series.
+/// `metric_slab_rows` rows, so sparse data keeps one row group and one entry per series.
 #[test]
 fn sparse_metric_windows_share_one_slab() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let config = |d: &Path| StorageConfig {
+        metric_slab_rows: 128 * 1024,
+        ..config(d)
+    };
     let t = TenantId::default_tenant();
     let s = Storage::open(config(dir.path())).expect("open");
     let day0 = 1_700_006_400_000;

@@ -963,3 +963,64 @@ impl SeriesSource for StorageSource {
         }))
     }
 }
+
+#[cfg(test)]
+mod in_time_tests {
+    use super::*;
+
+    fn group(first_row: u64, rows: u64, lo: i64, hi: i64) -> GroupTimes {
+        GroupTimes {
+            first_row,
+            rows,
+            min_max: Some((lo, hi)),
+        }
+    }
+
+    #[test]
+    fn ranges_are_cut_to_the_row_groups_overlapping_the_time_range() {
+        // Two slabs: rows 0..100 at times 0..=99 (groups of 60 and 40 rows), rows
+        // 100..200 at times 100..=199 (one group), then a group without statistics.
+        let groups = [
+            group(0, 60, 0, 60),
+            group(60, 40, 40, 99),
+            group(100, 100, 100, 199),
+            GroupTimes {
+                first_row: 200,
+                rows: 10,
+                min_max: None,
+            },
+        ];
+        // Series 0: rows 0..50 and 100..150; series 1: rows 50..100 (across the first two
+        // groups) and 150..200; series 2: rows 200..210.
+        let ranges = vec![
+            (0, 50, 0),
+            (50, 50, 1),
+            (100, 50, 0),
+            (150, 50, 1),
+            (200, 10, 2),
+        ];
+        // Everything overlaps: the ranges come back as they are.
+        assert_eq!(in_time(&groups, ranges.clone(), (0, 500)), ranges);
+        // Only the second slab (and the group without statistics) may hold 150..=160.
+        assert_eq!(
+            in_time(&groups, ranges.clone(), (150, 160)),
+            vec![(100, 50, 0), (150, 50, 1), (200, 10, 2)]
+        );
+        // 70..=80 lies in the first slab's second group only: series 1's range is cut to
+        // its rows in that group.
+        assert_eq!(
+            in_time(&groups, ranges.clone(), (70, 80)),
+            vec![(60, 40, 1), (200, 10, 2)]
+        );
+        // A range spanning kept, dropped and kept groups splits into two pieces.
+        let groups = [
+            group(0, 10, 0, 9),
+            group(10, 10, 50, 59),
+            group(20, 10, 5, 9),
+        ];
+        assert_eq!(
+            in_time(&groups, vec![(0, 30, 4)], (0, 9)),
+            vec![(0, 10, 4), (20, 10, 4)]
+        );
+    }
+}

@@ -9,6 +9,7 @@
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::parquet::errors::Result;
 use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::statistics::Statistics;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,6 +26,7 @@ pub(crate) struct Footer {
     pub meta: ArrowReaderMetadata,
     histogram_series: OnceLock<Option<Vec<u64>>>,
     series_directory: OnceLock<Option<SeriesDirectory>>,
+    group_times: OnceLock<Vec<GroupTimes>>,
 }
 
 /// A metrics file's series directory: each series' row range, sorted by id.
@@ -50,10 +52,11 @@ impl SeriesDirectory {
         self.position(id).and_then(|p| self.entries.get(p))
     }
 
-    /// Calls `f` with the position in `ids` (sorted) and the entry of each wanted series
-    /// the file holds, in id order. `hints` carries each id's directory position from one
-    /// file to the next (files of one period hold mostly the same series, so a hint
-    /// usually hits with one probe); it is resized to `ids` when it does not match.
+    /// Calls `f` with the position in `ids` (sorted) and each entry of each wanted series
+    /// the file holds (one per time slab of the file), in id order. `hints` carries each
+    /// id's first directory position from one file to the next (files of one period hold
+    /// mostly the same series, so a hint usually hits with one probe); it is resized to
+    /// `ids` when it does not match.
     pub fn each_of(
         &self,
         ids: &[u64],
@@ -65,38 +68,68 @@ impl SeriesDirectory {
             hints.resize(ids.len(), u32::MAX);
         }
         if ids.len().saturating_mul(SPARSE / 4) >= self.entries.len() {
-            // Many ids: one merge pass over both sorted lists.
-            let mut e = self.entries.iter().peekable();
+            // Many ids: one pass over both sorted lists, galloping over the entries between
+            // two wanted ids (a selector's series are a small share of a file's).
+            let entries = &self.entries[..];
+            let mut pos = 0usize;
             for (k, &id) in ids.iter().enumerate() {
-                while e.next_if(|x| x.0 < id).is_some() {}
-                if let Some(x) = e.next_if(|x| x.0 == id) {
+                if entries.get(pos).is_some_and(|x| x.0 < id) {
+                    let mut step = 1usize;
+                    while entries.get(pos + step).is_some_and(|x| x.0 < id) {
+                        pos += step;
+                        step *= 2;
+                    }
+                    // entries[pos] < id <= entries[pos + step] (or the end).
+                    let hi = (pos + step + 1).min(entries.len());
+                    pos += entries
+                        .get(pos..hi)
+                        .map_or(0, |part| part.partition_point(|x| x.0 < id));
+                }
+                while let Some(x) = entries.get(pos).filter(|x| x.0 == id) {
                     f(k, x);
+                    pos += 1;
                 }
             }
             return;
         }
         for ((k, &id), hint) in ids.iter().enumerate().zip(hints.iter_mut()) {
-            let pos = match self.entries.get(*hint as usize) {
-                Some(x) if x.0 == id => Some(*hint as usize),
-                _ => self.position(id),
-            };
-            if let Some(x) = pos.and_then(|p| self.entries.get(p)) {
-                *hint = u32::try_from(pos.unwrap_or(0)).unwrap_or(u32::MAX);
+            let h = *hint as usize;
+            let hit = self.entries.get(h).is_some_and(|x| x.0 == id)
+                && (h == 0 || self.entries.get(h - 1).is_none_or(|x| x.0 != id));
+            let pos = if hit { Some(h) } else { self.position(id) };
+            let Some(pos) = pos else { continue };
+            *hint = u32::try_from(pos).unwrap_or(u32::MAX);
+            for x in self.entries.get(pos..).unwrap_or(&[]) {
+                if x.0 != id {
+                    break;
+                }
                 f(k, x);
             }
         }
     }
 
-    /// The position of series `id`'s entry.
+    /// The position of series `id`'s first entry.
     fn position(&self, id: u64) -> Option<usize> {
-        // The block whose first id is the last one <= `id`.
-        let block = self.sparse.partition_point(|&k| k <= id).checked_sub(1)?;
-        let lo = block * SPARSE;
-        let part = self
-            .entries
-            .get(lo..(lo + SPARSE).min(self.entries.len()))?;
-        part.binary_search_by_key(&id, |e| e.0).ok().map(|i| lo + i)
+        // The first entry of `id` lies after the start of the last block starting below
+        // it and no later than the start of the next block.
+        let block = self.sparse.partition_point(|&k| k < id);
+        let lo = block.saturating_sub(1) * SPARSE;
+        let hi = (block * SPARSE + 1).min(self.entries.len());
+        let part = self.entries.get(lo..hi)?;
+        let i = part.partition_point(|e| e.0 < id);
+        part.get(i).filter(|e| e.0 == id).map(|_| lo + i)
     }
+}
+
+/// A row group of a data file: its rows and the range of its `timestamp` statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupTimes {
+    /// First row of the group in the file.
+    pub first_row: u64,
+    /// Rows in the group.
+    pub rows: u64,
+    /// Smallest and largest timestamp, `None` without statistics.
+    pub min_max: Option<(i64, i64)>,
 }
 
 impl Footer {
@@ -108,7 +141,42 @@ impl Footer {
             .as_deref()
     }
 
-    /// For metrics files sorted by series rank: each series' row range, sorted by id.
+    /// Each row group's rows and timestamp range (a metrics file's time slabs are row
+    /// groups of their own, see `strata_storage::files::TimeSlabs`).
+    pub fn group_times(&self) -> &[GroupTimes] {
+        self.group_times.get_or_init(|| {
+            let meta = self.meta.metadata();
+            let ts = meta
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == ["timestamp"]);
+            let mut first_row = 0u64;
+            meta.row_groups()
+                .iter()
+                .map(|rg| {
+                    let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
+                    let min_max = ts
+                        .and_then(|i| rg.columns().get(i))
+                        .and_then(|c| c.statistics())
+                        .and_then(|s| match s {
+                            Statistics::Int64(v) => Some((*v.min_opt()?, *v.max_opt()?)),
+                            _ => None,
+                        });
+                    let g = GroupTimes {
+                        first_row,
+                        rows,
+                        min_max,
+                    };
+                    first_row += rows;
+                    g
+                })
+                .collect()
+        })
+    }
+
+    /// For metrics files sorted by series rank: each series' row ranges, sorted by id.
     pub fn series_directory(&self) -> Option<&SeriesDirectory> {
         self.series_directory
             .get_or_init(|| {
@@ -132,6 +200,7 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
         meta: ArrowReaderMetadata::load(file, options)?,
         histogram_series: OnceLock::new(),
         series_directory: OnceLock::new(),
+        group_times: OnceLock::new(),
     });
     let mut cache = FOOTERS.lock();
     if cache.len() >= ENTRIES {
@@ -187,6 +256,52 @@ mod tests {
                 .filter_map(|(k, &id)| find(id).map(|e| (k, *e)))
                 .collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn series_with_an_entry_per_time_slab_get_all_of_them() {
+        // Ids 3, 10, 17, ...; every 5th has three entries (three slabs), every 7th two.
+        let mut entries: Vec<DirectoryEntry> = Vec::new();
+        let mut row = 0;
+        for slab in 0..3u64 {
+            for i in 0..2000u64 {
+                if slab == 0
+                    || (slab == 1 && (i % 5 == 0 || i % 7 == 0))
+                    || (slab == 2 && i % 5 == 0)
+                {
+                    entries.push((i * 7 + 3, row, 4));
+                    row += 4;
+                }
+            }
+        }
+        entries.sort_unstable();
+        let dir = SeriesDirectory::new(entries.clone());
+        for id in 0..14_100 {
+            assert_eq!(dir.get(id), entries.iter().find(|e| e.0 == id), "{id}");
+        }
+        let mut hints = Vec::new();
+        for ids in [
+            vec![3, 10, 35, 13_996],
+            vec![3, 10, 35, 13_996],
+            vec![0, 38, 73, 13_999],
+            (0..14_100).step_by(3).collect(),
+            (0..14_100).step_by(701).collect(),
+            (0..14_100).collect::<Vec<u64>>(),
+        ] {
+            let mut got = Vec::new();
+            dir.each_of(&ids, &mut hints, |k, e| got.push((k, *e)));
+            let want: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &id)| {
+                    entries
+                        .iter()
+                        .filter(move |e| e.0 == id)
+                        .map(move |e| (k, *e))
+                })
+                .collect();
+            assert_eq!(got, want, "{} ids", ids.len());
         }
     }
 }

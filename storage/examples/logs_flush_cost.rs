@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let order = sort_order(Signal::Logs, &batches)?;
     let sort = cpu() - t;
     let t = cpu();
-    let bytes = encode_parquet_ordered(Signal::Logs, &batches, &order, false, &|b| Ok(b))?;
+    let bytes = encode_parquet_ordered(Signal::Logs, &batches, &order, None, &|b| Ok(b))?;
     let encode = cpu() - t;
     let t = cpu();
     let bodies: Vec<&str> = order

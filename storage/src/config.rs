@@ -52,6 +52,13 @@ pub struct StorageConfig {
     /// Never merge files into one of more than this many rows: compaction holds its
     /// inputs in memory, so this bounds its memory (metrics: ~40 bytes a row).
     pub compaction_max_rows: u64,
+    /// Metrics files hold their rows in time slabs when this is above 0: 15-minute windows,
+    /// consecutive ones merged until a slab has at least this many rows, each slab its own
+    /// row groups, so instant queries and short ranges decode only the slabs they overlap.
+    /// 0 (the default) writes one slab per file: on the PromQL benchmark (100k series, 3 h,
+    /// flush files of ~10 minutes) 128k-row slabs cost range queries ~5% more CPU and
+    /// gained nothing measurable on instant queries.
+    pub metric_slab_rows: u64,
     /// How often compaction and retention run.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
@@ -68,6 +75,7 @@ impl Default for StorageConfig {
             max_pending_bytes: 2 * 1024 * 1024 * 1024,
             compaction_min_files: 8,
             compaction_max_rows: 10_000_000,
+            metric_slab_rows: 0,
             maintenance_interval: Duration::from_secs(300),
             retention: RetentionConfig::default(),
         }

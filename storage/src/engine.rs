@@ -897,9 +897,16 @@ impl Storage {
             // when the index knows them, which is always outside of tests that bypass it.
             let rank =
                 (fill_labels && signal == Signal::Metrics).then(|| this.series_ranks(&t, &batches));
-            let order = match &rank {
-                Some(rank) => crate::files::metric_order_by_rank(&batches, rank)?,
-                None => sort_order(signal, &batches)?,
+            // ... and grouped in time slabs first (see `TimeSlabs`).
+            let slab_rows = this.inner.config.metric_slab_rows;
+            let slabs = rank
+                .as_ref()
+                .map(|_| crate::files::TimeSlabs::of(&batches, slab_rows));
+            let order = match (&rank, &slabs) {
+                (Some(rank), Some(slabs)) => {
+                    crate::files::metric_order_by_rank(&batches, rank, slabs)?
+                }
+                _ => sort_order(signal, &batches)?,
             };
             let prepare = |b: RecordBatch| {
                 if fill_labels {
@@ -939,7 +946,7 @@ impl Storage {
                     signal,
                     &batches,
                     &part,
-                    rank.is_some(),
+                    slabs.as_ref(),
                     &prepare,
                 )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
@@ -1022,6 +1029,9 @@ impl Storage {
             if inputs.len() < 2 {
                 continue;
             }
+            // Rows are merged in write order (file ids grow with each write), so of two
+            // rows of a series at one time the later write stays last in the output.
+            inputs.sort_by_key(|f| f.id);
             // Metric label sets are read from the index rather than from every row.
             let without_labels = signal == Signal::Metrics;
             let mut batches = Vec::new();

@@ -3,6 +3,26 @@
 //!
 //! The object store's local backend does not fsync; for local storage we fsync the file and
 //! its directory ourselves before the catalog may name it.
+//!
+//! Metrics file layout (flushes and compactions with the label index at hand):
+//!
+//! - Rows are grouped in **time slabs** ([`TimeSlabs`]): 15-minute UTC windows, consecutive
+//!   windows merged until a slab holds at least `storage.metric_slab_rows` rows (so sparse
+//!   data keeps one slab). The default, 0, makes each file one slab (measured: slabs cost
+//!   range queries ~5% CPU on the PromQL benchmark without a measurable instant-query gain).
+//!   Each slab is its own row groups (the writer closes a row group at every slab end), so
+//!   row groups' `timestamp` statistics cover one slab.
+//! - Within a slab, rows are sorted by series rank (label-set order), then time, then
+//!   arrival (a rewritten timestamp's later row comes last; readers keep the last).
+//! - The footer's series directory ([`SERIES_DIRECTORY_KEY`]) has one entry per series and
+//!   slab: (id, first row, rows), sorted by id then first row.
+//! - Readers cut each series' directory ranges to the row groups whose timestamps overlap
+//!   the query, so an instant query or a short range decodes one slab of a file rather than
+//!   every row of its series.
+//!
+//! Files written before slabs (one directory entry per series, row groups spanning the
+//! file's whole time range) read the same way: their row groups all overlap and nothing is
+//! cut. Files without a directory (sorted by `series_id`) are pruned by statistics.
 
 use crate::error::{Error, Result};
 use crate::model::Signal;
@@ -306,17 +326,66 @@ fn log_order(batches: &[RecordBatch]) -> Option<Vec<RowRef>> {
     )
 }
 
-/// The order of metric rows by series rank, then time: with ranks from the series' label
-/// sets, a file holds the series of one metric (and one job, one instance) together, as
-/// Prometheus's index orders them, so a selector reads a few contiguous pages. Rows of a
-/// series without a rank go last, by id.
+/// Width of the time windows metric rows are grouped by (see [`TimeSlabs`]).
+pub const METRIC_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// The time slabs of a metrics file: consecutive 15-minute windows ([`METRIC_WINDOW_MS`])
+/// grouped until a slab holds at least `min_rows` rows (`storage.metric_slab_rows`; 0 makes
+/// the whole file one slab). A metrics file with a
+/// series directory holds its slabs one after the other, each its own row groups sorted
+/// by series rank then time, so a query of a short time range (an instant query, a recent
+/// dashboard) decodes only the row groups whose timestamp statistics overlap it instead
+/// of every row of its series. A series has one directory entry per slab it has rows in.
+#[derive(Debug, Clone, Default)]
+pub struct TimeSlabs {
+    /// Start (ms) of every slab but the first, ascending.
+    starts: Vec<i64>,
+}
+
+impl TimeSlabs {
+    /// The slabs of the metric rows of `batches`, each of at least `min_rows` rows (the
+    /// last may hold fewer); one slab when `min_rows` is 0.
+    pub fn of(batches: &[RecordBatch], min_rows: u64) -> Self {
+        if min_rows == 0 {
+            return TimeSlabs::default();
+        }
+        let mut windows: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        for (_, ts) in batches.iter().filter_map(crate::schema::metric_keys) {
+            for t in ts {
+                *windows.entry(t.div_euclid(METRIC_WINDOW_MS)).or_default() += 1;
+            }
+        }
+        let mut starts = Vec::new();
+        let mut rows = 0u64;
+        for (w, n) in windows {
+            if rows >= min_rows {
+                starts.push(w.saturating_mul(METRIC_WINDOW_MS));
+                rows = 0;
+            }
+            rows += n;
+        }
+        TimeSlabs { starts }
+    }
+
+    /// The slab of a row at `t` (ms).
+    pub fn slab_of(&self, t: i64) -> u32 {
+        u32::try_from(self.starts.partition_point(|&s| s <= t)).unwrap_or(u32::MAX)
+    }
+}
+
+/// The order of metric rows by time slab (see [`TimeSlabs`]), then series rank, then
+/// time: with ranks from the series' label sets, a slab holds the series of one metric
+/// (and one job, one instance) together, as Prometheus's index orders them, so a selector
+/// reads a few contiguous pages of each slab. Rows of a series without a rank go last in
+/// their slab, by id. Rows of the same series and time keep the order of `batches`.
 pub fn metric_order_by_rank(
     batches: &[RecordBatch],
     rank: &std::collections::HashMap<u64, u32>,
+    slabs: &TimeSlabs,
 ) -> Result<Vec<RowRef>> {
-    // 8 bytes of order and 4 of rank per row, compared in place: a flush holds no wider
-    // sort keys (rows of a series without a rank go last, by id).
-    let mut keys: Vec<(&[u64], &[i64], Vec<u32>)> = Vec::with_capacity(batches.len());
+    // 8 bytes of order and 8 of slab and rank per row, compared in place: a flush holds no
+    // wider sort keys (rows of a series without a rank go last, by id).
+    let mut keys: Vec<(&[u64], &[i64], Vec<u64>)> = Vec::with_capacity(batches.len());
     let mut order: Vec<RowRef> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (b, batch) in batches.iter().enumerate() {
         let bi = u32::try_from(b).map_err(|_| too_many_rows())?;
@@ -326,22 +395,30 @@ pub fn metric_order_by_rank(
         let rows = u32::try_from(ids.len()).map_err(|_| too_many_rows())?;
         let ranks = ids
             .iter()
-            .map(|id| rank.get(id).copied().unwrap_or(u32::MAX))
+            .zip(ts)
+            .map(|(id, &t)| {
+                let rank = rank.get(id).copied().unwrap_or(u32::MAX);
+                (u64::from(slabs.slab_of(t)) << 32) | u64::from(rank)
+            })
             .collect();
         keys.push((ids, ts, ranks));
         order.extend((0..rows).map(|r| (bi, r)));
     }
+    // Rows of one series and timestamp (a rewrite) stay in arrival order, batches in the
+    // order given: readers keep the last of them.
     let key = |(b, r): RowRef| {
         let (ids, ts, ranks) = &keys[b as usize];
-        let r = r as usize;
-        (ranks[r], ids[r], ts[r])
+        let i = r as usize;
+        (ranks[i], ids[i], ts[i], b, r)
     };
     order.sort_unstable_by_key(|&a| key(a));
     Ok(order)
 }
 
-/// Footer key of a metrics file sorted by series rank: its series directory, each series'
-/// id, first row and row count (see [`series_directory`]).
+/// Footer key of a metrics file sorted by time slab and series rank: its series directory,
+/// each series' id, first row and row count per run of its rows (one per time slab, see
+/// [`TimeSlabs`]; files written before slabs have one per series) (see
+/// [`series_directory`]).
 pub const SERIES_DIRECTORY_KEY: &str = "strata.series_directory";
 
 /// One series' rows in a file: `(series id, first row, rows)`.
@@ -434,6 +511,8 @@ pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
 /// files without a directory (or with one that does not fit the file).
 pub fn first_row_per_series(meta: &FileMetaData) -> Option<RowSelection> {
     let mut dir = series_directory(meta)?;
+    // Sorted by id then first row: a series' first entry comes first (one per time slab).
+    dir.dedup_by_key(|e| e.0);
     dir.sort_unstable_by_key(|e| e.1);
     let total = u64::try_from(meta.num_rows()).ok()?;
     let mut selectors = Vec::with_capacity(dir.len() * 2 + 1);
@@ -758,16 +837,46 @@ pub fn encode_parquet_gathered(
     order: &[RowRef],
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
-    encode_parquet_ordered(signal, batches, order, false, prepare)
+    encode_parquet_ordered(signal, batches, order, None, prepare)
+}
+
+/// `order` (by time slab first) cut where the slab changes.
+fn slab_parts<'a>(
+    batches: &[RecordBatch],
+    order: &'a [RowRef],
+    slabs: &TimeSlabs,
+) -> Vec<&'a [RowRef]> {
+    let ts: Vec<Option<&[i64]>> = batches
+        .iter()
+        .map(|b| crate::schema::metric_keys(b).map(|(_, t)| t))
+        .collect();
+    let slab = |(b, r): RowRef| {
+        ts.get(b as usize)
+            .copied()
+            .flatten()
+            .and_then(|t| t.get(r as usize))
+            .map(|&t| slabs.slab_of(t))
+    };
+    let mut parts = Vec::new();
+    let mut rest = order;
+    while let Some(&first) = rest.first() {
+        let s = slab(first);
+        let n = rest.partition_point(|&x| slab(x) <= s).max(1);
+        let (part, tail) = rest.split_at(n.min(rest.len()));
+        parts.push(part);
+        rest = tail;
+    }
+    parts
 }
 
 /// Like [`encode_parquet_gathered`]; with `directory`, a metrics file (whose `order` is
-/// by series rank, see [`metric_order_by_rank`]) also gets its series directory.
+/// by time slab and series rank, see [`metric_order_by_rank`] with the same slabs) also
+/// gets its series directory, and each time slab starts a new row group.
 pub fn encode_parquet_ordered(
     signal: Signal,
     batches: &[RecordBatch],
     order: &[RowRef],
-    directory: bool,
+    directory: Option<&TimeSlabs>,
     prepare: &dyn Fn(RecordBatch) -> Result<RecordBatch>,
 ) -> Result<Vec<u8>> {
     if signal == Signal::Traces {
@@ -778,7 +887,7 @@ pub fn encode_parquet_ordered(
     let mut buf = Vec::new();
     let file_schema = schema(signal);
     let mut props = writer_properties(signal, &file_schema)?;
-    if directory {
+    if directory.is_some() {
         // Sorted by series rank, not by the declared `series_id`.
         props = props.into_builder().set_sorting_columns(None).build();
     }
@@ -788,15 +897,24 @@ pub fn encode_parquet_ordered(
             HISTOGRAM_SERIES_KEY.to_string(),
             histogram_series_hex(&gathered_histogram_series(batches, order))?,
         ));
-        if directory {
+        if directory.is_some() {
             writer.append_key_value_metadata(KeyValue::new(
                 SERIES_DIRECTORY_KEY.to_string(),
                 directory_hex(&gathered_directory(batches, order)),
             ));
         }
     }
-    for chunk in order.chunks(GATHER_SLICE_ROWS) {
-        writer.write(&prepare(gather(batches, chunk)?)?)?;
+    let parts = match directory {
+        Some(slabs) => slab_parts(batches, order, slabs),
+        None => vec![order],
+    };
+    for part in parts {
+        for chunk in part.chunks(GATHER_SLICE_ROWS) {
+            writer.write(&prepare(gather(batches, chunk)?)?)?;
+        }
+        // A slab's rows end its row group, so the group's timestamp statistics say which
+        // slab it holds.
+        writer.flush()?;
     }
     writer.close()?;
     Ok(buf)

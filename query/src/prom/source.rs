@@ -13,7 +13,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
-use crate::footer::{SeriesDirectory, footer};
+use crate::footer::{GroupTimes, SeriesDirectory, footer};
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -289,7 +289,9 @@ impl Scanner {
         let pschema = builder.parquet_schema();
         let (keep, selection) = match footer.series_directory() {
             // Sorted by series rank: the directory gives each wanted series' rows.
-            Some(dir) => directory_selection(&meta, dir, ids),
+            Some(dir) => {
+                directory_selection(&meta, footer.group_times(), dir, ids, (start_ms, end_ms))
+            }
             None => selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {
@@ -331,8 +333,57 @@ pub(crate) fn directory_ranges(
     ranges
 }
 
-/// The row groups and rows holding the wanted series (sorted `ids`) of a file with a
-/// series directory: a selection over the kept row groups' rows, in file order.
+/// `ranges` (sorted by first row, from [`directory_ranges`]) cut to the rows of the row
+/// groups whose timestamps may lie in `[start_ms, end_ms]`: a metrics file's time slabs
+/// are row groups of their own, so a short time range reads only the slabs it overlaps.
+/// Files whose row groups all overlap (written before slabs, or a long range) keep their
+/// ranges unchanged.
+pub(crate) fn in_time(
+    groups: &[GroupTimes],
+    ranges: Vec<(u64, u64, usize)>,
+    (start_ms, end_ms): (i64, i64),
+) -> Vec<(u64, u64, usize)> {
+    let overlaps: Vec<bool> = groups
+        .iter()
+        .map(|g| {
+            g.min_max
+                .is_none_or(|(lo, hi)| hi >= start_ms && lo <= end_ms)
+        })
+        .collect();
+    if overlaps.iter().all(|&o| o) {
+        return ranges;
+    }
+    let mut out = Vec::with_capacity(ranges.len());
+    for (first, count, k) in ranges {
+        let end = first.saturating_add(count);
+        let mut g = groups.partition_point(|g| g.first_row.saturating_add(g.rows) <= first);
+        // The kept rows so far, merged while contiguous.
+        let mut piece: Option<(u64, u64)> = None;
+        while let Some(grp) = groups.get(g) {
+            if grp.first_row >= end {
+                break;
+            }
+            if overlaps.get(g).copied().unwrap_or(true) {
+                let lo = first.max(grp.first_row);
+                let hi = end.min(grp.first_row.saturating_add(grp.rows));
+                piece = match piece {
+                    Some((plo, phi)) if phi == lo => Some((plo, hi)),
+                    Some((plo, phi)) => {
+                        out.push((plo, phi - plo, k));
+                        Some((lo, hi))
+                    }
+                    None => Some((lo, hi)),
+                };
+            }
+            g += 1;
+        }
+        if let Some((lo, hi)) = piece {
+            out.push((lo, hi - lo, k));
+        }
+    }
+    out
+}
+
 /// The row groups and pages of a file without a series directory (sorted by
 /// `series_id`) that may hold `ids` in `[start_ms, end_ms]`, from its statistics.
 pub(crate) fn selection_by_stats(
@@ -357,10 +408,13 @@ pub(crate) fn selection_by_stats(
 
 fn directory_selection(
     meta: &ParquetMetaData,
+    groups: &[GroupTimes],
     dir: &SeriesDirectory,
     ids: &[u64],
+    span: (i64, i64),
 ) -> (Vec<usize>, Option<RowSelection>) {
-    selection_of_ranges(meta, &directory_ranges(dir, ids, &mut Vec::new()))
+    let ranges = in_time(groups, directory_ranges(dir, ids, &mut Vec::new()), span);
+    selection_of_ranges(meta, &ranges)
 }
 
 /// The row groups holding `ranges` (from [`directory_ranges`]) and a selection of exactly
@@ -947,5 +1001,66 @@ impl SeriesSource for StorageSource {
     ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
         let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
         Ok(Box::new(StorageChunks::new(self, found, start_ms, end_ms)))
+    }
+}
+
+#[cfg(test)]
+mod in_time_tests {
+    use super::*;
+
+    fn group(first_row: u64, rows: u64, lo: i64, hi: i64) -> GroupTimes {
+        GroupTimes {
+            first_row,
+            rows,
+            min_max: Some((lo, hi)),
+        }
+    }
+
+    #[test]
+    fn ranges_are_cut_to_the_row_groups_overlapping_the_time_range() {
+        // Two slabs: rows 0..100 at times 0..=99 (groups of 60 and 40 rows), rows
+        // 100..200 at times 100..=199 (one group), then a group without statistics.
+        let groups = [
+            group(0, 60, 0, 60),
+            group(60, 40, 40, 99),
+            group(100, 100, 100, 199),
+            GroupTimes {
+                first_row: 200,
+                rows: 10,
+                min_max: None,
+            },
+        ];
+        // Series 0: rows 0..50 and 100..150; series 1: rows 50..100 (across the first two
+        // groups) and 150..200; series 2: rows 200..210.
+        let ranges = vec![
+            (0, 50, 0),
+            (50, 50, 1),
+            (100, 50, 0),
+            (150, 50, 1),
+            (200, 10, 2),
+        ];
+        // Everything overlaps: the ranges come back as they are.
+        assert_eq!(in_time(&groups, ranges.clone(), (0, 500)), ranges);
+        // Only the second slab (and the group without statistics) may hold 150..=160.
+        assert_eq!(
+            in_time(&groups, ranges.clone(), (150, 160)),
+            vec![(100, 50, 0), (150, 50, 1), (200, 10, 2)]
+        );
+        // 70..=80 lies in the first slab's second group only: series 1's range is cut to
+        // its rows in that group.
+        assert_eq!(
+            in_time(&groups, ranges.clone(), (70, 80)),
+            vec![(60, 40, 1), (200, 10, 2)]
+        );
+        // A range spanning kept, dropped and kept groups splits into two pieces.
+        let groups = [
+            group(0, 10, 0, 9),
+            group(10, 10, 50, 59),
+            group(20, 10, 5, 9),
+        ];
+        assert_eq!(
+            in_time(&groups, vec![(0, 30, 4)], (0, 9)),
+            vec![(0, 10, 4), (20, 10, 4)]
+        );
     }
 }

@@ -880,3 +880,135 @@ fn start_up_refuses_rather_than_quarantines_a_file_it_cannot_read() {
     let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
     assert_eq!(values(&snap, &s), vec![1.0]);
 }
+
+/// With `metric_slab_rows` set, a metrics file spanning several 15-minute windows holds
+/// them as time slabs: each slab (at least that many rows, windows merged until then) is
+/// its own row groups, sorted by series labels then time, and the directory names each
+/// series' rows once per slab. Re-opening reads each series' labels from its first row only.
+#[test]
+fn metric_files_hold_time_slabs_as_row_groups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |d: &Path| StorageConfig {
+        metric_slab_rows: 128 * 1024,
+        ..config(d)
+    };
+    let t = TenantId::default_tenant();
+    // 30 series, a sample every 200 ms for 40 minutes: 4,500 rows per series and window,
+    // 135,000 per window; a window of the same day (15-minute windows divide days).
+    let day0 = 1_700_006_400_000; // 2023-11-15 00:00 UTC
+    let window = crate::files::METRIC_WINDOW_MS;
+    let (series, step, minutes) = (30, 200, 40);
+    {
+        let s = Storage::open(config(dir.path())).expect("open");
+        let mut samples = Vec::new();
+        for i in 0..(minutes * 60_000 / step) {
+            for k in 0..series {
+                samples.push(sample(
+                    "slabbed",
+                    &format!("job{k:02}"),
+                    day0 + i * step,
+                    1.0,
+                ));
+            }
+            if samples.len() >= 60_000 {
+                write(&s, &t, std::mem::take(&mut samples));
+            }
+        }
+        write(&s, &t, samples);
+        block(s.flush()).expect("flush");
+        let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+        assert_eq!(snap.files.len(), 1);
+        let path = s.inner.files.local_path(&snap.files[0].path);
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("file"))
+                .expect("footer");
+        let meta = builder.metadata().clone();
+        // Row groups' time ranges: within one window each (the windows of 135,000 rows
+        // each close a slab; the last, 10 minutes, is one too), ascending.
+        let ts_col = meta
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == "timestamp")
+            .expect("timestamp column");
+        let mut slabs: Vec<i64> = Vec::new();
+        let mut first_row = 0u64;
+        let mut group_rows = Vec::new();
+        for rg in meta.row_groups() {
+            let Some(datafusion::parquet::file::statistics::Statistics::Int64(v)) =
+                rg.column(ts_col).statistics()
+            else {
+                panic!("no timestamp statistics");
+            };
+            let (lo, hi) = (*v.min_opt().expect("min"), *v.max_opt().expect("max"));
+            assert_eq!(lo.div_euclid(window), hi.div_euclid(window), "{lo}..{hi}");
+            let w = lo.div_euclid(window);
+            assert!(slabs.last().is_none_or(|&l| l <= w), "ascending windows");
+            if slabs.last() != Some(&w) {
+                slabs.push(w);
+            }
+            group_rows.push((first_row, rg.num_rows() as u64, w));
+            first_row += rg.num_rows() as u64;
+        }
+        let windows =
+            (day0 + (minutes * 60_000 - 1)).div_euclid(window) - day0.div_euclid(window) + 1;
+        assert_eq!(slabs.len() as i64, windows);
+        // The directory: one entry per series and slab, each inside one slab's groups.
+        let entries = crate::files::series_directory(meta.file_metadata()).expect("directory");
+        assert_eq!(entries.len(), series as usize * slabs.len());
+        assert_eq!(
+            entries.iter().map(|e| e.2).sum::<u64>(),
+            meta.file_metadata().num_rows() as u64
+        );
+        let window_of_row = |row: u64| {
+            group_rows
+                .iter()
+                .find(|g| row >= g.0 && row < g.0 + g.1)
+                .map(|g| g.2)
+        };
+        for (_, first, rows) in &entries {
+            assert_eq!(window_of_row(*first), window_of_row(first + rows - 1));
+        }
+        assert_eq!(
+            values(&snap, &s).len(),
+            (series * minutes * 60_000 / step) as usize
+        );
+    }
+    // The label index comes back from one row per series.
+    let s = Storage::open(config(dir.path())).expect("reopen");
+    assert_eq!(
+        s.select_labels(&t, Signal::Metrics, &[]).len(),
+        series as usize
+    );
+}
+
+/// Small flushes merge their windows into one slab: a slab holds at least
+/// `metric_slab_rows` rows, so sparse data keeps one row group and one entry per series.
+#[test]
+fn sparse_metric_windows_share_one_slab() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |d: &Path| StorageConfig {
+        metric_slab_rows: 128 * 1024,
+        ..config(d)
+    };
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    let day0 = 1_700_006_400_000;
+    let samples = (0..240)
+        .flat_map(|i| {
+            (0..3).map(move |k| sample("sparse", &format!("j{k}"), day0 + i * 15_000, i as f64))
+        })
+        .collect();
+    write(&s, &t, samples);
+    block(s.flush()).expect("flush");
+    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    let path = s.inner.files.local_path(&snap.files[0].path);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("file"))
+            .expect("footer");
+    assert_eq!(builder.metadata().num_row_groups(), 1);
+    let entries =
+        crate::files::series_directory(builder.metadata().file_metadata()).expect("directory");
+    assert_eq!(entries.len(), 3);
+}

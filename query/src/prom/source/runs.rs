@@ -165,9 +165,10 @@ impl Scanner {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
         let pschema = builder.parquet_schema();
         // With a directory, the runs are known: `series_id` need not be decoded.
-        let ranges = footer
-            .series_directory()
-            .map(|d| directory_ranges(d, ids, hints));
+        let ranges = footer.series_directory().map(|d| {
+            let ranges = directory_ranges(d, ids, hints);
+            super::in_time(footer.group_times(), ranges, (start_ms, end_ms))
+        });
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
             None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,

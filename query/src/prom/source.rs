@@ -522,6 +522,7 @@ impl StorageSource {
             snap,
             found,
             (start_ms, end_ms),
+            None,
         );
         self.loaded.set(loaded);
         res
@@ -583,6 +584,67 @@ fn approx_bytes(s: &RawSeries) -> usize {
         + hist
 }
 
+/// Most (series, file) row ranges a [`SelectionRows`] holds (8 bytes each).
+const MAX_SELECTION_ROWS: usize = 8 << 20;
+
+/// The rows of every series of a chunked selection in each file with a series directory,
+/// looked up once per file for the whole selection. A chunk's series ids are scattered
+/// over the directory (sorted by id, a few MB a file), so looking them up chunk by chunk
+/// costs a cache miss per series and file; one merge pass over each directory for all of
+/// the selection's series reads it in order once.
+struct SelectionRows {
+    /// The selection's ids sorted, and the index of each in the selection.
+    ids: Vec<u64>,
+    index: Vec<usize>,
+    /// Per file of the snapshot: (first row, row count) per series of the selection (a
+    /// count of 0 when the file lacks it), `None` when a row number exceeds `u32`.
+    files: Vec<std::sync::OnceLock<Option<Vec<(u32, u32)>>>>,
+}
+
+impl SelectionRows {
+    /// For the selection `found` over `files` files; `None` when it would be too large.
+    fn new(found: &[(u64, Labels)], files: usize) -> Option<Self> {
+        if found.len().saturating_mul(files) > MAX_SELECTION_ROWS || files == 0 {
+            return None;
+        }
+        let mut by_id: Vec<(u64, usize)> = found
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        by_id.sort_unstable();
+        // `found` holds each id once; a duplicate would leave a series without rows.
+        if by_id.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        Some(SelectionRows {
+            ids: by_id.iter().map(|x| x.0).collect(),
+            index: by_id.iter().map(|x| x.1).collect(),
+            files: (0..files).map(|_| std::sync::OnceLock::new()).collect(),
+        })
+    }
+
+    /// The rows of the selection's series in file `file` (indexed like the selection),
+    /// looked up on first use.
+    fn in_file(&self, file: usize, dir: &SeriesDirectory) -> Option<&[(u32, u32)]> {
+        self.files
+            .get(file)?
+            .get_or_init(|| {
+                let mut rows = vec![(0u32, 0u32); self.index.len()];
+                let mut fits = true;
+                dir.each_of(&self.ids, &mut Vec::new(), |k, e| {
+                    let slot = self.index.get(k).and_then(|&i| rows.get_mut(i));
+                    match (slot, u32::try_from(e.1), u32::try_from(e.2)) {
+                        (Some(slot), Ok(first), Ok(count)) => *slot = (first, count),
+                        _ => fits = false,
+                    }
+                });
+                fits.then_some(rows)
+            })
+            .as_deref()
+    }
+}
+
 /// A selection read a chunk of series at a time (about [`CHUNK_BYTES`] of samples, at
 /// most [`MAX_SERIES_PER_CHUNK`] series), in label order, from one snapshot. Files are
 /// sorted by series labels, so a chunk's rows are a contiguous stretch of every file.
@@ -605,6 +667,8 @@ struct ChunkRead {
     found: Vec<(u64, Labels)>,
     span: (i64, i64),
     max_samples: usize,
+    /// The selection's rows per file, when looked up once for all chunks.
+    rows: Option<SelectionRows>,
 }
 
 /// A chunk's series and the query's loaded samples after it.
@@ -612,7 +676,8 @@ type ChunkResult = (Result<Vec<RawSeries>, ScanError>, usize);
 
 impl ChunkRead {
     fn read(&self, range: std::ops::Range<usize>, mut loaded: usize) -> ChunkResult {
-        let part = self.found.get(range).unwrap_or(&[]);
+        let part = self.found.get(range.clone()).unwrap_or(&[]);
+        let rows = self.rows.as_ref().map(|r| (r, range.start));
         let res = read_series(
             &self.scanner,
             self.max_samples,
@@ -620,6 +685,7 @@ impl ChunkRead {
             &self.snap,
             part,
             self.span,
+            rows,
         );
         (res, loaded)
     }
@@ -689,6 +755,7 @@ fn read_series(
     snap: &Snapshot,
     found: &[(u64, Labels)],
     (start_ms, end_ms): (i64, i64),
+    rows: Option<(&SelectionRows, usize)>,
 ) -> Result<Vec<RawSeries>, ScanError> {
     scanner.check()?;
     // (series id, index into `found`), sorted by id: the scan names a run's series by
@@ -708,11 +775,27 @@ fn read_series(
     // A series usually has one run of rows per file plus one in the memtables.
     let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
     let mut loaded = *loaded_total;
+    // A chunk of a selection whose rows per file were looked up at once: the chunk's
+    // ranges are read off those instead of looked up per id (see `SelectionRows`).
+    let known = |file: usize, dir: &SeriesDirectory| -> Option<Vec<(u64, u64, usize)>> {
+        let (all, offset) = rows?;
+        let table = all.in_file(file, dir)?;
+        let mut ranges = Vec::with_capacity(by_id.len());
+        for (k, &(_, idx)) in by_id.iter().enumerate() {
+            let &(first, count) = table.get(offset + idx)?;
+            if count > 0 {
+                ranges.push((u64::from(first), u64::from(count), k));
+            }
+        }
+        ranges.sort_unstable();
+        Some(ranges)
+    };
     let res = scanner.scan_series_in(
         snap,
         &ids,
         (start_ms, end_ms),
         &["value", "histogram"],
+        rows.is_some().then_some(&known as &runs::KnownRanges<'_>),
         &mut |b, runs| {
             let Some(ts_vals) = b
                 .column_by_name("timestamp")
@@ -893,18 +976,22 @@ impl SeriesSource for StorageSource {
     ) -> Result<Box<dyn SeriesChunks + 'a>, SourceError> {
         let found = self.matching(matchers).map_err(|e| self.source_error(e))?;
         let found_len = found.len();
+        let snap = self.scanner.snapshot(start_ms, end_ms);
+        let chunk = first_chunk(found_len, end_ms.saturating_sub(start_ms));
+        let rows = (found_len > chunk).then(|| SelectionRows::new(&found, snap.files.len()));
         Ok(Box::new(StorageChunks {
             source: self,
             labels: found.iter().map(|(_, l)| l.clone()).collect(),
             read: Arc::new(ChunkRead {
                 scanner: self.scanner.clone(),
-                snap: self.scanner.snapshot(start_ms, end_ms),
+                snap,
                 found,
                 span: (start_ms, end_ms),
                 max_samples: self.limits.max_samples,
+                rows: rows.flatten(),
             }),
             next: 0,
-            chunk: first_chunk(found_len, end_ms.saturating_sub(start_ms)),
+            chunk,
             pending: None,
         }))
     }

@@ -643,6 +643,28 @@ impl SelectionRows {
             })
             .as_deref()
     }
+
+    /// The ranges of a chunk's series in file `file`, as [`directory_ranges`] gives them
+    /// for the chunk's sorted ids: the chunk is the selection's series from `offset` on,
+    /// `by_id` its (id, index in the chunk) sorted by id.
+    fn chunk_ranges(
+        &self,
+        file: usize,
+        dir: &SeriesDirectory,
+        offset: usize,
+        by_id: &[(u64, usize)],
+    ) -> Option<Vec<(u64, u64, usize)>> {
+        let table = self.in_file(file, dir)?;
+        let mut ranges = Vec::with_capacity(by_id.len());
+        for (k, &(_, idx)) in by_id.iter().enumerate() {
+            let &(first, count) = table.get(offset + idx)?;
+            if count > 0 {
+                ranges.push((u64::from(first), u64::from(count), k));
+            }
+        }
+        ranges.sort_unstable();
+        Some(ranges)
+    }
 }
 
 /// A selection read a chunk of series at a time (about [`CHUNK_BYTES`] of samples, at
@@ -777,18 +799,9 @@ fn read_series(
     let mut loaded = *loaded_total;
     // A chunk of a selection whose rows per file were looked up at once: the chunk's
     // ranges are read off those instead of looked up per id (see `SelectionRows`).
-    let known = |file: usize, dir: &SeriesDirectory| -> Option<Vec<(u64, u64, usize)>> {
+    let known = |file: usize, dir: &SeriesDirectory| {
         let (all, offset) = rows?;
-        let table = all.in_file(file, dir)?;
-        let mut ranges = Vec::with_capacity(by_id.len());
-        for (k, &(_, idx)) in by_id.iter().enumerate() {
-            let &(first, count) = table.get(offset + idx)?;
-            if count > 0 {
-                ranges.push((u64::from(first), u64::from(count), k));
-            }
-        }
-        ranges.sort_unstable();
-        Some(ranges)
+        all.chunk_ranges(file, dir, offset, &by_id)
     };
     let res = scanner.scan_series_in(
         snap,
@@ -994,5 +1007,64 @@ impl SeriesSource for StorageSource {
             chunk,
             pending: None,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk's ranges read off the selection's rows agree with looking the chunk's ids
+    /// up in the directory, for chunks anywhere in the selection and series missing from
+    /// the file.
+    #[test]
+    fn selection_rows_give_a_chunk_the_directory_ranges() {
+        // A file of 5,000 series (ids scattered like hashes), each with 1 to 7 rows, laid
+        // out in an order unrelated to the ids; every 7th selected series is not in it.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let ids: Vec<u64> = (0..5000).map(|_| rand()).collect();
+        let mut entries = Vec::new();
+        let mut row = 0u64;
+        for &id in ids.iter().rev() {
+            let count = 1 + rand() % 7;
+            entries.push((id, row, count));
+            row += count;
+        }
+        entries.sort_unstable();
+        let dir = SeriesDirectory::new(entries);
+        // The selection: every other series of the file plus absent ones, in an order of
+        // its own (as label order would be).
+        let mut found: Vec<(u64, Labels)> = ids
+            .iter()
+            .step_by(2)
+            .enumerate()
+            .map(|(i, &id)| (if i % 7 == 0 { id ^ 1 } else { id }, Labels::empty()))
+            .collect();
+        found.sort_by_key(|(id, _)| id.rotate_left(17));
+        let rows = SelectionRows::new(&found, 3).expect("small selection");
+        for (start, len) in [(0, 1), (0, 256), (100, 900), (2000, 500), (2400, 100)] {
+            let part = &found[start..start + len];
+            let mut by_id: Vec<(u64, usize)> = part
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (*id, i))
+                .collect();
+            by_id.sort_unstable();
+            let chunk_ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
+            let want = directory_ranges(&dir, &chunk_ids, &mut Vec::new());
+            let got = rows.chunk_ranges(1, &dir, start, &by_id);
+            assert_eq!(got.as_ref(), Some(&want), "chunk {start}+{len}");
+            assert!(len == 1 || want.len() > len / 2, "chunk {start}+{len}");
+        }
+        // A file index past the snapshot's files has no precomputed rows.
+        assert!(rows.chunk_ranges(3, &dir, 0, &[]).is_none());
+        // Too large a selection is looked up chunk by chunk instead.
+        assert!(SelectionRows::new(&found, MAX_SELECTION_ROWS).is_none());
     }
 }

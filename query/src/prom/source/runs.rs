@@ -172,13 +172,11 @@ impl Scanner {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
         let pschema = builder.parquet_schema();
         // With a directory, the runs are known: `series_id` need not be decoded.
-        let ranges = footer
-            .series_directory()
-            .map(|d| {
-                known
-                    .and_then(|(i, k)| k(i, d))
-                    .unwrap_or_else(|| directory_ranges(d, ids, hints))
-            });
+        let ranges = footer.series_directory().map(|d| {
+            known
+                .and_then(|(i, k)| k(i, d))
+                .unwrap_or_else(|| directory_ranges(d, ids, hints))
+        });
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
             None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,

@@ -598,8 +598,11 @@ struct SelectionRows {
     index: Vec<usize>,
     /// Per file of the snapshot: (first row, row count) per series of the selection (a
     /// count of 0 when the file lacks it), `None` when a row number exceeds `u32`.
-    files: Vec<std::sync::OnceLock<Option<Vec<(u32, u32)>>>>,
+    files: Vec<std::sync::OnceLock<Option<FileRows>>>,
 }
+
+/// (first row, row count) per series of a selection in one file.
+type FileRows = Vec<(u32, u32)>;
 
 impl SelectionRows {
     /// For the selection `found` over `files` files; `None` when it would be too large.

@@ -41,7 +41,7 @@ pub(crate) struct SeriesDirectory {
 const SPARSE: usize = 64;
 
 impl SeriesDirectory {
-    fn new(entries: Vec<DirectoryEntry>) -> Self {
+    pub(crate) fn new(entries: Vec<DirectoryEntry>) -> Self {
         let sparse = entries.iter().step_by(SPARSE).map(|e| e.0).collect();
         SeriesDirectory { entries, sparse }
     }

@@ -13,7 +13,7 @@
 //! a timestamp must still win). Channels are bounded: at most a few batches per file wait.
 
 use super::{Limit, ScanError, Scanner, directory_ranges, selection_of_ranges, storage_err};
-use crate::footer::footer;
+use crate::footer::{SeriesDirectory, footer};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -43,18 +43,24 @@ type Decoded = Result<(RecordBatch, Vec<Run>), ScanError>;
 /// What a series scan hands each batch to.
 pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> + 'a;
 
+/// The row ranges of a scan's `ids` in one file, as [`directory_ranges`] gives them, known
+/// beforehand (file index in the snapshot and its directory); `None` looks them up.
+pub(crate) type KnownRanges<'a> =
+    dyn Fn(usize, &SeriesDirectory) -> Option<Vec<(u64, u64, usize)>> + Sync + 'a;
+
 impl Scanner {
     /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
     /// in the files and memtables of `snap`, and the runs of one series they consist of
     /// (covering every row of the batch, in order). Batches have `timestamp` and those of
     /// `columns` the data has; rows may lie outside `[start_ms, end_ms]` (the caller skips
     /// them). Files come in snapshot order, then memtables.
-    pub fn scan_series_in(
+    pub(crate) fn scan_series_in(
         &self,
         snap: &Snapshot,
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
+        known: Option<&KnownRanges<'_>>,
         f: &mut RunsFn<'_>,
     ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
@@ -64,7 +70,7 @@ impl Scanner {
         let threads = DECODE_THREADS.min(files.len());
         if threads <= 1 {
             let mut hints = Vec::new();
-            for file in files {
+            for (i, file) in files.iter().enumerate() {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
                 let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
@@ -73,7 +79,7 @@ impl Scanner {
                     ids,
                     (start_ms, end_ms),
                     columns,
-                    &mut hints,
+                    (&mut hints, known.map(|k| (i, k))),
                     &mut pass,
                 )?;
             }
@@ -101,7 +107,7 @@ impl Scanner {
                                     ids,
                                     (start_ms, end_ms),
                                     columns,
-                                    &mut hints,
+                                    (&mut hints, known.map(|k| (i, k))),
                                     &mut |b, runs| {
                                         // The consumer hung up (it failed): stop decoding.
                                         tx.send(Ok((b, runs)))
@@ -142,14 +148,15 @@ impl Scanner {
     }
 
     /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
-    /// `hints` carries directory positions from file to file (see `SeriesDirectory`).
+    /// `hints` carries directory positions from file to file (see `SeriesDirectory`);
+    /// `known` gives the file's ranges when the caller worked them out beforehand.
     fn file_runs(
         &self,
         path: &Path,
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        hints: &mut Vec<u32>,
+        (hints, known): (&mut Vec<u32>, Option<(usize, &KnownRanges<'_>)>),
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -166,7 +173,9 @@ impl Scanner {
         let pschema = builder.parquet_schema();
         // With a directory, the runs are known: `series_id` need not be decoded.
         let ranges = footer.series_directory().map(|d| {
-            let ranges = directory_ranges(d, ids, hints);
+            let ranges = known
+                .and_then(|(i, k)| k(i, d))
+                .unwrap_or_else(|| directory_ranges(d, ids, hints));
             super::in_time(footer.group_times(), ranges, (start_ms, end_ms))
         });
         let (keep, selection) = match &ranges {

@@ -660,6 +660,17 @@ fn approx_bytes(s: &RawSeries) -> usize {
         + hist
 }
 
+/// (series id, index in `found`) of each series of a selection, sorted by id.
+fn by_id(found: &[(u64, Labels)]) -> Vec<(u64, usize)> {
+    let mut by_id: Vec<(u64, usize)> = found
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    by_id.sort_unstable();
+    by_id
+}
+
 /// Most (series, file) row ranges a [`SelectionRows`] holds (8 bytes each).
 const MAX_SELECTION_ROWS: usize = 8 << 20;
 
@@ -686,12 +697,7 @@ impl SelectionRows {
         if found.len().saturating_mul(files) > MAX_SELECTION_ROWS || files == 0 {
             return None;
         }
-        let mut by_id: Vec<(u64, usize)> = found
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (*id, i))
-            .collect();
-        by_id.sort_unstable();
+        let by_id = by_id(found);
         // `found` holds each id once; a duplicate would leave a series without rows.
         if by_id.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
@@ -903,12 +909,7 @@ fn read_series(
     scanner.check()?;
     // (series id, index into `found`), sorted by id: the scan names a run's series by
     // its position here.
-    let mut by_id: Vec<(u64, usize)> = found
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
-    by_id.sort_unstable();
+    let mut by_id = by_id(found);
     by_id.dedup_by_key(|x| x.0);
     let ids: Vec<u64> = by_id.iter().map(|x| x.0).collect();
     let mut floats: Vec<Vec<FPoint>> = vec![Vec::new(); found.len()];

@@ -704,7 +704,7 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         // The short metadata columns log queries read (service, severity, trace and span
         // ids, scope name and version) and the record attributes are plain too: they are
         // one value per stream, empty, or distinct per record (ids, attributes), so a
-        // dictionary saved no bytes and cost 12% of ingest CPU in interning (BENCHMARKS.md,
+        // dictionary saved no bytes and cost 8-12% of ingest CPU in interning (BENCHMARKS.md,
         // "Logs"). Only the resource and scope attributes keep theirs: per-resource JSON
         // that can run to hundreds of bytes, which a hash and one `memcmp` intern more
         // cheaply than zstd compresses a plain copy per row. `service_name` and

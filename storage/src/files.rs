@@ -700,8 +700,15 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
         // query reads (the stream's label map, which only the stream index reads when the
         // store opens, and four that only SQL reads) are written plain instead: their
         // repetitive pages compress to almost nothing. The stream map's keys and values
-        // need no min/max either (streams are pruned by `stream_id`). The columns log
-        // queries read keep their dictionaries, which decode faster.
+        // need no min/max either (streams are pruned by `stream_id`).
+        // The short metadata columns log queries read (service, severity, trace and span
+        // ids, scope name and version) and the record attributes are plain too: they are
+        // one value per stream, empty, or distinct per record (ids, attributes), so a
+        // dictionary saved no bytes and cost 8-12% of ingest CPU in interning (BENCHMARKS.md,
+        // "Logs"). Only the resource and scope attributes keep theirs: per-resource JSON
+        // that can run to hundreds of bytes, which a hash and one `memcmp` intern more
+        // cheaply than zstd compresses a plain copy per row. `service_name` and
+        // `severity_text` keep their min/max statistics for SQL's page pruning.
         for leaf in ["keys", "values"] {
             let path = ColumnPath::new(vec!["stream_labels".into(), "entries".into(), leaf.into()]);
             b = b
@@ -713,6 +720,13 @@ fn writer_properties(signal: Signal, s: &SchemaRef) -> Result<WriterProperties> 
             "event_name",
             "resource_schema_url",
             "scope_schema_url",
+            "service_name",
+            "severity_text",
+            "trace_id",
+            "span_id",
+            "scope_name",
+            "scope_version",
+            "attributes",
         ] {
             b = b.set_column_dictionary_enabled(ColumnPath::from(col), false);
         }

@@ -1012,3 +1012,135 @@ fn sparse_metric_windows_share_one_slab() {
         crate::files::series_directory(builder.metadata().file_metadata()).expect("directory");
     assert_eq!(entries.len(), 3);
 }
+
+/// Logs files write the short metadata columns log queries read (and the record
+/// attributes) without a dictionary, keep one for the resource and scope attributes and
+/// keep `service_name`'s min/max for SQL's pruning; every value reads back as written.
+#[test]
+fn logs_files_write_metadata_plain_and_read_it_back() {
+    use datafusion::arrow::array::AsArray;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(config(dir.path())).expect("open");
+    let records: Vec<LogRecord> = (0..300)
+        .map(|i| {
+            let mut r = log_record(if i % 2 == 0 { "api" } else { "web" }, 1_000 + i, "a line");
+            r.severity_text = if i % 3 == 0 { "ERROR" } else { "INFO" }.into();
+            r.trace_id = if i % 4 == 0 {
+                format!("{i:032x}")
+            } else {
+                String::new()
+            };
+            r.span_id = if i % 4 == 0 {
+                format!("{i:016x}")
+            } else {
+                String::new()
+            };
+            r.attributes = format!(r#"{{"n":"{i}"}}"#).as_str().into();
+            r.origin.service_name = if i % 2 == 0 { "api" } else { "web" }.into();
+            r.origin.resource_attributes = r#"{"host.name":"h1"}"#.into();
+            r.origin.scope_name = "lib".into();
+            r.origin.scope_version = "1.2".into();
+            r.origin.scope_attributes = r#"{"s":"1"}"#.into();
+            r
+        })
+        .collect();
+    block(s.write_logs(&t, records)).expect("write");
+    block(s.flush()).expect("flush");
+    let snap = s.snapshot(&t, Signal::Logs, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 1);
+    let path = s.inner.files.local_path(&snap.files[0].path);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("file"))
+            .expect("footer");
+    let meta = builder.metadata().clone();
+    let rg = &meta.row_groups()[0];
+    let chunk = |name: &str| {
+        rg.columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    for col in [
+        "service_name",
+        "severity_text",
+        "trace_id",
+        "span_id",
+        "scope_name",
+        "scope_version",
+        "attributes",
+    ] {
+        assert_eq!(
+            chunk(col).dictionary_page_offset(),
+            None,
+            "{col} has a dictionary"
+        );
+    }
+    for col in ["resource_attributes", "scope_attributes"] {
+        assert!(
+            chunk(col).dictionary_page_offset().is_some(),
+            "{col} has no dictionary"
+        );
+    }
+    let stats = chunk("service_name")
+        .statistics()
+        .expect("service_name statistics");
+    assert_eq!(stats.min_bytes_opt(), Some(&b"api"[..]));
+    assert_eq!(stats.max_bytes_opt(), Some(&b"web"[..]));
+
+    let mut rows = Vec::new();
+    for batch in builder.build().expect("reader") {
+        let batch = batch.expect("batch");
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .expect(name)
+                .as_string::<i32>()
+                .clone()
+        };
+        let ts = batch.column_by_name("timestamp").expect("timestamp");
+        let ts = ts
+            .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+            .clone();
+        let (svc, sev, trace, span, attrs, res) = (
+            col("service_name"),
+            col("severity_text"),
+            col("trace_id"),
+            col("span_id"),
+            col("attributes"),
+            col("resource_attributes"),
+        );
+        for r in 0..batch.num_rows() {
+            rows.push((
+                ts.value(r) - 1_000,
+                svc.value(r).to_owned(),
+                sev.value(r).to_owned(),
+                trace.value(r).to_owned(),
+                span.value(r).to_owned(),
+                attrs.value(r).to_owned(),
+                res.value(r).to_owned(),
+            ));
+        }
+    }
+    rows.sort();
+    assert_eq!(rows.len(), 300);
+    for (i, (n, svc, sev, trace, span, attrs, res)) in rows.into_iter().enumerate() {
+        assert_eq!(n, i as i64);
+        assert_eq!(svc, if i % 2 == 0 { "api" } else { "web" });
+        assert_eq!(sev, if i % 3 == 0 { "ERROR" } else { "INFO" });
+        let want_trace = if i % 4 == 0 {
+            format!("{i:032x}")
+        } else {
+            String::new()
+        };
+        assert_eq!(trace, want_trace);
+        let want_span = if i % 4 == 0 {
+            format!("{i:016x}")
+        } else {
+            String::new()
+        };
+        assert_eq!(span, want_span);
+        assert_eq!(attrs, format!(r#"{{"n":"{i}"}}"#));
+        assert_eq!(res, r#"{"host.name":"h1"}"#);
+    }
+}

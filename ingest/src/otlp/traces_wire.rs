@@ -586,12 +586,10 @@ fn one_span<'a>(
             11 => {
                 counts.events += 1;
                 let keep = counts.events <= limits.max_events_per_span;
+                let out = Some(&mut scratch.events_json).filter(|_| keep);
                 let n = f
                     .message(w)
-                    .and_then(|e| {
-                        let out = Some(&mut scratch.events_json).filter(|_| keep);
-                        event(e, out, &mut scratch.item_attrs, limits)
-                    })
+                    .and_then(|e| event(e, out, &mut scratch.item_attrs, limits))
                     .at("Span", "events")?;
                 counts.event_attributes = counts.event_attributes.max(n);
             }
@@ -599,12 +597,10 @@ fn one_span<'a>(
             13 => {
                 counts.links += 1;
                 let keep = counts.links <= limits.max_links_per_span;
+                let out = Some(&mut scratch.links_json).filter(|_| keep);
                 let n = f
                     .message(w)
-                    .and_then(|e| {
-                        let out = Some(&mut scratch.links_json).filter(|_| keep);
-                        link(e, out, &mut scratch.item_attrs, limits)
-                    })
+                    .and_then(|e| link(e, out, &mut scratch.item_attrs, limits))
                     .at("Span", "links")?;
                 counts.link_attributes = counts.link_attributes.max(n);
             }

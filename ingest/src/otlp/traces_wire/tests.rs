@@ -703,6 +703,21 @@ fn spans_over_the_event_or_link_limits_are_rejected_alone_on_both_paths() {
     assert_eq!(batch, spans_batch(&conv.spans).expect("generic batch"));
 }
 
+/// Walks one span on its own, with an empty origin.
+fn one_span_alone<'a>(
+    b: Fields<'a>,
+    limits: &Limits,
+    out: &mut WireSpans,
+    scratch: &mut Scratch<'a>,
+) {
+    let (mut built, mut make) = (None, || Ok(crate::otlp::common::origin(None, "", None, "")));
+    let origin = OriginOnce {
+        built: &mut built,
+        make: &mut make,
+    };
+    one_span(b, origin, None, limits, out, scratch, &mut |_, _| {}).expect("well-formed");
+}
+
 /// Attributes, events and links past their limits are counted, not collected: a span of
 /// hundreds of thousands of empty links costs no list of them.
 #[test]
@@ -723,20 +738,7 @@ fn items_past_the_limits_are_not_collected() {
         too_large: None,
     };
     let mut scratch = Scratch::default();
-    let (mut built, mut make) = (None, || Ok(crate::otlp::common::origin(None, "", None, "")));
-    one_span(
-        b.clone(),
-        OriginOnce {
-            built: &mut built,
-            make: &mut make,
-        },
-        None,
-        &limits,
-        &mut out,
-        &mut scratch,
-        &mut |_, _| {},
-    )
-    .expect("well-formed");
+    one_span_alone(b, &limits, &mut out, &mut scratch);
     assert_eq!(out.rejected, 1);
     assert_eq!(
         out.errors,
@@ -760,20 +762,7 @@ fn items_past_the_limits_are_not_collected() {
     }];
     let b = s.encode_to_vec();
     let b = Fields::new(&b);
-    let (mut built, mut make) = (None, || Ok(crate::otlp::common::origin(None, "", None, "")));
-    one_span(
-        b.clone(),
-        OriginOnce {
-            built: &mut built,
-            make: &mut make,
-        },
-        None,
-        &limits,
-        &mut out,
-        &mut scratch,
-        &mut |_, _| {},
-    )
-    .expect("well-formed");
+    one_span_alone(b, &limits, &mut out, &mut scratch);
     assert_eq!(out.rejected, 2);
     assert_eq!(
         out.errors[1],

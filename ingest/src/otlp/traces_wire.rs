@@ -372,12 +372,13 @@ fn resource_spans<'a>(
     scratch: &mut Scratch<'a>,
     on_span: &mut dyn FnMut(&SpanRow<'_>, &Origin),
 ) -> Result<(), WireError> {
-    let mut schema_url = "";
+    let (mut schema_url, mut has_resource) = ("", false);
     let mut f = rs.clone();
     while let Some((n, w)) = f.next_field().named("ResourceSpans", RESOURCE_SPANS)? {
         match n {
             1 => {
                 f.message(w).at("ResourceSpans", "resource")?;
+                has_resource = true;
             }
             2 => {
                 f.message(w).at("ResourceSpans", "scope_spans")?;
@@ -385,11 +386,6 @@ fn resource_spans<'a>(
             3 => schema_url = text(w).at("ResourceSpans", "schema_url")?,
             _ => {}
         }
-    }
-    let mut has_resource = false;
-    let mut f = rs.clone();
-    while let Some((n, _)) = f.next_field().named("ResourceSpans", RESOURCE_SPANS)? {
-        has_resource |= n == 1;
     }
     let mut resource = if has_resource {
         let limit = limits.max_resource_attributes;
@@ -446,7 +442,7 @@ fn scope_spans<'a>(
             _ => {}
         }
     }
-    let scope = if has_scope {
+    let mut scope = if has_scope {
         let limit = limits.max_scope_attributes;
         Some(scope(Merged::new(ss.clone(), 1), limit).at("ScopeSpans", "scope")?)
     } else {
@@ -459,28 +455,12 @@ fn scope_spans<'a>(
         resource.as_ref().map_or(0, |(a, _)| a.count),
         scope.as_ref().map_or(0, |s| s.attributes.count),
     );
-    if let Err(e) = limits.check_origin(counts.0, counts.1) {
-        // Every span of the block is rejected (and checked): no origin is built.
-        let mut never = || Ok(Origin::default());
-        let mut origin = None;
-        let mut g = ss;
-        while let Some((n, w)) = g.next_field().named("ScopeSpans", SCOPE_SPANS)? {
-            if n == 2 {
-                let span = g.message(w)?;
-                let origin = OriginOnce {
-                    built: &mut origin,
-                    make: &mut never,
-                };
-                one_span(span, origin, Some(&e), limits, out, scratch, on_span)
-                    .at("ScopeSpans", "spans")?;
-            }
-        }
-        return Ok(());
-    }
+    // Over a limit, every span of the block is rejected (and checked); `one_span` then
+    // never asks for the origin.
+    let block = limits.check_origin(counts.0, counts.1).err();
     // The origin is built at the block's first stored span: a block whose spans are all
     // rejected, or that comes once the request is refused as too large, copies nothing
     // (else a large resource copied once per tiny scope block costs far more than its bytes).
-    let mut scope = scope;
     let mut make_origin = || -> Result<Origin, WireError> {
         #[cfg(test)]
         tests::ORIGINS_MADE.with(|n| n.set(n.get() + 1));
@@ -518,8 +498,16 @@ fn scope_spans<'a>(
                 built: &mut origin,
                 make: &mut make_origin,
             };
-            one_span(span, origin, None, limits, out, scratch, on_span)
-                .at("ScopeSpans", "spans")?;
+            one_span(
+                span,
+                origin,
+                block.as_deref(),
+                limits,
+                out,
+                scratch,
+                on_span,
+            )
+            .at("ScopeSpans", "spans")?;
         }
     }
     Ok(())

@@ -15,8 +15,8 @@ use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowRef, catch_corrupt, decode_local_parquet, decode_parquet,
-    first_row_per_series, sort_order,
+    FileStore, ROW_GROUP_ROWS, RowRef, decode_local_parquet, decode_parquet, first_row_per_series,
+    sort_order,
 };
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
@@ -378,7 +378,8 @@ fn log_token_index(batches: &[RecordBatch], order: &[RowRef]) -> Vec<u8> {
 /// sidecar if it has one; returns the new path. The link is made durable before the
 /// caller drops the file from the catalog. A different file already under that name (a
 /// path quarantined before, then reused) is not replaced: this one gets a numbered name.
-fn keep_in_quarantine(data_dir: &Path, from: &Path, path: &str) -> Result<PathBuf> {
+fn keep_in_quarantine(data_dir: &Path, from: &Path, f: &FileMeta) -> Result<PathBuf> {
+    let path = f.path.as_str();
     let base = data_dir.join("quarantine").join(path);
     let dir = base.parent().unwrap_or(data_dir).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -397,15 +398,17 @@ fn keep_in_quarantine(data_dir: &Path, from: &Path, path: &str) -> Result<PathBu
             Err(e) => return Err(Error::io(&to, e)),
         }
     };
-    let sidecar = |p: &Path| PathBuf::from(format!("{}.tokens", p.display()));
-    match std::fs::hard_link(sidecar(from), sidecar(&to)) {
-        Err(e)
-            if e.kind() != std::io::ErrorKind::NotFound
-                && e.kind() != std::io::ErrorKind::AlreadyExists =>
-        {
-            return Err(Error::io(sidecar(&to), e));
+    if f.signal == Signal::Logs {
+        let sidecar = |p: &Path| PathBuf::from(token_index::sidecar_path(&p.to_string_lossy()));
+        match std::fs::hard_link(sidecar(from), sidecar(&to)) {
+            Err(e)
+                if e.kind() != std::io::ErrorKind::NotFound
+                    && e.kind() != std::io::ErrorKind::AlreadyExists =>
+            {
+                return Err(Error::io(sidecar(&to), e));
+            }
+            _ => {}
         }
-        _ => {}
     }
     sync_dir(&dir)?;
     Ok(to)
@@ -484,7 +487,7 @@ impl Storage {
                 // One damaged file must not keep every other row from being served: it
                 // leaves the catalog for quarantine/, as compaction does with one.
                 Err(e) if e.is_corrupt_file() => {
-                    let kept = keep_in_quarantine(&dir, &path, &f.path)?;
+                    let kept = keep_in_quarantine(&dir, &path, f)?;
                     log_quarantined(f, &kept, &e);
                     unreadable.push(f.id);
                 }
@@ -1038,30 +1041,30 @@ impl Storage {
             let mut readable = Vec::with_capacity(inputs.len());
             for f in inputs {
                 let data = self.inner.files.get(&f.path).await?;
-                let read = tokio::task::spawn_blocking(move || {
-                    catch_corrupt(|| -> Result<Vec<RecordBatch>> {
-                        if signal == Signal::Traces {
-                            // Either spans file layout, back in the table's form.
-                            return decode_parquet(data, None, None)?
-                                .iter()
-                                .map(schema::spans_from_file)
-                                .collect();
-                        }
-                        if !without_labels {
-                            return decode_parquet(data, None, None);
-                        }
-                        let metrics = schema::schema(Signal::Metrics);
-                        let cols: Vec<&str> = metrics
-                            .fields()
+                // Each decode is guarded ([`decode_parquet`]); a panic in our own
+                // conversions is a bug, not a damaged file, and must not quarantine one.
+                let read = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                    if signal == Signal::Traces {
+                        // Either spans file layout, back in the table's form.
+                        return decode_parquet(data, None, None)?
                             .iter()
-                            .map(|f| f.name().as_str())
-                            .filter(|n| *n != "metric_name" && *n != "labels")
+                            .map(schema::spans_from_file)
                             .collect();
-                        decode_parquet(data, Some(&cols), None)?
-                            .iter()
-                            .map(schema::metrics_batch_without_labels)
-                            .collect()
-                    })
+                    }
+                    if !without_labels {
+                        return decode_parquet(data, None, None);
+                    }
+                    let metrics = schema::schema(Signal::Metrics);
+                    let cols: Vec<&str> = metrics
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .filter(|n| *n != "metric_name" && *n != "labels")
+                        .collect();
+                    decode_parquet(data, Some(&cols), None)?
+                        .iter()
+                        .map(schema::metrics_batch_without_labels)
+                        .collect()
                 })
                 .await
                 .map_err(|_| Error::ShuttingDown)?;
@@ -1110,8 +1113,8 @@ impl Storage {
     async fn quarantine(&self, f: &FileMeta, why: &Error) -> Result<()> {
         let from = self.inner.files.local_path(&f.path);
         let data_dir = self.inner.config.data_dir.clone();
-        let path = f.path.clone();
-        let kept = tokio::task::spawn_blocking(move || keep_in_quarantine(&data_dir, &from, &path))
+        let meta = f.clone();
+        let kept = tokio::task::spawn_blocking(move || keep_in_quarantine(&data_dir, &from, &meta))
             .await
             .map_err(|_| Error::ShuttingDown)??;
         let mut next = self.inner.state.read().catalog.clone();

@@ -1156,6 +1156,16 @@ impl ChunkReader for WatchedFile {
 
     fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
         use std::os::unix::fs::FileExt;
+        // The length comes from the footer: a damaged one must not size the buffer.
+        if start
+            .checked_add(length as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(datafusion::parquet::errors::ParquetError::EOF(format!(
+                "expected {length} bytes at offset {start}: the file is {} bytes",
+                self.len
+            )));
+        }
         let mut buf = vec![0u8; length];
         match self.file.read_exact_at(&mut buf, start) {
             Ok(()) => {}
@@ -1344,6 +1354,23 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn a_read_past_the_end_of_a_local_file_is_refused_before_any_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("short.parquet");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let watched = WatchedFile {
+            file: std::fs::File::open(&path).expect("open"),
+            len: 10,
+            failure: Arc::default(),
+        };
+        // A damaged footer naming a terabyte-long column chunk: an error, not an abort.
+        let err = watched.get_bytes(4, 1 << 40).expect_err("past the end");
+        assert!(err.to_string().contains("the file is 10 bytes"), "{err}");
+        assert!(watched.failure.lock().is_none(), "not an I/O failure");
+        assert_eq!(watched.get_bytes(2, 3).expect("in range").as_ref(), b"234");
     }
 
     #[test]

@@ -92,6 +92,13 @@ impl From<Limit> for ScanError {
     }
 }
 
+/// One data file's decode, a decoder panic on a damaged page answered as an error, as
+/// storage's own reads are ([`strata_storage::files::catch_corrupt`]), instead of
+/// unwinding through a query's threads.
+fn guarded<T>(decode: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {
+    strata_storage::files::catch_corrupt(|| Ok(decode())).map_err(storage_err)?
+}
+
 fn storage_err(e: impl std::fmt::Display) -> ScanError {
     ScanError::Storage(e.to_string())
 }
@@ -251,7 +258,7 @@ impl Scanner {
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
-            self.scan_file(&path, ids, (start_ms, end_ms), &cols, f)?;
+            guarded(|| self.scan_file(&path, ids, (start_ms, end_ms), &cols, f))?;
         }
         for batch in &snap.batches {
             self.check()?;

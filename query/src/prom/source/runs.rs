@@ -74,14 +74,16 @@ impl Scanner {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
                 let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
-                self.file_runs(
-                    &path,
-                    ids,
-                    (start_ms, end_ms),
-                    columns,
-                    (&mut hints, known.map(|k| (i, k))),
-                    &mut pass,
-                )?;
+                super::guarded(|| {
+                    self.file_runs(
+                        &path,
+                        ids,
+                        (start_ms, end_ms),
+                        columns,
+                        (&mut hints, known.map(|k| (i, k))),
+                        &mut pass,
+                    )
+                })?;
             }
         } else {
             std::thread::scope(|scope| -> Result<(), ScanError> {
@@ -102,18 +104,20 @@ impl Scanner {
                             let Some(file) = files.get(i) else { continue };
                             let path = snap.files_root.join(&file.path);
                             let res = self.check().map_err(ScanError::from).and_then(|()| {
-                                self.file_runs(
-                                    &path,
-                                    ids,
-                                    (start_ms, end_ms),
-                                    columns,
-                                    (&mut hints, known.map(|k| (i, k))),
-                                    &mut |b, runs| {
-                                        // The consumer hung up (it failed): stop decoding.
-                                        tx.send(Ok((b, runs)))
-                                            .map_err(|_| ScanError::Limit(Limit::Canceled))
-                                    },
-                                )
+                                super::guarded(|| {
+                                    self.file_runs(
+                                        &path,
+                                        ids,
+                                        (start_ms, end_ms),
+                                        columns,
+                                        (&mut hints, known.map(|k| (i, k))),
+                                        &mut |b, runs| {
+                                            // The consumer hung up (it failed): stop decoding.
+                                            tx.send(Ok((b, runs)))
+                                                .map_err(|_| ScanError::Limit(Limit::Canceled))
+                                        },
+                                    )
+                                })
                             });
                             if let Err(e) = res {
                                 // Lost only when the consumer is gone already.

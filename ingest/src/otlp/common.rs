@@ -5,15 +5,22 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use strata_storage::model::Origin;
 
+/// Lower-case hex digits.
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Lower-case hex of an id; empty stays empty.
 pub fn hex_id(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends lower-case hex of `id`.
+pub(crate) fn push_hex(out: &mut String, id: &[u8]) {
+    for &b in id {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
-    out
 }
 
 /// Checks an id's length: 16 bytes for traces, 8 for spans, or absent.

@@ -29,12 +29,12 @@ pub struct OtlpGrpc {
     ingester: Ingester,
 }
 
-fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
+pub(super) fn tenant<T>(req: &Request<T>) -> Result<TenantId, Status> {
     let value = req.metadata().get("x-scope-orgid").map(|v| v.as_bytes());
     TenantId::from_header(value).map_err(|e| Error::from(e).grpc_status())
 }
 
-fn failed(signal: Signal, e: Error) -> Status {
+pub(super) fn failed(signal: Signal, e: Error) -> Status {
     REQUESTS_FAILED.add(signal, 1);
     tracing::debug!(%signal, error = %e, "OTLP/gRPC request refused");
     e.grpc_status()

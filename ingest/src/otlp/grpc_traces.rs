@@ -11,14 +11,12 @@
 
 use crate::otlp::http::OtlpSignal;
 use crate::service::Ingester;
-use crate::telemetry::REQUESTS_FAILED;
 use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use std::convert::Infallible;
-use strata_storage::TenantId;
 use strata_storage::model::Signal;
 use tonic::codec::{
     Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
@@ -110,25 +108,14 @@ impl tonic::server::UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ingester = self.0.clone();
         Box::pin(async move {
-            let value = request
-                .metadata()
-                .get("x-scope-orgid")
-                .map(|v| v.as_bytes());
-            let tenant = TenantId::from_header(value)
-                .map_err(|e| crate::error::Error::from(e).grpc_status())?;
-            match ingester
+            let tenant = super::grpc::tenant(&request)?;
+            let outcome = ingester
                 .traces_protobuf(&tenant, request.into_inner())
                 .await
-            {
-                Ok(o) => Ok(Response::new(
-                    <ExportTraceServiceRequest as OtlpSignal>::respond(o),
-                )),
-                Err(e) => {
-                    REQUESTS_FAILED.add(Signal::Traces, 1);
-                    tracing::debug!(signal = %Signal::Traces, error = %e, "OTLP/gRPC request refused");
-                    Err(e.grpc_status())
-                }
-            }
+                .map_err(|e| super::grpc::failed(Signal::Traces, e))?;
+            Ok(Response::new(
+                <ExportTraceServiceRequest as OtlpSignal>::respond(outcome),
+            ))
         })
     }
 }

@@ -83,9 +83,10 @@ const SPAN: &[(u32, &str, u8)] = &[
 ];
 const STATUS: &[(u32, &str, u8)] = &[(2, "message", LEN), (3, "code", VARINT)];
 
+use super::common::{HEX, push_hex};
 use strata_storage::model::Origin;
 use strata_storage::schema::{SpanRow, SpansBuilder};
-use value::{AttrValue, key_value, push_hex, write_attributes, write_value};
+use value::{AttrValue, key_value, write_attributes, write_value};
 
 /// A decoded request: its spans as a batch, and the spans rejected one by one.
 pub struct WireSpans {
@@ -317,7 +318,6 @@ fn link<'a>(
 
 /// Lower-case hex of an id into `buf`.
 fn hex<'b>(id: &[u8], buf: &'b mut [u8; 32]) -> &'b str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = id.len().min(16);
     for (i, b) in id.iter().take(n).enumerate() {
         buf[2 * i] = HEX[usize::from(b >> 4)];

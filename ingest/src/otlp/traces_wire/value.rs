@@ -238,12 +238,3 @@ pub(crate) fn any_value<'a>(v: impl Walk<'a>, out: Option<&mut String>) -> Resul
     }
     Ok(())
 }
-
-/// Appends lower-case hex of `id` (any length, as the generic path's `hex_id`).
-pub(crate) fn push_hex(out: &mut String, id: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in id {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-}

@@ -35,6 +35,8 @@ pub(crate) struct SeriesDirectory {
     /// Every [`SPARSE`]th entry's id: a binary search over these stays in cache, where
     /// one over the whole directory (a few MB per file) misses on nearly every probe.
     sparse: Vec<u64>,
+    /// Whether some series has more than one entry (one per time slab of the file).
+    slabbed: bool,
 }
 
 /// Entries per sparse key of a [`SeriesDirectory`].
@@ -43,7 +45,17 @@ const SPARSE: usize = 64;
 impl SeriesDirectory {
     pub(crate) fn new(entries: Vec<DirectoryEntry>) -> Self {
         let sparse = entries.iter().step_by(SPARSE).map(|e| e.0).collect();
-        SeriesDirectory { entries, sparse }
+        let slabbed = entries.windows(2).any(|w| w[0].0 == w[1].0);
+        SeriesDirectory {
+            entries,
+            sparse,
+            slabbed,
+        }
+    }
+
+    /// Whether some series has more than one row range in the file.
+    pub(crate) fn slabbed(&self) -> bool {
+        self.slabbed
     }
 
     /// The entry of series `id`.

@@ -719,6 +719,10 @@ impl SelectionRows {
     /// The rows of the selection's series in file `file` (indexed like the selection),
     /// looked up on first use.
     fn in_file(&self, file: usize, dir: &SeriesDirectory) -> Option<&[(u32, u32)]> {
+        // One range a series: a file of time slabs is looked up chunk by chunk instead.
+        if dir.slabbed() {
+            return None;
+        }
         self.files
             .get(file)?
             .get_or_init(|| {
@@ -727,9 +731,7 @@ impl SelectionRows {
                 dir.each_of(&self.ids, &mut Vec::new(), |k, e| {
                     let slot = self.index.get(k).and_then(|&i| rows.get_mut(i));
                     match (slot, u32::try_from(e.1), u32::try_from(e.2)) {
-                        // One range a series: a file of time slabs (several entries for
-                        // a series) is looked up chunk by chunk instead.
-                        (Some(slot), Ok(first), Ok(count)) if slot.1 == 0 => *slot = (first, count),
+                        (Some(slot), Ok(first), Ok(count)) => *slot = (first, count),
                         _ => fits = false,
                     }
                 });

@@ -6,13 +6,14 @@ use crate::limits::Limits;
 use crate::otlp::metrics::{
     DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
 };
-use crate::otlp::{logs, traces, traces_wire};
+use crate::otlp::{decoded_size, logs, traces, traces_wire};
 use crate::spanmetrics::{Prepared, SpanMetrics, SpanMetricsConfig};
 use crate::telemetry::{ITEMS_ACCEPTED, ITEMS_REJECTED};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -212,10 +213,29 @@ impl Ingester {
         tenant: &TenantId,
         req: ExportMetricsServiceRequest,
     ) -> Result<Outcome> {
+        self.metrics_from(tenant, move || Ok(req)).await
+    }
+
+    /// Stores an OTLP metrics request given as protobuf bytes: refused before it is
+    /// decoded if it would take too much memory ([`decoded_size`]).
+    pub async fn metrics_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        self.metrics_from(tenant, move || {
+            decoded_size::check_protobuf(Signal::Metrics, &body)?;
+            Ok(ExportMetricsServiceRequest::decode(body)?)
+        })
+        .await
+    }
+
+    /// Stores the OTLP metrics request `decode` gives (called off the reactor).
+    async fn metrics_from(
+        &self,
+        tenant: &TenantId,
+        decode: impl FnOnce() -> Result<ExportMetricsServiceRequest> + Send + 'static,
+    ) -> Result<Outcome> {
         let this = self.clone();
         let t = tenant.clone();
-        let mut req = req;
-        let (translation, rejected, mut errors) = blocking(move || {
+        let (translation, rejected, mut errors) = blocking(move || -> Result<_> {
+            let mut req = decode()?;
             let (rejected, errors) = crate::otlp::metrics::reject_oversized_resources(
                 &mut req,
                 &this.inner.config.limits,
@@ -224,9 +244,9 @@ impl Ingester {
             let acc = deltas
                 .entry(t)
                 .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
-            (this.inner.translator.translate(&req, acc), rejected, errors)
+            Ok((this.inner.translator.translate(&req, acc), rejected, errors))
         })
-        .await?;
+        .await??;
         let room = crate::otlp::metrics::MAX_ERROR_MESSAGES.saturating_sub(errors.len());
         errors.extend(translation.errors.into_iter().take(room));
         self.store_metrics(
@@ -247,15 +267,35 @@ impl Ingester {
 
     /// Stores an OTLP logs request.
     pub async fn logs(&self, tenant: &TenantId, req: ExportLogsServiceRequest) -> Result<Outcome> {
+        self.logs_from(tenant, move || Ok(req)).await
+    }
+
+    /// Stores an OTLP logs request given as protobuf bytes: refused before it is decoded
+    /// if it would take too much memory ([`decoded_size`]).
+    pub async fn logs_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        self.logs_from(tenant, move || {
+            decoded_size::check_protobuf(Signal::Logs, &body)?;
+            Ok(ExportLogsServiceRequest::decode(body)?)
+        })
+        .await
+    }
+
+    /// Stores the OTLP logs request `decode` gives (called off the reactor).
+    async fn logs_from(
+        &self,
+        tenant: &TenantId,
+        decode: impl FnOnce() -> Result<ExportLogsServiceRequest> + Send + 'static,
+    ) -> Result<Outcome> {
         let this = self.clone();
-        let conv = blocking(move || {
-            logs::convert(
+        let conv = blocking(move || -> Result<_> {
+            let req = decode()?;
+            Ok(logs::convert(
                 &req,
                 &this.inner.config.log_stream_attributes,
                 &this.inner.config.limits,
-            )
+            ))
         })
-        .await?;
+        .await??;
         let accepted = conv.records.len() as u64;
         self.inner.storage.write_logs(tenant, conv.records).await?;
         ITEMS_ACCEPTED.add(Signal::Logs, accepted);

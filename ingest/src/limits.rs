@@ -5,6 +5,19 @@ use serde::{Deserialize, Serialize};
 use strata_storage::model::Labels;
 use strata_storage::schema::SPANS_BATCH_MAX_TEXT_BYTES;
 
+/// The most reasons one answer gives for the items it rejected (OTLP
+/// `partial_success.error_message`, the reasons joined with `; `): every rejected item is
+/// counted, the first reasons told.
+pub const MAX_REJECTION_MESSAGES: usize = 10;
+
+/// Keeps why an item was rejected unless [`MAX_REJECTION_MESSAGES`] reasons are kept
+/// already; `why` is only formatted when kept.
+pub fn note_rejection(reasons: &mut Vec<String>, why: impl FnOnce() -> String) {
+    if reasons.len() < MAX_REJECTION_MESSAGES {
+        reasons.push(why());
+    }
+}
+
 /// Limits on what one item may carry (the `[limits]` table of the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -2,7 +2,7 @@
 //! Every receiver (OTLP gRPC, OTLP HTTP, remote write) goes through it.
 
 use crate::error::{Error, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_REJECTION_MESSAGES, note_rejection};
 use crate::otlp::metrics::{
     DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
 };
@@ -69,10 +69,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `rejected` items, and why: the first [`MAX_REJECTION_MESSAGES`] of `errors`.
     fn new(rejected: u64, errors: &[String]) -> Self {
+        let told = errors.len().min(MAX_REJECTION_MESSAGES);
         Outcome {
             rejected,
-            message: errors.join("; "),
+            message: errors[..told].join("; "),
         }
     }
 }
@@ -133,9 +135,7 @@ impl Ingester {
             .retain(|s| match limits.check_labels(&s.labels) {
                 Ok(()) => true,
                 Err(e) => {
-                    if errors.len() < 10 {
-                        errors.push(e);
-                    }
+                    note_rejection(&mut errors, || e);
                     false
                 }
             });
@@ -247,8 +247,7 @@ impl Ingester {
             Ok((this.inner.translator.translate(&req, acc), rejected, errors))
         })
         .await??;
-        let room = crate::otlp::metrics::MAX_ERROR_MESSAGES.saturating_sub(errors.len());
-        errors.extend(translation.errors.into_iter().take(room));
+        errors.extend(translation.errors);
         self.store_metrics(
             tenant,
             translation.write,
@@ -475,5 +474,65 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(o.rejected, 0);
+    }
+
+    /// Each answer tells at most `MAX_REJECTION_MESSAGES` reasons, however many items
+    /// it rejects and wherever they were rejected (conversion, label limits).
+    #[tokio::test]
+    async fn rejections_are_all_counted_and_the_first_ten_told() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        })
+        .expect("open");
+        let mut config = IngestConfig::default();
+        config.limits.max_labels_per_series = 2;
+        let ingester = Ingester::new(storage, config);
+        let t = TenantId::new("a").expect("tenant");
+        let bad = LogRecord {
+            trace_id: vec![1; 3],
+            ..Default::default()
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![bad; 15],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let o = ingester.logs(&t, req).await.expect("logs");
+        assert_eq!(o.rejected, 15);
+        assert_eq!(o.message.split("; ").count(), MAX_REJECTION_MESSAGES);
+        assert!(
+            o.message
+                .starts_with("log record rejected: trace_id must be 16 bytes, got 3")
+        );
+        // Metrics: samples over the label limit, after translation's own reasons.
+        let wide = |i: i64| Sample {
+            labels: Labels::from_pairs([
+                ("__name__", "up".to_owned()),
+                ("a", i.to_string()),
+                ("b", "x".to_owned()),
+            ]),
+            ..sample("x", i)
+        };
+        let reasons: Vec<String> = (0..4).map(|i| format!("reason {i}")).collect();
+        let o = ingester
+            .store_metrics(&t, write((0..12).map(wide).collect()), 4, reasons)
+            .await
+            .expect("write");
+        assert_eq!(o.rejected, 16);
+        let told: Vec<&str> = o.message.split("; ").collect();
+        assert_eq!(told.len(), MAX_REJECTION_MESSAGES);
+        assert_eq!(told[..4], ["reason 0", "reason 1", "reason 2", "reason 3"]);
+        assert!(
+            told[4].contains("3 labels, more than the limit of 2"),
+            "{}",
+            told[4]
+        );
     }
 }

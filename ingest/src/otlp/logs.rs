@@ -1,7 +1,7 @@
 //! OTLP logs -> storage log records, with stream labels from configured resource attributes.
 
 use crate::attributes::{any_kind, any_to_text, attribute_text, attributes_json};
-use crate::limits::Limits;
+use crate::limits::{Limits, note_rejection};
 use crate::otlp::common::{check_id, hex_id, nanos, origin};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use strata_storage::model::{Labels, LogRecord, label_name, severity_level};
@@ -46,8 +46,8 @@ pub fn convert(
             if let Err(e) = limits.check_origin(resource_attributes, scope_attributes) {
                 let n = sl.log_records.len();
                 out.rejected += n as u64;
-                if n > 0 && out.errors.len() < 10 {
-                    out.errors.push(format!("{n} log records rejected: {e}"));
+                if n > 0 {
+                    note_rejection(&mut out.errors, || format!("{n} log records rejected: {e}"));
                 }
                 continue;
             }
@@ -64,9 +64,7 @@ pub fn convert(
                     Ok(body) => body,
                     Err(e) => {
                         out.rejected += 1;
-                        if out.errors.len() < 10 {
-                            out.errors.push(format!("log record rejected: {e}"));
-                        }
+                        note_rejection(&mut out.errors, || format!("log record rejected: {e}"));
                         continue;
                     }
                 };

@@ -22,6 +22,7 @@
 //!
 //! Translation is CPU work: run it off the async reactor.
 
+use crate::limits::note_rejection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use strata_proto::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -58,8 +59,6 @@ const MAX_EXEMPLAR_RUNES: usize = 128;
 const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 /// ...but no more than this many, so that a far-off timestamp cannot blow up a request.
 const MAX_TARGET_INFO_SAMPLES: i64 = 64;
-/// At most this many messages are kept in [`Translation::errors`]; all are counted.
-pub(crate) const MAX_ERROR_MESSAGES: usize = 100;
 /// Default cap of a [`DeltaAccumulator`].
 pub const DEFAULT_MAX_DELTA_SERIES: usize = 100_000;
 
@@ -324,9 +323,7 @@ struct Ctx {
 
 impl Ctx {
     fn error(&mut self, msg: String) {
-        if self.errors.len() < MAX_ERROR_MESSAGES {
-            self.errors.push(msg);
-        }
+        note_rejection(&mut self.errors, || msg);
     }
 
     fn reject(&mut self, points: u64, msg: String) {
@@ -675,8 +672,8 @@ pub fn reject_oversized_resources(
             .map(point_count)
             .sum();
         rejected += points;
-        if points > 0 && errors.len() < MAX_ERROR_MESSAGES {
-            errors.push(format!("{points} points rejected: {e}"));
+        if points > 0 {
+            note_rejection(&mut errors, || format!("{points} points rejected: {e}"));
         }
         false
     });

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use strata_storage::model::Labels;
-use strata_storage::schema::SPANS_BATCH_MAX_TEXT_BYTES;
+use strata_storage::schema::{LOGS_BATCH_MAX_TEXT_BYTES, SPANS_BATCH_MAX_TEXT_BYTES};
 
 /// The most reasons one answer gives for the items it rejected (OTLP
 /// `partial_success.error_message`, the reasons joined with `; `): every rejected item is
@@ -123,6 +123,16 @@ impl Limits {
         self.max_request_bytes
             .saturating_mul(16)
             .min(SPANS_BATCH_MAX_TEXT_BYTES)
+    }
+
+    /// The most text (bodies, attributes, ids and the resource, scope and stream labels
+    /// copied onto each record) the log records of one OTLP request may make: 16 times
+    /// `max_request_bytes`, at most [`LOGS_BATCH_MAX_TEXT_BYTES`] (1 GiB), as for spans. A
+    /// request over it is refused whole with 413 before more records are converted.
+    pub fn max_log_text_bytes(&self) -> usize {
+        self.max_request_bytes
+            .saturating_mul(16)
+            .min(LOGS_BATCH_MAX_TEXT_BYTES)
     }
 
     /// Checks a span's event and link counts.

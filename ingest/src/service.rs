@@ -292,7 +292,7 @@ impl Ingester {
                 &req,
                 &this.inner.config.log_stream_attributes,
                 &this.inner.config.limits,
-            ))
+            )?)
         })
         .await??;
         let accepted = conv.records.len() as u64;

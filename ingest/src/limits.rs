@@ -125,11 +125,13 @@ impl Limits {
             .min(SPANS_BATCH_MAX_TEXT_BYTES)
     }
 
-    /// The most text (bodies, attributes, ids and the resource, scope and stream labels
-    /// copied onto each record) the log records of one OTLP request may make: 16 times
-    /// `max_request_bytes`, at most [`LOGS_BATCH_MAX_TEXT_BYTES`] (1 GiB), as for spans. A
-    /// request over it is refused whole with 413 before more records are converted.
-    pub fn max_log_text_bytes(&self) -> usize {
+    /// The most text the items of one OTLP logs or metrics request may make once
+    /// converted: log records' bodies, attributes, ids and the resource, scope and stream
+    /// labels copied onto each; metric samples' labels (each bucket of a histogram copies
+    /// its point's). 16 times `max_request_bytes`, at most 1 GiB
+    /// ([`LOGS_BATCH_MAX_TEXT_BYTES`]), as for spans. A request over it is refused whole
+    /// with 413 before more items are converted.
+    pub fn max_text_bytes(&self) -> usize {
         self.max_request_bytes
             .saturating_mul(16)
             .min(LOGS_BATCH_MAX_TEXT_BYTES)

@@ -244,7 +244,12 @@ impl Ingester {
             let acc = deltas
                 .entry(t)
                 .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
-            Ok((this.inner.translator.translate(&req, acc), rejected, errors))
+            let limits = &this.inner.config.limits;
+            let translation =
+                this.inner
+                    .translator
+                    .translate_limited(&req, acc, limits.max_text_bytes())?;
+            Ok((translation, rejected, errors))
         })
         .await??;
         errors.extend(translation.errors);

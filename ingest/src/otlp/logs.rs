@@ -18,7 +18,7 @@ pub struct LogsConversion {
 }
 
 /// Converts a request; items that break a limit are rejected one by one. A request whose
-/// records would make more text than [`Limits::max_log_text_bytes`] (each copies its
+/// records would make more text than [`Limits::max_text_bytes`] (each copies its
 /// resource, scope and stream labels) is refused whole
 /// ([`strata_storage::Error::TooLarge`]), before more records are built.
 pub fn convert(
@@ -27,7 +27,7 @@ pub fn convert(
     limits: &Limits,
 ) -> Result<LogsConversion, strata_storage::Error> {
     let mut out = LogsConversion::default();
-    let (mut text_bytes, max_text) = (0usize, limits.max_log_text_bytes());
+    let (mut text_bytes, max_text) = (0usize, limits.max_text_bytes());
     for rl in &req.resource_logs {
         let resource = rl.resource.as_ref();
         let mut stream_pairs: Vec<(String, String)> = stream_attributes
@@ -251,7 +251,7 @@ mod text_limit_tests {
             max_request_bytes: 1 << 20,
             ..Limits::default()
         };
-        assert_eq!(limits.max_log_text_bytes(), 16 << 20);
+        assert_eq!(limits.max_text_bytes(), 16 << 20);
         // About 100 KB of resource JSON per record: 150 records fit, 200 do not.
         let out = convert(&request(150), &[], &limits).expect("fits");
         assert_eq!(out.records.len(), 150);

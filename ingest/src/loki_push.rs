@@ -351,6 +351,7 @@ fn convert(
                         body_bytes: raw.len(),
                         decoded_bytes: 0,
                         limit: budget,
+                        times: decoded_size::MAX_EXPANSION,
                         holds: String::new(),
                     }))
                 } else {

@@ -9,7 +9,8 @@
 //! would allocate, and a request that would take more than [`MAX_EXPANSION`] times its size
 //! (at least [`MIN_DECODED_BUDGET`]) is refused whole, `413` / `RESOURCE_EXHAUSTED`, before
 //! prost runs. Real telemetry takes a few times its size; only runs of (nearly) empty items
-//! come near the limit. OTLP/JSON is bounded the same way by counting its objects.
+//! come near the limit. OTLP/JSON is bounded the same way by counting its objects (at
+//! [`MAX_JSON_EXPANSION`]).
 //!
 //! The walk stops at malformed framing (a length past the end, a bad varint or key), which
 //! prost refuses as well, with prost's form of message naming the field. Anything prost
@@ -35,6 +36,12 @@ use strata_storage::model::Signal;
 /// The most a request may take decoded, in multiples of its (decompressed) size.
 pub const MAX_EXPANSION: usize = 16;
 
+/// The same for OTLP/JSON, whose estimate is coarser (every object counted as the
+/// signal's largest struct, though most are attributes and values a fraction of it):
+/// twice as much, so that real JSON of many small attributes stays well clear of it while
+/// runs of empty objects (60 to 90 times their size) are still refused.
+pub const MAX_JSON_EXPANSION: usize = 2 * MAX_EXPANSION;
+
 /// What any request may take decoded, however small.
 pub const MIN_DECODED_BUDGET: usize = 4 << 20;
 
@@ -42,22 +49,26 @@ pub const MIN_DECODED_BUDGET: usize = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the {body_bytes}-byte request would take about {decoded_bytes} bytes in memory once \
-     decoded, more than the limit of {limit} ({MAX_EXPANSION} times its size, at least \
+     decoded, more than the limit of {limit} ({times} times its size, at least \
      {MIN_DECODED_BUDGET}): it holds {holds}; send fewer or fuller items"
 )]
 pub struct Expands {
     pub body_bytes: usize,
     pub decoded_bytes: usize,
     pub limit: usize,
+    /// The limit in multiples of the body ([`MAX_EXPANSION`] or [`MAX_JSON_EXPANSION`]).
+    pub times: usize,
     /// What takes the most: `4000000 LogRecord messages of 184 bytes each`.
     pub holds: String,
 }
 
 /// The memory budget of a request of `body_bytes`.
 pub fn budget(body_bytes: usize) -> usize {
-    body_bytes
-        .saturating_mul(MAX_EXPANSION)
-        .max(MIN_DECODED_BUDGET)
+    budget_of(body_bytes, MAX_EXPANSION)
+}
+
+fn budget_of(body_bytes: usize, times: usize) -> usize {
+    body_bytes.saturating_mul(times).max(MIN_DECODED_BUDGET)
 }
 
 /// How a field's values take memory once decoded.
@@ -536,11 +547,11 @@ pub enum Refusal {
 }
 
 fn refusal(
-    body_bytes: usize,
+    (body_bytes, times): (usize, usize),
     decoded_bytes: usize,
     holds: impl FnOnce() -> String,
 ) -> Result<(), Refusal> {
-    let limit = budget(body_bytes);
+    let limit = budget_of(body_bytes, times);
     if decoded_bytes <= limit {
         return Ok(());
     }
@@ -548,6 +559,7 @@ fn refusal(
         body_bytes,
         decoded_bytes,
         limit,
+        times,
         holds: holds(),
     }))
 }
@@ -564,7 +576,7 @@ fn estimate(signal: Signal, body: &[u8]) -> Result<Tally, WireError> {
 /// Checks what an OTLP logs or metrics protobuf request would take decoded.
 pub fn check_protobuf(signal: Signal, body: &[u8]) -> Result<(), Refusal> {
     let tally = estimate(signal, body).map_err(Refusal::Malformed)?;
-    refusal(body.len(), tally.bytes, || {
+    refusal((body.len(), MAX_EXPANSION), tally.bytes, || {
         tally.largest().map_or_else(String::new, |(s, count)| {
             format!("{count} {} messages of {} bytes each", s.name, s.size)
         })
@@ -572,7 +584,8 @@ pub fn check_protobuf(signal: Signal, body: &[u8]) -> Result<(), Refusal> {
 }
 
 /// Checks what an OTLP/JSON request (of any signal) would take decoded: each JSON object
-/// becomes at most one struct (the largest the signal has), strings about their length.
+/// becomes at most one struct (the largest the signal has), strings about their length;
+/// the limit is [`MAX_JSON_EXPANSION`] times the body.
 pub fn check_json(signal: Signal, body: &[u8]) -> Result<(), Refusal> {
     let weight = match signal {
         Signal::Metrics => size_of::<ExponentialHistogramDataPoint>(),
@@ -596,7 +609,7 @@ pub fn check_json(signal: Signal, body: &[u8]) -> Result<(), Refusal> {
         }
     }
     let decoded = objects.saturating_mul(weight).saturating_add(body.len());
-    refusal(body.len(), decoded, || {
+    refusal((body.len(), MAX_JSON_EXPANSION), decoded, || {
         format!("{objects} JSON objects of up to {weight} bytes each")
     })
 }

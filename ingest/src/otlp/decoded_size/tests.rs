@@ -293,6 +293,15 @@ fn json_objects_are_counted_outside_strings() {
         "{}",
         e.holds
     );
+    assert_eq!((e.times, e.limit), (MAX_JSON_EXPANSION, 32 * body.len()));
+    // Spans of many small attributes (two objects each) pass, well past the floor.
+    let attribute = r#"{"key":"a","value":{"intValue":1}}"#;
+    let attributes = vec![attribute; 40].join(",");
+    let span = format!(r#"{{"name":"op","attributes":[{attributes}]}}"#);
+    let spans = vec![span.as_str(); 7000].join(",");
+    let body = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#);
+    assert!(body.len() > 2 * MIN_DECODED_BUDGET);
+    assert!(check_json(Signal::Traces, body.as_bytes()).is_ok());
     // Braces inside strings (escaped quotes too) are text.
     let text = "{\\\"{".repeat(1_500_000);
     let body = format!(

@@ -20,6 +20,9 @@ pub enum Error {
     /// Refused by a decoder that walks the wire format itself (prost's form of message).
     #[error("malformed protobuf body: {0}")]
     MalformedProtobuf(#[source] crate::protowire::WireError),
+    /// A logs or metrics request that would take too much memory decoded.
+    #[error("{0}")]
+    Expands(#[from] crate::otlp::decoded_size::Expands),
     #[error("malformed OTLP/JSON body: {0}")]
     BadJson(#[from] serde_json::Error),
     #[error("malformed remote-write body: {0}")]
@@ -58,9 +61,9 @@ impl Error {
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Error::TooLarge { .. } | Error::Storage(strata_storage::Error::TooLarge(_)) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Error::TooLarge { .. }
+            | Error::Expands(_)
+            | Error::Storage(strata_storage::Error::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Storage(strata_storage::Error::Overloaded { .. }) => {
                 StatusCode::TOO_MANY_REQUESTS
             }

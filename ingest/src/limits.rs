@@ -3,7 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 use strata_storage::model::Labels;
-use strata_storage::schema::SPANS_BATCH_MAX_TEXT_BYTES;
+use strata_storage::schema::{LOGS_BATCH_MAX_TEXT_BYTES, SPANS_BATCH_MAX_TEXT_BYTES};
+
+/// The most reasons one answer gives for the items it rejected (OTLP
+/// `partial_success.error_message`, the reasons joined with `; `): every rejected item is
+/// counted, the first reasons told.
+pub const MAX_REJECTION_MESSAGES: usize = 10;
+
+/// Keeps why an item was rejected unless [`MAX_REJECTION_MESSAGES`] reasons are kept
+/// already; `why` is only formatted when kept.
+pub fn note_rejection(reasons: &mut Vec<String>, why: impl FnOnce() -> String) {
+    if reasons.len() < MAX_REJECTION_MESSAGES {
+        reasons.push(why());
+    }
+}
 
 /// Limits on what one item may carry (the `[limits]` table of the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +123,18 @@ impl Limits {
         self.max_request_bytes
             .saturating_mul(16)
             .min(SPANS_BATCH_MAX_TEXT_BYTES)
+    }
+
+    /// The most text the items of one OTLP logs or metrics request may make once
+    /// converted: log records' bodies, attributes, ids and the resource, scope and stream
+    /// labels copied onto each; metric samples' labels (each bucket of a histogram copies
+    /// its point's). 16 times `max_request_bytes`, at most 1 GiB
+    /// ([`LOGS_BATCH_MAX_TEXT_BYTES`]), as for spans. A request over it is refused whole
+    /// with 413 before more items are converted.
+    pub fn max_text_bytes(&self) -> usize {
+        self.max_request_bytes
+            .saturating_mul(16)
+            .min(LOGS_BATCH_MAX_TEXT_BYTES)
     }
 
     /// Checks a span's event and link counts.

@@ -16,6 +16,7 @@
 use crate::body::{decode_content, read_limited};
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::otlp::decoded_size;
 use crate::otlp::http::tenant_of;
 use crate::service::Ingester;
 use crate::telemetry::REQUESTS_FAILED;
@@ -44,6 +45,9 @@ pub enum PushError {
     TooMuchText(String),
     #[error("invalid snappy (block format) body: {0}")]
     Snappy(#[source] snap::Error),
+    /// The entries would take more memory than the body's size allows.
+    #[error("{0}")]
+    Expands(crate::otlp::decoded_size::Expands),
     #[error("invalid protobuf PushRequest: {0}")]
     Protobuf(#[source] crate::protowire::WireError),
     #[error("invalid JSON push body: {0}")]
@@ -66,7 +70,10 @@ pub enum PushError {
 impl PushError {
     /// True for a body over the size limit (413); every other error is a 400.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, PushError::TooLarge { .. } | PushError::TooMuchText(_))
+        matches!(
+            self,
+            PushError::TooLarge { .. } | PushError::TooMuchText(_) | PushError::Expands(_)
+        )
     }
 }
 
@@ -170,6 +177,8 @@ impl StreamInfo {
 trait Sink {
     /// Room for `entries` more entries holding `line_bytes` of lines.
     fn reserve(&mut self, entries: usize, line_bytes: usize);
+    /// Drops what was built: the request is refused.
+    fn discard(&mut self);
     /// One validated entry; `attributes` is its structured metadata as a JSON object.
     fn entry(
         &mut self,
@@ -184,6 +193,9 @@ trait Sink {
 impl Sink for Vec<LogRecord> {
     fn reserve(&mut self, entries: usize, _line_bytes: usize) {
         Vec::reserve(self, entries);
+    }
+    fn discard(&mut self) {
+        *self = Vec::new();
     }
 
     fn entry(
@@ -216,6 +228,9 @@ impl Sink for BatchSink {
         if self.0.is_none() {
             self.0 = Some(LogsBuilder::with_capacity(entries, line_bytes));
         }
+    }
+    fn discard(&mut self) {
+        self.0 = Some(LogsBuilder::with_capacity(0, 0));
     }
 
     fn entry(
@@ -265,62 +280,150 @@ fn sink_error(e: strata_storage::Error, bad: impl FnOnce(String) -> PushError) -
     }
 }
 
+/// What a row of a `logs` batch takes besides its text: its fixed-width values (times,
+/// stream id, severity, counts) and the offsets of its string and label columns.
+const ROW_BYTES: usize = 128;
+
+/// The rows a body of `raw_len` bytes likely makes, to size a batch before the walk knows
+/// them (it grows past this as needed): entries of about 64 bytes.
+fn likely_entries(raw_len: usize) -> usize {
+    raw_len / 64
+}
+
+/// One walk of a protobuf push: each entry is checked and goes to the sink as it comes.
+/// After the first refusal (a stream's labels, an entry, too much text, or more memory
+/// than [`decoded_size::budget`] allows for the body) nothing more is built, but the rest
+/// is still walked: a malformed body is refused as malformed wherever the fault lies, as
+/// when a first walk checked it whole, and a refusal for size counts every entry.
 fn convert(
     raw: &[u8],
     limits: &Limits,
     now_ns: i64,
     sink: &mut impl Sink,
 ) -> Result<(), PushError> {
-    let totals = wire::check(raw).map_err(PushError::Protobuf)?;
-    sink.reserve(totals.entries, totals.line_bytes);
+    sink.reserve(likely_entries(raw.len()), raw.len());
+    let budget = decoded_size::budget(raw.len());
+    let (mut decoded, mut all_entries) = (0usize, 0u64);
+    let mut refused: Option<PushError> = None;
     let mut attrs = String::new();
     let mut metadata = Vec::new();
     let mut streams = wire::Streams::new(raw);
     let mut si = 0;
     while let Some(stream) = streams.next().map_err(PushError::Protobuf)? {
-        let labels = parse_labels(stream.labels)
-            .and_then(|pairs| stream_labels(pairs, limits))
-            .map_err(|reason| PushError::Labels {
-                stream: si,
-                labels: clipped(stream.labels),
-                reason,
-            })?;
-        let info = StreamInfo::new(labels);
+        let info = match refused {
+            Some(_) => None,
+            None => match parse_labels(stream.labels).and_then(|p| stream_labels(p, limits)) {
+                Ok(labels) => Some(StreamInfo::new(labels)),
+                Err(reason) => {
+                    refused = Some(PushError::Labels {
+                        stream: si,
+                        labels: clipped(stream.labels),
+                        reason,
+                    });
+                    None
+                }
+            },
+        };
+        // The text each row of the stream copies: its labels and origin.
+        let stream_text = info.as_ref().map_or(0, |i| {
+            i.labels
+                .iter()
+                .map(|l| l.name.len() + l.value.len())
+                .sum::<usize>()
+                + i.origin.service_name.len()
+        });
+        let keep = if info.is_some() {
+            limits.max_attributes_per_item
+        } else {
+            0
+        };
         let mut entries = stream.entries();
         let mut ei = 0;
         while let Some(e) = entries
-            .next(&mut metadata, limits.max_attributes_per_item)
+            .next(&mut metadata, keep)
             .map_err(PushError::Protobuf)?
         {
-            let bad = |reason: String| PushError::Entry {
-                stream: si,
-                labels: info.labels.to_string(),
-                entry: ei,
-                reason,
-            };
-            let ts = e
-                .timestamp
-                .map(|(seconds, nanos)| {
-                    seconds
-                        .checked_mul(1_000_000_000)
-                        .and_then(|s| s.checked_add(i64::from(nanos)))
-                })
-                .unwrap_or(Some(0))
-                .ok_or_else(|| bad("timestamp out of range".into()))?;
-            check_entry(e.line, &metadata, e.metadata_count, limits, &mut attrs).map_err(bad)?;
-            sink.entry(
-                &info,
-                if ts == 0 { now_ns } else { ts },
-                now_ns,
-                e.line,
-                &attrs,
-            )
-            .map_err(|e| sink_error(e, bad))?;
+            all_entries += 1;
+            decoded = decoded.saturating_add(ROW_BYTES + stream_text + e.line.len());
+            if let (None, Some(info)) = (&refused, &info) {
+                let stored = if decoded > budget {
+                    Err(PushError::Expands(decoded_size::Expands {
+                        body_bytes: raw.len(),
+                        decoded_bytes: 0,
+                        limit: budget,
+                        times: decoded_size::MAX_EXPANSION,
+                        holds: String::new(),
+                    }))
+                } else {
+                    store_entry(
+                        info,
+                        (si, ei),
+                        &e,
+                        &metadata,
+                        limits,
+                        now_ns,
+                        &mut attrs,
+                        sink,
+                    )
+                };
+                if let Err(err) = stored {
+                    sink.discard();
+                    refused = Some(err);
+                }
+            }
             ei += 1;
         }
         si += 1;
     }
-    Ok(())
+    match refused {
+        // Refused for size: every entry counted.
+        Some(PushError::Expands(mut e)) => {
+            e.decoded_bytes = decoded;
+            e.holds =
+                format!("{all_entries} entries of about {ROW_BYTES} bytes each besides their text");
+            Err(PushError::Expands(e))
+        }
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Checks one entry of a protobuf push (stream `si`, entry `ei`) and hands it to the sink.
+#[allow(clippy::too_many_arguments)]
+fn store_entry(
+    info: &StreamInfo,
+    (si, ei): (usize, usize),
+    e: &wire::Entry<'_>,
+    metadata: &[(&str, &str)],
+    limits: &Limits,
+    now_ns: i64,
+    attrs: &mut String,
+    sink: &mut impl Sink,
+) -> Result<(), PushError> {
+    let bad = |reason: String| PushError::Entry {
+        stream: si,
+        labels: info.labels.to_string(),
+        entry: ei,
+        reason,
+    };
+    let ts = e
+        .timestamp
+        .map(|(seconds, nanos)| {
+            seconds
+                .checked_mul(1_000_000_000)
+                .and_then(|s| s.checked_add(i64::from(nanos)))
+        })
+        .unwrap_or(Some(0))
+        .ok_or_else(|| bad("timestamp out of range".into()))?;
+    check_entry(e.line, metadata, e.metadata_count, limits, attrs).map_err(bad)?;
+    sink.entry(
+        info,
+        if ts == 0 { now_ns } else { ts },
+        now_ns,
+        e.line,
+        attrs,
+    )
+    .map_err(|e| sink_error(e, bad))
 }
 
 /// Checks an entry against the limits and writes its metadata's JSON object into `attrs`;

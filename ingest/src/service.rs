@@ -2,17 +2,18 @@
 //! Every receiver (OTLP gRPC, OTLP HTTP, remote write) goes through it.
 
 use crate::error::{Error, Result};
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_REJECTION_MESSAGES, note_rejection};
 use crate::otlp::metrics::{
     DEFAULT_MAX_DELTA_SERIES, DeltaAccumulator, MetricsTranslator, TranslationConfig,
 };
-use crate::otlp::{logs, traces, traces_wire};
+use crate::otlp::{decoded_size, logs, traces, traces_wire};
 use crate::spanmetrics::{Prepared, SpanMetrics, SpanMetricsConfig};
 use crate::telemetry::{ITEMS_ACCEPTED, ITEMS_REJECTED};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -68,10 +69,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `rejected` items, and why: the first [`MAX_REJECTION_MESSAGES`] of `errors`.
     fn new(rejected: u64, errors: &[String]) -> Self {
+        let told = errors.len().min(MAX_REJECTION_MESSAGES);
         Outcome {
             rejected,
-            message: errors.join("; "),
+            message: errors[..told].join("; "),
         }
     }
 }
@@ -132,9 +135,7 @@ impl Ingester {
             .retain(|s| match limits.check_labels(&s.labels) {
                 Ok(()) => true,
                 Err(e) => {
-                    if errors.len() < 10 {
-                        errors.push(e);
-                    }
+                    note_rejection(&mut errors, || e);
                     false
                 }
             });
@@ -212,10 +213,29 @@ impl Ingester {
         tenant: &TenantId,
         req: ExportMetricsServiceRequest,
     ) -> Result<Outcome> {
+        self.metrics_from(tenant, move || Ok(req)).await
+    }
+
+    /// Stores an OTLP metrics request given as protobuf bytes: refused before it is
+    /// decoded if it would take too much memory ([`decoded_size`]).
+    pub async fn metrics_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        self.metrics_from(tenant, move || {
+            decoded_size::check_protobuf(Signal::Metrics, &body)?;
+            Ok(ExportMetricsServiceRequest::decode(body)?)
+        })
+        .await
+    }
+
+    /// Stores the OTLP metrics request `decode` gives (called off the reactor).
+    async fn metrics_from(
+        &self,
+        tenant: &TenantId,
+        decode: impl FnOnce() -> Result<ExportMetricsServiceRequest> + Send + 'static,
+    ) -> Result<Outcome> {
         let this = self.clone();
         let t = tenant.clone();
-        let mut req = req;
-        let (translation, rejected, mut errors) = blocking(move || {
+        let (translation, rejected, mut errors) = blocking(move || -> Result<_> {
+            let mut req = decode()?;
             let (rejected, errors) = crate::otlp::metrics::reject_oversized_resources(
                 &mut req,
                 &this.inner.config.limits,
@@ -224,11 +244,15 @@ impl Ingester {
             let acc = deltas
                 .entry(t)
                 .or_insert_with(|| DeltaAccumulator::new(DEFAULT_MAX_DELTA_SERIES));
-            (this.inner.translator.translate(&req, acc), rejected, errors)
+            let limits = &this.inner.config.limits;
+            let translation =
+                this.inner
+                    .translator
+                    .translate_limited(&req, acc, limits.max_text_bytes())?;
+            Ok((translation, rejected, errors))
         })
-        .await?;
-        let room = crate::otlp::metrics::MAX_ERROR_MESSAGES.saturating_sub(errors.len());
-        errors.extend(translation.errors.into_iter().take(room));
+        .await??;
+        errors.extend(translation.errors);
         self.store_metrics(
             tenant,
             translation.write,
@@ -247,15 +271,35 @@ impl Ingester {
 
     /// Stores an OTLP logs request.
     pub async fn logs(&self, tenant: &TenantId, req: ExportLogsServiceRequest) -> Result<Outcome> {
+        self.logs_from(tenant, move || Ok(req)).await
+    }
+
+    /// Stores an OTLP logs request given as protobuf bytes: refused before it is decoded
+    /// if it would take too much memory ([`decoded_size`]).
+    pub async fn logs_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
+        self.logs_from(tenant, move || {
+            decoded_size::check_protobuf(Signal::Logs, &body)?;
+            Ok(ExportLogsServiceRequest::decode(body)?)
+        })
+        .await
+    }
+
+    /// Stores the OTLP logs request `decode` gives (called off the reactor).
+    async fn logs_from(
+        &self,
+        tenant: &TenantId,
+        decode: impl FnOnce() -> Result<ExportLogsServiceRequest> + Send + 'static,
+    ) -> Result<Outcome> {
         let this = self.clone();
-        let conv = blocking(move || {
-            logs::convert(
+        let conv = blocking(move || -> Result<_> {
+            let req = decode()?;
+            Ok(logs::convert(
                 &req,
                 &this.inner.config.log_stream_attributes,
                 &this.inner.config.limits,
-            )
+            )?)
         })
-        .await?;
+        .await??;
         let accepted = conv.records.len() as u64;
         self.inner.storage.write_logs(tenant, conv.records).await?;
         ITEMS_ACCEPTED.add(Signal::Logs, accepted);
@@ -435,5 +479,65 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(o.rejected, 0);
+    }
+
+    /// Each answer tells at most `MAX_REJECTION_MESSAGES` reasons, however many items
+    /// it rejects and wherever they were rejected (conversion, label limits).
+    #[tokio::test]
+    async fn rejections_are_all_counted_and_the_first_ten_told() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        })
+        .expect("open");
+        let mut config = IngestConfig::default();
+        config.limits.max_labels_per_series = 2;
+        let ingester = Ingester::new(storage, config);
+        let t = TenantId::new("a").expect("tenant");
+        let bad = LogRecord {
+            trace_id: vec![1; 3],
+            ..Default::default()
+        };
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![bad; 15],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let o = ingester.logs(&t, req).await.expect("logs");
+        assert_eq!(o.rejected, 15);
+        assert_eq!(o.message.split("; ").count(), MAX_REJECTION_MESSAGES);
+        assert!(
+            o.message
+                .starts_with("log record rejected: trace_id must be 16 bytes, got 3")
+        );
+        // Metrics: samples over the label limit, after translation's own reasons.
+        let wide = |i: i64| Sample {
+            labels: Labels::from_pairs([
+                ("__name__", "up".to_owned()),
+                ("a", i.to_string()),
+                ("b", "x".to_owned()),
+            ]),
+            ..sample("x", i)
+        };
+        let reasons: Vec<String> = (0..4).map(|i| format!("reason {i}")).collect();
+        let o = ingester
+            .store_metrics(&t, write((0..12).map(wide).collect()), 4, reasons)
+            .await
+            .expect("write");
+        assert_eq!(o.rejected, 16);
+        let told: Vec<&str> = o.message.split("; ").collect();
+        assert_eq!(told.len(), MAX_REJECTION_MESSAGES);
+        assert_eq!(told[..4], ["reason 0", "reason 1", "reason 2", "reason 3"]);
+        assert!(
+            told[4].contains("3 labels, more than the limit of 2"),
+            "{}",
+            told[4]
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod error;
 mod footer;
+mod guard;
 pub mod http;
 pub mod json;
 pub mod loki;

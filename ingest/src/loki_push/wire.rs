@@ -5,8 +5,9 @@
 //! The walk takes what prost takes, with protobuf's rules: a singular string given more
 //! than once keeps the last (`labels`, `line`, a pair's `name` and `value`), a repeated
 //! timestamp merges (each later field overrides), unknown fields are skipped. Anything
-//! malformed is a [`WireError`] naming the field, as prost's error would. [`check`] walks
-//! the whole request first, so that a malformed one is refused before any entry is used.
+//! malformed is a [`WireError`] naming the field, as prost's error would. The push walks a
+//! request once; past a refusal it walks the rest without building anything, so that a
+//! malformed request is refused as malformed.
 
 use crate::protowire::{At, Fields, LEN, Named, VARINT, WireError, text, varint};
 
@@ -20,28 +21,6 @@ const ENTRY: &[(u32, &str, u8)] = &[
 ];
 const TIMESTAMP: &[(u32, &str, u8)] = &[(1, "seconds", VARINT), (2, "nanos", VARINT)];
 const PAIR: &[(u32, &str, u8)] = &[(1, "name", LEN), (2, "value", LEN)];
-
-/// What a request holds, to size the batch.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Totals {
-    pub entries: usize,
-    pub line_bytes: usize,
-}
-
-/// Checks a whole request as prost would decode it; its entries and their lines' bytes.
-pub(super) fn check(b: &[u8]) -> Result<Totals, WireError> {
-    let mut totals = Totals::default();
-    let mut streams = Streams::new(b);
-    let mut metadata = Vec::new();
-    while let Some(s) = streams.next()? {
-        let mut entries = s.entries();
-        while let Some(e) = entries.next(&mut metadata, 0)? {
-            totals.entries += 1;
-            totals.line_bytes = totals.line_bytes.saturating_add(e.line.len());
-        }
-    }
-    Ok(totals)
-}
 
 /// The streams of a request, one at a time.
 pub(super) struct Streams<'a> {

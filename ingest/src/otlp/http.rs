@@ -3,6 +3,7 @@
 
 use crate::body::{decode_content, read_limited};
 use crate::error::Error;
+use crate::otlp::decoded_size;
 use crate::service::{Ingester, Outcome};
 use crate::telemetry::REQUESTS_FAILED;
 use axum::Router;
@@ -96,10 +97,18 @@ pub(crate) trait OtlpSignal:
 {
     type Response: Message + serde::Serialize;
     const SIGNAL: Signal;
+    /// The OTLP/gRPC service's name.
+    const GRPC_SERVICE: &'static str;
     fn store(
         ingester: &Ingester,
         tenant: &TenantId,
         req: Self,
+    ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send;
+    /// Stores a request given as protobuf bytes, which it decodes with bounded memory.
+    fn store_protobuf(
+        ingester: &Ingester,
+        tenant: &TenantId,
+        body: bytes::Bytes,
     ) -> impl std::future::Future<Output = Result<Outcome, Error>> + Send;
     fn respond(outcome: Outcome) -> Self::Response;
 }
@@ -107,8 +116,16 @@ pub(crate) trait OtlpSignal:
 impl OtlpSignal for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Traces;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
         ingester.traces(tenant, req).await
+    }
+    async fn store_protobuf(
+        ingester: &Ingester,
+        tenant: &TenantId,
+        body: bytes::Bytes,
+    ) -> Result<Outcome, Error> {
+        ingester.traces_protobuf(tenant, body).await
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportTraceServiceResponse {
@@ -123,8 +140,16 @@ impl OtlpSignal for ExportTraceServiceRequest {
 impl OtlpSignal for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
         ingester.metrics(tenant, req).await
+    }
+    async fn store_protobuf(
+        ingester: &Ingester,
+        tenant: &TenantId,
+        body: bytes::Bytes,
+    ) -> Result<Outcome, Error> {
+        ingester.metrics_protobuf(tenant, body).await
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportMetricsServiceResponse {
@@ -139,8 +164,16 @@ impl OtlpSignal for ExportMetricsServiceRequest {
 impl OtlpSignal for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::Logs;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     async fn store(ingester: &Ingester, tenant: &TenantId, req: Self) -> Result<Outcome, Error> {
         ingester.logs(tenant, req).await
+    }
+    async fn store_protobuf(
+        ingester: &Ingester,
+        tenant: &TenantId,
+        body: bytes::Bytes,
+    ) -> Result<Outcome, Error> {
+        ingester.logs_protobuf(tenant, body).await
     }
     fn respond(o: Outcome) -> Self::Response {
         ExportLogsServiceResponse {
@@ -155,8 +188,8 @@ impl OtlpSignal for ExportLogsServiceRequest {
 /// A request body after decompression.
 enum Decoded<R> {
     Request(R),
-    /// An `ExportTraceServiceRequest`'s protobuf, not decoded yet.
-    TracesProtobuf(bytes::Bytes),
+    /// The request's protobuf, not decoded yet ([`OtlpSignal::store_protobuf`]).
+    Protobuf(bytes::Bytes),
 }
 
 async fn export<R: OtlpSignal>(ingester: Ingester, headers: HeaderMap, body: Body) -> Response {
@@ -193,17 +226,18 @@ async fn export_inner<R: OtlpSignal>(
     let decoded = tokio::task::spawn_blocking(move || -> Result<Decoded<R>, Error> {
         let data = decode_content(content_encoding.as_deref(), raw, limit)?;
         match encoding {
-            // Spans are decoded straight into a batch (`Ingester::traces_protobuf`).
-            Encoding::Protobuf if R::SIGNAL == Signal::Traces => Ok(Decoded::TracesProtobuf(data)),
-            Encoding::Protobuf => Ok(Decoded::Request(R::decode(data)?)),
-            Encoding::Json => Ok(Decoded::Request(serde_json::from_slice(&data)?)),
+            Encoding::Protobuf => Ok(Decoded::Protobuf(data)),
+            Encoding::Json => {
+                decoded_size::check_json(R::SIGNAL, &data)?;
+                Ok(Decoded::Request(serde_json::from_slice(&data)?))
+            }
         }
     })
     .await
     .map_err(|_| Error::Storage(strata_storage::Error::ShuttingDown))??;
     let outcome = match decoded {
         Decoded::Request(req) => R::store(ingester, &tenant, req).await?,
-        Decoded::TracesProtobuf(data) => ingester.traces_protobuf(&tenant, data).await?,
+        Decoded::Protobuf(data) => R::store_protobuf(ingester, &tenant, data).await?,
     };
     let resp = R::respond(outcome);
     let body = match encoding {

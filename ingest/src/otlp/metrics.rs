@@ -22,6 +22,7 @@
 //!
 //! Translation is CPU work: run it off the async reactor.
 
+use crate::limits::note_rejection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use strata_proto::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -58,8 +59,6 @@ const MAX_EXEMPLAR_RUNES: usize = 128;
 const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 /// ...but no more than this many, so that a far-off timestamp cannot blow up a request.
 const MAX_TARGET_INFO_SAMPLES: i64 = 64;
-/// At most this many messages are kept in [`Translation::errors`]; all are counted.
-pub(crate) const MAX_ERROR_MESSAGES: usize = 100;
 /// Default cap of a [`DeltaAccumulator`].
 pub const DEFAULT_MAX_DELTA_SERIES: usize = 100_000;
 
@@ -97,7 +96,7 @@ pub struct Translation {
     pub write: MetricsWrite,
     /// Data points dropped because they could not be translated.
     pub rejected_points: u64,
-    /// Why they were dropped (at most the first 100 messages).
+    /// Why they were dropped (at most the first `MAX_REJECTION_MESSAGES`).
     pub errors: Vec<String>,
 }
 
@@ -124,7 +123,24 @@ impl MetricsTranslator {
         req: &ExportMetricsServiceRequest,
         deltas: &mut DeltaAccumulator,
     ) -> Translation {
-        let mut ctx = Ctx::default();
+        self.translate_limited(req, deltas, usize::MAX)
+            .unwrap_or_default()
+    }
+
+    /// [`Self::translate`], refusing the request ([`strata_storage::Error::TooLarge`]) once
+    /// its samples' labels make more than `max_text` bytes: each sample has its own copy
+    /// (each bucket of a histogram point copies the point's), so a small request of large
+    /// labels and many buckets would otherwise make gigabytes of them.
+    pub fn translate_limited(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        deltas: &mut DeltaAccumulator,
+        max_text: usize,
+    ) -> Result<Translation, strata_storage::Error> {
+        let mut ctx = Ctx {
+            max_text,
+            ..Ctx::default()
+        };
         for rm in &req.resource_metrics {
             let resource_attrs: &[KeyValue] = rm
                 .resource
@@ -142,20 +158,28 @@ impl MetricsTranslator {
                         });
                     }
                     self.translate_metric(m, &resource, deltas, &mut ctx);
+                    if ctx.over_text {
+                        return Err(strata_storage::Error::TooLarge(format!(
+                            "the samples of this request make more than {max_text} bytes of \
+                             labels (each sample copies its series' labels, each histogram \
+                             bucket its point's); send fewer points or buckets per request, \
+                             or fewer or shorter attributes"
+                        )));
+                    }
                 }
             }
             if let Some((earliest, latest)) = time_range {
                 add_target_info(resource_attrs, &resource, earliest, latest, &mut ctx);
             }
         }
-        Translation {
+        Ok(Translation {
             write: MetricsWrite {
                 samples: ctx.samples,
                 metadata: ctx.metadata,
             },
             rejected_points: ctx.rejected_points,
             errors: ctx.errors,
-        }
+        })
     }
 
     fn resource_context(&self, attrs: &[KeyValue], ctx: &mut Ctx) -> ResourceContext {
@@ -320,13 +344,16 @@ struct Ctx {
     target_info_seen: HashSet<(Labels, i64)>,
     rejected_points: u64,
     errors: Vec<String>,
+    /// Bytes of label text of the samples so far, and the most allowed.
+    text_bytes: usize,
+    max_text: usize,
+    /// Past `max_text`: no more samples are kept.
+    over_text: bool,
 }
 
 impl Ctx {
     fn error(&mut self, msg: String) {
-        if self.errors.len() < MAX_ERROR_MESSAGES {
-            self.errors.push(msg);
-        }
+        note_rejection(&mut self.errors, || msg);
     }
 
     fn reject(&mut self, points: u64, msg: String) {
@@ -341,6 +368,16 @@ impl Ctx {
     }
 
     fn push(&mut self, labels: Labels, timestamp_ms: i64, value: SampleValue, ex: Vec<Exemplar>) {
+        if self.over_text {
+            return;
+        }
+        let text: usize = labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+        self.text_bytes = self.text_bytes.saturating_add(text);
+        if self.text_bytes > self.max_text {
+            self.over_text = true;
+            self.samples = Vec::new();
+            return;
+        }
         self.samples.push(Sample {
             labels,
             timestamp_ms,
@@ -675,8 +712,8 @@ pub fn reject_oversized_resources(
             .map(point_count)
             .sum();
         rejected += points;
-        if points > 0 && errors.len() < MAX_ERROR_MESSAGES {
-            errors.push(format!("{points} points rejected: {e}"));
+        if points > 0 {
+            note_rejection(&mut errors, || format!("{points} points rejected: {e}"));
         }
         false
     });

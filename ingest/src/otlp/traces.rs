@@ -1,7 +1,7 @@
 //! OTLP traces -> storage spans, every field kept.
 
 use crate::attributes::{attributes_json, attributes_value};
-use crate::limits::Limits;
+use crate::limits::{Limits, note_rejection};
 use crate::otlp::common::{ResourceOrigin, check_id, hex_id, nanos, origin_text_bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
@@ -129,9 +129,9 @@ pub fn convert(
             if let Err(e) = limits.check_origin(resource_attributes, scope_attributes) {
                 for s in &ss.spans {
                     out.rejected += 1;
-                    if out.errors.len() < 10 {
-                        out.errors.push(super::common::span_rejection(&s.name, &e));
-                    }
+                    note_rejection(&mut out.errors, || {
+                        super::common::span_rejection(&s.name, &e)
+                    });
                 }
                 continue;
             }
@@ -166,9 +166,9 @@ pub fn convert(
                 );
                 if let Err(e) = problem {
                     out.rejected += 1;
-                    if out.errors.len() < 10 {
-                        out.errors.push(super::common::span_rejection(&s.name, &e));
-                    }
+                    note_rejection(&mut out.errors, || {
+                        super::common::span_rejection(&s.name, &e)
+                    });
                     continue;
                 }
                 let attributes = attributes_json(&s.attributes);

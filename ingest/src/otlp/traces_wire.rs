@@ -15,7 +15,7 @@
 mod value;
 
 use crate::attributes::{push_int, push_json_str};
-use crate::limits::Limits;
+use crate::limits::{Limits, note_rejection};
 use crate::otlp::common::{ResourceOrigin, ScopeParts, nanos};
 use crate::otlp::traces::{SpanCounts, span_problem};
 use crate::protowire::{
@@ -618,9 +618,7 @@ fn one_span<'a>(
     };
     if let Err(e) = problem {
         out.rejected += 1;
-        if out.errors.len() < 10 {
-            out.errors.push(super::common::span_rejection(name, &e));
-        }
+        note_rejection(&mut out.errors, || super::common::span_rejection(name, &e));
         return Ok(());
     }
     if out.too_large.is_some() {

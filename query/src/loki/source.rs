@@ -16,6 +16,7 @@
 //!
 //! Everything here is synchronous: callers run it inside `spawn_blocking`.
 
+use crate::guard::guarded;
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{TimestampNanosecondType, UInt64Type};
@@ -453,12 +454,19 @@ impl LogReader {
             if let Some(sel) = selection {
                 builder = builder.with_row_selection(sel);
             }
-            let reader = builder
-                .build()
-                .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-            for batch in reader {
+            // Decoded guarded ([`crate::guard`]): a decoder panic on a damaged page is
+            // an error of this read.
+            let named = |e: &dyn std::fmt::Display| storage_err(format!("{}: {e}", path.display()));
+            let mut reader = guarded(|| builder.build().map_err(|e| named(&e)), |e| named(&e))?;
+            loop {
                 self.check()?;
-                let batch = batch.map_err(storage_err)?;
+                let next = guarded(
+                    || reader.next().transpose().map_err(|e| named(&e)),
+                    |e| named(&e),
+                )?;
+                let Some(batch) = next else {
+                    break;
+                };
                 if let Some(b) = keep_rows(&batch, ids, start_ns, end_ns)? {
                     f(&b, Some(per_row))?;
                 }

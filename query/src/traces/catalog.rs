@@ -60,8 +60,9 @@ fn file_ops(path: &PathBuf) -> Result<OpSet> {
         .collect();
     let mask = ProjectionMask::leaves(pschema, leaves);
     let mut set = BTreeSet::new();
-    for b in builder.with_projection(mask).build().map_err(internal)? {
-        add_batch(&mut set, &b.map_err(|e| Error::Internal(Box::new(e)))?);
+    let mut reader = super::read::build_reader(builder.with_projection(mask))?;
+    while let Some(b) = super::read::next_batch(&mut reader)? {
+        add_batch(&mut set, &b);
     }
     let set = Arc::new(set);
     let mut cache = FILE_OPS.lock();

@@ -30,8 +30,8 @@ use datafusion::arrow::datatypes::{FieldRef, Int32Type, Int64Type, TimestampNano
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
-    RowFilter, RowSelection, RowSelector,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowFilter, RowSelection, RowSelector,
 };
 use datafusion::parquet::bloom_filter::Sbbf;
 use datafusion::parquet::file::metadata::ColumnChunkMetaData;
@@ -52,6 +52,19 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Internal(format!("{}: {e}", path.display()).into())
+}
+
+/// A file reader built, guarded ([`crate::guard`]): a decoder panic is an error.
+pub(super) fn build_reader(
+    builder: ParquetRecordBatchReaderBuilder<std::fs::File>,
+) -> Result<ParquetRecordBatchReader> {
+    crate::guard::guarded(|| builder.build().map_err(internal), internal)
+}
+
+/// A reader's next batch, decoded guarded ([`crate::guard`]): a decoder panic on a
+/// damaged page is an error.
+pub(super) fn next_batch(reader: &mut ParquetRecordBatchReader) -> Result<Option<RecordBatch>> {
+    crate::guard::guarded(|| reader.next().transpose().map_err(internal), internal)
 }
 
 /// Most row-group bloom filters kept; past it the cache starts over. A filter of a
@@ -75,9 +88,11 @@ fn bloom_filter(
     if let Some(b) = BLOOMS.lock().get(&key) {
         return Ok(b.clone());
     }
-    let bloom = Sbbf::read_from_column_chunk(column, file)
-        .map_err(internal)?
-        .map(Arc::new);
+    let bloom = crate::guard::guarded(
+        || Sbbf::read_from_column_chunk(column, file).map_err(internal),
+        internal,
+    )?
+    .map(Arc::new);
     let mut cache = BLOOMS.lock();
     if cache.len() >= BLOOM_CACHE_ENTRIES {
         cache.clear();
@@ -205,19 +220,18 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
     // First only `trace_id` of those pages, to find the trace's rows exactly; then every
     // column of just those rows (pages holding none of them are not even read).
     let wanted = StringArray::new_scalar(trace_id);
-    let ids = ParquetRecordBatchReaderBuilder::new_with_metadata(
-        file.try_clone().map_err(|e| io_err(path, e))?,
-        meta.clone(),
-    )
-    .with_row_groups(keep.clone())
-    .with_projection(ProjectionMask::leaves(pschema, [col_idx]))
-    .with_row_selection(pages.clone())
-    .with_batch_size(8 * 1024)
-    .build()
-    .map_err(internal)?;
+    let mut ids = build_reader(
+        ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file.try_clone().map_err(|e| io_err(path, e))?,
+            meta.clone(),
+        )
+        .with_row_groups(keep.clone())
+        .with_projection(ProjectionMask::leaves(pschema, [col_idx]))
+        .with_row_selection(pages.clone())
+        .with_batch_size(8 * 1024),
+    )?;
     let mut hits: Vec<bool> = Vec::new();
-    for batch in ids {
-        let batch = batch.map_err(internal)?;
+    while let Some(batch) = next_batch(&mut ids)? {
         let mask = eq(batch.column(0), &wanted).map_err(internal)?;
         hits.extend(mask.iter().map(|m| m == Some(true)));
     }
@@ -244,8 +258,9 @@ fn trace_in_file(path: &Path, trace_id: &str) -> Result<Vec<RecordBatch>> {
         .with_row_selection(RowSelection::from(exact))
         .with_batch_size(8 * 1024);
     let mut out = Vec::new();
-    for batch in builder.build().map_err(internal)? {
-        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
+    let mut reader = build_reader(builder)?;
+    while let Some(batch) = next_batch(&mut reader)? {
+        let batch = spans_from_file(&batch).map_err(internal)?;
         let Some(col) = batch.column_by_name("trace_id") else {
             continue;
         };
@@ -536,10 +551,13 @@ fn scan_file(
     if let Some(filter) = filter {
         builder = builder.with_row_filter(filter);
     }
-    let reader = builder.build().map_err(internal)?;
-    for batch in reader {
+    let mut reader = build_reader(builder)?;
+    loop {
         budget.check()?;
-        let batch = spans_from_file(&batch.map_err(internal)?).map_err(internal)?;
+        let Some(batch) = next_batch(&mut reader)? else {
+            break;
+        };
+        let batch = spans_from_file(&batch).map_err(internal)?;
         budget.add_spans(batch.num_rows())?;
         if let Some(b) = in_range(&batch, start_ns, end_ns)?
             && !f(&b)?

@@ -1379,3 +1379,64 @@ fn points_of_resources_over_the_attribute_limit_are_rejected() {
             .all(|s| s.labels.get("job") == Some("svc"))
     );
 }
+
+/// Each bucket of a histogram point copies the point's labels: a point of large
+/// attributes and many buckets (a few hundred KB) would make gigabytes of labels. Past
+/// the text limit the request is refused before more samples are made.
+#[test]
+fn samples_copying_large_labels_past_the_text_limit_refuse_the_request() {
+    use strata_proto::opentelemetry_proto::tonic::metrics::v1::{
+        Histogram, HistogramDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    let request = |buckets: usize| {
+        let attributes = (0..50)
+            .map(|i| KeyValue {
+                key: format!("k{i}"),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("v".repeat(2000))),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let point = HistogramDataPoint {
+            attributes,
+            time_unix_nano: 1_700_000_000_000_000_000,
+            count: buckets as u64,
+            explicit_bounds: (1..buckets).map(|b| b as f64).collect(),
+            bucket_counts: vec![1; buckets],
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "latency".into(),
+                        data: Some(metric::Data::Histogram(Histogram {
+                            data_points: vec![point],
+                            aggregation_temporality: 2,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    };
+    let translator = MetricsTranslator::default();
+    let mut acc = DeltaAccumulator::new(10);
+    // About 100 KB of labels per sample: 100 buckets (and the count) fit in 16 MiB, 200 do not.
+    let t = translator
+        .translate_limited(&request(100), &mut acc, 16 << 20)
+        .expect("fits");
+    assert_eq!(t.write.samples.len(), 101, "100 buckets and the count");
+    let err = translator
+        .translate_limited(&request(200), &mut acc, 16 << 20)
+        .expect_err("too much text");
+    assert!(matches!(err, strata_storage::Error::TooLarge(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("more than 16777216 bytes of labels"),
+        "{err}"
+    );
+}

@@ -1,0 +1,317 @@
+//! A spans or logs file with a page that makes the Parquet decoder panic (a damaged
+//! `DELTA_BYTE_ARRAY` page, as storage's compaction test makes one) is an error of the
+//! queries that read it, not a panic unwinding through a query thread: trace by id, scans
+//! (search), the trace APIs and Loki's queries answer it as an internal error without
+//! detail, and queries that do not need the damaged file still answer.
+
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, Encoding};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use strata_query::loki::LokiApiConfig;
+use strata_query::loki::source::{LogReader, ReadError};
+use strata_query::traces::limits::Budget;
+use strata_query::traces::{TraceApiConfig, read, router};
+use strata_storage::index::{LabelMatcher, MatchOp};
+use strata_storage::model::{Labels, LogRecord, Origin, Signal, Span};
+use strata_storage::{Storage, StorageConfig, TenantId};
+use tower::ServiceExt;
+
+const DAMAGED: &str = "0af7651916cd43dd8448eb211c80319c";
+const GOOD: &str = "1bf7651916cd43dd8448eb211c80319d";
+const T0: i64 = 1_700_000_000_000_000_000;
+
+/// `n` spans of `trace`, each with its own `user.id` (which gets a dedicated column).
+fn spans(trace: &str, first: usize, n: usize) -> Vec<Span> {
+    (first..first + n)
+        .map(|i| Span {
+            trace_id: trace.into(),
+            span_id: format!("{:016x}", i + 1),
+            name: "op".into(),
+            start_time_ns: T0 + i as i64,
+            end_time_ns: T0 + i as i64 + 10,
+            attributes: format!(
+                r#"{{"user.id":"{}{i:05}"}}"#,
+                char::from(b'a' + (i % 26) as u8)
+            ),
+            origin: Origin {
+                service_name: "svc".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Rewrites a data file uncompressed with `column` `DELTA_BYTE_ARRAY`, then makes the
+/// first suffix length of that column's page -1: the decoder then slices out of bounds (a
+/// panic, not an error). As storage's `corrupt_delta_page`, for any column.
+fn corrupt_delta_page(path: &Path, column: &str, rows: usize) {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned();
+    let schema = builder.schema().clone();
+    assert!(schema.index_of(column).is_ok(), "{column} in {schema:?}");
+    let column_path = ColumnPath::new(vec![column.into()]);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_key_value_metadata(kv)
+        .set_column_dictionary_enabled(column_path.clone(), false)
+        .set_column_encoding(column_path, Encoding::DELTA_BYTE_ARRAY)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+    for b in builder.build().unwrap() {
+        w.write(&b.unwrap()).unwrap();
+    }
+    w.close().unwrap();
+    std::fs::write(path, &out).unwrap();
+    // The column's chunk.
+    let meta = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .metadata()
+        .clone();
+    assert_eq!(meta.num_row_groups(), 1);
+    let leaf = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [column.to_owned()])
+        .expect("the column's leaf");
+    let (start, len) = meta.row_group(0).column(leaf).byte_range();
+    let chunk = start as usize..(start + len) as usize;
+    // Prefix and suffix lengths are each a delta-bit-packed run whose header is block
+    // size 128 (80 01), 4 miniblocks (04), the value count, then the first value
+    // (zigzag): the second such header is the suffix lengths'.
+    let mut header = vec![0x80, 0x01, 0x04];
+    let mut n = rows as u64;
+    while n >= 0x80 {
+        header.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    header.push(n as u8);
+    let at: Vec<usize> = out[chunk.clone()]
+        .windows(header.len())
+        .enumerate()
+        .filter(|(_, w)| *w == header.as_slice())
+        .map(|(i, _)| chunk.start + i)
+        .collect();
+    assert_eq!(at.len(), 2, "one page of prefix and suffix lengths");
+    out[at[1] + header.len()] = 0x01; // zigzag -1
+    std::fs::write(path, &out).unwrap();
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The chain of an error's messages.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_page_that_makes_the_decoder_panic_is_an_error_of_the_queries_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .unwrap();
+    let t = TenantId::default_tenant();
+    storage
+        .write_spans(&t, spans(DAMAGED, 0, 2000))
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    storage
+        .write_spans(&t, spans(GOOD, 5000, 10))
+        .await
+        .unwrap();
+    storage.flush().await.unwrap();
+    let snap = storage.snapshot(&t, Signal::Traces, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 2);
+    let damaged = snap
+        .files
+        .iter()
+        .find(|f| f.rows == 2000)
+        .map(|f| snap.files_root.join(&f.path))
+        .unwrap();
+    corrupt_delta_page(&damaged, "attr:str:user.id", 2000);
+
+    let config = TraceApiConfig {
+        max_search_range: std::time::Duration::from_secs(3650 * 86_400),
+        ..TraceApiConfig::default()
+    };
+    let budget = Budget::new(&config);
+    // The trace in the damaged file: an error naming the panic, not a panic.
+    let err = read::trace_batches(&storage, &t, DAMAGED, &budget).expect_err("damaged");
+    let text = chain(&err);
+    assert!(text.contains("the decoder panicked"), "{text}");
+    // A scan that decodes the damaged column: the same.
+    let mut rows = 0;
+    let err = read::scan(
+        &storage,
+        &t,
+        T0,
+        T0 + 10_000,
+        &["attributes"],
+        &budget,
+        &mut |b| {
+            rows += b.num_rows();
+            Ok(true)
+        },
+    )
+    .expect_err("damaged");
+    assert!(
+        chain(&err).contains("the decoder panicked"),
+        "{}",
+        chain(&err)
+    );
+    // The other trace is found without the damaged file (its bloom filter rules it out).
+    let good = read::trace_batches(&storage, &t, GOOD, &budget).unwrap();
+    assert_eq!(good.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+
+    // Over HTTP: the damaged trace is a 500 with no detail; the good one still answers.
+    let app = router(storage.clone(), config);
+    for uri in [
+        format!("/api/traces/{DAMAGED}"),
+        format!("/api/v2/traces/{DAMAGED}"),
+        format!("/jaeger/api/traces/{DAMAGED}"),
+    ] {
+        let (status, body) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {body}");
+        assert!(
+            body.contains("internal error while running the query"),
+            "{uri}: {body}"
+        );
+        assert!(
+            !body.contains(&dir.path().display().to_string()),
+            "{uri}: {body}"
+        );
+    }
+    let (status, body) = get(&app, &format!("/api/traces/{GOOD}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn record(service: &str, i: usize) -> LogRecord {
+    LogRecord {
+        timestamp_ns: T0 + i as i64 * 1_000_000,
+        body: format!(
+            "{}{i:05} request handled",
+            char::from(b'a' + (i % 26) as u8)
+        ),
+        body_type: "string".into(),
+        origin: Origin {
+            service_name: service.into(),
+            ..Origin::default()
+        },
+        stream: Labels::from_pairs([("service_name", service)]),
+        ..LogRecord::default()
+    }
+}
+
+#[tokio::test]
+async fn a_logs_page_that_makes_the_decoder_panic_is_an_error_of_loki_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .unwrap();
+    let t = TenantId::default_tenant();
+    let damaged: Vec<LogRecord> = (0..2000).map(|i| record("damaged", i)).collect();
+    storage.write_logs(&t, damaged).await.unwrap();
+    storage.flush().await.unwrap();
+    let good: Vec<LogRecord> = (0..10).map(|i| record("good", i)).collect();
+    storage.write_logs(&t, good).await.unwrap();
+    storage.flush().await.unwrap();
+    let snap = storage.snapshot(&t, Signal::Logs, i64::MIN, i64::MAX);
+    let path = snap
+        .files
+        .iter()
+        .find(|f| f.rows == 2000)
+        .map(|f| snap.files_root.join(&f.path))
+        .unwrap();
+    corrupt_delta_page(&path, "body", 2000);
+
+    // The read: an error naming the panic, not a panic.
+    let reader = LogReader::new(
+        storage.clone(),
+        t.clone(),
+        None,
+        Arc::new(AtomicBool::new(false)),
+        0,
+    );
+    let matcher = |service: &str| LabelMatcher {
+        name: "service_name".into(),
+        op: MatchOp::Equal(service.into()),
+    };
+    let (start, end) = (T0 - 1_000_000_000, T0 + 10_000_000_000);
+    match reader.select(&[matcher("damaged")], start, end, &[], false) {
+        Err(ReadError::Storage(m)) => assert!(m.contains("the decoder panicked"), "{m}"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("read a damaged page"),
+    }
+    let good = reader
+        .select(&[matcher("good")], start, end, &[], false)
+        .unwrap();
+    assert_eq!(good.iter().map(|s| s.entries.len()).sum::<usize>(), 10);
+
+    let app = strata_query::loki::router(storage.clone(), LokiApiConfig::default());
+    let range = |selector: &str| {
+        format!(
+            "/loki/api/v1/query_range?query={}&start={}&end={}&limit=5000",
+            urlencode(selector),
+            T0 - 1_000_000_000,
+            T0 + 10_000_000_000
+        )
+    };
+    let (status, body) = get(&app, &range(r#"{service_name="damaged"}"#)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!body.contains(&dir.path().display().to_string()), "{body}");
+    // The other stream's file still answers.
+    let (status, body) = get(&app, &range(r#"{service_name="good"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.matches("request handled").count(), 10, "{body}");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -138,6 +138,48 @@ impl LabelIndex {
         known.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// Calls `f` with the series id and the (name, value) pairs, in label order, of each
+    /// set in `ordinals`, the sets in the order `Labels` sorts. No label set is built: the
+    /// pairs borrow the index's strings, and sets are compared by pair number first (equal
+    /// numbers are equal pairs), by their strings only where they differ.
+    pub fn each_sorted(
+        &self,
+        ordinals: &RoaringBitmap,
+        f: &mut dyn FnMut(SeriesId, &mut dyn Iterator<Item = (&str, &str)>),
+    ) {
+        let mut ords: Vec<u32> = ordinals.iter().collect();
+        let pair_nums = |o: u32| {
+            let o = o as usize;
+            match (self.set_starts.get(o), self.set_starts.get(o + 1)) {
+                (Some(&a), Some(&b)) => self.set_pairs.get(a as usize..b as usize).unwrap_or(&[]),
+                _ => &[],
+            }
+        };
+        let text = |p: u32| {
+            self.pairs
+                .get(p as usize)
+                .map_or(("", ""), |x| (&*x.name, &*x.value))
+        };
+        ords.sort_unstable_by(|&a, &b| {
+            let (pa, pb) = (pair_nums(a), pair_nums(b));
+            for (x, y) in pa.iter().zip(pb) {
+                if x != y {
+                    let o = text(*x).cmp(&text(*y));
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+            }
+            pa.len().cmp(&pb.len())
+        });
+        for o in ords {
+            let Some(&id) = self.ids.get(o as usize) else {
+                continue;
+            };
+            f(id, &mut self.pairs_at(o));
+        }
+    }
+
     /// The label set of ordinal `ord`.
     fn labels_at(&self, ord: u32) -> Option<Labels> {
         let o = ord as usize;

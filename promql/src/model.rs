@@ -163,6 +163,16 @@ impl Labels {
         }
     }
 
+    /// A label set from pairs that usually come sorted by name, each name once and
+    /// without empty values (as stored): built in one pass then; otherwise as
+    /// [`Labels::from_pairs`] builds it.
+    pub fn from_sorted_pairs(pairs: &[(&str, &str)]) -> Self {
+        if pairs.iter().all(|p| !p.1.is_empty()) && pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Labels::from_sorted(pairs.iter().copied());
+        }
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
     /// Builds a label set from pairs in any order; empty values are dropped
     /// and a later duplicate name wins.
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
@@ -540,6 +550,19 @@ mod label_tests {
             let l = Labels::from_pairs(x.clone());
             assert_eq!(hash_of(&l), hash_of(&Arc::new(pairs(&l))), "{x:?}");
         }
+        // Stored (sorted) pairs take the short way to the same set.
+        for x in &sets {
+            assert_eq!(
+                Labels::from_sorted_pairs(x),
+                Labels::from_pairs(x.clone()),
+                "{x:?}"
+            );
+        }
+        let unsorted = [("b", "1"), ("a", "2"), ("a", "")];
+        assert_eq!(
+            Labels::from_sorted_pairs(&unsorted).to_string(),
+            r#"{b="1"}"#
+        );
         assert!(Labels::empty().is_empty());
         assert_eq!(
             Labels::empty(),

@@ -786,7 +786,7 @@ impl Storage {
         signal: Signal,
         matchers: &[LabelMatcher],
         max: usize,
-        f: &mut dyn FnMut(SeriesId, &mut dyn Iterator<Item = (&str, &str)>),
+        f: &mut dyn FnMut(SeriesId, &[(&str, &str)]),
     ) -> std::result::Result<usize, usize> {
         let state = self.inner.state.read();
         let index = match signal {

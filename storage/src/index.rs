@@ -145,7 +145,7 @@ impl LabelIndex {
     pub fn each_sorted(
         &self,
         ordinals: &RoaringBitmap,
-        f: &mut dyn FnMut(SeriesId, &mut dyn Iterator<Item = (&str, &str)>),
+        f: &mut dyn FnMut(SeriesId, &[(&str, &str)]),
     ) {
         let mut ords: Vec<u32> = ordinals.iter().collect();
         let pair_nums = |o: u32| {
@@ -172,11 +172,15 @@ impl LabelIndex {
             }
             pa.len().cmp(&pb.len())
         });
+        // One buffer of pairs for all sets.
+        let mut buf: Vec<(&str, &str)> = Vec::new();
         for o in ords {
             let Some(&id) = self.ids.get(o as usize) else {
                 continue;
             };
-            f(id, &mut self.pairs_at(o));
+            buf.clear();
+            buf.extend(self.pairs_at(o));
+            f(id, &buf);
         }
     }
 

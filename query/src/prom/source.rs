@@ -574,7 +574,7 @@ impl StorageSource {
             Signal::Metrics,
             &index_matchers,
             self.limits.max_series,
-            &mut |id, pairs| series.push((id.0, Labels::from_pairs(pairs))),
+            &mut |id, pairs| series.push((id.0, Labels::from_sorted_pairs(pairs))),
         );
         if counted.is_err() {
             return Err(Limit::TooManySeries(self.limits.max_series).into());

@@ -786,7 +786,7 @@ impl Storage {
         signal: Signal,
         matchers: &[LabelMatcher],
         max: usize,
-        f: &mut dyn FnMut(SeriesId, &[(&str, &str)]),
+        f: &mut crate::index::SeriesVisitor<'_>,
     ) -> std::result::Result<usize, usize> {
         let state = self.inner.state.read();
         let index = match signal {

@@ -39,6 +39,10 @@ impl LabelMatcher {
     }
 }
 
+/// What [`LabelIndex::each_sorted`] calls with each series: its id and (name, value)
+/// pairs in label order.
+pub type SeriesVisitor<'a> = dyn FnMut(SeriesId, &[(&str, &str)]) + 'a;
+
 /// The index of one tenant's series (or log streams).
 ///
 /// Every distinct label pair is stored once (its name and value strings, and its
@@ -142,11 +146,7 @@ impl LabelIndex {
     /// set in `ordinals`, the sets in the order `Labels` sorts. No label set is built: the
     /// pairs borrow the index's strings, and sets are compared by pair number first (equal
     /// numbers are equal pairs), by their strings only where they differ.
-    pub fn each_sorted(
-        &self,
-        ordinals: &RoaringBitmap,
-        f: &mut dyn FnMut(SeriesId, &[(&str, &str)]),
-    ) {
+    pub fn each_sorted(&self, ordinals: &RoaringBitmap, f: &mut SeriesVisitor<'_>) {
         let mut ords: Vec<u32> = ordinals.iter().collect();
         let pair_nums = |o: u32| {
             let o = o as usize;

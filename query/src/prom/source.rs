@@ -1213,6 +1213,22 @@ mod in_time_tests {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_series_reserves_its_expected_points_in_the_range() {
+        let at = |n: i64, from: i64| (0..n).map(|i| from + i * 15_000).collect::<Vec<i64>>();
+        // An instant `[5m]` window: 20 points of a file's run are all the series keeps,
+        // whatever the number of files.
+        assert_eq!(expected_points(&at(20, 15_000), (0, 300_000), 9), 21);
+        // A 3 h range whose first file holds 20 minutes: the range at 15 s, at most one
+        // such run per file.
+        assert_eq!(expected_points(&at(80, 0), (0, 3 * 3600 * 1000), 9), 720);
+        assert_eq!(expected_points(&at(80, 0), (0, 3 * 3600 * 1000), 4), 320);
+        // Nothing or one point in range: no guess beyond it.
+        assert_eq!(expected_points(&[], (0, 1000), 9), 0);
+        assert_eq!(expected_points(&[5], (0, 1000), 9), 1);
+        assert_eq!(expected_points(&[5, 5], (0, 1000), 9), 2);
+    }
+
     /// A chunk's ranges read off the selection's rows agree with looking the chunk's ids
     /// up in the directory, for chunks anywhere in the selection and series missing from
     /// the file.

@@ -1221,9 +1221,13 @@ fn series_are_visited_sorted_by_labels_with_a_limit() {
         op: crate::index::MatchOp::Equal("y".into()),
     };
     let mut visited = 0;
-    let r = s.each_series_sorted(&t, Signal::Metrics, &[job_y.clone()], 3, &mut |_, _| {
-        visited += 1
-    });
+    let r = s.each_series_sorted(
+        &t,
+        Signal::Metrics,
+        std::slice::from_ref(&job_y),
+        3,
+        &mut |_, _| visited += 1,
+    );
     assert_eq!((r, visited), (Ok(3), 3));
     let r = s.each_series_sorted(&t, Signal::Metrics, &[job_y], 2, &mut |_, _| visited += 1);
     assert_eq!((r, visited), (Err(3), 3));

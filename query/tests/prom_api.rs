@@ -1399,3 +1399,87 @@ async fn time_slabbed_files_answer_like_the_samples_written() {
     assert!(after < before, "{before} -> {after} files");
     check(app).await;
 }
+
+/// The sample limit counts the samples a query loads the same whether they come from
+/// memtables or from several Parquet files (whose runs are trimmed to the range and
+/// merged): every limit passes or fails alike on both layouts.
+#[tokio::test]
+async fn sample_limits_count_the_same_samples_from_files_and_memtables() {
+    let tenant = TenantId::default_tenant();
+    let mut stores = Vec::new();
+    for flushed in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        })
+        .expect("open");
+        // Five series, samples 0..=40, written in three parts (three files when flushed).
+        for part in [0..13i64, 13..27, 27..41] {
+            let samples = part
+                .flat_map(|i| {
+                    (0..5).map(move |k| {
+                        let l = labels(&[("__name__", "lim"), ("k", &k.to_string())]);
+                        float(&l, i, (i * 10 + k) as f64)
+                    })
+                })
+                .collect();
+            let write = MetricsWrite {
+                samples,
+                metadata: Vec::new(),
+            };
+            storage.write_metrics(&tenant, write).await.expect("write");
+            if flushed {
+                storage.flush().await.expect("flush");
+            }
+        }
+        let files = storage
+            .snapshot(&tenant, Signal::Metrics, i64::MIN, i64::MAX)
+            .files
+            .len();
+        assert_eq!(files, if flushed { 3 } else { 0 });
+        stores.push((dir, storage));
+    }
+    let t = (secs(40) + 1).to_string();
+    let (start, end) = (secs(10).to_string(), secs(40).to_string());
+    let queries: [(&str, Vec<(&str, &str)>); 3] = [
+        (
+            "/api/v1/query",
+            vec![("query", "sum_over_time(lim[4m])"), ("time", &t)],
+        ),
+        ("/api/v1/query", vec![("query", "sum(lim)"), ("time", &t)]),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "max_over_time(lim[2m])"),
+                ("start", &start),
+                ("end", &end),
+                ("step", "60"),
+            ],
+        ),
+    ];
+    for (path, params) in &queries {
+        let mut passed_at = Vec::new();
+        for (_, storage) in &stores {
+            let mut first_pass = None;
+            for max_samples in 1..=250 {
+                let app = router(
+                    storage.clone(),
+                    PromApiConfig {
+                        max_samples,
+                        ..PromApiConfig::default()
+                    },
+                );
+                let (status, v) = get(&app, path, params).await;
+                if status == StatusCode::OK {
+                    first_pass = Some((max_samples, v["data"].clone()));
+                    break;
+                }
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+            }
+            passed_at.push(first_pass.expect("passes under 250 samples"));
+        }
+        assert!(passed_at[0].0 > 1, "{path} {params:?}: the limit never bit");
+        assert_eq!(passed_at[0], passed_at[1], "{path} {params:?}");
+    }
+}

@@ -776,6 +776,34 @@ impl Storage {
             .unwrap_or_default()
     }
 
+    /// The series matching `matchers` (each once), sorted by label set: `f` gets each one's
+    /// id and (name, value) pairs in label order, borrowed from the index, without label
+    /// sets being built. Past `max` matches nothing is visited and `Err(count)` says how
+    /// many matched. `f` runs under the index's read lock: it should only copy.
+    pub fn each_series_sorted(
+        &self,
+        tenant: &TenantId,
+        signal: Signal,
+        matchers: &[LabelMatcher],
+        max: usize,
+        f: &mut crate::index::SeriesVisitor<'_>,
+    ) -> std::result::Result<usize, usize> {
+        let state = self.inner.state.read();
+        let index = match signal {
+            Signal::Metrics => state.series.get(tenant),
+            Signal::Logs => state.streams.get(tenant),
+            Signal::Traces => None,
+        };
+        let Some(index) = index else { return Ok(0) };
+        let ords = index.select(matchers);
+        let n = usize::try_from(ords.len()).unwrap_or(usize::MAX);
+        if n > max {
+            return Err(n);
+        }
+        index.each_sorted(&ords, f);
+        Ok(n)
+    }
+
     /// How many series a tenant has, and which of `ids` are among them.
     pub fn series_status(&self, tenant: &TenantId, ids: &[SeriesId]) -> (usize, Vec<bool>) {
         let state = self.inner.state.read();

@@ -39,6 +39,10 @@ impl LabelMatcher {
     }
 }
 
+/// What [`LabelIndex::each_sorted`] calls with each series: its id and (name, value)
+/// pairs in label order.
+pub type SeriesVisitor<'a> = dyn FnMut(SeriesId, &[(&str, &str)]) + 'a;
+
 /// The index of one tenant's series (or log streams).
 ///
 /// Every distinct label pair is stored once (its name and value strings, and its
@@ -136,6 +140,48 @@ impl LabelIndex {
             .collect();
         known.sort_unstable_by(|a, b| self.pairs_at(a.0).cmp(self.pairs_at(b.0)));
         known.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Calls `f` with the series id and the (name, value) pairs, in label order, of each
+    /// set in `ordinals`, the sets in the order `Labels` sorts. No label set is built: the
+    /// pairs borrow the index's strings, and sets are compared by pair number first (equal
+    /// numbers are equal pairs), by their strings only where they differ.
+    pub fn each_sorted(&self, ordinals: &RoaringBitmap, f: &mut SeriesVisitor<'_>) {
+        let mut ords: Vec<u32> = ordinals.iter().collect();
+        let pair_nums = |o: u32| {
+            let o = o as usize;
+            match (self.set_starts.get(o), self.set_starts.get(o + 1)) {
+                (Some(&a), Some(&b)) => self.set_pairs.get(a as usize..b as usize).unwrap_or(&[]),
+                _ => &[],
+            }
+        };
+        let text = |p: u32| {
+            self.pairs
+                .get(p as usize)
+                .map_or(("", ""), |x| (&*x.name, &*x.value))
+        };
+        ords.sort_unstable_by(|&a, &b| {
+            let (pa, pb) = (pair_nums(a), pair_nums(b));
+            for (x, y) in pa.iter().zip(pb) {
+                if x != y {
+                    let o = text(*x).cmp(&text(*y));
+                    if o != std::cmp::Ordering::Equal {
+                        return o;
+                    }
+                }
+            }
+            pa.len().cmp(&pb.len())
+        });
+        // One buffer of pairs for all sets.
+        let mut buf: Vec<(&str, &str)> = Vec::new();
+        for o in ords {
+            let Some(&id) = self.ids.get(o as usize) else {
+                continue;
+            };
+            buf.clear();
+            buf.extend(self.pairs_at(o));
+            f(id, &buf);
+        }
     }
 
     /// The label set of ordinal `ord`.

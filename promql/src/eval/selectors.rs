@@ -223,9 +223,11 @@ impl<'c> Evaluator<'c> {
                 let mut seen = 0usize; // samples at or before the step's reference time
                 for ts in self.steps() {
                     let ref_t = at.unwrap_or(ts) - offset;
-                    seen += floats
-                        .get(seen..)
-                        .map_or(0, |rest| rest.partition_point(|p| p.t <= ref_t));
+                    // A step passes a few samples: stepping over them beats a binary
+                    // search of the rest of the series, and is linear overall.
+                    while floats.get(seen).is_some_and(|p| p.t <= ref_t) {
+                        seen += 1;
+                    }
                     let Some(p) = seen.checked_sub(1).and_then(|i| floats.get(i)) else {
                         continue;
                     };

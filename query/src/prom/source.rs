@@ -566,21 +566,24 @@ impl StorageSource {
             .map(index_matcher)
             .collect::<Result<Vec<_>, _>>()
             .map_err(storage_err)?;
-        let found = self.scanner.storage().select_labels(
+        let mut series: Vec<(u64, Labels)> = Vec::new();
+        // The index sorts the sets and lends their strings: each engine label set is built
+        // once, straight from them.
+        let counted = self.scanner.storage().each_series_sorted(
             self.scanner.tenant(),
             Signal::Metrics,
             &index_matchers,
+            self.limits.max_series,
+            &mut |id, pairs| series.push((id.0, Labels::from_sorted_pairs(pairs))),
         );
-        if found.len() > self.limits.max_series {
+        if counted.is_err() {
             return Err(Limit::TooManySeries(self.limits.max_series).into());
         }
-        let mut seen = std::collections::HashSet::with_capacity(found.len());
-        let mut series: Vec<(u64, Labels)> = found
-            .iter()
-            .filter(|(id, _)| seen.insert(id.0))
-            .map(|(id, l)| (id.0, engine_labels(l)))
-            .collect();
-        series.sort_by(|a, b| a.1.cmp(&b.1));
+        // The index's order is `Labels`' order unless a stored set held an empty value
+        // (which engine label sets drop).
+        if !series.is_sorted_by(|a, b| a.1 <= b.1) {
+            series.sort_by(|a, b| a.1.cmp(&b.1));
+        }
         Ok(series)
     }
 
@@ -928,6 +931,7 @@ fn read_series(
     // A series usually has one run of rows per file plus one in the memtables.
     let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
     let mut loaded = *loaded_total;
+    let span = (start_ms, end_ms);
     // A chunk of a selection whose rows per file were looked up at once: the chunk's
     // ranges are read off those instead of looked up per id (see `SelectionRows`).
     let known = |file: usize, dir: &SeriesDirectory| {
@@ -972,10 +976,6 @@ fn read_series(
                         continue;
                     };
                     let before = series.len();
-                    // Sized for one run per file at once rather than regrown per file.
-                    if series.capacity() == 0 {
-                        series.reserve_exact(rows.len() * runs_per_series);
-                    }
                     let vals = v.values();
                     let (ts, fs) = (
                         ts_vals.get(rows.clone()).unwrap_or(&[]),
@@ -994,6 +994,10 @@ fn read_series(
                             .count();
                     let (mid_t, mid_f) =
                         (ts.get(lo..hi).unwrap_or(&[]), fs.get(lo..hi).unwrap_or(&[]));
+                    // Sized once for the whole range rather than regrown per file.
+                    if series.capacity() == 0 {
+                        series.reserve_exact(expected_points(mid_t, span, runs_per_series));
+                    }
                     if ts.len() == fs.len()
                         && ts.len() == rows.len()
                         && mid_t.iter().all(|&t| t >= start_ms && t <= end_ms)
@@ -1078,6 +1082,27 @@ fn read_series(
         out.push(series);
     }
     Ok(out)
+}
+
+/// Points a series is expected to have in `[start_ms, end_ms]`, from the timestamps of
+/// its first run's points in that range (`kept`, sorted): the range at the run's sampling
+/// interval, at least the run and at most one such run per file (`runs`). An instant
+/// query keeps a few points of each run: reserving the untrimmed runs of every file
+/// instead allocated ~50 times the points kept.
+fn expected_points(kept: &[i64], (start_ms, end_ms): (i64, i64), runs: usize) -> usize {
+    let n = kept.len();
+    let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
+        return 0;
+    };
+    let most = n.saturating_mul(runs.max(1));
+    if n < 2 || last <= first {
+        return n.min(most);
+    }
+    // Intervals in the range at the run's average interval, plus one point.
+    let span = (end_ms.saturating_sub(start_ms)) as f64;
+    let interval = (last - first) as f64 / (n - 1) as f64;
+    let want = (span / interval).ceil() as usize + 1;
+    want.clamp(n, most)
 }
 
 /// Samples in arrival order sorted by time, keeping the last arrival of a timestamp.
@@ -1187,6 +1212,22 @@ mod in_time_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_reserves_its_expected_points_in_the_range() {
+        let at = |n: i64, from: i64| (0..n).map(|i| from + i * 15_000).collect::<Vec<i64>>();
+        // An instant `[5m]` window: 20 points of a file's run are all the series keeps,
+        // whatever the number of files.
+        assert_eq!(expected_points(&at(20, 15_000), (0, 300_000), 9), 21);
+        // A 3 h range whose first file holds 20 minutes: the range at 15 s, at most one
+        // such run per file.
+        assert_eq!(expected_points(&at(80, 0), (0, 3 * 3600 * 1000), 9), 720);
+        assert_eq!(expected_points(&at(80, 0), (0, 3 * 3600 * 1000), 4), 320);
+        // Nothing or one point in range: no guess beyond it.
+        assert_eq!(expected_points(&[], (0, 1000), 9), 0);
+        assert_eq!(expected_points(&[5], (0, 1000), 9), 1);
+        assert_eq!(expected_points(&[5, 5], (0, 1000), 9), 2);
+    }
 
     /// A chunk's ranges read off the selection's rows agree with looking the chunk's ids
     /// up in the directory, for chunks anywhere in the selection and series missing from

@@ -1144,3 +1144,97 @@ fn logs_files_write_metadata_plain_and_read_it_back() {
         assert_eq!(res, r#"{"host.name":"h1"}"#);
     }
 }
+
+#[test]
+fn series_are_visited_sorted_by_labels_with_a_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Storage::open(config(dir.path())).expect("open");
+    let t = TenantId::new("t").expect("tenant");
+    // Names and jobs written out of order; "b" < "b0" < "ba" as label sets compare, and a
+    // longer set with an equal prefix sorts after the shorter one.
+    let mut samples = Vec::new();
+    for (name, job) in [
+        ("b", "x"),
+        ("a", "z"),
+        ("b0", "y"),
+        ("a", "y"),
+        ("ba", "a"),
+        ("a", "y0"),
+    ] {
+        samples.push(sample(name, job, 1000, 1.0));
+    }
+    let mut extra = sample("a", "y", 1000, 2.0);
+    extra.labels = Labels::from_pairs([("__name__", "a"), ("job", "y"), ("zone", "1")]);
+    samples.push(extra);
+    write(&s, &t, samples);
+    let mut seen: Vec<(SeriesId, Vec<(String, String)>)> = Vec::new();
+    let n = s
+        .each_series_sorted(&t, Signal::Metrics, &[], 100, &mut |id, pairs| {
+            seen.push((
+                id,
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ))
+        })
+        .expect("under the limit");
+    assert_eq!(n, 7);
+    let sets: Vec<String> = seen
+        .iter()
+        .map(|(_, p)| {
+            p.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            "__name__=a,job=y",
+            "__name__=a,job=y,zone=1",
+            "__name__=a,job=y0",
+            "__name__=a,job=z",
+            "__name__=b,job=x",
+            "__name__=b0,job=y",
+            "__name__=ba,job=a",
+        ]
+    );
+    // The ids are those the index gives for the same sets.
+    for (id, pairs) in &seen {
+        let labels = s
+            .select_labels(&t, Signal::Metrics, &[])
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, l)| l)
+            .expect("indexed");
+        let want: Vec<(String, String)> = labels
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        assert_eq!(&want, pairs);
+    }
+    // A matcher narrows; past the limit nothing is visited and the count comes back.
+    let job_y = LabelMatcher {
+        name: "job".into(),
+        op: crate::index::MatchOp::Equal("y".into()),
+    };
+    let mut visited = 0;
+    let r = s.each_series_sorted(
+        &t,
+        Signal::Metrics,
+        std::slice::from_ref(&job_y),
+        3,
+        &mut |_, _| visited += 1,
+    );
+    assert_eq!((r, visited), (Ok(3), 3));
+    let r = s.each_series_sorted(&t, Signal::Metrics, &[job_y], 2, &mut |_, _| visited += 1);
+    assert_eq!((r, visited), (Err(3), 3));
+    // An unknown tenant has no series.
+    let other = TenantId::new("other").expect("tenant");
+    assert_eq!(
+        s.each_series_sorted(&other, Signal::Metrics, &[], 0, &mut |_, _| ()),
+        Ok(0)
+    );
+}

@@ -67,7 +67,11 @@ impl Scanner {
             return Ok(());
         }
         let files = &snap.files;
-        let threads = DECODE_THREADS.min(files.len());
+        let threads = if small_scan(ids.len(), end_ms.saturating_sub(start_ms)) {
+            1
+        } else {
+            DECODE_THREADS.min(files.len())
+        };
         if threads <= 1 {
             let mut hints = Vec::new();
             for (i, file) in files.iter().enumerate() {
@@ -219,6 +223,21 @@ impl Scanner {
     }
 }
 
+/// Samples of a selection below which its files are decoded on the calling thread: for
+/// a few thousand rows per file, starting decode threads and handing batches between
+/// them cost more than they overlap (a tenth of a small query's CPU went to thread
+/// starts and wake-ups).
+const INLINE_SAMPLES: usize = 64 * 1024;
+
+/// Whether a scan of `series` series over `span_ms` is small enough to decode inline
+/// (counting a sample every 15 s).
+fn small_scan(series: usize, span_ms: i64) -> bool {
+    let per_series = usize::try_from(span_ms / 15_000)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    series.saturating_mul(per_series) < INLINE_SAMPLES
+}
+
 /// The next `rows` rows of a directory selection as runs, advancing `at`.
 fn directory_runs(
     ranges: &[(u64, u64, usize)],
@@ -281,6 +300,17 @@ fn id_runs(batch: &RecordBatch, ids: &[u64]) -> Result<Vec<Run>, ScanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_selections_decode_inline() {
+        // One instance's 72 counters over 3 h and a service's 62 gauges over 1 h are small.
+        assert!(small_scan(72, 3 * 3600 * 1000));
+        assert!(small_scan(62, 3600 * 1000));
+        // A service's 621 gauges over 3 h, or 45k series at one instant, are not.
+        assert!(!small_scan(621, 3 * 3600 * 1000));
+        assert!(!small_scan(45_000, 5 * 60 * 1000));
+        assert!(!small_scan(usize::MAX, i64::MAX));
+    }
 
     #[test]
     fn directory_runs_split_ranges_at_batch_ends() {

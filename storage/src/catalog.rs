@@ -38,6 +38,12 @@ pub struct FileMeta {
     /// Absent (catalogs of older versions) stands for the id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// For a metrics file in label order: its first and last series (by id), so a reader
+    /// of some series knows, from their labels, whether the file may hold any of them.
+    /// Files of one time window are split by series range: most hold none of a small
+    /// selection's series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<(u64, u64)>,
 }
 
 impl FileMeta {
@@ -147,6 +153,7 @@ mod tests {
             bytes: 4,
             level: 0,
             seq: None,
+            series: None,
         });
         c.store(dir.path()).expect("store");
         let back = Catalog::load(dir.path()).expect("load");

@@ -195,9 +195,18 @@ pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
     Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
 }
 
-/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes, and for
-/// logs the token index sidecar's bytes).
-type EncodedPart = (String, i64, i64, u64, Vec<u8>, Option<Vec<u8>>);
+/// One partition's rows encoded as Parquet.
+struct EncodedPart {
+    partition: String,
+    min_ns: i64,
+    max_ns: i64,
+    rows: u64,
+    bytes: Vec<u8>,
+    /// For logs, the token index sidecar's bytes.
+    tokens: Option<Vec<u8>>,
+    /// For metrics files in label order, the first and last row's series.
+    series: Option<(u64, u64)>,
+}
 
 /// Read-only view of one tenant's data of one signal at one moment.
 pub struct Snapshot {
@@ -806,6 +815,15 @@ impl Storage {
             .collect()
     }
 
+    /// The label sets of series ids of a tenant (`None` for an id the index lacks).
+    pub fn labels_of_series(&self, tenant: &TenantId, ids: &[u64]) -> Vec<Option<Labels>> {
+        let state = self.inner.state.read();
+        let index = state.series.get(tenant);
+        ids.iter()
+            .map(|&id| index.and_then(|i| i.labels_of(SeriesId(id))))
+            .collect()
+    }
+
     fn series_labels(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, Labels> {
         let state = self.inner.state.read();
         let Some(index) = state.series.get(tenant) else {
@@ -1081,25 +1099,49 @@ impl Storage {
                 )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
                 let start = range.day.saturating_mul(width);
-                out.push((
-                    if signal == Signal::Metrics {
+                // Rows of series without a rank (unknown to the index) go last: a file
+                // whose last series has one is in label order throughout.
+                let id_at = |(b, r): RowRef| {
+                    batches
+                        .get(b as usize)
+                        .and_then(schema::metric_keys)
+                        .and_then(|(ids, _)| ids.get(r as usize).copied())
+                };
+                let series = match (&rank, part.first(), part.last()) {
+                    (Some(rank), Some(&first), Some(&last)) => id_at(first)
+                        .zip(id_at(last))
+                        .filter(|(_, last)| rank.contains_key(last)),
+                    _ => None,
+                };
+                out.push(EncodedPart {
+                    partition: if signal == Signal::Metrics {
                         window_name(start)
                     } else {
                         day_of(start)
                     },
-                    range.min_ns,
-                    range.max_ns,
-                    range.rows,
+                    min_ns: range.min_ns,
+                    max_ns: range.max_ns,
+                    rows: range.rows,
                     bytes,
                     tokens,
-                ));
+                    series,
+                });
             }
             Ok(out)
         })
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();
-        for (day, min, max, rows, bytes, tokens) in encoded {
+        for part in encoded {
+            let EncodedPart {
+                partition: day,
+                min_ns: min,
+                max_ns: max,
+                rows,
+                bytes,
+                tokens,
+                series,
+            } = part;
             let id = catalog.next_file_id;
             catalog.next_file_id += 1;
             let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
@@ -1124,6 +1166,7 @@ impl Storage {
                 bytes: size,
                 level,
                 seq: Some(seq.unwrap_or(id)),
+                series,
             });
         }
         Ok(metas)

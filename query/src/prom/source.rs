@@ -595,11 +595,13 @@ impl StorageSource {
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, ScanError> {
         let mut loaded = self.loaded.get();
+        let bounds = file_bounds(&self.scanner, snap);
         let res = read_series(
             &self.scanner,
             self.limits.max_samples,
             &mut loaded,
             snap,
+            &bounds,
             found,
             (start_ms, end_ms),
             None,
@@ -792,6 +794,7 @@ impl Drop for StorageChunks<'_> {
 struct ChunkRead {
     scanner: Scanner,
     snap: Snapshot,
+    bounds: FileBounds,
     found: Vec<(u64, Labels)>,
     span: (i64, i64),
     max_samples: usize,
@@ -811,6 +814,7 @@ impl ChunkRead {
             self.max_samples,
             &mut loaded,
             &self.snap,
+            &self.bounds,
             part,
             self.span,
             rows,
@@ -837,6 +841,7 @@ impl<'a> StorageChunks<'a> {
             labels: found.iter().map(|(_, l)| l.clone()).collect(),
             read: Arc::new(ChunkRead {
                 scanner: source.scanner.abandoned_with(Arc::clone(&abandoned)),
+                bounds: file_bounds(&source.scanner, &snap),
                 snap,
                 found,
                 span: (start_ms, end_ms),
@@ -902,20 +907,57 @@ impl SeriesChunks for StorageChunks<'_> {
     }
 }
 
+/// Per file of a snapshot, the label sets of its first and last series when known
+/// ([`strata_storage::catalog::FileMeta::series`]): the file holds no series outside them.
+type FileBounds = Vec<Option<(Labels, Labels)>>;
+
+fn file_bounds(scanner: &Scanner, snap: &Snapshot) -> FileBounds {
+    let ids: Vec<u64> = snap
+        .files
+        .iter()
+        .filter_map(|f| f.series)
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    let mut labels = scanner
+        .storage()
+        .labels_of_series(scanner.tenant(), &ids)
+        .into_iter();
+    snap.files
+        .iter()
+        .map(|f| {
+            f.series?;
+            let (lo, hi) = (labels.next().flatten(), labels.next().flatten());
+            Some((engine_labels(&lo?), engine_labels(&hi?)))
+        })
+        .collect()
+}
+
+/// Whether a file with `bounds` can hold none of `found` (sorted by labels).
+fn misses(bounds: Option<&(Labels, Labels)>, found: &[(u64, Labels)]) -> bool {
+    bounds.is_some_and(|(lo, hi)| {
+        let k = found.partition_point(|(_, l)| l < lo);
+        !found.get(k).is_some_and(|(_, l)| l <= hi)
+    })
+}
+
 /// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by labels,
 /// each id once) in the files and memtables of `snap`, in the order of `found` (series
 /// without samples left out). `loaded_total` counts the samples a query loaded; past
-/// `max_samples` the read stops.
+/// `max_samples` the read stops. Files whose `bounds` leave out every series of `found`
+/// are not opened.
+#[allow(clippy::too_many_arguments)]
 fn read_series(
     scanner: &Scanner,
     max_samples: usize,
     loaded_total: &mut usize,
     snap: &Snapshot,
+    bounds: &FileBounds,
     found: &[(u64, Labels)],
     (start_ms, end_ms): (i64, i64),
     rows: Option<(&SelectionRows, usize)>,
 ) -> Result<Vec<RawSeries>, ScanError> {
     scanner.check()?;
+    let skip = |i: usize| misses(bounds.get(i).and_then(Option::as_ref), found);
     // (series id, index into `found`), sorted by id: the scan names a run's series by
     // its position here.
     let mut by_id = by_id(found);
@@ -925,8 +967,15 @@ fn read_series(
     // Series with histogram rows keep every sample in arrival order until the end, so
     // that a later write of a timestamp wins across both kinds.
     let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
-    // A series usually has one run of rows per file plus one in the memtables.
-    let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
+    // A series usually has one run of rows per partition (metrics files of one time
+    // window hold distinct series) plus one in the memtables.
+    let partitions = {
+        let mut p: Vec<&str> = snap.files.iter().map(|f| f.partition.as_str()).collect();
+        p.sort_unstable();
+        p.dedup();
+        p.len()
+    };
+    let runs_per_series = (partitions + usize::from(!snap.batches.is_empty())).max(1);
     let mut loaded = *loaded_total;
     // A chunk of a selection whose rows per file were looked up at once: the chunk's
     // ranges are read off those instead of looked up per id (see `SelectionRows`).
@@ -940,6 +989,7 @@ fn read_series(
         (start_ms, end_ms),
         &["value", "histogram"],
         rows.is_some().then_some(&known as &runs::KnownRanges<'_>),
+        &skip,
         &mut |b, runs| {
             let Some(ts_vals) = b
                 .column_by_name("timestamp")
@@ -1065,8 +1115,10 @@ fn read_series(
             Some(samples) => RawSeries::from_samples(labels.clone(), latest_per_time(samples)),
             None if f.is_empty() => continue,
             None => {
-                // Runs arrive in time order unless files overlap in time; they are
-                // merged, a later duplicate of a timestamp (written later) winning.
+                // Runs arrive in time order (files come by time window, see
+                // `Snapshot::files`) unless files overlap in time (late writes into a
+                // window, files of older versions) or the memtables hold older times;
+                // then they are merged, a later duplicate of a timestamp winning.
                 let f = merge::merge_runs(f);
                 RawSeries {
                     labels: labels.clone(),

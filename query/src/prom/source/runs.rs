@@ -53,7 +53,9 @@ impl Scanner {
     /// in the files and memtables of `snap`, and the runs of one series they consist of
     /// (covering every row of the batch, in order). Batches have `timestamp` and those of
     /// `columns` the data has; rows may lie outside `[start_ms, end_ms]` (the caller skips
-    /// them). Files come in snapshot order, then memtables.
+    /// them). Files come in snapshot order, then memtables; a file `skip` says holds none
+    /// of the series is not opened.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn scan_series_in(
         &self,
         snap: &Snapshot,
@@ -61,16 +63,23 @@ impl Scanner {
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
         known: Option<&KnownRanges<'_>>,
+        skip: &dyn Fn(usize) -> bool,
         f: &mut RunsFn<'_>,
     ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
             return Ok(());
         }
-        let files = &snap.files;
+        let files: Vec<(usize, &strata_storage::catalog::FileMeta)> = snap
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip(*i))
+            .collect();
+        let files = &files;
         let threads = DECODE_THREADS.min(files.len());
         if threads <= 1 {
             let mut hints = Vec::new();
-            for (i, file) in files.iter().enumerate() {
+            for &(i, file) in files {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
                 let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
@@ -100,8 +109,10 @@ impl Scanner {
                 for mine in senders {
                     scope.spawn(move || {
                         let mut hints = Vec::new();
-                        for (i, tx) in mine {
-                            let Some(file) = files.get(i) else { continue };
+                        for (k, tx) in mine {
+                            let Some(&(i, file)) = files.get(k) else {
+                                continue;
+                            };
                             let path = snap.files_root.join(&file.path);
                             let res = self.check().map_err(ScanError::from).and_then(|()| {
                                 super::guarded(|| {

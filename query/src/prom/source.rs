@@ -1240,6 +1240,35 @@ mod in_time_tests {
 mod tests {
     use super::*;
 
+    /// A file is skipped only when no selected series' label set lies within its first
+    /// and last series'.
+    #[test]
+    fn files_are_skipped_by_their_series_range() {
+        let l = |v: &str| Labels::from_pairs([("__name__", "m"), ("i", v)]);
+        let found: Vec<(u64, Labels)> = ["b", "d", "f"]
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k as u64, l(v)))
+            .collect();
+        let range = |lo: &str, hi: &str| Some((l(lo), l(hi)));
+        // No range known: read.
+        assert!(!misses(None, &found));
+        for (lo, hi, missed) in [
+            ("a", "a", true),
+            ("a", "b", false),
+            ("b", "b", false),
+            ("c", "c", true),
+            ("c", "e", false),
+            ("e", "ez", true),
+            ("f", "z", false),
+            ("g", "z", true),
+            ("a", "z", false),
+        ] {
+            assert_eq!(misses(range(lo, hi).as_ref(), &found), missed, "{lo}..{hi}");
+        }
+        assert!(misses(range("a", "z").as_ref(), &[]));
+    }
+
     /// A chunk's ranges read off the selection's rows agree with looking the chunk's ids
     /// up in the directory, for chunks anywhere in the selection and series missing from
     /// the file.

@@ -1292,6 +1292,20 @@ fn compaction_merges_a_window_into_files_disjoint_in_series() {
         hour0.iter().map(|f| f.rows).collect::<Vec<_>>(),
         vec![84, 84, 72]
     );
+    // ...each a range of series in label order, named in the catalog...
+    let id = |job: &str| {
+        Labels::from_pairs([("__name__", "up"), ("job", job)])
+            .series_id()
+            .0
+    };
+    assert_eq!(
+        hour0.iter().map(|f| f.series).collect::<Vec<_>>(),
+        vec![
+            Some((id("job00"), id("job06"))),
+            Some((id("job07"), id("job13"))),
+            Some((id("job14"), id("job19")))
+        ]
+    );
     // ...with no series in two of them, all one write.
     let mut seen = BTreeSet::new();
     for f in &hour0 {

@@ -75,11 +75,18 @@ impl Scanner {
             .enumerate()
             .filter(|(i, _)| !skip(*i))
             .collect();
-        let files = &files;
-        let threads = DECODE_THREADS.min(files.len());
+        // Fewer files than threads (a selection in one series range of one time window):
+        // each file's rows are decoded in parts, one per thread, handed over in order.
+        let parts = DECODE_THREADS.div_ceil(files.len().max(1));
+        let units: Vec<(usize, &strata_storage::catalog::FileMeta, (usize, usize))> = files
+            .iter()
+            .flat_map(|&(i, file)| (0..parts).map(move |p| (i, file, (p, parts))))
+            .collect();
+        let units = &units;
+        let threads = DECODE_THREADS.min(units.len());
         if threads <= 1 {
             let mut hints = Vec::new();
-            for &(i, file) in files {
+            for &(i, file, part) in units {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
                 let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
@@ -89,28 +96,28 @@ impl Scanner {
                         ids,
                         (start_ms, end_ms),
                         columns,
-                        (&mut hints, known.map(|k| (i, k))),
+                        (&mut hints, known.map(|k| (i, k)), part),
                         &mut pass,
                     )
                 })?;
             }
         } else {
             std::thread::scope(|scope| -> Result<(), ScanError> {
-                let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(files.len());
+                let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(units.len());
                 let mut senders: Vec<Vec<(usize, SyncSender<Decoded>)>> =
                     (0..threads).map(|_| Vec::new()).collect();
-                for i in 0..files.len() {
+                for u in 0..units.len() {
                     let (tx, rx) = sync_channel(QUEUED_BATCHES);
                     receivers.push(rx);
-                    if let Some(s) = senders.get_mut(i % threads) {
-                        s.push((i, tx));
+                    if let Some(s) = senders.get_mut(u % threads) {
+                        s.push((u, tx));
                     }
                 }
                 for mine in senders {
                     scope.spawn(move || {
                         let mut hints = Vec::new();
-                        for (k, tx) in mine {
-                            let Some(&(i, file)) = files.get(k) else {
+                        for (u, tx) in mine {
+                            let Some(&(i, file, part)) = units.get(u) else {
                                 continue;
                             };
                             let path = snap.files_root.join(&file.path);
@@ -121,7 +128,7 @@ impl Scanner {
                                         ids,
                                         (start_ms, end_ms),
                                         columns,
-                                        (&mut hints, known.map(|k| (i, k))),
+                                        (&mut hints, known.map(|k| (i, k)), part),
                                         &mut |b, runs| {
                                             // The consumer hung up (it failed): stop decoding.
                                             tx.send(Ok((b, runs)))
@@ -164,14 +171,20 @@ impl Scanner {
 
     /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
     /// `hints` carries directory positions from file to file (see `SeriesDirectory`);
-    /// `known` gives the file's ranges when the caller worked them out beforehand.
+    /// `known` gives the file's ranges when the caller worked them out beforehand; `part`
+    /// (k, n) decodes the k-th of n parts of about equal rows of the file's ranges (a
+    /// file without a directory is read whole by part 0).
     fn file_runs(
         &self,
         path: &Path,
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        (hints, known): (&mut Vec<u32>, Option<(usize, &KnownRanges<'_>)>),
+        (hints, known, part): (
+            &mut Vec<u32>,
+            Option<(usize, &KnownRanges<'_>)>,
+            (usize, usize),
+        ),
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -191,8 +204,14 @@ impl Scanner {
             let ranges = known
                 .and_then(|(i, k)| k(i, d))
                 .unwrap_or_else(|| directory_ranges(d, ids, hints));
-            super::in_time(footer.group_times(), ranges, (start_ms, end_ms))
+            part_of(
+                super::in_time(footer.group_times(), ranges, (start_ms, end_ms)),
+                part,
+            )
         });
+        if ranges.is_none() && part.0 > 0 {
+            return Ok(());
+        }
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
             None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
@@ -228,6 +247,27 @@ impl Scanner {
         }
         Ok(())
     }
+}
+
+/// Part `k` of `n` of `ranges` (sorted by first row): whole ranges, cut where the rows
+/// before them pass `k / n` of all rows.
+fn part_of(ranges: Vec<(u64, u64, usize)>, (k, n): (usize, usize)) -> Vec<(u64, u64, usize)> {
+    if n <= 1 {
+        return ranges;
+    }
+    let total: u64 = ranges.iter().map(|r| r.1).sum();
+    let (n, k) = (n as u64, k as u64);
+    let mut before = 0u64;
+    let mut out = Vec::new();
+    for r in ranges {
+        // The part this range starts in.
+        let p = (before.saturating_mul(n) / total.max(1)).min(n - 1);
+        before += r.1;
+        if p == k {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// The next `rows` rows of a directory selection as runs, advancing `at`.
@@ -292,6 +332,22 @@ fn id_runs(batch: &RecordBatch, ids: &[u64]) -> Result<Vec<Run>, ScanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_cover_the_ranges_once_in_order() {
+        let ranges: Vec<(u64, u64, usize)> =
+            (0..10).map(|k| (k * 100, 10 + k, k as usize)).collect();
+        for n in 1..5 {
+            let parts: Vec<_> = (0..n).map(|k| part_of(ranges.clone(), (k, n))).collect();
+            assert_eq!(parts.concat(), ranges, "{n} parts");
+            assert!(parts.iter().all(|p| !p.is_empty()), "{n} parts");
+        }
+        // Rows decide, not range counts: one big range is a part of its own.
+        let skewed = vec![(0, 1000, 0), (1000, 1, 1), (1001, 1, 2)];
+        assert_eq!(part_of(skewed.clone(), (0, 2)), vec![(0, 1000, 0)]);
+        assert_eq!(part_of(skewed, (1, 2)), vec![(1000, 1, 1), (1001, 1, 2)]);
+        assert!(part_of(Vec::new(), (1, 2)).is_empty());
+    }
 
     #[test]
     fn directory_runs_split_ranges_at_batch_ends() {

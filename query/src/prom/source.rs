@@ -936,7 +936,7 @@ fn file_bounds(scanner: &Scanner, snap: &Snapshot) -> FileBounds {
 fn misses(bounds: Option<&(Labels, Labels)>, found: &[(u64, Labels)]) -> bool {
     bounds.is_some_and(|(lo, hi)| {
         let k = found.partition_point(|(_, l)| l < lo);
-        !found.get(k).is_some_and(|(_, l)| l <= hi)
+        found.get(k).is_none_or(|(_, l)| l > hi)
     })
 }
 
@@ -967,15 +967,8 @@ fn read_series(
     // Series with histogram rows keep every sample in arrival order until the end, so
     // that a later write of a timestamp wins across both kinds.
     let mut mixed: HashMap<usize, Vec<RawSample>> = HashMap::new();
-    // A series usually has one run of rows per partition (metrics files of one time
-    // window hold distinct series) plus one in the memtables.
-    let partitions = {
-        let mut p: Vec<&str> = snap.files.iter().map(|f| f.partition.as_str()).collect();
-        p.sort_unstable();
-        p.dedup();
-        p.len()
-    };
-    let runs_per_series = (partitions + usize::from(!snap.batches.is_empty())).max(1);
+    // A series usually has one run of rows per file plus one in the memtables.
+    let runs_per_series = (snap.files.len() + usize::from(!snap.batches.is_empty())).max(1);
     let mut loaded = *loaded_total;
     // A chunk of a selection whose rows per file were looked up at once: the chunk's
     // ranges are read off those instead of looked up per id (see `SelectionRows`).

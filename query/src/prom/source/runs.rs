@@ -48,6 +48,14 @@ pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> +
 pub(crate) type KnownRanges<'a> =
     dyn Fn(usize, &SeriesDirectory) -> Option<Vec<(u64, u64, usize)>> + Sync + 'a;
 
+/// What [`Scanner::file_runs`] carries besides the file: directory hints, the ranges known
+/// beforehand (file index and lookup) and the part (k of n) to decode.
+type FileWork<'h, 'k> = (
+    &'h mut Vec<u32>,
+    Option<(usize, &'k KnownRanges<'k>)>,
+    (usize, usize),
+);
+
 impl Scanner {
     /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
     /// in the files and memtables of `snap`, and the runs of one series they consist of
@@ -180,11 +188,7 @@ impl Scanner {
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        (hints, known, part): (
-            &mut Vec<u32>,
-            Option<(usize, &KnownRanges<'_>)>,
-            (usize, usize),
-        ),
+        (hints, known, part): FileWork<'_, '_>,
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)

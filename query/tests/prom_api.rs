@@ -1267,7 +1267,7 @@ async fn time_slabbed_files_answer_like_the_samples_written() {
         ..StorageConfig::default()
     })
     .await;
-    // Merged (one 2-hour window).
+    // Merged (one 1-hour window).
     assert_eq!((before, after), (4, 1));
 }
 

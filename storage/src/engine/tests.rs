@@ -517,10 +517,10 @@ fn flush_splits_rows_by_time_window_sorted_with_labels() {
         .iter()
         .map(|f| (f.partition.as_str(), f.rows))
         .collect();
-    // 2-hour windows (the default block duration), named by their start.
+    // 1-hour windows (the default block duration), named by their start.
     assert_eq!(
         parts,
-        vec![("1970-01-01T2200", 150), ("1970-01-02T0000", 150)]
+        vec![("1970-01-01T2300", 150), ("1970-01-02T0000", 150)]
     );
     assert_eq!(files[0].min_time_ns, (day_ms - 299_000) * 1_000_000);
     assert_eq!(files[0].max_time_ns, (day_ms - 1000) * 1_000_000);
@@ -561,7 +561,7 @@ fn flush_splits_rows_by_time_window_sorted_with_labels() {
             for r in 0..b.num_rows() {
                 // Every row is in the file's window and carries its own series' labels.
                 let i = vals.value(r) as i64;
-                let window = ts.value(r).div_euclid(7_200_000) * 7_200_000_000_000;
+                let window = ts.value(r).div_euclid(3_600_000) * 3_600_000_000_000;
                 assert_eq!(window_name(window), f.partition);
                 let labels = labels_at(maps, r);
                 assert_eq!(labels.get("job"), Some(format!("job{}", i % 7).as_str()));

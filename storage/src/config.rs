@@ -46,8 +46,9 @@ pub struct StorageConfig {
     /// Refuse writes (HTTP 429 / gRPC UNAVAILABLE) while more than this many bytes wait in
     /// memtables, so memory stays bounded when flushing falls behind.
     pub max_pending_bytes: u64,
-    /// Merge a partition's files once it has at least this many below the row cap (the
-    /// smallest of them, as many as the cap allows).
+    /// Logs and traces: merge a day's files once it has at least this many below the row
+    /// cap (the smallest of them, as many as the cap allows). Metrics: merge a time
+    /// window's files once they come from this many writes (any two once it has ended).
     pub compaction_min_files: usize,
     /// Never merge files into one of more than this many rows: compaction holds its
     /// inputs in memory, so this bounds its memory (metrics: ~40 bytes a row).

@@ -20,7 +20,9 @@ pub struct FileMeta {
     pub id: u64,
     pub tenant: TenantId,
     pub signal: Signal,
-    /// The UTC day the rows fall in, `YYYY-MM-DD`: the unit of compaction and retention.
+    /// The unit of compaction: for logs and traces the UTC day the rows fall in,
+    /// `YYYY-MM-DD`; for metrics the time window (`storage.metric_block_duration`) by its
+    /// start, `YYYY-MM-DDTHHMM` (files of older versions name a day).
     pub partition: String,
     /// Path relative to the object store root.
     pub path: String,
@@ -30,6 +32,25 @@ pub struct FileMeta {
     pub bytes: u64,
     /// 0 for a flushed file; one more than its inputs' highest level for a compacted one.
     pub level: u32,
+    /// Write order: of two files holding a row of one series and timestamp, the one with
+    /// the higher `seq` was written later and wins. A flushed file's own id; a file split
+    /// out of one file keeps that file's; a merge's outputs take their inputs' highest.
+    /// Absent (catalogs of older versions) stands for the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// For a metrics file in label order: its first and last series (by id), so a reader
+    /// of some series knows, from their labels, whether the file may hold any of them.
+    /// Files of one time window are split by series range: most hold none of a small
+    /// selection's series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<(u64, u64)>,
+}
+
+impl FileMeta {
+    /// The file's place in write order (see [`FileMeta::seq`]).
+    pub fn write_seq(&self) -> u64 {
+        self.seq.unwrap_or(self.id)
+    }
 }
 
 /// The persisted catalog document.
@@ -85,7 +106,7 @@ impl Catalog {
         SegmentSeq(self.wal_replay_from)
     }
 
-    /// The files of one tenant and signal overlapping `[start_ns, end_ns]`.
+    /// The files of one tenant and signal overlapping `[start_ns, end_ns]`, in write order.
     pub fn files_for(
         &self,
         tenant: &TenantId,
@@ -93,7 +114,8 @@ impl Catalog {
         start_ns: i64,
         end_ns: i64,
     ) -> Vec<FileMeta> {
-        self.files
+        let mut files: Vec<FileMeta> = self
+            .files
             .iter()
             .filter(|f| {
                 &f.tenant == tenant
@@ -102,7 +124,10 @@ impl Catalog {
                     && f.min_time_ns <= end_ns
             })
             .cloned()
-            .collect()
+            .collect();
+        // Stable: files of one seq (a split) keep their catalog order.
+        files.sort_by_key(FileMeta::write_seq);
+        files
     }
 }
 
@@ -127,6 +152,8 @@ mod tests {
             rows: 3,
             bytes: 4,
             level: 0,
+            seq: None,
+            series: None,
         });
         c.store(dir.path()).expect("store");
         let back = Catalog::load(dir.path()).expect("load");

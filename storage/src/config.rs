@@ -46,8 +46,9 @@ pub struct StorageConfig {
     /// Refuse writes (HTTP 429 / gRPC UNAVAILABLE) while more than this many bytes wait in
     /// memtables, so memory stays bounded when flushing falls behind.
     pub max_pending_bytes: u64,
-    /// Merge a partition's files once it has at least this many below the row cap (the
-    /// smallest of them, as many as the cap allows).
+    /// Logs and traces: merge a day's files once it has at least this many below the row
+    /// cap (the smallest of them, as many as the cap allows). Metrics: merge a time
+    /// window's files once they come from this many writes (any two once it has ended).
     pub compaction_min_files: usize,
     /// Never merge files into one of more than this many rows: compaction holds its
     /// inputs in memory, so this bounds its memory (metrics: ~40 bytes a row).
@@ -57,8 +58,19 @@ pub struct StorageConfig {
     /// row groups, so instant queries and short ranges decode only the slabs they overlap.
     /// 0 (the default) writes one slab per file: on the PromQL benchmark (100k series, 3 h,
     /// flush files of ~10 minutes) 128k-row slabs cost range queries ~5% more CPU and
-    /// gained nothing measurable on instant queries.
+    /// gained nothing measurable on instant queries. With 2-hour windows of merged files,
+    /// 1M-row slabs made instant queries 1.5-1.7x cheaper but range queries 3-25% dearer
+    /// and the files 38% larger.
     pub metric_slab_rows: u64,
+    /// Metrics files hold the rows of one aligned time window of this length (UTC, like
+    /// Prometheus's 2-hour blocks): flushes cut rows at window ends and compaction merges
+    /// the files of one window (split by series range past `compaction_max_rows`), so files
+    /// of different windows never overlap in time and files of one window not in series.
+    /// Must divide a day into whole minutes. Logs and traces stay partitioned by UTC day.
+    /// 1h (the default) measured as 2h on range queries (100k series, 3 h) and 1.2x
+    /// faster on instant queries, which decode the last window's rows of their series.
+    #[serde(with = "humantime_serde")]
+    pub metric_block_duration: Duration,
     /// How often compaction and retention run.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
@@ -76,6 +88,7 @@ impl Default for StorageConfig {
             compaction_min_files: 8,
             compaction_max_rows: 10_000_000,
             metric_slab_rows: 0,
+            metric_block_duration: Duration::from_secs(3600),
             maintenance_interval: Duration::from_secs(300),
             retention: RetentionConfig::default(),
         }
@@ -100,6 +113,25 @@ impl StorageConfig {
         if self.compaction_min_files < 2 {
             return Err("storage.compaction_min_files must be at least 2".into());
         }
+        let block = self.metric_block_duration;
+        if block < Duration::from_secs(60)
+            || block.subsec_nanos() != 0
+            || !block.as_secs().is_multiple_of(60)
+            || !86_400u64.is_multiple_of(block.as_secs())
+        {
+            return Err(format!(
+                "storage.metric_block_duration must divide a day into whole minutes \
+                 (say 1h or 2h), got {:?}",
+                block
+            ));
+        }
         Ok(())
+    }
+
+    /// [`StorageConfig::metric_block_duration`] in nanoseconds (at least a minute).
+    pub fn metric_block_ns(&self) -> i64 {
+        i64::try_from(self.metric_block_duration.as_nanos())
+            .unwrap_or(86_400_000_000_000)
+            .clamp(60_000_000_000, 86_400_000_000_000)
     }
 }

@@ -28,6 +28,7 @@ use crate::wal::{SegmentSeq, Wal, sync_dir};
 use crate::wal_entry::{self, Entry};
 use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
+use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -194,15 +195,26 @@ pub fn labels_at(maps: &MapArray, row: usize) -> Labels {
     Labels::from_pairs((0..keys.len()).map(|i| (keys.value(i), values.value(i))))
 }
 
-/// One day's rows encoded as Parquet: (day, min time, max time, rows, file bytes, and for
-/// logs the token index sidecar's bytes).
-type EncodedPart = (String, i64, i64, u64, Vec<u8>, Option<Vec<u8>>);
+/// One partition's rows encoded as Parquet.
+struct EncodedPart {
+    partition: String,
+    min_ns: i64,
+    max_ns: i64,
+    rows: u64,
+    bytes: Vec<u8>,
+    /// For logs, the token index sidecar's bytes.
+    tokens: Option<Vec<u8>>,
+    /// For metrics files in label order, the first and last row's series.
+    series: Option<(u64, u64)>,
+}
 
 /// Read-only view of one tenant's data of one signal at one moment.
 pub struct Snapshot {
     /// Rows still in memory (not yet in files), in write order.
     pub batches: Vec<RecordBatch>,
-    /// Files overlapping the requested time range.
+    /// Files overlapping the requested time range, in an order where of two holding a row
+    /// of one series and timestamp the later written comes later (for metrics: by time
+    /// window, then write order).
     pub files: Vec<FileMeta>,
     /// Absolute local directory the files' paths are relative to.
     pub files_root: PathBuf,
@@ -291,11 +303,6 @@ pub fn day_of(ns: i64) -> String {
 
 const DAY_NS: i64 = 86_400_000_000_000;
 
-/// Days since the epoch (UTC) of a nanosecond timestamp.
-fn day_number(ns: i64) -> i64 {
-    ns.div_euclid(DAY_NS)
-}
-
 /// The raw values of a batch's time column (in the signal's unit, see [`time_column`]).
 fn time_values(signal: Signal, batch: &RecordBatch) -> Result<&[i64]> {
     let (col, unit) = time_column(signal);
@@ -315,7 +322,25 @@ fn time_values(signal: Signal, batch: &RecordBatch) -> Result<&[i64]> {
     })
 }
 
-/// Rows and time range (nanoseconds) of one UTC day of a flush or compaction.
+/// `YYYY-MM-DDTHHMM` (UTC) of the metrics time window starting at `ns`: the catalog
+/// partition (and directory) of its files.
+pub fn window_name(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000).rem_euclid(86_400);
+    format!("{}T{:02}{:02}", day_of(ns), secs / 3600, secs % 3600 / 60)
+}
+
+/// The number of the time window of `width_ns` a time (ns) falls in.
+fn window_of(ns: i64, width_ns: i64) -> i64 {
+    ns.div_euclid(width_ns)
+}
+
+/// Whether a metrics file's rows lie in one time window of `width_ns`.
+fn in_one_window(f: &FileMeta, width_ns: i64) -> bool {
+    window_of(f.min_time_ns, width_ns) == window_of(f.max_time_ns, width_ns)
+}
+
+/// Rows and time range (nanoseconds) of one partition (a UTC day, or for metrics a time
+/// window) of a flush or compaction.
 struct DayRange {
     day: i64,
     min_ns: i64,
@@ -323,15 +348,16 @@ struct DayRange {
     rows: u64,
 }
 
-/// The UTC days the rows fall on (in day order), with each day's rows and time range.
-fn day_ranges(signal: Signal, times: &[&[i64]]) -> Vec<DayRange> {
+/// The partitions of `width_ns` the rows fall in (in time order), with each one's rows and
+/// time range.
+fn day_ranges(signal: Signal, times: &[&[i64]], width_ns: i64) -> Vec<DayRange> {
     let (_, unit) = time_column(signal);
-    // Rows rarely span more than a day or two: a short list beats a map per row.
+    // Rows rarely span more than a few partitions: a short list beats a map per row.
     let mut days: Vec<DayRange> = Vec::new();
     for t in times {
         for v in t.iter() {
             let ns = v.saturating_mul(unit);
-            let day = day_number(ns);
+            let day = ns.div_euclid(width_ns);
             match days.iter_mut().find(|d| d.day == day) {
                 Some(r) => {
                     r.min_ns = r.min_ns.min(ns);
@@ -436,6 +462,90 @@ fn log_quarantined(f: &FileMeta, kept: &Path, why: &Error) {
         "a data file cannot be read: it is taken out of the catalog (its rows no longer \
          answer queries) and kept in quarantine for inspection"
     );
+}
+
+/// Rows per series of a local metrics file: from its series directory, or for a file
+/// without one from its `series_id` column.
+fn series_row_counts(path: &Path) -> Result<HashMap<u64, u64>> {
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    let mut directory = false;
+    let read = decode_local_parquet(path, Some(&["series_id"]), |meta| {
+        let dir = crate::files::series_directory(meta)?;
+        for (id, _, rows) in dir {
+            *counts.entry(id).or_default() += rows;
+        }
+        directory = true;
+        // Nothing to decode.
+        let rows = usize::try_from(meta.num_rows()).unwrap_or(0);
+        Some(RowSelection::from(vec![RowSelector::skip(rows)]))
+    })?;
+    if !directory {
+        for b in &read {
+            if let Some(ids) = b
+                .column_by_name("series_id")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            {
+                for id in ids.values().iter() {
+                    *counts.entry(*id).or_default() += 1;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// A selection of the rows of the series `ids` in a file with the series directory `dir`
+/// of `total` rows.
+fn rows_of_series(
+    dir: &[crate::files::DirectoryEntry],
+    ids: &HashSet<u64>,
+    total: i64,
+) -> RowSelection {
+    let mut runs: Vec<(u64, u64)> = dir
+        .iter()
+        .filter(|e| ids.contains(&e.0))
+        .map(|&(_, first, rows)| (first, first.saturating_add(rows)))
+        .collect();
+    runs.sort_unstable();
+    let total = u64::try_from(total).unwrap_or(0);
+    let mut selectors = Vec::with_capacity(runs.len() * 2 + 1);
+    let mut pos = 0u64;
+    for (lo, hi) in runs {
+        let (lo, hi) = (lo.max(pos).min(total), hi.min(total));
+        if hi <= lo {
+            continue;
+        }
+        if lo > pos {
+            selectors.push(RowSelector::skip((lo - pos) as usize));
+        }
+        selectors.push(RowSelector::select((hi - lo) as usize));
+        pos = hi;
+    }
+    if pos < total {
+        selectors.push(RowSelector::skip((total - pos) as usize));
+    }
+    RowSelection::from(selectors)
+}
+
+/// The rows of a metrics batch whose series is one of `ids`.
+fn keep_series(batch: &RecordBatch, ids: &HashSet<u64>) -> Result<RecordBatch> {
+    let Some(col) = batch
+        .column_by_name("series_id")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+    else {
+        return Err(datafusion::arrow::error::ArrowError::SchemaError(
+            "metrics batch lacks series_id".into(),
+        )
+        .into());
+    };
+    let mask: datafusion::arrow::array::BooleanArray = col
+        .values()
+        .iter()
+        .map(|id| Some(ids.contains(id)))
+        .collect();
+    Ok(datafusion::arrow::compute::filter_record_batch(
+        batch, &mask,
+    )?)
 }
 
 impl Storage {
@@ -705,6 +815,15 @@ impl Storage {
             .collect()
     }
 
+    /// The label sets of series ids of a tenant (`None` for an id the index lacks).
+    pub fn labels_of_series(&self, tenant: &TenantId, ids: &[u64]) -> Vec<Option<Labels>> {
+        let state = self.inner.state.read();
+        let index = state.series.get(tenant);
+        ids.iter()
+            .map(|&id| index.and_then(|i| i.labels_of(SeriesId(id))))
+            .collect()
+    }
+
     fn series_labels(&self, tenant: &TenantId, batches: &[RecordBatch]) -> HashMap<u64, Labels> {
         let state = self.inner.state.read();
         let Some(index) = state.series.get(tenant) else {
@@ -751,9 +870,20 @@ impl Storage {
         if let Some(m) = state.active.get(&(tenant.clone(), signal)) {
             batches.extend(m.batches.iter().cloned());
         }
+        let mut files = state.catalog.files_for(tenant, signal, start_ns, end_ns);
+        if signal == Signal::Metrics {
+            // Files of different time windows never hold rows of one time: in window order
+            // (write order within a window) a series' rows arrive in time order, its runs
+            // of consecutive files to be concatenated rather than merged. A file spanning
+            // windows (not yet split by compaction) keeps write order for all.
+            let width = self.inner.config.metric_block_ns();
+            if files.iter().all(|f| in_one_window(f, width)) {
+                files.sort_by_key(|f| window_of(f.min_time_ns, width));
+            }
+        }
         Snapshot {
             batches,
-            files: state.catalog.files_for(tenant, signal, start_ns, end_ns),
+            files,
             files_root: self.inner.files.root().to_path_buf(),
         }
     }
@@ -869,6 +999,7 @@ impl Storage {
                     batches,
                     signal == Signal::Metrics,
                     0,
+                    None,
                 )
                 .await?;
             catalog.files.extend(new_files);
@@ -906,12 +1037,24 @@ impl Storage {
             .map_err(|_| Error::ShuttingDown)?
     }
 
-    /// Sorts rows, splits them by day and writes one file per day. Metric rows from
-    /// memtables come without label columns; with `fill_labels` they are filled back from
-    /// the label index, one slice of the file at a time.
+    /// Width (ns) of the partitions of a signal's files: metrics time windows
+    /// (`storage.metric_block_duration`), UTC days for logs and traces.
+    fn partition_ns(&self, signal: Signal) -> i64 {
+        match signal {
+            Signal::Metrics => self.inner.config.metric_block_ns(),
+            Signal::Logs | Signal::Traces => DAY_NS,
+        }
+    }
+
+    /// Sorts rows, splits them by partition (see [`Storage::partition_ns`]) and writes one
+    /// file per partition. Metric rows from memtables come without label columns; with
+    /// `fill_labels` they are filled back from the label index, one slice of the file at a
+    /// time. The files take `seq` as their place in write order ([`FileMeta::seq`]), or
+    /// by default their own id.
     ///
     /// Memory: 8 bytes of row order per row, plus one slice of rows at a time; the rows
     /// themselves are never copied whole (the keys are compared where they lie).
+    #[allow(clippy::too_many_arguments)]
     async fn write_files(
         &self,
         catalog: &mut Catalog,
@@ -920,9 +1063,11 @@ impl Storage {
         batches: Vec<RecordBatch>,
         fill_labels: bool,
         level: u32,
+        seq: Option<u64>,
     ) -> Result<Vec<FileMeta>> {
         let this = self.clone();
         let t = tenant.clone();
+        let width = self.partition_ns(signal);
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedPart>> {
             // Metric files are ordered by series label sets (see `metric_order_by_rank`)
             // when the index knows them, which is always outside of tests that bypass it.
@@ -951,7 +1096,7 @@ impl Storage {
                 .iter()
                 .map(|b| time_values(signal, b))
                 .collect::<Result<Vec<&[i64]>>>()?;
-            let days = day_ranges(signal, &times);
+            let days = day_ranges(signal, &times, width);
             let mut out = Vec::with_capacity(days.len());
             for range in &days {
                 let part: Cow<'_, [RowRef]> = if days.len() == 1 {
@@ -968,7 +1113,7 @@ impl Storage {
                                     .and_then(|t| t.get(r as usize))
                                     .copied()
                                     .unwrap_or(0);
-                                day_number(t.saturating_mul(unit)) == range.day
+                                t.saturating_mul(unit).div_euclid(width) == range.day
                             })
                             .collect(),
                     )
@@ -981,21 +1126,50 @@ impl Storage {
                     &prepare,
                 )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
-                out.push((
-                    day_of(range.day.saturating_mul(DAY_NS)),
-                    range.min_ns,
-                    range.max_ns,
-                    range.rows,
+                let start = range.day.saturating_mul(width);
+                // Rows of series without a rank (unknown to the index) go last: a file
+                // whose last series has one is in label order throughout.
+                let id_at = |(b, r): RowRef| {
+                    batches
+                        .get(b as usize)
+                        .and_then(schema::metric_keys)
+                        .and_then(|(ids, _)| ids.get(r as usize).copied())
+                };
+                let series = match (&rank, part.first(), part.last()) {
+                    (Some(rank), Some(&first), Some(&last)) => id_at(first)
+                        .zip(id_at(last))
+                        .filter(|(_, last)| rank.contains_key(last)),
+                    _ => None,
+                };
+                out.push(EncodedPart {
+                    partition: if signal == Signal::Metrics {
+                        window_name(start)
+                    } else {
+                        day_of(start)
+                    },
+                    min_ns: range.min_ns,
+                    max_ns: range.max_ns,
+                    rows: range.rows,
                     bytes,
                     tokens,
-                ));
+                    series,
+                });
             }
             Ok(out)
         })
         .await
         .map_err(|_| Error::ShuttingDown)??;
         let mut metas = Vec::new();
-        for (day, min, max, rows, bytes, tokens) in encoded {
+        for part in encoded {
+            let EncodedPart {
+                partition: day,
+                min_ns: min,
+                max_ns: max,
+                rows,
+                bytes,
+                tokens,
+                series,
+            } = part;
             let id = catalog.next_file_id;
             catalog.next_file_id += 1;
             let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
@@ -1019,20 +1193,29 @@ impl Storage {
                 rows,
                 bytes: size,
                 level,
+                seq: Some(seq.unwrap_or(id)),
+                series,
             });
         }
         Ok(metas)
     }
 
-    /// Merges the files of partitions that have at least `compaction_min_files` files
-    /// below the row cap: the smallest of them, as many as fit under the cap (at least
-    /// two). A partition of many mid-sized files (say 14 flushes of 1.8M rows against a
-    /// 10M cap) is thus merged a few files a round instead of never.
+    /// Compacts metrics by time window ([`Storage::compact_metrics`]) and logs and traces
+    /// by day ([`Storage::compact_days`]). Returns how many merges or splits it made.
     pub async fn compact(&self) -> Result<usize> {
+        let metrics = self.compact_metrics().await?;
+        Ok(metrics + self.compact_days().await?)
+    }
+
+    /// Merges the logs and traces files of day partitions that have at least
+    /// `compaction_min_files` files below the row cap: the smallest of them, as many as fit
+    /// under the cap (at least two). A partition of many mid-sized files (say 14 flushes of
+    /// 1.8M rows against a 10M cap) is thus merged a few files a round instead of never.
+    async fn compact_days(&self) -> Result<usize> {
         let _m = self.inner.maintenance.lock().await;
         let catalog = self.inner.state.read().catalog.clone();
         let mut groups: BTreeMap<(TenantId, Signal, String), Vec<FileMeta>> = BTreeMap::new();
-        for f in &catalog.files {
+        for f in catalog.files.iter().filter(|f| f.signal != Signal::Metrics) {
             groups
                 .entry((f.tenant.clone(), f.signal, f.partition.clone()))
                 .or_default()
@@ -1114,7 +1297,15 @@ impl Storage {
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
             let outputs = self
-                .write_files(&mut next, &tenant, signal, batches, without_labels, level)
+                .write_files(
+                    &mut next,
+                    &tenant,
+                    signal,
+                    batches,
+                    without_labels,
+                    level,
+                    None,
+                )
                 .await?;
             let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
             next.files.retain(|f| !gone.contains(&f.id));
@@ -1132,6 +1323,317 @@ impl Storage {
             merged += 1;
         }
         Ok(merged)
+    }
+
+    /// Brings metrics files to one layout: each holds the rows of one time window
+    /// (`storage.metric_block_duration`), and the files of a window are the outputs of one
+    /// merge, split by series range, so they overlap neither in time (across windows) nor
+    /// in series (within one). Two kinds of work, each under the maintenance lock on its
+    /// own so flushes wait for one of them at most:
+    /// - a file spanning several windows (written by an older version per UTC day, or
+    ///   under a longer block duration) is rewritten alone into one file per window,
+    ///   keeping its place in write order;
+    /// - a window whose files come from two or more writes (flushes, merges, splits) is
+    ///   merged whole once it has `compaction_min_files` of them, or any two once the
+    ///   window has ended (its end a flush interval in the past): late data is merged into
+    ///   its window. Past `compaction_max_rows` rows the merge writes one file per series
+    ///   range (label order), reading each input's rows of one range at a time, so its
+    ///   memory stays bounded by the cap.
+    async fn compact_metrics(&self) -> Result<usize> {
+        let width = self.inner.config.metric_block_ns();
+        let mut done = 0;
+        let spanning: Vec<u64> = {
+            let state = self.inner.state.read();
+            let mut files: Vec<&FileMeta> = state
+                .catalog
+                .files
+                .iter()
+                .filter(|f| f.signal == Signal::Metrics && !in_one_window(f, width))
+                .collect();
+            files.sort_by_key(|f| f.write_seq());
+            files.iter().map(|f| f.id).collect()
+        };
+        for id in spanning {
+            let _m = self.inner.maintenance.lock().await;
+            let Some(f) = self
+                .inner
+                .state
+                .read()
+                .catalog
+                .files
+                .iter()
+                .find(|f| f.id == id)
+                .cloned()
+            else {
+                continue;
+            };
+            let batches = match self.read_metric_rows(&f, None).await {
+                Ok(b) => b,
+                Err(e) if e.is_corrupt_file() => {
+                    self.quarantine(&f, &e).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut next = self.inner.state.read().catalog.clone();
+            let outputs = self
+                .write_files(
+                    &mut next,
+                    &f.tenant,
+                    Signal::Metrics,
+                    batches,
+                    true,
+                    f.level,
+                    Some(f.write_seq()),
+                )
+                .await?;
+            self.replace_files(next, std::slice::from_ref(&f), outputs)
+                .await?;
+            done += 1;
+        }
+        let windows: BTreeSet<(TenantId, i64)> = self
+            .inner
+            .state
+            .read()
+            .catalog
+            .files
+            .iter()
+            .filter(|f| f.signal == Signal::Metrics && in_one_window(f, width))
+            .map(|f| (f.tenant.clone(), window_of(f.min_time_ns, width)))
+            .collect();
+        for (tenant, window) in windows {
+            let _m = self.inner.maintenance.lock().await;
+            let inputs = {
+                let state = self.inner.state.read();
+                self.window_due(&state.catalog, &tenant, window, width)
+            };
+            let Some(inputs) = inputs else { continue };
+            if self.merge_window(&tenant, inputs).await? {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The metrics files of `tenant`'s time window number `window`, in write order, when
+    /// they are due for a merge (see [`Storage::compact_metrics`]).
+    fn window_due(
+        &self,
+        catalog: &Catalog,
+        tenant: &TenantId,
+        window: i64,
+        width: i64,
+    ) -> Option<Vec<FileMeta>> {
+        let (start, end) = (
+            window.saturating_mul(width),
+            window.saturating_add(1).saturating_mul(width),
+        );
+        let mut files = Vec::new();
+        for f in catalog
+            .files
+            .iter()
+            .filter(|f| &f.tenant == tenant && f.signal == Signal::Metrics)
+        {
+            if in_one_window(f, width) {
+                if window_of(f.min_time_ns, width) == window {
+                    files.push(f.clone());
+                }
+            } else if f.max_time_ns >= start && f.min_time_ns < end {
+                // Split first (its rows of this window may be older or newer writes).
+                return None;
+            }
+        }
+        files.sort_by_key(FileMeta::write_seq);
+        let mut writes: Vec<u64> = files.iter().map(FileMeta::write_seq).collect();
+        writes.dedup();
+        let flush_ns =
+            i64::try_from(self.inner.config.flush_interval.as_nanos()).unwrap_or(i64::MAX);
+        let ended = end.saturating_add(flush_ns) <= now_ns();
+        let due =
+            writes.len() >= 2 && (ended || writes.len() >= self.inner.config.compaction_min_files);
+        due.then_some(files)
+    }
+
+    /// Merges the files of one time window (`inputs`, in write order) into files of at
+    /// most `compaction_max_rows` rows split by series range, replacing them in the
+    /// catalog at once. `false` when an input could not be read (it went to quarantine;
+    /// the next round merges the others).
+    async fn merge_window(&self, tenant: &TenantId, inputs: Vec<FileMeta>) -> Result<bool> {
+        let rows: u64 = inputs.iter().map(|f| f.rows).sum();
+        let seq = inputs.iter().map(FileMeta::write_seq).max().unwrap_or(0);
+        let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
+        let cap = self.inner.config.compaction_max_rows;
+        let ranges: Vec<Option<Arc<HashSet<u64>>>> = if rows <= cap {
+            vec![None]
+        } else {
+            match self.series_ranges(tenant, &inputs, rows, cap).await {
+                Ok(r) => r.into_iter().map(|r| Some(Arc::new(r))).collect(),
+                Err((f, e)) if e.is_corrupt_file() => {
+                    self.quarantine(&f, &e).await?;
+                    return Ok(false);
+                }
+                Err((_, e)) => return Err(e),
+            }
+        };
+        let mut next = self.inner.state.read().catalog.clone();
+        let mut outputs: Vec<FileMeta> = Vec::new();
+        for range in ranges {
+            let mut batches = Vec::new();
+            for f in &inputs {
+                match self.read_metric_rows(f, range.clone()).await {
+                    Ok(b) => batches.extend(b),
+                    Err(e) => {
+                        // Outputs written so far are in no catalog: they go now (their
+                        // ids are reused).
+                        for o in &outputs {
+                            self.inner.files.delete(&o.path).await?;
+                        }
+                        if e.is_corrupt_file() {
+                            self.quarantine(f, &e).await?;
+                            return Ok(false);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let written = self
+                .write_files(
+                    &mut next,
+                    tenant,
+                    Signal::Metrics,
+                    batches,
+                    true,
+                    level,
+                    Some(seq),
+                )
+                .await?;
+            outputs.extend(written);
+        }
+        self.replace_files(next, &inputs, outputs).await?;
+        telemetry::COMPACTIONS.add(1);
+        Ok(true)
+    }
+
+    /// Cuts the series of `inputs` (in label order) into ranges of about equal rows, each
+    /// at most `cap` rows (unless one series alone has more), as few as the cap allows.
+    /// Rows per series come from the files' series directories (or, for files without
+    /// one, their `series_id` column). An error names the file it comes from.
+    async fn series_ranges(
+        &self,
+        tenant: &TenantId,
+        inputs: &[FileMeta],
+        rows: u64,
+        cap: u64,
+    ) -> std::result::Result<Vec<HashSet<u64>>, (FileMeta, Error)> {
+        let mut counts: HashMap<u64, u64> = HashMap::new();
+        for f in inputs {
+            let path = self.inner.files.local_path(&f.path);
+            let per_file = tokio::task::spawn_blocking(move || series_row_counts(&path))
+                .await
+                .map_err(|_| (f.clone(), Error::ShuttingDown))?
+                .map_err(|e| (f.clone(), e))?;
+            for (id, n) in per_file {
+                *counts.entry(id).or_default() += n;
+            }
+        }
+        let ordered: Vec<u64> = {
+            let state = self.inner.state.read();
+            let mut ranked = state
+                .series
+                .get(tenant)
+                .map(|index| index.sorted_by_labels(counts.keys().copied()))
+                .unwrap_or_default();
+            // Series the index does not know (none, normally) go last, by id.
+            let known: HashSet<u64> = ranked.iter().copied().collect();
+            let mut rest: Vec<u64> = counts
+                .keys()
+                .copied()
+                .filter(|id| !known.contains(id))
+                .collect();
+            rest.sort_unstable();
+            ranked.extend(rest);
+            ranked
+        };
+        let parts = rows.div_ceil(cap.max(1)).max(1);
+        let target = rows.div_ceil(parts);
+        let mut out: Vec<HashSet<u64>> = Vec::new();
+        let mut current = HashSet::new();
+        let mut acc = 0u64;
+        for id in ordered {
+            let n = counts.get(&id).copied().unwrap_or(0);
+            if acc > 0 && (acc >= target || acc + n > cap) {
+                out.push(std::mem::take(&mut current));
+                acc = 0;
+            }
+            current.insert(id);
+            acc += n;
+        }
+        if !current.is_empty() {
+            out.push(current);
+        }
+        Ok(out)
+    }
+
+    /// The rows of a metrics file without their label columns (the index has them), all
+    /// of them or those of the series `only`.
+    async fn read_metric_rows(
+        &self,
+        f: &FileMeta,
+        only: Option<Arc<HashSet<u64>>>,
+    ) -> Result<Vec<RecordBatch>> {
+        let path = self.inner.files.local_path(&f.path);
+        tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+            let metrics = schema::schema(Signal::Metrics);
+            let cols: Vec<&str> = metrics
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| *n != "metric_name" && *n != "labels")
+                .collect();
+            let mut directory = false;
+            let read = decode_local_parquet(&path, Some(&cols), |meta| {
+                let ids = only.as_ref()?;
+                let dir = crate::files::series_directory(meta)?;
+                directory = true;
+                Some(rows_of_series(&dir, ids, meta.num_rows()))
+            })?;
+            let mut out = Vec::with_capacity(read.len());
+            for b in read {
+                let b = match (&only, directory) {
+                    (Some(ids), false) => keep_series(&b, ids)?,
+                    _ => b,
+                };
+                if b.num_rows() > 0 {
+                    out.push(schema::metrics_batch_without_labels(&b)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Puts `outputs` in the place of `inputs` in `next` (a copy of the catalog the outputs
+    /// were numbered in) and makes it the catalog; the inputs go after the grace period.
+    async fn replace_files(
+        &self,
+        mut next: Catalog,
+        inputs: &[FileMeta],
+        outputs: Vec<FileMeta>,
+    ) -> Result<()> {
+        let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
+        next.files.retain(|f| !gone.contains(&f.id));
+        next.files.extend(outputs);
+        self.store_catalog(&next).await?;
+        {
+            let mut state = self.inner.state.write();
+            update_file_gauges(&next);
+            state.catalog = next;
+        }
+        for f in inputs {
+            self.bury(f);
+        }
+        Ok(())
     }
 
     /// Takes a data file that cannot be read out of the catalog, keeping it as

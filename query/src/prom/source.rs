@@ -598,11 +598,13 @@ impl StorageSource {
         end_ms: i64,
     ) -> Result<Vec<RawSeries>, ScanError> {
         let mut loaded = self.loaded.get();
+        let bounds = file_bounds(&self.scanner, snap);
         let res = read_series(
             &self.scanner,
             self.limits.max_samples,
             &mut loaded,
             snap,
+            &bounds,
             found,
             (start_ms, end_ms),
             None,
@@ -795,6 +797,7 @@ impl Drop for StorageChunks<'_> {
 struct ChunkRead {
     scanner: Scanner,
     snap: Snapshot,
+    bounds: FileBounds,
     found: Vec<(u64, Labels)>,
     span: (i64, i64),
     max_samples: usize,
@@ -814,6 +817,7 @@ impl ChunkRead {
             self.max_samples,
             &mut loaded,
             &self.snap,
+            &self.bounds,
             part,
             self.span,
             rows,
@@ -840,6 +844,7 @@ impl<'a> StorageChunks<'a> {
             labels: found.iter().map(|(_, l)| l.clone()).collect(),
             read: Arc::new(ChunkRead {
                 scanner: source.scanner.abandoned_with(Arc::clone(&abandoned)),
+                bounds: file_bounds(&source.scanner, &snap),
                 snap,
                 found,
                 span: (start_ms, end_ms),
@@ -905,20 +910,57 @@ impl SeriesChunks for StorageChunks<'_> {
     }
 }
 
+/// Per file of a snapshot, the label sets of its first and last series when known
+/// ([`strata_storage::catalog::FileMeta::series`]): the file holds no series outside them.
+type FileBounds = Vec<Option<(Labels, Labels)>>;
+
+fn file_bounds(scanner: &Scanner, snap: &Snapshot) -> FileBounds {
+    let ids: Vec<u64> = snap
+        .files
+        .iter()
+        .filter_map(|f| f.series)
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    let mut labels = scanner
+        .storage()
+        .labels_of_series(scanner.tenant(), &ids)
+        .into_iter();
+    snap.files
+        .iter()
+        .map(|f| {
+            f.series?;
+            let (lo, hi) = (labels.next().flatten(), labels.next().flatten());
+            Some((engine_labels(&lo?), engine_labels(&hi?)))
+        })
+        .collect()
+}
+
+/// Whether a file with `bounds` can hold none of `found` (sorted by labels).
+fn misses(bounds: Option<&(Labels, Labels)>, found: &[(u64, Labels)]) -> bool {
+    bounds.is_some_and(|(lo, hi)| {
+        let k = found.partition_point(|(_, l)| l < lo);
+        found.get(k).is_none_or(|(_, l)| l > hi)
+    })
+}
+
 /// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by labels,
 /// each id once) in the files and memtables of `snap`, in the order of `found` (series
 /// without samples left out). `loaded_total` counts the samples a query loaded; past
-/// `max_samples` the read stops.
+/// `max_samples` the read stops. Files whose `bounds` leave out every series of `found`
+/// are not opened.
+#[allow(clippy::too_many_arguments)]
 fn read_series(
     scanner: &Scanner,
     max_samples: usize,
     loaded_total: &mut usize,
     snap: &Snapshot,
+    bounds: &FileBounds,
     found: &[(u64, Labels)],
     (start_ms, end_ms): (i64, i64),
     rows: Option<(&SelectionRows, usize)>,
 ) -> Result<Vec<RawSeries>, ScanError> {
     scanner.check()?;
+    let skip = |i: usize| misses(bounds.get(i).and_then(Option::as_ref), found);
     // (series id, index into `found`), sorted by id: the scan names a run's series by
     // its position here.
     let mut by_id = by_id(found);
@@ -944,6 +986,7 @@ fn read_series(
         (start_ms, end_ms),
         &["value", "histogram"],
         rows.is_some().then_some(&known as &runs::KnownRanges<'_>),
+        &skip,
         &mut |b, runs| {
             let Some(ts_vals) = b
                 .column_by_name("timestamp")
@@ -1069,8 +1112,10 @@ fn read_series(
             Some(samples) => RawSeries::from_samples(labels.clone(), latest_per_time(samples)),
             None if f.is_empty() => continue,
             None => {
-                // Runs arrive in time order unless files overlap in time; they are
-                // merged, a later duplicate of a timestamp (written later) winning.
+                // Runs arrive in time order (files come by time window, see
+                // `Snapshot::files`) unless files overlap in time (late writes into a
+                // window, files of older versions) or the memtables hold older times;
+                // then they are merged, a later duplicate of a timestamp winning.
                 let f = merge::merge_runs(f);
                 RawSeries {
                     labels: labels.clone(),
@@ -1227,6 +1272,35 @@ mod tests {
         assert_eq!(expected_points(&[], (0, 1000), 9), 0);
         assert_eq!(expected_points(&[5], (0, 1000), 9), 1);
         assert_eq!(expected_points(&[5, 5], (0, 1000), 9), 2);
+    }
+
+    /// A file is skipped only when no selected series' label set lies within its first
+    /// and last series'.
+    #[test]
+    fn files_are_skipped_by_their_series_range() {
+        let l = |v: &str| Labels::from_pairs([("__name__", "m"), ("i", v)]);
+        let found: Vec<(u64, Labels)> = ["b", "d", "f"]
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k as u64, l(v)))
+            .collect();
+        let range = |lo: &str, hi: &str| Some((l(lo), l(hi)));
+        // No range known: read.
+        assert!(!misses(None, &found));
+        for (lo, hi, missed) in [
+            ("a", "a", true),
+            ("a", "b", false),
+            ("b", "b", false),
+            ("c", "c", true),
+            ("c", "e", false),
+            ("e", "ez", true),
+            ("f", "z", false),
+            ("g", "z", true),
+            ("a", "z", false),
+        ] {
+            assert_eq!(misses(range(lo, hi).as_ref(), &found), missed, "{lo}..{hi}");
+        }
+        assert!(misses(range("a", "z").as_ref(), &[]));
     }
 
     /// A chunk's ranges read off the selection's rows agree with looking the chunk's ids

@@ -344,7 +344,8 @@ fn compaction_keeps_labels_and_respects_the_row_cap() {
     block(s.flush()).expect("flush");
     assert_eq!(block(s.compact()).expect("compact"), 1);
     let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
-    // The four small files merged (4 rows); adding the big one would pass the cap.
+    // The window's eight rows pass the cap: two files, split by series range (label
+    // order: the four rows of `load` first, then the four series of `up`).
     let mut rows: Vec<u64> = snap.files.iter().map(|f| f.rows).collect();
     rows.sort();
     assert_eq!(rows, vec![4, 4]);
@@ -355,7 +356,8 @@ fn compaction_keeps_labels_and_respects_the_row_cap() {
 }
 
 #[test]
-fn compaction_merges_what_fits_when_the_cap_admits_fewer_than_min_files() {
+fn day_compaction_merges_what_fits_when_the_cap_admits_fewer_than_min_files() {
+    // Logs (and traces) compact by day, the smallest files as many as fit the cap.
     let dir = tempfile::tempdir().expect("tempdir");
     let t = TenantId::default_tenant();
     let mut c = config(dir.path());
@@ -364,19 +366,20 @@ fn compaction_merges_what_fits_when_the_cap_admits_fewer_than_min_files() {
     let s = Storage::open(c).expect("open");
     // Five two-row files: only two fit under the cap at a time, fewer than min_files.
     for i in 0..5i64 {
-        write(
-            &s,
+        let app = format!("app{i}");
+        block(s.write_logs(
             &t,
             vec![
-                sample("up", &format!("job{i}"), 1000 + i, i as f64),
-                sample("up", &format!("job{i}"), 1100 + i, i as f64),
+                log_record(&app, 1_000_000 + i, "a"),
+                log_record(&app, 1_100_000 + i, "b"),
             ],
-        );
+        ))
+        .expect("write");
         block(s.flush()).expect("flush");
     }
     let files = |s: &Storage| {
         let mut rows: Vec<u64> = s
-            .snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX)
+            .snapshot(&t, Signal::Logs, i64::MIN, i64::MAX)
             .files
             .iter()
             .map(|f| f.rows)
@@ -390,8 +393,7 @@ fn compaction_merges_what_fits_when_the_cap_admits_fewer_than_min_files() {
     assert_eq!(files(&s), vec![2, 4, 4]);
     // Three files below the cap now, fewer than min_files: left alone.
     assert_eq!(block(s.compact()).expect("compact"), 0);
-    let snap = s.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
-    assert_eq!(named_rows(&snap, &s).len(), 10);
+    assert_eq!(files(&s).iter().sum::<u64>(), 10);
 }
 
 #[test]
@@ -483,7 +485,7 @@ fn memtable_metric_rows_cost_their_id_time_and_value_only() {
 }
 
 #[test]
-fn flush_splits_rows_by_utc_day_sorted_with_labels() {
+fn flush_splits_rows_by_time_window_sorted_with_labels() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = TenantId::default_tenant();
     let s = Storage::open(config(dir.path())).expect("open");
@@ -515,7 +517,11 @@ fn flush_splits_rows_by_utc_day_sorted_with_labels() {
         .iter()
         .map(|f| (f.partition.as_str(), f.rows))
         .collect();
-    assert_eq!(parts, vec![("1970-01-01", 150), ("1970-01-02", 150)]);
+    // 1-hour windows (the default block duration), named by their start.
+    assert_eq!(
+        parts,
+        vec![("1970-01-01T2300", 150), ("1970-01-02T0000", 150)]
+    );
     assert_eq!(files[0].min_time_ns, (day_ms - 299_000) * 1_000_000);
     assert_eq!(files[0].max_time_ns, (day_ms - 1000) * 1_000_000);
     assert_eq!(files[1].min_time_ns, (day_ms + 1000) * 1_000_000);
@@ -553,9 +559,10 @@ fn flush_splits_rows_by_utc_day_sorted_with_labels() {
                 .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
             let maps = b.column_by_name("labels").expect("labels").as_map();
             for r in 0..b.num_rows() {
-                // Every row is on the file's day and carries its own series' labels.
+                // Every row is in the file's window and carries its own series' labels.
                 let i = vals.value(r) as i64;
-                assert_eq!(day_of(ts.value(r) * 1_000_000), f.partition);
+                let window = ts.value(r).div_euclid(3_600_000) * 3_600_000_000_000;
+                assert_eq!(window_name(window), f.partition);
                 let labels = labels_at(maps, r);
                 assert_eq!(labels.get("job"), Some(format!("job{}", i % 7).as_str()));
                 assert_eq!(labels.series_id().0, ids.value(r));
@@ -1237,4 +1244,315 @@ fn series_are_visited_sorted_by_labels_with_a_limit() {
         s.each_series_sorted(&other, Signal::Metrics, &[], 0, &mut |_, _| ()),
         Ok(0)
     );
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn hourly(dir: &Path) -> StorageConfig {
+    StorageConfig {
+        metric_block_duration: Duration::from_secs(3600),
+        ..config(dir)
+    }
+}
+
+/// Each (series id, timestamp) of a tenant's metrics with the value a reader keeps: files
+/// in snapshot order, then memtables, the last row of a series and timestamp winning (as
+/// PromQL reads them).
+fn latest(storage: &Storage, t: &TenantId) -> BTreeMap<(u64, i64), f64> {
+    let snap = storage.snapshot(t, Signal::Metrics, i64::MIN, i64::MAX);
+    let mut batches = Vec::new();
+    for f in &snap.files {
+        let data = std::fs::read(storage.inner.files.local_path(&f.path)).expect("read");
+        batches.extend(decode_parquet(bytes::Bytes::from(data), None, None).expect("decode"));
+    }
+    batches.extend(snap.batches.iter().cloned());
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let (ids, ts) = schema::metric_keys(b).expect("keys");
+        let vals = b
+            .column_by_name("value")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+            .expect("values");
+        for r in 0..b.num_rows() {
+            out.insert((ids[r], ts[r]), vals.value(r));
+        }
+    }
+    out
+}
+
+/// The series ids of a metrics file's directory.
+fn file_series(storage: &Storage, f: &FileMeta) -> BTreeSet<u64> {
+    let data =
+        bytes::Bytes::from(std::fs::read(storage.inner.files.local_path(&f.path)).expect("read"));
+    let meta = ParquetRecordBatchReaderBuilder::try_new(data)
+        .expect("footer")
+        .metadata()
+        .clone();
+    crate::files::series_directory(meta.file_metadata())
+        .expect("directory")
+        .iter()
+        .map(|e| e.0)
+        .collect()
+}
+
+fn metric_files(storage: &Storage, t: &TenantId) -> Vec<FileMeta> {
+    storage
+        .snapshot(t, Signal::Metrics, i64::MIN, i64::MAX)
+        .files
+}
+
+#[test]
+fn a_flush_spanning_windows_writes_one_file_per_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(hourly(dir.path())).expect("open");
+    // Three hours of two series, written newest first.
+    let mut samples = Vec::new();
+    for i in (0..180i64).rev() {
+        for job in ["a", "b"] {
+            samples.push(sample("up", job, 1000 + i * 60_000, i as f64));
+        }
+    }
+    write(&s, &t, samples);
+    block(s.flush()).expect("flush");
+    let files = metric_files(&s, &t);
+    let parts: Vec<(&str, u64)> = files
+        .iter()
+        .map(|f| (f.partition.as_str(), f.rows))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("1970-01-01T0000", 120),
+            ("1970-01-01T0100", 120),
+            ("1970-01-01T0200", 120)
+        ]
+    );
+    for (k, f) in files.iter().enumerate() {
+        let k = k as i64;
+        assert_eq!(f.min_time_ns, (k * HOUR_MS + 1000) * 1_000_000);
+        assert_eq!(
+            f.max_time_ns,
+            (k * HOUR_MS + 59 * 60_000 + 1000) * 1_000_000
+        );
+        assert!(
+            f.path
+                .starts_with(&format!("default/metrics/{}/", f.partition))
+        );
+    }
+    assert_eq!(latest(&s, &t).len(), 360);
+}
+
+#[test]
+fn compaction_merges_a_window_into_files_disjoint_in_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = hourly(dir.path());
+    c.compaction_max_rows = 100;
+    let s = Storage::open(c).expect("open");
+    // Six flushes of 20 series x 2 samples, each flush a different time, all in hour 0,
+    // plus a seventh with one sample in hour 1.
+    for f in 0..6i64 {
+        let samples = (0..20)
+            .flat_map(|k| {
+                let job = format!("job{k:02}");
+                [0, 1].map(|j| {
+                    sample(
+                        "up",
+                        &job,
+                        1000 + f * 120_000 + j * 60_000,
+                        (f * 100 + k) as f64,
+                    )
+                })
+            })
+            .collect();
+        write(&s, &t, samples);
+        block(s.flush()).expect("flush");
+    }
+    write(&s, &t, vec![sample("up", "job00", HOUR_MS + 5, 7.0)]);
+    block(s.flush()).expect("flush");
+    let before = latest(&s, &t);
+    assert_eq!(before.len(), 241);
+    assert_eq!(metric_files(&s, &t).len(), 7);
+    // Hour 0 (six writes, 240 rows) is merged; hour 1 has one file and stays.
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    let files = metric_files(&s, &t);
+    let hour0: Vec<&FileMeta> = files
+        .iter()
+        .filter(|f| f.partition == "1970-01-01T0000")
+        .collect();
+    // 240 rows (20 series of 12) under a cap of 100: three files of about equal rows...
+    assert_eq!(
+        hour0.iter().map(|f| f.rows).collect::<Vec<_>>(),
+        vec![84, 84, 72]
+    );
+    // ...each a range of series in label order, named in the catalog...
+    let id = |job: &str| {
+        Labels::from_pairs([("__name__", "up"), ("job", job)])
+            .series_id()
+            .0
+    };
+    assert_eq!(
+        hour0.iter().map(|f| f.series).collect::<Vec<_>>(),
+        vec![
+            Some((id("job00"), id("job06"))),
+            Some((id("job07"), id("job13"))),
+            Some((id("job14"), id("job19")))
+        ]
+    );
+    // ...with no series in two of them, all one write.
+    let mut seen = BTreeSet::new();
+    for f in &hour0 {
+        let ids = file_series(&s, f);
+        assert_eq!(ids.len() as u64, f.rows / 12);
+        assert!(seen.is_disjoint(&ids));
+        seen.extend(ids);
+        assert_eq!(f.level, 1);
+        assert_eq!(f.write_seq(), hour0[0].write_seq());
+    }
+    assert_eq!(files.len(), 4);
+    // In window order: the hour-1 file comes last.
+    assert_eq!(
+        files.last().map(|f| f.partition.as_str()),
+        Some("1970-01-01T0100")
+    );
+    assert_eq!(latest(&s, &t), before);
+    // Settled: nothing more to do.
+    assert_eq!(block(s.compact()).expect("compact"), 0);
+    // The same after a restart.
+    drop(s);
+    let s = Storage::open(hourly(dir.path())).expect("reopen");
+    assert_eq!(latest(&s, &t), before);
+}
+
+#[test]
+fn late_rows_and_rewrites_merge_into_their_window_the_later_write_winning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(hourly(dir.path())).expect("open");
+    let id = |job: &str| {
+        Labels::from_pairs([("__name__", "up"), ("job", job)])
+            .series_id()
+            .0
+    };
+    for i in 0..3i64 {
+        write(&s, &t, vec![sample("up", "a", 1000 + i, i as f64)]);
+        block(s.flush()).expect("flush");
+    }
+    // A rewrite of the first sample in the memtable wins over the files already.
+    write(&s, &t, vec![sample("up", "a", 1000, 10.0)]);
+    assert_eq!(latest(&s, &t).get(&(id("a"), 1000)), Some(&10.0));
+    block(s.flush()).expect("flush");
+    assert_eq!(latest(&s, &t).get(&(id("a"), 1000)), Some(&10.0));
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(metric_files(&s, &t).len(), 1);
+    assert_eq!(latest(&s, &t).get(&(id("a"), 1000)), Some(&10.0));
+    // Late data into the (long ended) window, with another rewrite: its own file first,
+    // then merged with the window's file.
+    write(
+        &s,
+        &t,
+        vec![sample("up", "b", 500, 5.0), sample("up", "a", 1001, 11.0)],
+    );
+    block(s.flush()).expect("flush");
+    assert_eq!(metric_files(&s, &t).len(), 2);
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    let files = metric_files(&s, &t);
+    assert_eq!(files.len(), 1);
+    // Rewritten rows stay (readers keep the last): 4 + 2.
+    assert_eq!(files[0].rows, 6);
+    let want: BTreeMap<(u64, i64), f64> = [
+        ((id("a"), 1000), 10.0),
+        ((id("a"), 1001), 11.0),
+        ((id("a"), 1002), 2.0),
+        ((id("b"), 500), 5.0),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(latest(&s, &t), want);
+}
+
+#[test]
+fn files_spanning_windows_are_split_keeping_their_place_in_write_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let id = |job: &str| {
+        Labels::from_pairs([("__name__", "up"), ("job", job)])
+            .series_id()
+            .0
+    };
+    // Written as an older version did: one file per day (here: day-long windows), two of
+    // them over three hours, the second rewriting some samples of the first.
+    {
+        let mut c = config(dir.path());
+        c.metric_block_duration = Duration::from_secs(86_400);
+        let s = Storage::open(c).expect("open");
+        for (v, jobs) in [(1.0, ["a", "b"]), (2.0, ["b", "c"])] {
+            let mut samples = Vec::new();
+            for i in 0..6i64 {
+                for job in jobs {
+                    samples.push(sample("up", job, i * 30 * 60_000, v));
+                }
+            }
+            write(&s, &t, samples);
+            block(s.flush()).expect("flush");
+        }
+        assert_eq!(metric_files(&s, &t).len(), 2);
+    }
+    let s = Storage::open(hourly(dir.path())).expect("reopen");
+    // A newer write into hour 1 rewrites a sample both old files hold.
+    write(&s, &t, vec![sample("up", "b", 2 * 30 * 60_000, 3.0)]);
+    block(s.flush()).expect("flush");
+    let before = latest(&s, &t);
+    assert_eq!(before.get(&(id("b"), 3_600_000)), Some(&3.0));
+    assert_eq!(before.get(&(id("b"), 0)), Some(&2.0));
+    assert_eq!(before.get(&(id("a"), 0)), Some(&1.0));
+    assert_eq!(before.len(), 18);
+    // Two splits, then hours 0, 1 and 2 merged (hour 1 with the newer file).
+    assert_eq!(block(s.compact()).expect("compact"), 5);
+    let files = metric_files(&s, &t);
+    let parts: Vec<&str> = files.iter().map(|f| f.partition.as_str()).collect();
+    assert_eq!(
+        parts,
+        vec!["1970-01-01T0000", "1970-01-01T0100", "1970-01-01T0200"]
+    );
+    assert_eq!(latest(&s, &t), before);
+    assert_eq!(block(s.compact()).expect("compact"), 0);
+}
+
+#[test]
+fn an_open_window_waits_for_min_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = hourly(dir.path());
+    c.compaction_min_files = 3;
+    let s = Storage::open(c).expect("open");
+    let now_ms = now_ns() / 1_000_000;
+    for i in 0..2 {
+        write(&s, &t, vec![sample("up", "a", now_ms + i, 1.0)]);
+        block(s.flush()).expect("flush");
+    }
+    // The window has not ended: two writes are fewer than min_files.
+    assert_eq!(block(s.compact()).expect("compact"), 0);
+    write(&s, &t, vec![sample("up", "a", now_ms + 2, 1.0)]);
+    block(s.flush()).expect("flush");
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(metric_files(&s, &t).len(), 1);
+}
+
+#[test]
+fn the_block_duration_must_divide_a_day_into_minutes() {
+    let mut c = StorageConfig::default();
+    assert!(c.validate().is_ok());
+    for (secs, ok) in [
+        (3600, true),
+        (1800, true),
+        (86_400, true),
+        (7000, false),
+        (30, false),
+        (172_800, false),
+    ] {
+        c.metric_block_duration = Duration::from_secs(secs);
+        assert_eq!(c.validate().is_ok(), ok, "{secs}s");
+    }
 }

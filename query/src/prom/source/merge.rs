@@ -1,8 +1,10 @@
 //! Merging a series' runs of samples into time order.
 //!
 //! A series' samples arrive as one run per file (then one per memtable batch), each sorted
-//! by time. Files overlap in time after compaction, so the concatenation is a handful of
-//! sorted runs that interleave. Instead of sorting the whole series, the runs are merged
+//! by time. Metrics files of different time windows do not overlap and come in window
+//! order, so the runs are usually one ascending sequence, returned as it is after one
+//! check. Late writes into a window, files of older versions (a UTC day each) and
+//! memtables holding older times make runs that interleave. Instead of sorting the whole series, the runs are merged
 //! pairwise (neighbours first, so a merge's right side always arrived after its left side):
 //! of equal timestamps the one that arrived last (the later file) wins, as with a stable
 //! sort that keeps the last of each timestamp.

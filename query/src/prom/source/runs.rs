@@ -48,12 +48,22 @@ pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> +
 pub(crate) type KnownRanges<'a> =
     dyn Fn(usize, &SeriesDirectory) -> Option<Vec<(u64, u64, usize)>> + Sync + 'a;
 
+/// What [`Scanner::file_runs`] carries besides the file: directory hints, the ranges known
+/// beforehand (file index and lookup) and the part (k of n) to decode.
+type FileWork<'h, 'k> = (
+    &'h mut Vec<u32>,
+    Option<(usize, &'k KnownRanges<'k>)>,
+    (usize, usize),
+);
+
 impl Scanner {
     /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
     /// in the files and memtables of `snap`, and the runs of one series they consist of
     /// (covering every row of the batch, in order). Batches have `timestamp` and those of
     /// `columns` the data has; rows may lie outside `[start_ms, end_ms]` (the caller skips
-    /// them). Files come in snapshot order, then memtables.
+    /// them). Files come in snapshot order, then memtables; a file `skip` says holds none
+    /// of the series is not opened.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn scan_series_in(
         &self,
         snap: &Snapshot,
@@ -61,20 +71,41 @@ impl Scanner {
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
         known: Option<&KnownRanges<'_>>,
+        skip: &dyn Fn(usize) -> bool,
         f: &mut RunsFn<'_>,
     ) -> Result<(), ScanError> {
         if ids.is_empty() || end_ms < start_ms {
             return Ok(());
         }
-        let files = &snap.files;
-        let threads = if small_scan(ids.len(), end_ms.saturating_sub(start_ms)) {
+        let files: Vec<(usize, &strata_storage::catalog::FileMeta)> = snap
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip(*i))
+            .collect();
+        // A small selection decodes on the calling thread, each file whole. Otherwise,
+        // with fewer files than threads (a selection in one series range of one time
+        // window), each file's rows are decoded in parts, one per thread, handed over in
+        // order.
+        let inline = small_scan(ids.len(), end_ms.saturating_sub(start_ms));
+        let parts = if inline {
             1
         } else {
-            DECODE_THREADS.min(files.len())
+            DECODE_THREADS.div_ceil(files.len().max(1))
+        };
+        let units: Vec<(usize, &strata_storage::catalog::FileMeta, (usize, usize))> = files
+            .iter()
+            .flat_map(|&(i, file)| (0..parts).map(move |p| (i, file, (p, parts))))
+            .collect();
+        let units = &units;
+        let threads = if inline {
+            1
+        } else {
+            DECODE_THREADS.min(units.len())
         };
         if threads <= 1 {
             let mut hints = Vec::new();
-            for (i, file) in files.iter().enumerate() {
+            for &(i, file, part) in units {
                 self.check()?;
                 let path = snap.files_root.join(&file.path);
                 let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
@@ -84,28 +115,30 @@ impl Scanner {
                         ids,
                         (start_ms, end_ms),
                         columns,
-                        (&mut hints, known.map(|k| (i, k))),
+                        (&mut hints, known.map(|k| (i, k)), part),
                         &mut pass,
                     )
                 })?;
             }
         } else {
             std::thread::scope(|scope| -> Result<(), ScanError> {
-                let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(files.len());
+                let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(units.len());
                 let mut senders: Vec<Vec<(usize, SyncSender<Decoded>)>> =
                     (0..threads).map(|_| Vec::new()).collect();
-                for i in 0..files.len() {
+                for u in 0..units.len() {
                     let (tx, rx) = sync_channel(QUEUED_BATCHES);
                     receivers.push(rx);
-                    if let Some(s) = senders.get_mut(i % threads) {
-                        s.push((i, tx));
+                    if let Some(s) = senders.get_mut(u % threads) {
+                        s.push((u, tx));
                     }
                 }
                 for mine in senders {
                     scope.spawn(move || {
                         let mut hints = Vec::new();
-                        for (i, tx) in mine {
-                            let Some(file) = files.get(i) else { continue };
+                        for (u, tx) in mine {
+                            let Some(&(i, file, part)) = units.get(u) else {
+                                continue;
+                            };
                             let path = snap.files_root.join(&file.path);
                             let res = self.check().map_err(ScanError::from).and_then(|()| {
                                 super::guarded(|| {
@@ -114,7 +147,7 @@ impl Scanner {
                                         ids,
                                         (start_ms, end_ms),
                                         columns,
-                                        (&mut hints, known.map(|k| (i, k))),
+                                        (&mut hints, known.map(|k| (i, k)), part),
                                         &mut |b, runs| {
                                             // The consumer hung up (it failed): stop decoding.
                                             tx.send(Ok((b, runs)))
@@ -157,14 +190,16 @@ impl Scanner {
 
     /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
     /// `hints` carries directory positions from file to file (see `SeriesDirectory`);
-    /// `known` gives the file's ranges when the caller worked them out beforehand.
+    /// `known` gives the file's ranges when the caller worked them out beforehand; `part`
+    /// (k, n) decodes the k-th of n parts of about equal rows of the file's ranges (a
+    /// file without a directory is read whole by part 0).
     fn file_runs(
         &self,
         path: &Path,
         ids: &[u64],
         (start_ms, end_ms): (i64, i64),
         columns: &[&str],
-        (hints, known): (&mut Vec<u32>, Option<(usize, &KnownRanges<'_>)>),
+        (hints, known, part): FileWork<'_, '_>,
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
         let file = std::fs::File::open(path)
@@ -184,8 +219,14 @@ impl Scanner {
             let ranges = known
                 .and_then(|(i, k)| k(i, d))
                 .unwrap_or_else(|| directory_ranges(d, ids, hints));
-            super::in_time(footer.group_times(), ranges, (start_ms, end_ms))
+            part_of(
+                super::in_time(footer.group_times(), ranges, (start_ms, end_ms)),
+                part,
+            )
         });
+        if ranges.is_none() && part.0 > 0 {
+            return Ok(());
+        }
         let (keep, selection) = match &ranges {
             Some(r) => selection_of_ranges(&meta, r),
             None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
@@ -236,6 +277,27 @@ fn small_scan(series: usize, span_ms: i64) -> bool {
         .unwrap_or(usize::MAX)
         .saturating_add(1);
     series.saturating_mul(per_series) < INLINE_SAMPLES
+}
+
+/// Part `k` of `n` of `ranges` (sorted by first row): whole ranges, cut where the rows
+/// before them pass `k / n` of all rows.
+fn part_of(ranges: Vec<(u64, u64, usize)>, (k, n): (usize, usize)) -> Vec<(u64, u64, usize)> {
+    if n <= 1 {
+        return ranges;
+    }
+    let total: u64 = ranges.iter().map(|r| r.1).sum();
+    let (n, k) = (n as u64, k as u64);
+    let mut before = 0u64;
+    let mut out = Vec::new();
+    for r in ranges {
+        // The part this range starts in.
+        let p = (before.saturating_mul(n) / total.max(1)).min(n - 1);
+        before += r.1;
+        if p == k {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// The next `rows` rows of a directory selection as runs, advancing `at`.
@@ -310,6 +372,22 @@ mod tests {
         assert!(!small_scan(621, 3 * 3600 * 1000));
         assert!(!small_scan(45_000, 5 * 60 * 1000));
         assert!(!small_scan(usize::MAX, i64::MAX));
+    }
+
+    #[test]
+    fn parts_cover_the_ranges_once_in_order() {
+        let ranges: Vec<(u64, u64, usize)> =
+            (0..10).map(|k| (k * 100, 10 + k, k as usize)).collect();
+        for n in 1..5 {
+            let parts: Vec<_> = (0..n).map(|k| part_of(ranges.clone(), (k, n))).collect();
+            assert_eq!(parts.concat(), ranges, "{n} parts");
+            assert!(parts.iter().all(|p| !p.is_empty()), "{n} parts");
+        }
+        // Rows decide, not range counts: one big range is a part of its own.
+        let skewed = vec![(0, 1000, 0), (1000, 1, 1), (1001, 1, 2)];
+        assert_eq!(part_of(skewed.clone(), (0, 2)), vec![(0, 1000, 0)]);
+        assert_eq!(part_of(skewed, (1, 2)), vec![(1000, 1, 1), (1001, 1, 2)]);
+        assert!(part_of(Vec::new(), (1, 2)).is_empty());
     }
 
     #[test]

@@ -1135,8 +1135,15 @@ impl Storage {
                         .and_then(schema::metric_keys)
                         .and_then(|(ids, _)| ids.get(r as usize).copied())
                 };
-                let series = match (&rank, part.first(), part.last()) {
-                    (Some(rank), Some(&first), Some(&last)) => id_at(first)
+                // A slabbed file is in label order per slab only: its first and last rows
+                // do not bound its series, so it records no range (never skipped by it).
+                let series = match (
+                    &rank,
+                    slabs.as_ref().is_none_or(|s| s.is_single()),
+                    part.first(),
+                    part.last(),
+                ) {
+                    (Some(rank), true, Some(&first), Some(&last)) => id_at(first)
                         .zip(id_at(last))
                         .filter(|(_, last)| rank.contains_key(last)),
                     _ => None,
@@ -1203,8 +1210,14 @@ impl Storage {
     /// Compacts metrics by time window ([`Storage::compact_metrics`]) and logs and traces
     /// by day ([`Storage::compact_days`]). Returns how many merges or splits it made.
     pub async fn compact(&self) -> Result<usize> {
-        let metrics = self.compact_metrics().await?;
-        Ok(metrics + self.compact_days().await?)
+        // One signal's failure (a missing file, a full disk) must not stop the others'
+        // compaction: both run, and the first error is returned after them.
+        let metrics = self.compact_metrics().await;
+        if let Err(e) = &metrics {
+            tracing::error!(error = %e, "metrics compaction failed");
+        }
+        let days = self.compact_days().await;
+        Ok(metrics? + days?)
     }
 
     /// Merges the logs and traces files of day partitions that have at least
@@ -1390,6 +1403,8 @@ impl Storage {
             self.replace_files(next, std::slice::from_ref(&f), outputs)
                 .await?;
             done += 1;
+            drop(_m);
+            self.flush_between_units().await;
         }
         let windows: BTreeSet<(TenantId, i64)> = self
             .inner
@@ -1411,8 +1426,21 @@ impl Storage {
             if self.merge_window(&tenant, inputs).await? {
                 done += 1;
             }
+            drop(_m);
+            self.flush_between_units().await;
         }
         Ok(done)
+    }
+
+    /// Flushes between two compaction units when a flush is due: a round may rewrite many
+    /// windows (an upgrade splits every day file of the history), and memtables must not
+    /// grow to the write-pressure limit meanwhile.
+    async fn flush_between_units(&self) {
+        if self.flush_due()
+            && let Err(e) = self.flush().await
+        {
+            tracing::error!(error = %e, "flush failed; data stays in the WAL and memtables");
+        }
     }
 
     /// The metrics files of `tenant`'s time window number `window`, in write order, when
@@ -1449,8 +1477,24 @@ impl Storage {
         let flush_ns =
             i64::try_from(self.inner.config.flush_interval.as_nanos()).unwrap_or(i64::MAX);
         let ended = end.saturating_add(flush_ns) <= now_ns();
-        let due =
-            writes.len() >= 2 && (ended || writes.len() >= self.inner.config.compaction_min_files);
+        // An ended window is merged into one series-split set once the rows outside its
+        // largest write are a tenth of it: a trickle of late samples into a merged window
+        // waits (reads merge overlapping files) instead of rewriting the window each round.
+        let total: u64 = files.iter().map(|f| f.rows).sum();
+        let largest = writes
+            .iter()
+            .map(|w| {
+                files
+                    .iter()
+                    .filter(|f| f.write_seq() == *w)
+                    .map(|f| f.rows)
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        let late_enough = total.saturating_sub(largest).saturating_mul(10) >= total;
+        let due = writes.len() >= 2
+            && (writes.len() >= self.inner.config.compaction_min_files || (ended && late_enough));
         due.then_some(files)
     }
 

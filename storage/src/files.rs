@@ -367,6 +367,11 @@ impl TimeSlabs {
         TimeSlabs { starts }
     }
 
+    /// Whether the rows form one slab (the file is in series order throughout).
+    pub fn is_single(&self) -> bool {
+        self.starts.is_empty()
+    }
+
     /// The slab of a row at `t` (ms).
     pub fn slab_of(&self, t: i64) -> u32 {
         u32::try_from(self.starts.partition_point(|&s| s <= t)).unwrap_or(u32::MAX)

@@ -1146,7 +1146,7 @@ fn expected_points(kept: &[i64], (start_ms, end_ms): (i64, i64), runs: usize) ->
     // Intervals in the range at the run's average interval, plus one point.
     let span = (end_ms.saturating_sub(start_ms)) as f64;
     let interval = (last - first) as f64 / (n - 1) as f64;
-    let want = (span / interval).ceil() as usize + 1;
+    let want = ((span / interval).ceil() as usize).saturating_add(1);
     want.clamp(n, most)
 }
 

@@ -1556,3 +1556,77 @@ fn the_block_duration_must_divide_a_day_into_minutes() {
         assert_eq!(c.validate().is_ok(), ok, "{secs}s");
     }
 }
+
+#[test]
+fn a_trickle_of_late_samples_waits_while_a_tenth_of_the_window_merges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = hourly(dir.path());
+    c.compaction_min_files = 8;
+    let s = Storage::open(c).expect("open");
+    // Hour 0 of 1970 has long ended: two writes of 40 rows each are merged.
+    let rows = |from: i64, n: i64, v: f64| -> Vec<Sample> {
+        (0..n)
+            .map(|k| sample("up", &format!("job{k:02}"), 1000 + from, v))
+            .collect()
+    };
+    for f in 0..2 {
+        write(&s, &t, rows(f * 60_000, 40, 1.0));
+        block(s.flush()).expect("flush");
+    }
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(metric_files(&s, &t).len(), 1);
+    // One late sample (1 row against 80): the window is not rewritten for it...
+    write(&s, &t, rows(200_000, 1, 2.0));
+    block(s.flush()).expect("flush");
+    assert_eq!(block(s.compact()).expect("compact"), 0);
+    assert_eq!(metric_files(&s, &t).len(), 2);
+    // ...and reads see it all the same.
+    assert_eq!(latest(&s, &t).len(), 81);
+    // Once the late rows are a tenth of the window (1 + 9 of 90), it is merged again.
+    write(&s, &t, rows(300_000, 9, 3.0));
+    block(s.flush()).expect("flush");
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    assert_eq!(metric_files(&s, &t).len(), 1);
+    assert_eq!(latest(&s, &t).len(), 90);
+}
+
+#[test]
+fn a_slabbed_metrics_file_records_no_series_range() {
+    // Slabs are in series order each, not across: series `a` only in the second slab and
+    // `z` only in the first would lie outside a first-row..last-row range.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let s = Storage::open(StorageConfig {
+        metric_slab_rows: 1,
+        ..hourly(dir.path())
+    })
+    .expect("open");
+    write(
+        &s,
+        &t,
+        vec![
+            sample("up", "b", 1000, 1.0),
+            sample("up", "z", 2000, 1.0),
+            sample("up", "a", 40 * 60_000, 1.0),
+            sample("up", "y", 41 * 60_000, 1.0),
+        ],
+    );
+    block(s.flush()).expect("flush");
+    let files = metric_files(&s, &t);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].series, None);
+    // Without slabs the same rows are in series order and the range is recorded.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Storage::open(hourly(dir.path())).expect("open");
+    write(
+        &s,
+        &t,
+        vec![
+            sample("up", "b", 1000, 1.0),
+            sample("up", "a", 40 * 60_000, 1.0),
+        ],
+    );
+    block(s.flush()).expect("flush");
+    assert!(metric_files(&s, &t)[0].series.is_some());
+}

@@ -1320,18 +1320,7 @@ impl Storage {
                     None,
                 )
                 .await?;
-            let gone: BTreeSet<u64> = inputs.iter().map(|f| f.id).collect();
-            next.files.retain(|f| !gone.contains(&f.id));
-            next.files.extend(outputs);
-            self.store_catalog(&next).await?;
-            {
-                let mut state = self.inner.state.write();
-                update_file_gauges(&next);
-                state.catalog = next;
-            }
-            for f in &inputs {
-                self.bury(f);
-            }
+            self.replace_files(next, &inputs, outputs).await?;
             telemetry::COMPACTIONS.add(1);
             merged += 1;
         }

@@ -50,8 +50,10 @@ fn sample_values_serialize_as_format_api_float_writes_them() {
         -0.0,
         1e-6,
         -1e-6,
-        9.999_999_999_999_999e-7,
-        -1.234_567_890_123_456_7e-6,
+        // Just below the bounds of plain decimal notation.
+        f64::from_bits(1e-6f64.to_bits() - 1),
+        f64::from_bits(1e21f64.to_bits() - 1),
+        -1.234_567_8e-6,
         1e21,
         999_999_999_999_999_900_000.0,
         -999_999_999_999_999_900_000.0,

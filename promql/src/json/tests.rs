@@ -42,3 +42,43 @@ fn scalar_json_shape() {
         serde_json::json!({"resultType": "scalar", "result": [1, "NaN"]})
     );
 }
+
+#[test]
+fn sample_values_serialize_as_format_api_float_writes_them() {
+    let mut values = vec![
+        0.0,
+        -0.0,
+        1e-6,
+        -1e-6,
+        // Just below the bounds of plain decimal notation.
+        f64::from_bits(1e-6f64.to_bits() - 1),
+        f64::from_bits(1e21f64.to_bits() - 1),
+        -1.234_567_8e-6,
+        1e21,
+        999_999_999_999_999_900_000.0,
+        -999_999_999_999_999_900_000.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.1,
+        100.0,
+        123_456.789,
+        1.0 / 3.0,
+    ];
+    // Values spread over the whole range of exponents, both signs.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        values.push(f64::from_bits(x));
+    }
+    for v in values {
+        let got = serde_json::to_string(&ApiFloat(v)).expect("serialize");
+        let want = serde_json::to_string(&format_api_float(v)).expect("serialize");
+        assert_eq!(got, want, "value {v:e}");
+    }
+}

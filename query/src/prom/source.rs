@@ -13,7 +13,7 @@
 //! markers are kept bit-exact; limits, the deadline and cancellation stop a scan between
 //! batches with a [`Limit`] that the API maps to Prometheus's error types.
 
-use crate::footer::{GroupTimes, SeriesDirectory, footer};
+use crate::footer::{DataFile, GroupTimes, SeriesDirectory, footer};
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
@@ -282,9 +282,9 @@ impl Scanner {
         cols: &[&str],
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-        let footer = footer(path, &file).map_err(storage_err)?;
+        let file =
+            DataFile::open(path).map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
+        let footer = footer(path, file.file()).map_err(storage_err)?;
         let meta = footer.meta.metadata().clone();
         // Float series never need the histogram column, the widest one to decode; files
         // list the series that have histogram rows.
@@ -393,8 +393,8 @@ pub(crate) fn in_time(
 
 /// The row groups and pages of a file without a series directory (sorted by
 /// `series_id`) that may hold `ids` in `[start_ms, end_ms]`, from its statistics.
-pub(crate) fn selection_by_stats(
-    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+pub(crate) fn selection_by_stats<T: datafusion::parquet::file::reader::ChunkReader + 'static>(
+    builder: &ParquetRecordBatchReaderBuilder<T>,
     meta: &ParquetMetaData,
     ids: &[u64],
     start_ms: i64,

@@ -13,7 +13,7 @@
 //! a timestamp must still win). Channels are bounded: at most a few batches per file wait.
 
 use super::{Limit, ScanError, Scanner, directory_ranges, selection_of_ranges, storage_err};
-use crate::footer::{SeriesDirectory, footer};
+use crate::footer::{DataFile, SeriesDirectory, footer};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -202,9 +202,9 @@ impl Scanner {
         (hints, known, part): FileWork<'_, '_>,
         f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-        let footer = footer(path, &file).map_err(storage_err)?;
+        let file =
+            DataFile::open(path).map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
+        let footer = footer(path, file.file()).map_err(storage_err)?;
         let meta = footer.meta.metadata().clone();
         // Float series never need the histogram column, the widest one to decode; files
         // list the series that have histogram rows.

@@ -96,7 +96,7 @@ impl From<Limit> for ScanError {
 /// storage's own reads are ([`strata_storage::files::catch_corrupt`]), instead of
 /// unwinding through a query's threads.
 fn guarded<T>(decode: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {
-    strata_storage::files::catch_corrupt(|| Ok(decode())).map_err(storage_err)?
+    crate::guard::guarded(decode, storage_err)
 }
 
 fn storage_err(e: impl std::fmt::Display) -> ScanError {

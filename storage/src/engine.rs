@@ -1259,8 +1259,6 @@ impl Storage {
             // Rows are merged in write order (file ids grow with each write), so of two
             // rows of a series at one time the later write stays last in the output.
             inputs.sort_by_key(|f| f.id);
-            // Metric label sets are read from the index rather than from every row.
-            let without_labels = signal == Signal::Metrics;
             let mut batches = Vec::new();
             let mut readable = Vec::with_capacity(inputs.len());
             for f in inputs {
@@ -1275,20 +1273,7 @@ impl Storage {
                             .map(schema::spans_from_file)
                             .collect();
                     }
-                    if !without_labels {
-                        return decode_parquet(data, None, None);
-                    }
-                    let metrics = schema::schema(Signal::Metrics);
-                    let cols: Vec<&str> = metrics
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .filter(|n| *n != "metric_name" && *n != "labels")
-                        .collect();
-                    decode_parquet(data, Some(&cols), None)?
-                        .iter()
-                        .map(schema::metrics_batch_without_labels)
-                        .collect()
+                    decode_parquet(data, None, None)
                 })
                 .await
                 .map_err(|_| Error::ShuttingDown)?;
@@ -1315,7 +1300,7 @@ impl Storage {
                     &tenant,
                     signal,
                     batches,
-                    without_labels,
+                    false,
                     level,
                     None,
                 )

@@ -219,11 +219,8 @@ impl Ingester {
     /// Stores an OTLP metrics request given as protobuf bytes: refused before it is
     /// decoded if it would take too much memory ([`decoded_size`]).
     pub async fn metrics_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
-        self.metrics_from(tenant, move || {
-            decoded_size::check_protobuf(Signal::Metrics, &body)?;
-            Ok(ExportMetricsServiceRequest::decode(body)?)
-        })
-        .await
+        self.metrics_from(tenant, checked_decode(Signal::Metrics, body))
+            .await
     }
 
     /// Stores the OTLP metrics request `decode` gives (called off the reactor).
@@ -277,11 +274,8 @@ impl Ingester {
     /// Stores an OTLP logs request given as protobuf bytes: refused before it is decoded
     /// if it would take too much memory ([`decoded_size`]).
     pub async fn logs_protobuf(&self, tenant: &TenantId, body: bytes::Bytes) -> Result<Outcome> {
-        self.logs_from(tenant, move || {
-            decoded_size::check_protobuf(Signal::Logs, &body)?;
-            Ok(ExportLogsServiceRequest::decode(body)?)
-        })
-        .await
+        self.logs_from(tenant, checked_decode(Signal::Logs, body))
+            .await
     }
 
     /// Stores the OTLP logs request `decode` gives (called off the reactor).
@@ -403,6 +397,18 @@ impl Ingester {
         if let Err(e) = self.flush_span_metrics().await {
             tracing::warn!(error = %e, "final span metrics write failed");
         }
+    }
+}
+
+/// The decode of a `signal` request's protobuf `body`, refused first if it would take too
+/// much memory decoded ([`decoded_size`]); run off the reactor by the caller.
+fn checked_decode<T: Message + Default>(
+    signal: Signal,
+    body: bytes::Bytes,
+) -> impl FnOnce() -> Result<T> + Send + 'static {
+    move || {
+        decoded_size::check_protobuf(signal, &body)?;
+        Ok(T::decode(body)?)
     }
 }
 

@@ -382,6 +382,15 @@ impl datafusion::parquet::file::reader::ChunkReader for DataFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> Result<axum::body::Bytes> {
+        // The length comes from the file's metadata: a damaged one must not size a buffer
+        // past the file's end (an allocation failure aborts, no guard catches it).
+        let len = datafusion::parquet::file::reader::Length::len(self);
+        let end = start.checked_add(length as u64);
+        if end.is_none_or(|end| end > len) {
+            return Err(datafusion::parquet::errors::ParquetError::EOF(format!(
+                "reading {length} bytes at {start} goes past the file's end ({len} bytes)"
+            )));
+        }
         let mut buffer = vec![0u8; length];
         std::os::unix::fs::FileExt::read_exact_at(&*self.file, &mut buffer, start).map_err(
             |e| {
@@ -422,5 +431,8 @@ mod data_file_tests {
         assert_eq!(rest, &data[5_064..]);
         // A range past the end is an error, not a short buffer.
         assert!(f.get_bytes(9_990, 20).is_err());
+        // A damaged length is refused before a buffer is sized by it.
+        assert!(f.get_bytes(0, usize::MAX / 2).is_err());
+        assert!(f.get_bytes(u64::MAX, 2).is_err());
     }
 }

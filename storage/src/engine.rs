@@ -1213,10 +1213,11 @@ impl Storage {
         // One signal's failure (a missing file, a full disk) must not stop the others'
         // compaction: both run, and the first error is returned after them.
         let metrics = self.compact_metrics().await;
-        if let Err(e) = &metrics {
-            tracing::error!(error = %e, "metrics compaction failed");
-        }
         let days = self.compact_days().await;
+        // The caller logs the error returned; one not returned is logged here.
+        if let (Err(_), Err(e)) = (&metrics, &days) {
+            tracing::error!(error = %e, "logs and traces compaction failed");
+        }
         Ok(metrics? + days?)
     }
 
@@ -1295,15 +1296,7 @@ impl Storage {
             let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
             let mut next = self.inner.state.read().catalog.clone();
             let outputs = self
-                .write_files(
-                    &mut next,
-                    &tenant,
-                    signal,
-                    batches,
-                    false,
-                    level,
-                    None,
-                )
+                .write_files(&mut next, &tenant, signal, batches, false, level, None)
                 .await?;
             self.replace_files(next, &inputs, outputs).await?;
             telemetry::COMPACTIONS.add(1);
@@ -1665,15 +1658,9 @@ impl Storage {
         let kept = tokio::task::spawn_blocking(move || keep_in_quarantine(&data_dir, &from, &meta))
             .await
             .map_err(|_| Error::ShuttingDown)??;
-        let mut next = self.inner.state.read().catalog.clone();
-        next.files.retain(|g| g.id != f.id);
-        self.store_catalog(&next).await?;
-        {
-            let mut state = self.inner.state.write();
-            update_file_gauges(&next);
-            state.catalog = next;
-        }
-        self.bury(f);
+        let next = self.inner.state.read().catalog.clone();
+        self.replace_files(next, std::slice::from_ref(f), Vec::new())
+            .await?;
         log_quarantined(f, &kept, why);
         Ok(())
     }
@@ -1682,7 +1669,7 @@ impl Storage {
     pub async fn apply_retention(&self, now_ns: i64) -> Result<usize> {
         let _m = self.inner.maintenance.lock().await;
         let retention = &self.inner.config.retention;
-        let mut next = self.inner.state.read().catalog.clone();
+        let next = self.inner.state.read().catalog.clone();
         let expired: Vec<FileMeta> = next
             .files
             .iter()
@@ -1701,17 +1688,7 @@ impl Storage {
         if expired.is_empty() {
             return Ok(0);
         }
-        let gone: BTreeSet<u64> = expired.iter().map(|f| f.id).collect();
-        next.files.retain(|f| !gone.contains(&f.id));
-        self.store_catalog(&next).await?;
-        {
-            let mut state = self.inner.state.write();
-            update_file_gauges(&next);
-            state.catalog = next;
-        }
-        for f in &expired {
-            self.bury(f);
-        }
+        self.replace_files(next, &expired, Vec::new()).await?;
         telemetry::RETENTION_DELETED_FILES.add(expired.len() as u64);
         Ok(expired.len())
     }

@@ -14,7 +14,6 @@
 use crate::otlp::http::OtlpSignal;
 use crate::service::Ingester;
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -76,9 +75,6 @@ pub struct BytesServer<R> {
     max_decoding_message_size: usize,
     signal: PhantomData<fn() -> R>,
 }
-
-/// The OTLP trace service.
-pub type TraceBytesServer = BytesServer<ExportTraceServiceRequest>;
 
 impl<R> Clone for BytesServer<R> {
     fn clone(&self) -> Self {

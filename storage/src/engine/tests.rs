@@ -1632,3 +1632,5 @@ fn a_slabbed_metrics_file_records_no_series_range() {
     block(s.flush()).expect("flush");
     assert!(metric_files(&s, &t)[0].series.is_some());
 }
+
+mod directory;

@@ -1553,6 +1553,131 @@ mod tests {
         );
     }
 
+    /// The metadata of a file of `rows` rows whose series directory footer value is
+    /// `directory` (`None`: no directory).
+    fn meta_with_directory(rows: i64, directory: Option<String>) -> FileMetaData {
+        let file =
+            Bytes::from(encode_parquet(Signal::Metrics, &batch(&[("a", 1)])).expect("encode"));
+        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .expect("footer");
+        let kvs = directory.map(|v| vec![KeyValue::new(SERIES_DIRECTORY_KEY.to_string(), v)]);
+        FileMetaData::new(
+            1,
+            rows,
+            None,
+            kvs,
+            meta.file_metadata().schema_descr_ptr(),
+            None,
+        )
+    }
+
+    fn runs_of(
+        rows: i64,
+        entries: &[DirectoryEntry],
+    ) -> Result<Option<SeriesRuns>, DirectoryFault> {
+        SeriesRuns::from_directory(&meta_with_directory(rows, Some(directory_hex(entries))))
+    }
+
+    #[test]
+    fn a_series_directory_is_used_only_when_it_covers_its_file_once() {
+        // Series 7: rows 0-1 and 5-6 (two slabs); series 9: rows 2-4.
+        let good = [(7, 0, 2), (7, 5, 2), (9, 2, 3)];
+        let runs = runs_of(7, &good).expect("fits").expect("a directory");
+        let mut counts: Vec<(u64, u64)> = runs.row_counts().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [(7, 2), (7, 2), (9, 3)]);
+        let only_9 = runs.selection(&[9].into_iter().collect());
+        assert_eq!(
+            Vec::from(only_9),
+            vec![
+                RowSelector::skip(2),
+                RowSelector::select(3),
+                RowSelector::skip(2)
+            ]
+        );
+        let (first, ids) = runs.first_rows();
+        assert_eq!(ids, [(7, 0), (9, 2)]);
+        assert_eq!(
+            Vec::from(first),
+            vec![
+                RowSelector::select(1),
+                RowSelector::skip(1),
+                RowSelector::select(1),
+                RowSelector::skip(4)
+            ]
+        );
+        // The same runs as the series_id column of those rows gives.
+        let ids = [7u64, 7, 9, 9, 9, 7, 7];
+        let column = RecordBatch::try_from_iter([(
+            "series_id",
+            Arc::new(datafusion::arrow::array::UInt64Array::from(ids.to_vec()))
+                as datafusion::arrow::array::ArrayRef,
+        )])
+        .expect("batch");
+        let from_column =
+            SeriesRuns::from_batches(&[column.slice(0, 3), column.slice(3, 4)]).expect("runs");
+        assert_eq!(
+            Vec::from(from_column.selection(&[9].into_iter().collect())),
+            {
+                let s: Vec<RowSelector> = runs.selection(&[9].into_iter().collect()).into();
+                s
+            }
+        );
+        // No directory: nothing to check, nothing used.
+        assert_eq!(
+            SeriesRuns::from_directory(&meta_with_directory(7, None)),
+            Ok(None)
+        );
+        // Every way of not covering the file's rows once is refused.
+        let damaged: [(&str, i64, &[DirectoryEntry]); 8] = [
+            ("fewer rows than the file", 8, &good),
+            ("more rows than the file", 6, &good),
+            ("a series left out", 7, &[(7, 0, 2), (7, 5, 2)]),
+            (
+                "a gap and an overlap",
+                7,
+                &[(7, 0, 2), (7, 5, 2), (9, 3, 3)],
+            ),
+            (
+                "one row in two series",
+                7,
+                &[(7, 0, 3), (7, 5, 2), (9, 2, 3)],
+            ),
+            (
+                "an entry of no rows",
+                7,
+                &[(7, 0, 2), (7, 5, 2), (8, 4, 0), (9, 2, 3)],
+            ),
+            ("rows past the end", 7, &[(7, 0, 2), (9, 2, u64::MAX)]),
+            (
+                "a series twice at one row",
+                7,
+                &[(7, 0, 2), (7, 0, 2), (9, 2, 5)],
+            ),
+        ];
+        for (what, rows, entries) in damaged {
+            assert!(runs_of(rows, entries).is_err(), "{what}");
+        }
+        // Stored out of id order (the encoding takes any order).
+        assert!(
+            SeriesRuns::from_directory(&meta_with_directory(
+                7,
+                Some(directory_hex(&[(9, 2, 3), (7, 0, 2), (7, 5, 2)]))
+            ))
+            .is_err()
+        );
+        // Not hex, or hex that is not a directory.
+        for value in ["zz", "ff"] {
+            assert!(
+                SeriesRuns::from_directory(&meta_with_directory(7, Some(value.into()))).is_err(),
+                "{value}"
+            );
+        }
+        // A file claiming a negative row count.
+        assert!(runs_of(-1, &good).is_err());
+    }
+
     #[test]
     fn a_read_past_the_end_of_a_local_file_is_refused_before_any_buffer() {
         let dir = tempfile::tempdir().expect("tempdir");

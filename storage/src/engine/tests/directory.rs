@@ -144,11 +144,14 @@ fn a_window_merge_past_the_row_cap_keeps_every_row_of_inputs_with_damaged_direct
     assert_eq!(seen.len(), 20);
 }
 
+/// Damages a directory (given in file order) into a footer value.
+type Damage = fn(Vec<DirectoryEntry>) -> Option<String>;
+
 #[test]
 fn start_up_indexes_every_series_of_a_file_whose_directory_is_damaged() {
     // Each case: 30 series x 10 rows in one file, its directory damaged, then a restart
     // (the WAL is gone after the flush: the index comes from the file alone).
-    let cases: Vec<(&str, fn(Vec<DirectoryEntry>) -> Option<String>)> = vec![
+    let cases: Vec<(&str, Damage)> = vec![
         ("a series left out", |mut e| {
             e.remove(5);
             stored(e)

@@ -549,11 +549,14 @@ struct MergeInput {
 }
 
 /// Reads a merge input's footer and its rows by series: from its series directory when
-/// it has one that fits the file, else from its `series_id` column.
-fn load_merge_input(f: FileMeta, path: PathBuf) -> Result<MergeInput> {
+/// it has one that fits the file (and `use_directory`), else from its `series_id` column.
+fn load_merge_input(f: FileMeta, path: PathBuf, use_directory: bool) -> Result<MergeInput> {
     let footer = read_local_footer(&path)?;
-    let (runs, from_directory) = match SeriesRuns::from_directory(footer.metadata().file_metadata())
-    {
+    let directory = match use_directory {
+        true => SeriesRuns::from_directory(footer.metadata().file_metadata()),
+        false => Ok(None),
+    };
+    let (runs, from_directory) = match directory {
         Ok(Some(runs)) => (runs, true),
         unfit => {
             if let Err(fault) = unfit {
@@ -572,10 +575,19 @@ fn load_merge_input(f: FileMeta, path: PathBuf) -> Result<MergeInput> {
     })
 }
 
+/// A window merge past the row cap: its inputs, read before, and its series ranges.
+struct SplitMerge<'a> {
+    inputs: &'a [Arc<MergeInput>],
+    ranges: Vec<HashSet<u64>>,
+}
+
 /// Why a window merge failed: an input that could not be read (quarantined when its
 /// bytes are bad), or anything else.
 enum MergeFailure {
     Read(FileMeta, Error),
+    /// Input number `.0`'s series directory put `.1` rows of other series among those of
+    /// one range's series.
+    Misplaced(usize, usize),
     Write(Error),
 }
 
@@ -590,8 +602,9 @@ fn metric_columns_without_labels() -> Vec<String> {
 }
 
 /// The rows of the series `ids` of a merge input, without their label columns, read with
-/// the input's footer and runs ([`load_merge_input`]).
-fn read_series_rows(input: &MergeInput, ids: &HashSet<u64>) -> Result<Vec<RecordBatch>> {
+/// the input's footer and runs ([`load_merge_input`]); with how many of them, read by the
+/// file's series directory, turn out to be of other series.
+fn read_series_rows(input: &MergeInput, ids: &HashSet<u64>) -> Result<(Vec<RecordBatch>, usize)> {
     let cols = metric_columns_without_labels();
     let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
     let selection = input.runs.selection(ids);
@@ -600,6 +613,8 @@ fn read_series_rows(input: &MergeInput, ids: &HashSet<u64>) -> Result<Vec<Record
     let mut out = Vec::with_capacity(read.len());
     let mut strays = 0usize;
     for b in read.iter().filter(|b| b.num_rows() > 0) {
+        // The runs of a directory that fits cover every row once, but the series it
+        // names at them are checked only here.
         if input.from_directory
             && let Some((series, _)) = schema::metric_keys(b)
         {
@@ -607,17 +622,7 @@ fn read_series_rows(input: &MergeInput, ids: &HashSet<u64>) -> Result<Vec<Record
         }
         out.push(schema::metrics_batch_without_labels(b)?);
     }
-    if strays > 0 {
-        // Every row is still read once (the directory's runs cover the file), but this
-        // range's output also holds rows of series of another range.
-        warn_directory_unfit(
-            &input.file,
-            &DirectoryFault::new(format!(
-                "{strays} rows it places in the series of one merge range belong to others"
-            )),
-        );
-    }
-    Ok(out)
+    Ok((out, strays))
 }
 
 impl Storage {
@@ -1569,17 +1574,12 @@ impl Storage {
         let cap = self.inner.config.compaction_max_rows;
         // Past the cap, each input's footer and rows by series are read once, for all the
         // series ranges.
-        let split = if rows <= cap {
-            None
-        } else {
-            let mut loaded = Vec::with_capacity(inputs.len());
+        let mut loaded: Option<Vec<Arc<MergeInput>>> = None;
+        if rows > cap {
+            let mut all = Vec::with_capacity(inputs.len());
             for f in &inputs {
-                let (file, path) = (f.clone(), self.inner.files.local_path(&f.path));
-                let input = tokio::task::spawn_blocking(move || load_merge_input(file, path))
-                    .await
-                    .map_err(|_| Error::ShuttingDown)?;
-                match input {
-                    Ok(input) => loaded.push(input),
+                match self.load_merge_input(f, true).await {
+                    Ok(input) => all.push(input),
                     Err(e) if e.is_corrupt_file() => {
                         self.quarantine(f, &e).await?;
                         return Ok(false);
@@ -1587,42 +1587,79 @@ impl Storage {
                     Err(e) => return Err(e),
                 }
             }
-            let ranges = self.series_ranges(tenant, &loaded, rows, cap);
-            Some((loaded, ranges))
-        };
-        let mut next = self.inner.state.read().catalog.clone();
-        let mut outputs: Vec<FileMeta> = Vec::new();
-        let merged = self
-            .write_merged(tenant, &inputs, split, &mut next, &mut outputs)
-            .await;
-        let unreadable = match merged {
-            Ok(()) => None,
-            Err(failure) => {
-                let written: Vec<String> = outputs.iter().map(|o| o.path.clone()).collect();
-                self.delete_unnamed(Signal::Metrics, &written).await;
-                match failure {
-                    MergeFailure::Read(f, e) if e.is_corrupt_file() => Some((f, e)),
-                    MergeFailure::Read(_, e) | MergeFailure::Write(e) => return Err(e),
-                }
-            }
-        };
-        if let Some((f, e)) = unreadable {
-            self.quarantine(&f, &e).await?;
-            return Ok(false);
+            loaded = Some(all);
         }
-        self.replace_files(next, &inputs, outputs).await?;
-        telemetry::COMPACTIONS.add(1);
-        Ok(true)
+        // Each round but the last finds an input whose directory names the wrong series
+        // at some rows, which is then read from its `series_id` column instead.
+        loop {
+            let split = loaded.as_deref().map(|inputs| SplitMerge {
+                inputs,
+                ranges: self.series_ranges(tenant, inputs, rows, cap),
+            });
+            let mut next = self.inner.state.read().catalog.clone();
+            let mut outputs: Vec<FileMeta> = Vec::new();
+            let failure = match self
+                .write_merged(tenant, &inputs, split, &mut next, &mut outputs)
+                .await
+            {
+                Ok(()) => {
+                    self.replace_files(next, &inputs, outputs).await?;
+                    telemetry::COMPACTIONS.add(1);
+                    return Ok(true);
+                }
+                Err(failure) => failure,
+            };
+            let written: Vec<String> = outputs.iter().map(|o| o.path.clone()).collect();
+            self.delete_unnamed(Signal::Metrics, &written).await;
+            match failure {
+                MergeFailure::Misplaced(i, strays) => {
+                    let Some(input) = loaded.as_mut().and_then(|all| all.get_mut(i)) else {
+                        return Err(Error::Corrupt("a merge input went missing".into()));
+                    };
+                    warn_directory_unfit(
+                        &input.file,
+                        &DirectoryFault::new(format!(
+                            "{strays} rows of the series one merge range selected belong to \
+                             other series"
+                        )),
+                    );
+                    let f = input.file.clone();
+                    *input = match self.load_merge_input(&f, false).await {
+                        Ok(reloaded) => reloaded,
+                        Err(e) if e.is_corrupt_file() => {
+                            self.quarantine(&f, &e).await?;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                }
+                MergeFailure::Read(f, e) if e.is_corrupt_file() => {
+                    self.quarantine(&f, &e).await?;
+                    return Ok(false);
+                }
+                MergeFailure::Read(_, e) | MergeFailure::Write(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads a merge input's footer and rows by series ([`load_merge_input`]), from its
+    /// series directory only when `use_directory`.
+    async fn load_merge_input(&self, f: &FileMeta, use_directory: bool) -> Result<Arc<MergeInput>> {
+        let (file, path) = (f.clone(), self.inner.files.local_path(&f.path));
+        tokio::task::spawn_blocking(move || load_merge_input(file, path, use_directory))
+            .await
+            .map_err(|_| Error::ShuttingDown)?
+            .map(Arc::new)
     }
 
     /// Writes the merge of `inputs` into `outputs` (numbered in `next`): all of it into
-    /// one set of files, or with `split` one set per series range, reading each input's
-    /// rows of one range at a time.
+    /// one set of files, or with `split` (the inputs read before, and the series ranges)
+    /// one set per series range, reading each input's rows of one range at a time.
     async fn write_merged(
         &self,
         tenant: &TenantId,
         inputs: &[FileMeta],
-        split: Option<(Vec<MergeInput>, Vec<HashSet<u64>>)>,
+        split: Option<SplitMerge<'_>>,
         next: &mut Catalog,
         outputs: &mut Vec<FileMeta>,
     ) -> std::result::Result<(), MergeFailure> {
@@ -1643,7 +1680,11 @@ impl Storage {
             outputs.extend(written);
             Ok(())
         };
-        let Some((loaded, ranges)) = split else {
+        let Some(SplitMerge {
+            inputs: loaded,
+            ranges,
+        }) = split
+        else {
             let mut batches = Vec::new();
             for f in inputs {
                 let read = self.read_metric_rows(f).await;
@@ -1651,27 +1692,20 @@ impl Storage {
             }
             return write(batches).await.map_err(MergeFailure::Write);
         };
-        let loaded = Arc::new(loaded);
         for range in ranges {
             let range = Arc::new(range);
             let mut batches = Vec::new();
-            for i in 0..loaded.len() {
-                let (all, ids) = (loaded.clone(), range.clone());
-                let read = tokio::task::spawn_blocking(move || match all.get(i) {
-                    Some(input) => read_series_rows(input, &ids),
-                    None => Ok(Vec::new()),
-                })
-                .await
-                .map_err(|_| MergeFailure::Write(Error::ShuttingDown))?;
+            for (i, input) in loaded.iter().enumerate() {
+                let (task_input, ids) = (input.clone(), range.clone());
+                let read = tokio::task::spawn_blocking(move || read_series_rows(&task_input, &ids))
+                    .await
+                    .map_err(|_| MergeFailure::Write(Error::ShuttingDown))?;
                 match read {
-                    Ok(b) => batches.extend(b),
-                    Err(e) => {
-                        let f = loaded.get(i).map(|input| input.file.clone());
-                        return Err(match f {
-                            Some(f) => MergeFailure::Read(f, e),
-                            None => MergeFailure::Write(e),
-                        });
+                    Ok((_, strays)) if strays > 0 => {
+                        return Err(MergeFailure::Misplaced(i, strays));
                     }
+                    Ok((b, _)) => batches.extend(b),
+                    Err(e) => return Err(MergeFailure::Read(input.file.clone(), e)),
                 }
             }
             write(batches).await.map_err(MergeFailure::Write)?;
@@ -1684,7 +1718,7 @@ impl Storage {
     fn series_ranges(
         &self,
         tenant: &TenantId,
-        inputs: &[MergeInput],
+        inputs: &[Arc<MergeInput>],
         rows: u64,
         cap: u64,
     ) -> Vec<HashSet<u64>> {

@@ -144,6 +144,48 @@ fn a_window_merge_past_the_row_cap_keeps_every_row_of_inputs_with_damaged_direct
     assert_eq!(seen.len(), 20);
 }
 
+#[test]
+fn a_directory_naming_the_wrong_series_leaves_no_series_in_two_files_of_a_window() {
+    // A directory whose runs cover every row once but whose ids are swapped between two
+    // series: a merge reading by it would put each one's rows in the other's range.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TenantId::default_tenant();
+    let mut c = hourly(dir.path());
+    c.compaction_max_rows = 30;
+    let s = Storage::open(c).expect("open");
+    for f in 0..2i64 {
+        let samples = (0..20)
+            .flat_map(|k| {
+                let job = format!("job{k:02}");
+                [0, 1].map(|j| sample("up", &job, 1000 + f * 120_000 + j * 60_000, 1.0))
+            })
+            .collect();
+        write(&s, &t, samples);
+        block(s.flush()).expect("flush");
+    }
+    let before = latest(&s, &t);
+    let damaged = &metric_files(&s, &t)[1];
+    let path = s.inner.files.local_path(&damaged.path);
+    let mut entries = directory_in_file_order(&path);
+    let (a, b) = (entries[1].0, entries[17].0);
+    entries[1].0 = b;
+    entries[17].0 = a;
+    rewrite_directory(&path, stored(entries));
+    assert_eq!(block(s.compact()).expect("compact"), 1);
+    let outputs = metric_files(&s, &t);
+    // 80 rows under a cap of 30: three series ranges, each series in one of them.
+    assert_eq!(outputs.len(), 3);
+    let mut seen = BTreeSet::new();
+    for f in &outputs {
+        let ids = file_series(&s, f);
+        assert_eq!(ids.len() as u64, f.rows / 4, "{ids:?}");
+        assert!(seen.is_disjoint(&ids));
+        seen.extend(ids);
+    }
+    assert_eq!(seen.len(), 20);
+    assert_eq!(latest(&s, &t), before);
+}
+
 /// Damages a directory (given in file order) into a footer value.
 type Damage = fn(Vec<DirectoryEntry>) -> Option<String>;
 

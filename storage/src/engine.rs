@@ -1614,7 +1614,11 @@ impl Storage {
             match failure {
                 MergeFailure::Misplaced(i, strays) => {
                     let Some(input) = loaded.as_mut().and_then(|all| all.get_mut(i)) else {
-                        return Err(Error::Corrupt("a merge input went missing".into()));
+                        // Unreachable: the failure names one of `loaded`.
+                        return Err(Error::Corrupt(format!(
+                            "merge input {i} of {} is not among those read",
+                            inputs.len()
+                        )));
                     };
                     warn_directory_unfit(
                         &input.file,

@@ -15,7 +15,9 @@
 //! - Within a slab, rows are sorted by series rank (label-set order), then time, then
 //!   arrival (a rewritten timestamp's later row comes last; readers keep the last).
 //! - The footer's series directory ([`SERIES_DIRECTORY_KEY`]) has one entry per series and
-//!   slab: (id, first row, rows), sorted by id then first row.
+//!   slab: (id, first row, rows), sorted by id then first row. The storage engine (start-up
+//!   indexing, compaction) uses it only through [`SeriesRuns`], once checked to cover every
+//!   row of the file exactly once, and reads the `series_id` column otherwise.
 //! - Readers cut each series' directory ranges to the row groups whose timestamps overlap
 //!   the query, so an instant query or a short range decodes one slab of a file rather than
 //!   every row of its series.

@@ -15,8 +15,8 @@ use crate::catalog::{Catalog, FileMeta};
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
 use crate::files::{
-    FileStore, ROW_GROUP_ROWS, RowRef, decode_local_parquet, decode_parquet, first_row_per_series,
-    sort_order,
+    DirectoryFault, FileStore, ROW_GROUP_ROWS, RowRef, SeriesRuns, decode_local_parquet,
+    decode_local_parquet_with_footer, decode_parquet, read_local_footer, sort_order,
 };
 use crate::index::{LabelIndex, LabelMatcher};
 use crate::model::{Labels, LogRecord, MetricMetadata, MetricsWrite, SeriesId, Signal, Span};
@@ -28,7 +28,7 @@ use crate::wal::{SegmentSeq, Wal, sync_dir};
 use crate::wal_entry::{self, Entry};
 use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{TimestampMillisecondType, TimestampNanosecondType, UInt64Type};
-use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -341,8 +341,10 @@ fn in_one_window(f: &FileMeta, width_ns: i64) -> bool {
 
 /// Rows and time range (nanoseconds) of one partition (a UTC day, or for metrics a time
 /// window) of a flush or compaction.
-struct DayRange {
-    day: i64,
+struct PartitionRange {
+    /// The partition's number: which window of the partition width (a day for logs and
+    /// traces) since the epoch (see [`window_of`]).
+    window: i64,
     min_ns: i64,
     max_ns: i64,
     rows: u64,
@@ -350,22 +352,22 @@ struct DayRange {
 
 /// The partitions of `width_ns` the rows fall in (in time order), with each one's rows and
 /// time range.
-fn day_ranges(signal: Signal, times: &[&[i64]], width_ns: i64) -> Vec<DayRange> {
+fn partition_ranges(signal: Signal, times: &[&[i64]], width_ns: i64) -> Vec<PartitionRange> {
     let (_, unit) = time_column(signal);
     // Rows rarely span more than a few partitions: a short list beats a map per row.
-    let mut days: Vec<DayRange> = Vec::new();
+    let mut parts: Vec<PartitionRange> = Vec::new();
     for t in times {
         for v in t.iter() {
             let ns = v.saturating_mul(unit);
-            let day = ns.div_euclid(width_ns);
-            match days.iter_mut().find(|d| d.day == day) {
+            let window = window_of(ns, width_ns);
+            match parts.iter_mut().find(|p| p.window == window) {
                 Some(r) => {
                     r.min_ns = r.min_ns.min(ns);
                     r.max_ns = r.max_ns.max(ns);
                     r.rows += 1;
                 }
-                None => days.push(DayRange {
-                    day,
+                None => parts.push(PartitionRange {
+                    window,
                     min_ns: ns,
                     max_ns: ns,
                     rows: 1,
@@ -373,8 +375,8 @@ fn day_ranges(signal: Signal, times: &[&[i64]], width_ns: i64) -> Vec<DayRange> 
             }
         }
     }
-    days.sort_by_key(|d| d.day);
-    days
+    parts.sort_by_key(|p| p.window);
+    parts
 }
 
 /// The token index sidecar of a logs file made of the rows `order` names.
@@ -464,88 +466,163 @@ fn log_quarantined(f: &FileMeta, kept: &Path, why: &Error) {
     );
 }
 
-/// Rows per series of a local metrics file: from its series directory, or for a file
-/// without one from its `series_id` column.
-fn series_row_counts(path: &Path) -> Result<HashMap<u64, u64>> {
-    let mut counts: HashMap<u64, u64> = HashMap::new();
-    let mut directory = false;
-    let read = decode_local_parquet(path, Some(&["series_id"]), |meta| {
-        let dir = crate::files::series_directory(meta)?;
-        for (id, _, rows) in dir {
-            *counts.entry(id).or_default() += rows;
+/// Logs that a metrics file's series directory is not used because it does not fit the
+/// file: its rows are found from its `series_id` column instead.
+fn warn_directory_unfit(f: &FileMeta, fault: &DirectoryFault) {
+    tracing::warn!(
+        tenant = %f.tenant,
+        file = %Path::new("files").join(&f.path).display(),
+        fault = %fault,
+        "a metrics file's series directory does not fit the file: it is ignored and the \
+         file's series are read from its series_id column"
+    );
+}
+
+/// The label-index columns (`id_col`, `map_col`) of a catalogued file, as far as the
+/// index needs them: of a metrics file with a fitting series directory, each series'
+/// first row; else every row. The series at the chosen rows are checked against the
+/// directory: one naming a series where another lies (which would leave a series out of
+/// the index, its labels unknown) is ignored and every row read.
+fn read_index_columns(
+    path: &Path,
+    f: &FileMeta,
+    id_col: &str,
+    map_col: &str,
+) -> Result<Vec<RecordBatch>> {
+    let mut expected: Option<Vec<(u64, u64)>> = None;
+    let mut fault = None;
+    let read = decode_local_parquet(path, Some(&[id_col, map_col]), |meta| {
+        if f.signal != Signal::Metrics {
+            return None;
         }
-        directory = true;
-        // Nothing to decode.
-        let rows = usize::try_from(meta.num_rows()).unwrap_or(0);
-        Some(RowSelection::from(vec![RowSelector::skip(rows)]))
-    })?;
-    if !directory {
-        for b in &read {
-            if let Some(ids) = b
-                .column_by_name("series_id")
-                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-            {
-                for id in ids.values().iter() {
-                    *counts.entry(*id).or_default() += 1;
-                }
+        match SeriesRuns::from_directory(meta) {
+            Ok(Some(runs)) => {
+                let (selection, ids) = runs.first_rows();
+                expected = Some(ids);
+                Some(selection)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                fault = Some(e);
+                None
             }
         }
+    })?;
+    if let Some(fault) = fault {
+        warn_directory_unfit(f, &fault);
     }
-    Ok(counts)
-}
-
-/// A selection of the rows of the series `ids` in a file with the series directory `dir`
-/// of `total` rows.
-fn rows_of_series(
-    dir: &[crate::files::DirectoryEntry],
-    ids: &HashSet<u64>,
-    total: i64,
-) -> RowSelection {
-    let mut runs: Vec<(u64, u64)> = dir
-        .iter()
-        .filter(|e| ids.contains(&e.0))
-        .map(|&(_, first, rows)| (first, first.saturating_add(rows)))
-        .collect();
-    runs.sort_unstable();
-    let total = u64::try_from(total).unwrap_or(0);
-    let mut selectors = Vec::with_capacity(runs.len() * 2 + 1);
-    let mut pos = 0u64;
-    for (lo, hi) in runs {
-        let (lo, hi) = (lo.max(pos).min(total), hi.min(total));
-        if hi <= lo {
-            continue;
-        }
-        if lo > pos {
-            selectors.push(RowSelector::skip((lo - pos) as usize));
-        }
-        selectors.push(RowSelector::select((hi - lo) as usize));
-        pos = hi;
-    }
-    if pos < total {
-        selectors.push(RowSelector::skip((total - pos) as usize));
-    }
-    RowSelection::from(selectors)
-}
-
-/// The rows of a metrics batch whose series is one of `ids`.
-fn keep_series(batch: &RecordBatch, ids: &HashSet<u64>) -> Result<RecordBatch> {
-    let Some(col) = batch
-        .column_by_name("series_id")
-        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-    else {
-        return Err(datafusion::arrow::error::ArrowError::SchemaError(
-            "metrics batch lacks series_id".into(),
-        )
-        .into());
+    let Some(expected) = expected else {
+        return Ok(read);
     };
-    let mask: datafusion::arrow::array::BooleanArray = col
-        .values()
+    let found: Vec<u64> = read
         .iter()
-        .map(|id| Some(ids.contains(id)))
+        .filter_map(|b| {
+            b.column_by_name(id_col)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        })
+        .flat_map(|ids| ids.values().iter().copied())
         .collect();
-    Ok(datafusion::arrow::compute::filter_record_batch(
-        batch, &mask,
-    )?)
+    let Some(&(id, row)) = expected
+        .iter()
+        .zip(found.iter().map(Some).chain(std::iter::repeat(None)))
+        .find(|((id, _), found)| *found != Some(id))
+        .map(|(e, _)| e)
+    else {
+        return Ok(read);
+    };
+    let fault = DirectoryFault::new(format!(
+        "row {row} is not the first row of series {id:016x} that the directory says it is"
+    ));
+    warn_directory_unfit(f, &fault);
+    decode_local_parquet(path, Some(&[id_col, map_col]), |_| None)
+}
+
+/// One input of a metrics window merge past the row cap: its footer and its rows by
+/// series, read once for all the merge's series ranges.
+struct MergeInput {
+    file: FileMeta,
+    path: PathBuf,
+    footer: ArrowReaderMetadata,
+    runs: SeriesRuns,
+    /// Whether the runs come from the file's series directory (not its `series_id`).
+    from_directory: bool,
+}
+
+/// Reads a merge input's footer and its rows by series: from its series directory when
+/// it has one that fits the file (and `use_directory`), else from its `series_id` column.
+fn load_merge_input(f: FileMeta, path: PathBuf, use_directory: bool) -> Result<MergeInput> {
+    let footer = read_local_footer(&path)?;
+    let directory = match use_directory {
+        true => SeriesRuns::from_directory(footer.metadata().file_metadata()),
+        false => Ok(None),
+    };
+    let (runs, from_directory) = match directory {
+        Ok(Some(runs)) => (runs, true),
+        unfit => {
+            if let Err(fault) = unfit {
+                warn_directory_unfit(&f, &fault);
+            }
+            let ids = decode_local_parquet_with_footer(&path, &footer, Some(&["series_id"]), None)?;
+            (SeriesRuns::from_batches(&ids)?, false)
+        }
+    };
+    Ok(MergeInput {
+        file: f,
+        path,
+        footer,
+        runs,
+        from_directory,
+    })
+}
+
+/// A window merge past the row cap: its inputs, read before, and its series ranges.
+struct SplitMerge<'a> {
+    inputs: &'a [Arc<MergeInput>],
+    ranges: Vec<HashSet<u64>>,
+}
+
+/// Why a window merge failed: an input that could not be read (quarantined when its
+/// bytes are bad), or anything else.
+enum MergeFailure {
+    Read(FileMeta, Error),
+    /// Input number `.0`'s series directory put `.1` rows of other series among those of
+    /// one range's series.
+    Misplaced(usize, usize),
+    Write(Error),
+}
+
+/// The metrics columns a merge reads: all but the label columns (the index has them).
+fn metric_columns_without_labels() -> Vec<String> {
+    schema::schema(Signal::Metrics)
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n != "metric_name" && n != "labels")
+        .collect()
+}
+
+/// The rows of the series `ids` of a merge input, without their label columns, read with
+/// the input's footer and runs ([`load_merge_input`]); with how many of them, read by the
+/// file's series directory, turn out to be of other series.
+fn read_series_rows(input: &MergeInput, ids: &HashSet<u64>) -> Result<(Vec<RecordBatch>, usize)> {
+    let cols = metric_columns_without_labels();
+    let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let selection = input.runs.selection(ids);
+    let read =
+        decode_local_parquet_with_footer(&input.path, &input.footer, Some(&cols), Some(selection))?;
+    let mut out = Vec::with_capacity(read.len());
+    let mut strays = 0usize;
+    for b in read.iter().filter(|b| b.num_rows() > 0) {
+        // The runs of a directory that fits cover every row once, but the series it
+        // names at them are checked only here.
+        if input.from_directory
+            && let Some((series, _)) = schema::metric_keys(b)
+        {
+            strays += series.iter().filter(|id| !ids.contains(id)).count();
+        }
+        out.push(schema::metrics_batch_without_labels(b)?);
+    }
+    Ok((out, strays))
 }
 
 impl Storage {
@@ -584,10 +661,7 @@ impl Storage {
             // metrics file with a series directory only each series' first row (decoding
             // every row of a compacted file would take gigabytes the allocator then keeps).
             let path = files.local_path(&f.path);
-            let metrics = f.signal == Signal::Metrics;
-            let read = decode_local_parquet(&path, Some(&[id_col, map_col]), |meta| {
-                metrics.then(|| first_row_per_series(meta)).flatten()
-            });
+            let read = read_index_columns(&path, f, id_col, map_col);
             match read {
                 Ok(batches) => {
                     for batch in batches {
@@ -1096,10 +1170,10 @@ impl Storage {
                 .iter()
                 .map(|b| time_values(signal, b))
                 .collect::<Result<Vec<&[i64]>>>()?;
-            let days = day_ranges(signal, &times, width);
-            let mut out = Vec::with_capacity(days.len());
-            for range in &days {
-                let part: Cow<'_, [RowRef]> = if days.len() == 1 {
+            let parts = partition_ranges(signal, &times, width);
+            let mut out = Vec::with_capacity(parts.len());
+            for range in &parts {
+                let part: Cow<'_, [RowRef]> = if parts.len() == 1 {
                     Cow::Borrowed(&order)
                 } else {
                     let (_, unit) = time_column(signal);
@@ -1113,7 +1187,7 @@ impl Storage {
                                     .and_then(|t| t.get(r as usize))
                                     .copied()
                                     .unwrap_or(0);
-                                t.saturating_mul(unit).div_euclid(width) == range.day
+                                window_of(t.saturating_mul(unit), width) == range.window
                             })
                             .collect(),
                     )
@@ -1126,7 +1200,7 @@ impl Storage {
                     &prepare,
                 )?;
                 let tokens = (signal == Signal::Logs).then(|| log_token_index(&batches, &part));
-                let start = range.day.saturating_mul(width);
+                let start = range.window.saturating_mul(width);
                 // Rows of series without a rank (unknown to the index) go last: a file
                 // whose last series has one is in label order throughout.
                 let id_at = |(b, r): RowRef| {
@@ -1166,7 +1240,7 @@ impl Storage {
         })
         .await
         .map_err(|_| Error::ShuttingDown)??;
-        let mut metas = Vec::new();
+        let mut metas: Vec<FileMeta> = Vec::new();
         for part in encoded {
             let EncodedPart {
                 partition: day,
@@ -1181,14 +1255,25 @@ impl Storage {
             catalog.next_file_id += 1;
             let path = format!("{tenant}/{signal}/{day}/{id:016}.parquet");
             let mut size = bytes.len() as u64;
-            if let Some(t) = tokens {
-                size += t.len() as u64;
-                self.inner
-                    .files
-                    .put(&token_index::sidecar_path(&path), t)
-                    .await?;
+            let put = async {
+                if let Some(t) = tokens {
+                    size += t.len() as u64;
+                    self.inner
+                        .files
+                        .put(&token_index::sidecar_path(&path), t)
+                        .await?;
+                }
+                self.inner.files.put(&path, bytes).await
             }
-            self.inner.files.put(&path, bytes).await?;
+            .await;
+            if let Err(e) = put {
+                // No catalog will name the files of this call: they go now (their ids
+                // are reused), this one's too in case it was written before failing.
+                let mut written: Vec<String> = metas.iter().map(|m| m.path.clone()).collect();
+                written.push(path);
+                self.delete_unnamed(signal, &written).await;
+                return Err(e);
+            }
             metas.push(FileMeta {
                 id,
                 tenant: tenant.clone(),
@@ -1205,6 +1290,27 @@ impl Storage {
             });
         }
         Ok(metas)
+    }
+
+    /// Deletes data files (with their sidecars) that no catalog names, written by a flush
+    /// or compaction that then failed. A failure is logged, not returned: the caller's
+    /// error is the one to report, and what is left goes as an orphan at the next start.
+    async fn delete_unnamed(&self, signal: Signal, paths: &[String]) {
+        for path in paths {
+            let mut doomed = vec![path.clone()];
+            if signal == Signal::Logs {
+                doomed.push(token_index::sidecar_path(path));
+            }
+            for p in doomed {
+                if let Err(e) = self.inner.files.delete(&p).await {
+                    tracing::warn!(
+                        file = %Path::new("files").join(&p).display(),
+                        error = %e,
+                        "deleting a file of a failed write failed; it goes at the next start"
+                    );
+                }
+            }
+        }
     }
 
     /// Compacts metrics by time window ([`Storage::compact_metrics`]) and logs and traces
@@ -1244,7 +1350,7 @@ impl Storage {
             if candidates.len() < self.inner.config.compaction_min_files {
                 continue;
             }
-            candidates.sort_by_key(|f| (f.rows, f.id));
+            candidates.sort_by_key(|f| (f.rows, f.write_seq()));
             let mut inputs = Vec::new();
             let mut rows = 0u64;
             for f in candidates {
@@ -1257,9 +1363,9 @@ impl Storage {
             if inputs.len() < 2 {
                 continue;
             }
-            // Rows are merged in write order (file ids grow with each write), so of two
-            // rows of a series at one time the later write stays last in the output.
-            inputs.sort_by_key(|f| f.id);
+            // Rows are merged in write order, so of two rows of a series at one time the
+            // later write stays last in the output.
+            inputs.sort_by_key(FileMeta::write_seq);
             let mut batches = Vec::new();
             let mut readable = Vec::with_capacity(inputs.len());
             for f in inputs {
@@ -1347,7 +1453,7 @@ impl Storage {
             else {
                 continue;
             };
-            let batches = match self.read_metric_rows(&f, None).await {
+            let batches = match self.read_metric_rows(&f).await {
                 Ok(b) => b,
                 Err(e) if e.is_corrupt_file() => {
                     self.quarantine(&f, &e).await?;
@@ -1439,8 +1545,12 @@ impl Storage {
             }
         }
         files.sort_by_key(FileMeta::write_seq);
-        let mut writes: Vec<u64> = files.iter().map(FileMeta::write_seq).collect();
-        writes.dedup();
+        // The writes the files come from, and the rows of the largest.
+        let (mut writes, mut largest) = (0usize, 0u64);
+        for write in files.chunk_by(|a, b| a.write_seq() == b.write_seq()) {
+            writes += 1;
+            largest = largest.max(write.iter().map(|f| f.rows).sum());
+        }
         let flush_ns =
             i64::try_from(self.inner.config.flush_interval.as_nanos()).unwrap_or(i64::MAX);
         let ended = end.saturating_add(flush_ns) <= now_ns();
@@ -1448,68 +1558,121 @@ impl Storage {
         // largest write are a tenth of it: a trickle of late samples into a merged window
         // waits (reads merge overlapping files) instead of rewriting the window each round.
         let total: u64 = files.iter().map(|f| f.rows).sum();
-        let largest = writes
-            .iter()
-            .map(|w| {
-                files
-                    .iter()
-                    .filter(|f| f.write_seq() == *w)
-                    .map(|f| f.rows)
-                    .sum::<u64>()
-            })
-            .max()
-            .unwrap_or(0);
         let late_enough = total.saturating_sub(largest).saturating_mul(10) >= total;
-        let due = writes.len() >= 2
-            && (writes.len() >= self.inner.config.compaction_min_files || (ended && late_enough));
+        let due = writes >= 2
+            && (writes >= self.inner.config.compaction_min_files || (ended && late_enough));
         due.then_some(files)
     }
 
     /// Merges the files of one time window (`inputs`, in write order) into files of at
     /// most `compaction_max_rows` rows split by series range, replacing them in the
     /// catalog at once. `false` when an input could not be read (it went to quarantine;
-    /// the next round merges the others).
+    /// the next round merges the others). Outputs written before a failure are deleted
+    /// (no catalog names them; their ids are reused).
     async fn merge_window(&self, tenant: &TenantId, inputs: Vec<FileMeta>) -> Result<bool> {
         let rows: u64 = inputs.iter().map(|f| f.rows).sum();
-        let seq = inputs.iter().map(FileMeta::write_seq).max().unwrap_or(0);
-        let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
         let cap = self.inner.config.compaction_max_rows;
-        let ranges: Vec<Option<Arc<HashSet<u64>>>> = if rows <= cap {
-            vec![None]
-        } else {
-            match self.series_ranges(tenant, &inputs, rows, cap).await {
-                Ok(r) => r.into_iter().map(|r| Some(Arc::new(r))).collect(),
-                Err((f, e)) if e.is_corrupt_file() => {
+        // Past the cap, each input's footer and rows by series are read once, for all the
+        // series ranges.
+        let mut loaded: Option<Vec<Arc<MergeInput>>> = None;
+        if rows > cap {
+            let mut all = Vec::with_capacity(inputs.len());
+            for f in &inputs {
+                match self.load_merge_input(f, true).await {
+                    Ok(input) => all.push(input),
+                    Err(e) if e.is_corrupt_file() => {
+                        self.quarantine(f, &e).await?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            loaded = Some(all);
+        }
+        // Each round but the last finds an input whose directory names the wrong series
+        // at some rows, which is then read from its `series_id` column instead.
+        loop {
+            let split = loaded.as_deref().map(|inputs| SplitMerge {
+                inputs,
+                ranges: self.series_ranges(tenant, inputs, rows, cap),
+            });
+            let mut next = self.inner.state.read().catalog.clone();
+            let mut outputs: Vec<FileMeta> = Vec::new();
+            let failure = match self
+                .write_merged(tenant, &inputs, split, &mut next, &mut outputs)
+                .await
+            {
+                Ok(()) => {
+                    self.replace_files(next, &inputs, outputs).await?;
+                    telemetry::COMPACTIONS.add(1);
+                    return Ok(true);
+                }
+                Err(failure) => failure,
+            };
+            let written: Vec<String> = outputs.iter().map(|o| o.path.clone()).collect();
+            self.delete_unnamed(Signal::Metrics, &written).await;
+            match failure {
+                MergeFailure::Misplaced(i, strays) => {
+                    let Some(input) = loaded.as_mut().and_then(|all| all.get_mut(i)) else {
+                        // Unreachable: the failure names one of `loaded`.
+                        return Err(Error::Corrupt(format!(
+                            "merge input {i} of {} is not among those read",
+                            inputs.len()
+                        )));
+                    };
+                    warn_directory_unfit(
+                        &input.file,
+                        &DirectoryFault::new(format!(
+                            "{strays} rows of the series one merge range selected belong to \
+                             other series"
+                        )),
+                    );
+                    let f = input.file.clone();
+                    *input = match self.load_merge_input(&f, false).await {
+                        Ok(reloaded) => reloaded,
+                        Err(e) if e.is_corrupt_file() => {
+                            self.quarantine(&f, &e).await?;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                }
+                MergeFailure::Read(f, e) if e.is_corrupt_file() => {
                     self.quarantine(&f, &e).await?;
                     return Ok(false);
                 }
-                Err((_, e)) => return Err(e),
+                MergeFailure::Read(_, e) | MergeFailure::Write(e) => return Err(e),
             }
-        };
-        let mut next = self.inner.state.read().catalog.clone();
-        let mut outputs: Vec<FileMeta> = Vec::new();
-        for range in ranges {
-            let mut batches = Vec::new();
-            for f in &inputs {
-                match self.read_metric_rows(f, range.clone()).await {
-                    Ok(b) => batches.extend(b),
-                    Err(e) => {
-                        // Outputs written so far are in no catalog: they go now (their
-                        // ids are reused).
-                        for o in &outputs {
-                            self.inner.files.delete(&o.path).await?;
-                        }
-                        if e.is_corrupt_file() {
-                            self.quarantine(f, &e).await?;
-                            return Ok(false);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
+        }
+    }
+
+    /// Reads a merge input's footer and rows by series ([`load_merge_input`]), from its
+    /// series directory only when `use_directory`.
+    async fn load_merge_input(&self, f: &FileMeta, use_directory: bool) -> Result<Arc<MergeInput>> {
+        let (file, path) = (f.clone(), self.inner.files.local_path(&f.path));
+        tokio::task::spawn_blocking(move || load_merge_input(file, path, use_directory))
+            .await
+            .map_err(|_| Error::ShuttingDown)?
+            .map(Arc::new)
+    }
+
+    /// Writes the merge of `inputs` into `outputs` (numbered in `next`): all of it into
+    /// one set of files, or with `split` (the inputs read before, and the series ranges)
+    /// one set per series range, reading each input's rows of one range at a time.
+    async fn write_merged(
+        &self,
+        tenant: &TenantId,
+        inputs: &[FileMeta],
+        split: Option<SplitMerge<'_>>,
+        next: &mut Catalog,
+        outputs: &mut Vec<FileMeta>,
+    ) -> std::result::Result<(), MergeFailure> {
+        let seq = inputs.iter().map(FileMeta::write_seq).max().unwrap_or(0);
+        let level = inputs.iter().map(|f| f.level).max().unwrap_or(0) + 1;
+        let mut write = async |batches: Vec<RecordBatch>| -> Result<()> {
             let written = self
                 .write_files(
-                    &mut next,
+                    next,
                     tenant,
                     Signal::Metrics,
                     batches,
@@ -1519,31 +1682,53 @@ impl Storage {
                 )
                 .await?;
             outputs.extend(written);
+            Ok(())
+        };
+        let Some(SplitMerge {
+            inputs: loaded,
+            ranges,
+        }) = split
+        else {
+            let mut batches = Vec::new();
+            for f in inputs {
+                let read = self.read_metric_rows(f).await;
+                batches.extend(read.map_err(|e| MergeFailure::Read(f.clone(), e))?);
+            }
+            return write(batches).await.map_err(MergeFailure::Write);
+        };
+        for range in ranges {
+            let range = Arc::new(range);
+            let mut batches = Vec::new();
+            for (i, input) in loaded.iter().enumerate() {
+                let (task_input, ids) = (input.clone(), range.clone());
+                let read = tokio::task::spawn_blocking(move || read_series_rows(&task_input, &ids))
+                    .await
+                    .map_err(|_| MergeFailure::Write(Error::ShuttingDown))?;
+                match read {
+                    Ok((_, strays)) if strays > 0 => {
+                        return Err(MergeFailure::Misplaced(i, strays));
+                    }
+                    Ok((b, _)) => batches.extend(b),
+                    Err(e) => return Err(MergeFailure::Read(input.file.clone(), e)),
+                }
+            }
+            write(batches).await.map_err(MergeFailure::Write)?;
         }
-        self.replace_files(next, &inputs, outputs).await?;
-        telemetry::COMPACTIONS.add(1);
-        Ok(true)
+        Ok(())
     }
 
     /// Cuts the series of `inputs` (in label order) into ranges of about equal rows, each
     /// at most `cap` rows (unless one series alone has more), as few as the cap allows.
-    /// Rows per series come from the files' series directories (or, for files without
-    /// one, their `series_id` column). An error names the file it comes from.
-    async fn series_ranges(
+    fn series_ranges(
         &self,
         tenant: &TenantId,
-        inputs: &[FileMeta],
+        inputs: &[Arc<MergeInput>],
         rows: u64,
         cap: u64,
-    ) -> std::result::Result<Vec<HashSet<u64>>, (FileMeta, Error)> {
+    ) -> Vec<HashSet<u64>> {
         let mut counts: HashMap<u64, u64> = HashMap::new();
-        for f in inputs {
-            let path = self.inner.files.local_path(&f.path);
-            let per_file = tokio::task::spawn_blocking(move || series_row_counts(&path))
-                .await
-                .map_err(|_| (f.clone(), Error::ShuttingDown))?
-                .map_err(|e| (f.clone(), e))?;
-            for (id, n) in per_file {
+        for input in inputs {
+            for (id, n) in input.runs.row_counts() {
                 *counts.entry(id).or_default() += n;
             }
         }
@@ -1582,43 +1767,20 @@ impl Storage {
         if !current.is_empty() {
             out.push(current);
         }
-        Ok(out)
+        out
     }
 
-    /// The rows of a metrics file without their label columns (the index has them), all
-    /// of them or those of the series `only`.
-    async fn read_metric_rows(
-        &self,
-        f: &FileMeta,
-        only: Option<Arc<HashSet<u64>>>,
-    ) -> Result<Vec<RecordBatch>> {
+    /// The rows of a metrics file without their label columns (the index has them).
+    async fn read_metric_rows(&self, f: &FileMeta) -> Result<Vec<RecordBatch>> {
         let path = self.inner.files.local_path(&f.path);
         tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
-            let metrics = schema::schema(Signal::Metrics);
-            let cols: Vec<&str> = metrics
-                .fields()
+            let cols = metric_columns_without_labels();
+            let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+            decode_local_parquet(&path, Some(&cols), |_| None)?
                 .iter()
-                .map(|f| f.name().as_str())
-                .filter(|n| *n != "metric_name" && *n != "labels")
-                .collect();
-            let mut directory = false;
-            let read = decode_local_parquet(&path, Some(&cols), |meta| {
-                let ids = only.as_ref()?;
-                let dir = crate::files::series_directory(meta)?;
-                directory = true;
-                Some(rows_of_series(&dir, ids, meta.num_rows()))
-            })?;
-            let mut out = Vec::with_capacity(read.len());
-            for b in read {
-                let b = match (&only, directory) {
-                    (Some(ids), false) => keep_series(&b, ids)?,
-                    _ => b,
-                };
-                if b.num_rows() > 0 {
-                    out.push(schema::metrics_batch_without_labels(&b)?);
-                }
-            }
-            Ok(out)
+                .filter(|b| b.num_rows() > 0)
+                .map(schema::metrics_batch_without_labels)
+                .collect()
         })
         .await
         .map_err(|_| Error::ShuttingDown)?

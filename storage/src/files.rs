@@ -15,7 +15,9 @@
 //! - Within a slab, rows are sorted by series rank (label-set order), then time, then
 //!   arrival (a rewritten timestamp's later row comes last; readers keep the last).
 //! - The footer's series directory ([`SERIES_DIRECTORY_KEY`]) has one entry per series and
-//!   slab: (id, first row, rows), sorted by id then first row.
+//!   slab: (id, first row, rows), sorted by id then first row. The storage engine (start-up
+//!   indexing, compaction) uses it only through [`SeriesRuns`], once checked to cover every
+//!   row of the file exactly once, and reads the `series_id` column otherwise.
 //! - Readers cut each series' directory ranges to the row groups whose timestamps overlap
 //!   the query, so an instant query or a short range decodes one slab of a file rather than
 //!   every row of its series.
@@ -40,7 +42,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
-    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::{FileMetaData, KeyValue, SortingColumn};
@@ -465,7 +467,7 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// Hex of the directory as varints: id deltas (entries sorted by id), first rows, counts.
-fn directory_hex(entries: &[DirectoryEntry]) -> String {
+pub(crate) fn directory_hex(entries: &[DirectoryEntry]) -> String {
     let mut bytes = Vec::with_capacity(entries.len() * 8);
     let mut prev = 0u64;
     for &(id, start, rows) in entries {
@@ -495,50 +497,205 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// A metrics file's series directory, sorted by id; `None` for files sorted by id (they
 /// predate the directory, or were written without label ranks), which readers prune by
-/// `series_id` statistics instead.
+/// `series_id` statistics instead. Not checked against the file: the storage engine reads
+/// directories through [`SeriesRuns::from_directory`], which is.
 pub fn series_directory(meta: &FileMetaData) -> Option<Vec<DirectoryEntry>> {
-    let bytes = footer_bytes(meta, SERIES_DIRECTORY_KEY)?;
+    parse_directory(&footer_bytes(meta, SERIES_DIRECTORY_KEY)?)
+}
+
+/// The entries of a series directory's bytes (see [`directory_hex`]), in stored order.
+fn parse_directory(bytes: &[u8]) -> Option<Vec<DirectoryEntry>> {
     let mut pos = 0;
     let mut out = Vec::new();
     let mut prev = 0u64;
     while pos < bytes.len() {
-        let id = prev.wrapping_add(read_varint(&bytes, &mut pos)?);
+        let id = prev.wrapping_add(read_varint(bytes, &mut pos)?);
         prev = id;
-        let start = read_varint(&bytes, &mut pos)?;
-        let rows = read_varint(&bytes, &mut pos)?;
+        let start = read_varint(bytes, &mut pos)?;
+        let rows = read_varint(bytes, &mut pos)?;
         out.push((id, start, rows));
     }
     Some(out)
 }
 
-/// The first row of every series of a metrics file with a series directory: a series'
-/// labels are the same on all its rows, so these rows name every series once. `None` for
-/// files without a directory (or with one that does not fit the file).
-pub fn first_row_per_series(meta: &FileMetaData) -> Option<RowSelection> {
-    let mut dir = series_directory(meta)?;
-    // Sorted by id then first row: a series' first entry comes first (one per time slab).
-    dir.dedup_by_key(|e| e.0);
-    dir.sort_unstable_by_key(|e| e.1);
-    let total = u64::try_from(meta.num_rows()).ok()?;
-    let mut selectors = Vec::with_capacity(dir.len() * 2 + 1);
-    let mut pos = 0u64;
-    for (_, first, rows) in dir {
-        if rows == 0 {
-            continue;
-        }
-        if first < pos || first >= total {
-            return None;
-        }
-        if first > pos {
-            selectors.push(RowSelector::skip(usize::try_from(first - pos).ok()?));
-        }
-        selectors.push(RowSelector::select(1));
-        pos = first + 1;
+/// Why a metrics file's series directory does not fit the file (see
+/// [`SeriesRuns::from_directory`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryFault(String);
+
+impl DirectoryFault {
+    pub fn new(why: impl Into<String>) -> Self {
+        DirectoryFault(why.into())
     }
-    if pos < total {
-        selectors.push(RowSelector::skip(usize::try_from(total - pos).ok()?));
+}
+
+impl std::fmt::Display for DirectoryFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
-    Some(RowSelection::from(selectors))
+}
+
+/// A metrics file's rows by series: runs of consecutive rows of one series, in file
+/// order, that cover every row of the file exactly once. A merge that splits its output
+/// by series range selects each range's rows through them, so a run that missed or
+/// misplaced rows would lose them: runs come from a series directory only once it is
+/// checked against the file ([`SeriesRuns::from_directory`]), or else from the file's
+/// `series_id` column ([`SeriesRuns::from_batches`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesRuns {
+    /// (series id, first row, rows), by first row, each run starting where the one
+    /// before ends.
+    runs: Vec<DirectoryEntry>,
+}
+
+impl SeriesRuns {
+    /// The runs of a metrics file's series directory: `Ok(None)` when the file has none,
+    /// an error when the directory does not fit the file. It fits when it decodes, its
+    /// entries are in stored order (by series id, then first row, no two alike), each
+    /// entry has rows, and the entries' rows, in row order, follow one another from row 0
+    /// to the file's last row without a gap or an overlap (so they add up to the file's
+    /// row count and lie within it).
+    pub fn from_directory(meta: &FileMetaData) -> Result<Option<SeriesRuns>, DirectoryFault> {
+        let fault = |why: String| Err(DirectoryFault(why));
+        let Some(kv) = meta
+            .key_value_metadata()
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == SERIES_DIRECTORY_KEY))
+        else {
+            return Ok(None);
+        };
+        let Some(mut runs) = kv
+            .value
+            .as_deref()
+            .and_then(from_hex)
+            .and_then(|bytes| parse_directory(&bytes))
+        else {
+            return fault("the series directory does not decode".into());
+        };
+        let Ok(total) = u64::try_from(meta.num_rows()) else {
+            return fault(format!("the file claims {} rows", meta.num_rows()));
+        };
+        for pair in runs.windows(2) {
+            let ((a, a_first, _), (b, b_first, _)) = (pair[0], pair[1]);
+            if (a, a_first) >= (b, b_first) {
+                return fault(format!(
+                    "directory entries out of order: series {b:016x} at row {b_first} \
+                     follows series {a:016x} at row {a_first}"
+                ));
+            }
+        }
+        if let Some((id, first, _)) = runs.iter().find(|e| e.2 == 0) {
+            return fault(format!(
+                "series {id:016x} has an entry of no rows at row {first}"
+            ));
+        }
+        runs.sort_unstable_by_key(|e| e.1);
+        let mut pos = 0u64;
+        for &(id, first, rows) in &runs {
+            if first != pos {
+                let what = if first < pos {
+                    "overlap"
+                } else {
+                    "leave a gap before"
+                };
+                return fault(format!(
+                    "the rows of series {id:016x} (from row {first}) {what} row {pos}"
+                ));
+            }
+            let Some(end) = first.checked_add(rows).filter(|&end| end <= total) else {
+                return fault(format!(
+                    "the rows of series {id:016x} (from row {first}, {rows} rows) run past \
+                     the file's {total} rows"
+                ));
+            };
+            pos = end;
+        }
+        if pos != total {
+            return fault(format!(
+                "the directory covers {pos} rows of the file's {total}"
+            ));
+        }
+        Ok(Some(SeriesRuns { runs }))
+    }
+
+    /// The runs of the `series_id` column of a metrics file's rows, `batches` in file
+    /// order.
+    pub fn from_batches(batches: &[RecordBatch]) -> Result<SeriesRuns> {
+        let mut runs: Vec<DirectoryEntry> = Vec::new();
+        let mut row = 0u64;
+        for b in batches {
+            let Some(ids) = b
+                .column_by_name("series_id")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+            else {
+                return Err(datafusion::arrow::error::ArrowError::SchemaError(
+                    "metrics batch lacks series_id".into(),
+                )
+                .into());
+            };
+            for &id in ids.values().iter() {
+                match runs.last_mut() {
+                    Some(last) if last.0 == id => last.2 += 1,
+                    _ => runs.push((id, row, 1)),
+                }
+                row += 1;
+            }
+        }
+        Ok(SeriesRuns { runs })
+    }
+
+    /// How many rows each series has.
+    pub fn row_counts(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs.iter().map(|&(id, _, rows)| (id, rows))
+    }
+
+    /// The rows of the series `ids`, every other row skipped.
+    pub fn selection(&self, ids: &std::collections::HashSet<u64>) -> RowSelection {
+        let mut selectors: Vec<RowSelector> = Vec::new();
+        for &(id, _, rows) in &self.runs {
+            let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+            let select = ids.contains(&id);
+            // Neighbouring runs of one kind make one selector.
+            match selectors.last_mut() {
+                Some(last) if last.skip != select => last.row_count += rows,
+                _ => selectors.push(if select {
+                    RowSelector::select(rows)
+                } else {
+                    RowSelector::skip(rows)
+                }),
+            }
+        }
+        RowSelection::from(selectors)
+    }
+
+    /// The first row of every series (a series' labels are the same on all its rows, so
+    /// these rows name every series once), with the series expected at each of those
+    /// rows, `(series id, row)` in row order.
+    pub fn first_rows(&self) -> (RowSelection, Vec<(u64, u64)>) {
+        let mut seen = std::collections::HashSet::new();
+        let mut selectors = Vec::new();
+        let mut ids = Vec::new();
+        let mut pos = 0u64;
+        for &(id, first, _) in &self.runs {
+            if !seen.insert(id) {
+                continue;
+            }
+            if first > pos {
+                selectors.push(RowSelector::skip(
+                    usize::try_from(first - pos).unwrap_or(usize::MAX),
+                ));
+            }
+            selectors.push(RowSelector::select(1));
+            ids.push((id, first));
+            pos = first + 1;
+        }
+        let total = self.runs.last().map_or(0, |&(_, first, rows)| first + rows);
+        if total > pos {
+            selectors.push(RowSelector::skip(
+                usize::try_from(total - pos).unwrap_or(usize::MAX),
+            ));
+        }
+        (RowSelection::from(selectors), ids)
+    }
 }
 
 fn too_many_rows() -> Error {
@@ -1059,15 +1216,20 @@ pub fn decode_parquet_selecting<R: ChunkReader + 'static>(
     columns: Option<&[&str]>,
     select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
-    catch_corrupt(|| decode_parquet_unguarded(data, columns, select))
+    catch_corrupt(|| decode_parquet_unguarded(data, None, columns, select))
 }
 
+/// Decodes a file, with its footer as given (`footer`, read before) or read now.
 fn decode_parquet_unguarded<R: ChunkReader + 'static>(
     data: R,
+    footer: Option<ArrowReaderMetadata>,
     columns: Option<&[&str]>,
     select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(data)?;
+    let mut builder = match footer {
+        Some(footer) => ParquetRecordBatchReaderBuilder::new_with_metadata(data, footer),
+        None => ParquetRecordBatchReaderBuilder::try_new(data)?,
+    };
     let selection = select(builder.metadata().file_metadata());
     if let Some(cols) = columns {
         let schema = builder.parquet_schema();
@@ -1197,6 +1359,38 @@ pub fn decode_local_parquet(
     columns: Option<&[&str]>,
     select: impl FnOnce(&FileMetaData) -> Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
+    with_local_file(path, |watched| {
+        catch_corrupt(|| decode_parquet_unguarded(watched, None, columns, select))
+    })
+}
+
+/// The footer of a local Parquet file, read once for several reads of the file
+/// ([`decode_local_parquet_with_footer`]). Errors as [`decode_local_parquet`]'s.
+pub fn read_local_footer(path: &Path) -> Result<ArrowReaderMetadata> {
+    with_local_file(path, |watched| {
+        catch_corrupt(|| Ok(ArrowReaderMetadata::load(&watched, Default::default())?))
+    })
+}
+
+/// [`decode_local_parquet`] of a file whose footer was read before
+/// ([`read_local_footer`]): only the chosen columns' chunks are read.
+pub fn decode_local_parquet_with_footer(
+    path: &Path,
+    footer: &ArrowReaderMetadata,
+    columns: Option<&[&str]>,
+    selection: Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    let footer = footer.clone();
+    with_local_file(path, |watched| {
+        catch_corrupt(|| {
+            decode_parquet_unguarded(watched, Some(footer), columns, move |_| selection)
+        })
+    })
+}
+
+/// Runs `read` on a local file watched for I/O failures ([`WatchedFile`]): a read that
+/// failed because the file could not be read is [`Error::Io`].
+fn with_local_file<T>(path: &Path, read: impl FnOnce(WatchedFile) -> Result<T>) -> Result<T> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let failure = Arc::new(parking_lot::Mutex::new(None));
@@ -1205,7 +1399,7 @@ pub fn decode_local_parquet(
         len,
         failure: failure.clone(),
     };
-    let read = decode_parquet_selecting(watched, columns, select);
+    let read = read(watched);
     match failure.lock().take() {
         Some(e) if read.is_err() => Err(Error::io(path, e)),
         _ => read,
@@ -1359,6 +1553,131 @@ mod tests {
             )),
             None
         );
+    }
+
+    /// The metadata of a file of `rows` rows whose series directory footer value is
+    /// `directory` (`None`: no directory).
+    fn meta_with_directory(rows: i64, directory: Option<String>) -> FileMetaData {
+        let file =
+            Bytes::from(encode_parquet(Signal::Metrics, &batch(&[("a", 1)])).expect("encode"));
+        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .expect("footer");
+        let kvs = directory.map(|v| vec![KeyValue::new(SERIES_DIRECTORY_KEY.to_string(), v)]);
+        FileMetaData::new(
+            1,
+            rows,
+            None,
+            kvs,
+            meta.file_metadata().schema_descr_ptr(),
+            None,
+        )
+    }
+
+    fn runs_of(
+        rows: i64,
+        entries: &[DirectoryEntry],
+    ) -> Result<Option<SeriesRuns>, DirectoryFault> {
+        SeriesRuns::from_directory(&meta_with_directory(rows, Some(directory_hex(entries))))
+    }
+
+    #[test]
+    fn a_series_directory_is_used_only_when_it_covers_its_file_once() {
+        // Series 7: rows 0-1 and 5-6 (two slabs); series 9: rows 2-4.
+        let good = [(7, 0, 2), (7, 5, 2), (9, 2, 3)];
+        let runs = runs_of(7, &good).expect("fits").expect("a directory");
+        let mut counts: Vec<(u64, u64)> = runs.row_counts().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [(7, 2), (7, 2), (9, 3)]);
+        let only_9 = runs.selection(&[9].into_iter().collect());
+        assert_eq!(
+            Vec::from(only_9),
+            vec![
+                RowSelector::skip(2),
+                RowSelector::select(3),
+                RowSelector::skip(2)
+            ]
+        );
+        let (first, ids) = runs.first_rows();
+        assert_eq!(ids, [(7, 0), (9, 2)]);
+        assert_eq!(
+            Vec::from(first),
+            vec![
+                RowSelector::select(1),
+                RowSelector::skip(1),
+                RowSelector::select(1),
+                RowSelector::skip(4)
+            ]
+        );
+        // The same runs as the series_id column of those rows gives.
+        let ids = [7u64, 7, 9, 9, 9, 7, 7];
+        let column = RecordBatch::try_from_iter([(
+            "series_id",
+            Arc::new(datafusion::arrow::array::UInt64Array::from(ids.to_vec()))
+                as datafusion::arrow::array::ArrayRef,
+        )])
+        .expect("batch");
+        let from_column =
+            SeriesRuns::from_batches(&[column.slice(0, 3), column.slice(3, 4)]).expect("runs");
+        assert_eq!(
+            Vec::from(from_column.selection(&[9].into_iter().collect())),
+            {
+                let s: Vec<RowSelector> = runs.selection(&[9].into_iter().collect()).into();
+                s
+            }
+        );
+        // No directory: nothing to check, nothing used.
+        assert_eq!(
+            SeriesRuns::from_directory(&meta_with_directory(7, None)),
+            Ok(None)
+        );
+        // Every way of not covering the file's rows once is refused.
+        let damaged: [(&str, i64, &[DirectoryEntry]); 8] = [
+            ("fewer rows than the file", 8, &good),
+            ("more rows than the file", 6, &good),
+            ("a series left out", 7, &[(7, 0, 2), (7, 5, 2)]),
+            (
+                "a gap and an overlap",
+                7,
+                &[(7, 0, 2), (7, 5, 2), (9, 3, 3)],
+            ),
+            (
+                "one row in two series",
+                7,
+                &[(7, 0, 3), (7, 5, 2), (9, 2, 3)],
+            ),
+            (
+                "an entry of no rows",
+                7,
+                &[(7, 0, 2), (7, 5, 2), (8, 4, 0), (9, 2, 3)],
+            ),
+            ("rows past the end", 7, &[(7, 0, 2), (9, 2, u64::MAX)]),
+            (
+                "a series twice at one row",
+                7,
+                &[(7, 0, 2), (7, 0, 2), (9, 2, 5)],
+            ),
+        ];
+        for (what, rows, entries) in damaged {
+            assert!(runs_of(rows, entries).is_err(), "{what}");
+        }
+        // Stored out of id order (the encoding takes any order).
+        assert!(
+            SeriesRuns::from_directory(&meta_with_directory(
+                7,
+                Some(directory_hex(&[(9, 2, 3), (7, 0, 2), (7, 5, 2)]))
+            ))
+            .is_err()
+        );
+        // Not hex, or hex that is not a directory.
+        for value in ["zz", "ff"] {
+            assert!(
+                SeriesRuns::from_directory(&meta_with_directory(7, Some(value.into()))).is_err(),
+                "{value}"
+            );
+        }
+        // A file claiming a negative row count.
+        assert!(runs_of(-1, &good).is_err());
     }
 
     #[test]

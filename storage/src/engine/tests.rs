@@ -128,7 +128,9 @@ fn reopen_rebuilds_the_label_index_from_each_series_first_row() {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("footer");
         let dir_meta = builder.metadata().file_metadata();
         assert!(
-            first_row_per_series(dir_meta).is_some(),
+            SeriesRuns::from_directory(dir_meta)
+                .expect("a directory that fits")
+                .is_some(),
             "no series directory"
         );
     }
@@ -1630,3 +1632,5 @@ fn a_slabbed_metrics_file_records_no_series_range() {
     block(s.flush()).expect("flush");
     assert!(metric_files(&s, &t)[0].series.is_some());
 }
+
+mod directory;

@@ -32,29 +32,49 @@ pub(crate) struct Footer {
 /// A metrics file's series directory: each series' row range, sorted by id.
 pub(crate) struct SeriesDirectory {
     entries: Vec<DirectoryEntry>,
-    /// Every [`SPARSE`]th entry's id: a binary search over these stays in cache, where
-    /// one over the whole directory (a few MB per file) misses on nearly every probe.
-    sparse: Vec<u64>,
+    /// Open-addressing table of each series' first entry (position + 1, 0 for an empty
+    /// slot), at most half full: a lookup reads one or two slots and one entry. A binary
+    /// search of the directory (a few MB per file, cold between queries) missed the cache
+    /// on nearly every probe, and even one over every 8th id was 7% of a small query.
+    slots: Vec<u32>,
     /// Whether some series has more than one entry (one per time slab of the file).
     slabbed: bool,
 }
 
-/// Entries per sparse key of a [`SeriesDirectory`]: a lookup's search of the entries
-/// between two keys touches few cache lines of the (cold) directory, the keys themselves
-/// (1 byte per entry) stay in cache. At 64 entries a key, the lookups of a few hundred
-/// series in each file were a tenth of a small query's CPU.
-const SPARSE: usize = 8;
+/// The table slot where a lookup of series `id` starts (`mask` = slots - 1): ids are
+/// hashes of label sets, but tests and old data use small ones, so they are mixed first.
+fn slot_of(id: u64, mask: usize) -> usize {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+}
+
 /// Wanted ids per directory entry above which a lookup walks the whole directory instead
 /// of searching it per id (see [`SeriesDirectory::each_of`]).
 const WALK_SHARE: usize = 16;
 
 impl SeriesDirectory {
     pub(crate) fn new(entries: Vec<DirectoryEntry>) -> Self {
-        let sparse = entries.iter().step_by(SPARSE).map(|e| e.0).collect();
         let slabbed = entries.windows(2).any(|w| w[0].0 == w[1].0);
+        // Entries beyond u32 positions (never written: files hold far fewer series) are
+        // left out of the table and found by no lookup.
+        let len = entries.len().min(u32::MAX as usize - 1);
+        let size = (len * 2).max(2).next_power_of_two();
+        let mut slots = vec![0u32; size];
+        let mask = size - 1;
+        for (pos, e) in entries.iter().enumerate().take(len) {
+            if pos > 0 && entries.get(pos - 1).is_some_and(|p| p.0 == e.0) {
+                continue;
+            }
+            let mut i = slot_of(e.0, mask);
+            while slots.get(i).is_some_and(|&s| s != 0) {
+                i = (i + 1) & mask;
+            }
+            if let Some(s) = slots.get_mut(i) {
+                *s = pos as u32 + 1;
+            }
+        }
         SeriesDirectory {
             entries,
-            sparse,
+            slots,
             slabbed,
         }
     }
@@ -128,14 +148,15 @@ impl SeriesDirectory {
 
     /// The position of series `id`'s first entry.
     fn position(&self, id: u64) -> Option<usize> {
-        // The first entry of `id` lies after the start of the last block starting below
-        // it and no later than the start of the next block.
-        let block = self.sparse.partition_point(|&k| k < id);
-        let lo = block.saturating_sub(1) * SPARSE;
-        let hi = (block * SPARSE + 1).min(self.entries.len());
-        let part = self.entries.get(lo..hi)?;
-        let i = part.partition_point(|e| e.0 < id);
-        part.get(i).filter(|e| e.0 == id).map(|_| lo + i)
+        let mask = self.slots.len() - 1;
+        let mut i = slot_of(id, mask);
+        loop {
+            let pos = (*self.slots.get(i)? as usize).checked_sub(1)?;
+            if self.entries.get(pos)?.0 == id {
+                return Some(pos);
+            }
+            i = (i + 1) & mask;
+        }
     }
 }
 
@@ -275,6 +296,38 @@ mod tests {
                 .collect();
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn lookups_of_hashed_ids_find_every_series_and_no_other() {
+        // Series ids are label-set hashes: spread over all of u64, some sharing low bits.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut ids: Vec<u64> = (0..5000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if i % 10 == 0 { x & !0xFFFF_FFFF } else { x }
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let entries: Vec<DirectoryEntry> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u64 * 5, 5))
+            .collect();
+        let dir = SeriesDirectory::new(entries.clone());
+        for e in &entries {
+            assert_eq!(dir.get(e.0), Some(e));
+            assert_eq!(
+                dir.get(e.0.wrapping_add(1)).map(|f| f.0),
+                ids.binary_search(&e.0.wrapping_add(1))
+                    .ok()
+                    .map(|_| e.0.wrapping_add(1))
+            );
+        }
+        assert_eq!(SeriesDirectory::new(Vec::new()).get(7), None);
     }
 
     #[test]

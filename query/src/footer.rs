@@ -7,7 +7,7 @@
 //! deleted files just age out when the cache starts over.
 
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use datafusion::parquet::errors::Result;
+use datafusion::parquet::errors::{ParquetError, Result};
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::statistics::Statistics;
 use parking_lot::Mutex;
@@ -235,8 +235,14 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
         return Ok(m.clone());
     }
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    // Decoding the footer and page index is the decoder's work on bytes from disk: a panic
+    // in it is an error ([`crate::guard`]).
+    let meta = crate::guard::guarded(
+        || ArrowReaderMetadata::load(file, options),
+        |e| ParquetError::General(e.to_string()),
+    )?;
     let meta = Arc::new(Footer {
-        meta: ArrowReaderMetadata::load(file, options)?,
+        meta,
         histogram_series: OnceLock::new(),
         series_directory: OnceLock::new(),
         group_times: OnceLock::new(),
@@ -247,6 +253,18 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
     }
     cache.insert(path.to_path_buf(), meta.clone());
     Ok(meta)
+}
+
+/// How errors and logs name the data file at `path`: relative to the data directory
+/// `data_dir` (`files/<tenant>/<signal>/<partition>/<id>.parquet`), so that a message
+/// passed on never holds the server's own paths; a path outside it by its file name.
+pub(crate) fn data_file_name(data_dir: &Path, path: &Path) -> String {
+    match path.strip_prefix(data_dir) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    }
 }
 
 /// The leaf columns of `schema` whose top-level column `wanted` accepts: a projection

@@ -1,8 +1,10 @@
-//! A spans or logs file with a page that makes the Parquet decoder panic (a damaged
-//! `DELTA_BYTE_ARRAY` page, as storage's compaction test makes one) is an error of the
-//! queries that read it, not a panic unwinding through a query thread: trace by id, scans
-//! (search), the trace APIs and Loki's queries answer it as an internal error without
-//! detail, and queries that do not need the damaged file still answer.
+//! A spans, logs or metrics file with a page that makes the Parquet decoder panic (a
+//! damaged `DELTA_BYTE_ARRAY` page, as storage's compaction test makes one) is an error of
+//! the queries that read it, not a panic unwinding through a query thread: trace by id,
+//! scans (search), the trace APIs, Loki's queries and PromQL (decoded on the calling thread
+//! or in parts on decode threads) answer it as an internal error without detail, naming
+//! the file relative to the data directory in the error that is logged, and queries that
+//! do not need the damaged file still answer.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,12 +18,18 @@ use datafusion::parquet::schema::types::ColumnPath;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use strata_promql::{MatchKind, Matcher, SeriesSource};
 use strata_query::loki::LokiApiConfig;
 use strata_query::loki::source::{LogReader, ReadError};
+use strata_query::prom::source::{Scanner, SourceLimits};
+use strata_query::prom::{PromApiConfig, StorageSource};
 use strata_query::traces::limits::Budget;
 use strata_query::traces::{TraceApiConfig, read, router};
 use strata_storage::index::{LabelMatcher, MatchOp};
-use strata_storage::model::{Labels, LogRecord, Origin, Signal, Span};
+use strata_storage::model::{
+    BucketSpan, Labels, LogRecord, MetricsWrite, NativeHistogram, Origin, Sample, SampleValue,
+    Signal, Span,
+};
 use strata_storage::{Storage, StorageConfig, TenantId};
 use tower::ServiceExt;
 
@@ -110,7 +118,18 @@ fn corrupt_delta_page(path: &Path, column: &str, rows: usize) {
         .map(|(i, _)| chunk.start + i)
         .collect();
     assert_eq!(at.len(), 2, "one page of prefix and suffix lengths");
-    out[at[1] + header.len()] = 0x01; // zigzag -1
+    // The first suffix length becomes zigzag -1 (1), written in as many varint bytes as
+    // the length it replaces (a long string's takes two: 0x81 0x00).
+    let first = at[1] + header.len();
+    let len = out[first..].iter().take_while(|b| *b & 0x80 != 0).count() + 1;
+    for (k, b) in out[first..first + len].iter_mut().enumerate() {
+        *b = match (k, k + 1 == len) {
+            (0, true) => 0x01,
+            (0, false) => 0x81,
+            (_, true) => 0x00,
+            (_, false) => 0x80,
+        };
+    }
     std::fs::write(path, &out).unwrap();
 }
 
@@ -303,6 +322,128 @@ async fn a_logs_page_that_makes_the_decoder_panic_is_an_error_of_loki_queries() 
     let (status, body) = get(&app, &range(r#"{service_name="good"}"#)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body.matches("request handled").count(), 10, "{body}");
+}
+
+/// `n` samples, a second apart from `T0_MS` (in one of storage's hour windows, so one
+/// file), of series `name`: native histograms (each sample's JSON differs) or floats.
+fn samples(name: &str, n: usize, histograms: bool) -> Vec<Sample> {
+    (0..n)
+        .map(|i| Sample {
+            labels: Labels::from_pairs([("__name__", name.to_owned())]),
+            timestamp_ms: T0_MS + i as i64 * 1000,
+            value: if histograms {
+                SampleValue::Histogram(Box::new(NativeHistogram {
+                    schema: 0,
+                    count: i as f64,
+                    sum: i as f64 * 1.5,
+                    positive_spans: vec![BucketSpan {
+                        offset: 0,
+                        length: 1,
+                    }],
+                    positive_buckets: vec![i as f64],
+                    ..NativeHistogram::default()
+                }))
+            } else {
+                SampleValue::Float(i as f64)
+            },
+            exemplars: vec![],
+        })
+        .collect()
+}
+
+const T0_MS: i64 = T0 / 1_000_000;
+/// The last sample's time.
+const END_MS: i64 = T0_MS + 1999 * 1000;
+
+#[tokio::test]
+async fn a_metrics_page_that_makes_the_decoder_panic_is_an_error_of_promql_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .unwrap();
+    let t = TenantId::default_tenant();
+    // The damaged file holds one native-histogram series only (every `histogram` row set,
+    // so the column's values are its rows); the good file one float series.
+    for (name, histograms) in [("damaged", true), ("good", false)] {
+        let write = MetricsWrite {
+            samples: samples(name, 2000, histograms),
+            metadata: vec![],
+        };
+        storage.write_metrics(&t, write).await.unwrap();
+        storage.flush().await.unwrap();
+    }
+    let snap = storage.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+    assert_eq!(snap.files.len(), 2);
+    let damaged = snap
+        .files
+        .iter()
+        .min_by_key(|f| f.id)
+        .map(|f| f.path.clone())
+        .unwrap();
+    corrupt_delta_page(&snap.files_root.join(&damaged), "histogram", 2000);
+    // Errors name the file as the data directory holds it.
+    let name = format!("files/{damaged}");
+
+    let source = StorageSource::new(
+        Scanner::new(
+            storage.clone(),
+            t.clone(),
+            None,
+            Arc::new(AtomicBool::new(false)),
+        ),
+        SourceLimits {
+            max_series: 1000,
+            max_samples: 1_000_000,
+        },
+    );
+    let select = |metric: &str, start_ms: i64| {
+        let m = Matcher::new(MatchKind::Equal, "__name__", metric).unwrap();
+        source.select(&[m], start_ms, END_MS)
+    };
+    // Ten minutes decode on the calling thread; 90 days of one file in two parts on two
+    // decode threads. Both: an error naming the panic and the file, not a panic.
+    for start_ms in [END_MS - 600_000, END_MS - 90 * 86_400_000] {
+        let err = select("damaged", start_ms).expect_err("a damaged page");
+        assert!(err.message.contains("the decoder panicked"), "{err:?}");
+        assert!(
+            err.message.contains(&format!("data file {name}: ")),
+            "{err:?}"
+        );
+        assert!(
+            !err.message.contains(&dir.path().display().to_string()),
+            "{err:?}"
+        );
+        // The good series' file still answers.
+        let good = select("good", start_ms).unwrap();
+        assert_eq!(good.len(), 1);
+        assert!(!good[0].floats.is_empty());
+    }
+
+    let app = strata_query::prom::router(storage.clone(), PromApiConfig::default());
+    let query = |q: &str| {
+        format!(
+            "/api/v1/query?query={}&time={}",
+            urlencode(q),
+            END_MS as f64 / 1000.0
+        )
+    };
+    for q in ["damaged", "count_over_time(damaged[90d])"] {
+        let (status, body) = get(&app, &query(q)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{q}: {body}");
+        assert!(
+            body.contains("internal error while running the query"),
+            "{q}: {body}"
+        );
+        assert!(
+            !body.contains(&dir.path().display().to_string()) && !body.contains(".parquet"),
+            "{q}: {body}"
+        );
+    }
+    let (status, body) = get(&app, &query("count_over_time(good[90d])")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""2000"]"#), "{body}");
 }
 
 fn urlencode(s: &str) -> String {

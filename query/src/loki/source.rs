@@ -98,6 +98,25 @@ fn storage_err(e: impl std::fmt::Display) -> ReadError {
     ReadError::Storage(e.to_string())
 }
 
+/// An error reading the data file errors call `name` (relative to the data directory,
+/// [`crate::footer::data_file_name`]).
+fn file_err(name: &str, e: impl std::fmt::Display) -> ReadError {
+    ReadError::Storage(format!("data file {name}: {e}"))
+}
+
+/// A decoder call on the data file errors call `name` (loading its footer, building its
+/// reader, decoding its next batch), guarded ([`crate::guard`]): its error, and a panic
+/// in it on a damaged page, is an error naming the file.
+fn decode<T, E: std::fmt::Display>(
+    name: &str,
+    call: impl FnOnce() -> Result<T, E>,
+) -> Result<T, ReadError> {
+    guarded(
+        || call().map_err(|e| file_err(name, e)),
+        |e| file_err(name, e),
+    )
+}
+
 /// Counters of what a reader did, reported in a query's `stats`.
 #[derive(Debug, Default)]
 pub struct ReadStats {
@@ -215,7 +234,8 @@ type BatchFn<'a> = dyn FnMut(&RecordBatch, Option<u64>) -> Result<(), ReadError>
 
 /// One file's read plan.
 struct FilePlan {
-    path: std::path::PathBuf,
+    /// The file as errors name it.
+    name: String,
     builder: ParquetRecordBatchReaderBuilder<std::fs::File>,
     keep: Vec<usize>,
     selection: Option<RowSelection>,
@@ -324,11 +344,12 @@ impl LogReader {
         columns: &[&str],
         planned_bytes: &mut u64,
     ) -> Result<Option<FilePlan>, ReadError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
+        let name = crate::footer::data_file_name(self.storage.data_dir(), path);
+        let file = std::fs::File::open(path).map_err(|e| file_err(&name, e))?;
         let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-            .map_err(storage_err)?;
+        let builder = decode(&name, || {
+            ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        })?;
         let meta = builder.metadata().clone();
         let schema = builder.schema().clone();
         let pschema = builder.parquet_schema();
@@ -398,7 +419,7 @@ impl LogReader {
         let selection = page_selection(&meta, &id_stats, &keep, ids);
         let mask = ProjectionMask::leaves(pschema, leaves);
         Ok(Some(FilePlan {
-            path: path.to_path_buf(),
+            name,
             builder,
             keep,
             selection,
@@ -427,7 +448,7 @@ impl LogReader {
         for plan in plans {
             self.check()?;
             let FilePlan {
-                path,
+                name,
                 builder,
                 keep,
                 selection,
@@ -454,17 +475,11 @@ impl LogReader {
             if let Some(sel) = selection {
                 builder = builder.with_row_selection(sel);
             }
-            // Decoded guarded ([`crate::guard`]): a decoder panic on a damaged page is
-            // an error of this read.
-            let named = |e: &dyn std::fmt::Display| storage_err(format!("{}: {e}", path.display()));
-            let mut reader = guarded(|| builder.build().map_err(|e| named(&e)), |e| named(&e))?;
+            // Only the decoder's calls are guarded: a panic of ours is not a damaged file.
+            let mut reader = decode(&name, || builder.build())?;
             loop {
                 self.check()?;
-                let next = guarded(
-                    || reader.next().transpose().map_err(|e| named(&e)),
-                    |e| named(&e),
-                )?;
-                let Some(batch) = next else {
+                let Some(batch) = decode(&name, || reader.next().transpose())? else {
                     break;
                 };
                 if let Some(b) = keep_rows(&batch, ids, start_ns, end_ns)? {

@@ -33,10 +33,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+mod bounds;
 mod merge;
 #[cfg(test)]
 mod read_ahead_tests;
 mod runs;
+#[cfg(test)]
+mod scan_tests;
+use bounds::{FileBounds, file_bounds, misses};
 pub use runs::Run;
 use strata_promql::histogram::{CounterResetHint, FloatHistogram, Span};
 use strata_promql::{
@@ -92,11 +96,24 @@ impl From<Limit> for ScanError {
     }
 }
 
-/// One data file's decode, a decoder panic on a damaged page answered as an error, as
-/// storage's own reads are ([`strata_storage::files::catch_corrupt`]), instead of
-/// unwinding through a query's threads.
-fn guarded<T>(decode: impl FnOnce() -> Result<T, ScanError>) -> Result<T, ScanError> {
-    crate::guard::guarded(decode, storage_err)
+/// A decoder call on the data file errors call `name` (building its reader, decoding its
+/// next batch): its error, and a panic in it (a damaged page, answered as storage's own
+/// reads answer it, [`strata_storage::files::catch_corrupt`], instead of unwinding through
+/// a query's threads), is an error naming the file. Only the decoder's calls go inside: a
+/// panic of our own code is a bug, not a damaged file.
+fn decode<T, E: std::fmt::Display>(
+    name: &str,
+    call: impl FnOnce() -> Result<T, E>,
+) -> Result<T, ScanError> {
+    crate::guard::guarded(
+        || call().map_err(|e| file_err(name, e)),
+        |e| file_err(name, e),
+    )
+}
+
+/// An error reading the data file errors call `name` (see [`crate::footer::data_file_name`]).
+fn file_err(name: &str, e: impl std::fmt::Display) -> ScanError {
+    ScanError::Storage(format!("data file {name}: {e}"))
 }
 
 fn storage_err(e: impl std::fmt::Display) -> ScanError {
@@ -258,7 +275,7 @@ impl Scanner {
         for file in &snap.files {
             self.check()?;
             let path = snap.files_root.join(&file.path);
-            guarded(|| self.scan_file(&path, ids, (start_ms, end_ms), &cols, f))?;
+            self.scan_file(&path, ids, (start_ms, end_ms), &cols, f)?;
         }
         for batch in &snap.batches {
             self.check()?;
@@ -282,9 +299,9 @@ impl Scanner {
         cols: &[&str],
         f: &mut dyn FnMut(&RecordBatch) -> Result<(), ScanError>,
     ) -> Result<(), ScanError> {
-        let file =
-            DataFile::open(path).map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-        let footer = footer(path, file.file()).map_err(storage_err)?;
+        let name = self.file_name(path);
+        let file = DataFile::open(path).map_err(|e| file_err(&name, e))?;
+        let footer = footer(path, file.file()).map_err(|e| file_err(&name, e))?;
         let meta = footer.meta.metadata().clone();
         // Float series never need the histogram column, the widest one to decode; files
         // list the series that have histogram rows.
@@ -315,15 +332,21 @@ impl Scanner {
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
         }
-        let reader = builder.build().map_err(storage_err)?;
-        for batch in reader {
+        let mut reader = decode(&name, || builder.build())?;
+        loop {
             self.check()?;
-            let batch = batch.map_err(storage_err)?;
+            let Some(batch) = decode(&name, || reader.next().transpose())? else {
+                return Ok(());
+            };
             if let Some(b) = keep_rows(&batch, ids, start_ms, end_ms)? {
                 f(&b)?;
             }
         }
-        Ok(())
+    }
+
+    /// How errors name the data file at `path` (relative to the data directory).
+    fn file_name(&self, path: &Path) -> String {
+        crate::footer::data_file_name(self.storage.data_dir(), path)
     }
 }
 
@@ -910,39 +933,6 @@ impl SeriesChunks for StorageChunks<'_> {
     }
 }
 
-/// Per file of a snapshot, the label sets of its first and last series when known
-/// ([`strata_storage::catalog::FileMeta::series`]): the file holds no series outside them.
-type FileBounds = Vec<Option<(Labels, Labels)>>;
-
-fn file_bounds(scanner: &Scanner, snap: &Snapshot) -> FileBounds {
-    let ids: Vec<u64> = snap
-        .files
-        .iter()
-        .filter_map(|f| f.series)
-        .flat_map(|(a, b)| [a, b])
-        .collect();
-    let mut labels = scanner
-        .storage()
-        .labels_of_series(scanner.tenant(), &ids)
-        .into_iter();
-    snap.files
-        .iter()
-        .map(|f| {
-            f.series?;
-            let (lo, hi) = (labels.next().flatten(), labels.next().flatten());
-            Some((engine_labels(&lo?), engine_labels(&hi?)))
-        })
-        .collect()
-}
-
-/// Whether a file with `bounds` can hold none of `found` (sorted by labels).
-fn misses(bounds: Option<&(Labels, Labels)>, found: &[(u64, Labels)]) -> bool {
-    bounds.is_some_and(|(lo, hi)| {
-        let k = found.partition_point(|(_, l)| l < lo);
-        found.get(k).is_none_or(|(_, l)| l > hi)
-    })
-}
-
 /// The samples in `[start_ms, end_ms]` of `found` (series id and labels, sorted by labels,
 /// each id once) in the files and memtables of `snap`, in the order of `found` (series
 /// without samples left out). `loaded_total` counts the samples a query loaded; past
@@ -960,7 +950,7 @@ fn read_series(
     rows: Option<(&SelectionRows, usize)>,
 ) -> Result<Vec<RawSeries>, ScanError> {
     scanner.check()?;
-    let skip = |i: usize| misses(bounds.get(i).and_then(Option::as_ref), found);
+    let skip = |i: usize| misses(bounds.get(i).and_then(Option::as_deref), found);
     // (series id, index into `found`), sorted by id: the scan names a run's series by
     // its position here.
     let mut by_id = by_id(found);

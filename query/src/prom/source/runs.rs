@@ -12,13 +12,17 @@
 //! threads while the caller consumes their batches strictly in file order (a later write of
 //! a timestamp must still win). Channels are bounded: at most a few batches per file wait.
 
-use super::{Limit, ScanError, Scanner, directory_ranges, selection_of_ranges, storage_err};
-use crate::footer::{DataFile, SeriesDirectory, footer};
+use super::{
+    Limit, ScanError, Scanner, decode, directory_ranges, file_err, selection_of_ranges, storage_err,
+};
+use crate::footer::{DataFile, Footer, SeriesDirectory, footer};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parking_lot::Mutex;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use strata_storage::Snapshot;
 
@@ -48,13 +52,45 @@ pub type RunsFn<'a> = dyn FnMut(&RecordBatch, &[Run]) -> Result<(), ScanError> +
 pub(crate) type KnownRanges<'a> =
     dyn Fn(usize, &SeriesDirectory) -> Option<Vec<(u64, u64, usize)>> + Sync + 'a;
 
-/// What [`Scanner::file_runs`] carries besides the file: directory hints, the ranges known
-/// beforehand (file index and lookup) and the part (k of n) to decode.
-type FileWork<'h, 'k> = (
-    &'h mut Vec<u32>,
-    Option<(usize, &'k KnownRanges<'k>)>,
-    (usize, usize),
-);
+/// A data file of a scan made ready once for all the parts it is decoded in: open, its
+/// footer at hand, and the rows of the scan's series in it.
+pub(super) struct Prepared {
+    /// The file as errors name it (relative to the data directory).
+    name: String,
+    file: DataFile,
+    footer: Arc<Footer>,
+    /// The wanted series' row ranges (directory ranges cut to the time range), `None` for
+    /// a file without a series directory.
+    ranges: Option<Vec<(u64, u64, usize)>>,
+    /// No wanted series has histogram rows in the file.
+    no_histograms: bool,
+}
+
+/// A file of a threaded scan and how many of its parts have yet to take it: prepared by
+/// the first part to reach it (the others wait, they need it too), let go once the last
+/// has taken it.
+pub(super) type Shared = Mutex<(Option<Result<Arc<Prepared>, ScanError>>, usize)>;
+
+/// The prepared file of `slot`, prepared now by `prepare` when no part did yet.
+pub(super) fn take_shared(
+    slot: &Shared,
+    prepare: impl FnOnce() -> Result<Prepared, ScanError>,
+) -> Result<Arc<Prepared>, ScanError> {
+    let mut slot = slot.lock();
+    let prepared = match &slot.0 {
+        Some(p) => p.clone(),
+        None => {
+            let p = prepare().map(Arc::new);
+            slot.0 = Some(p.clone());
+            p
+        }
+    };
+    slot.1 = slot.1.saturating_sub(1);
+    if slot.1 == 0 {
+        slot.0 = None;
+    }
+    prepared
+}
 
 impl Scanner {
     /// Calls `f` with batches holding the rows of the series `ids` (sorted, deduplicated)
@@ -77,25 +113,40 @@ impl Scanner {
         if ids.is_empty() || end_ms < start_ms {
             return Ok(());
         }
+        let span = (start_ms, end_ms);
         let files: Vec<(usize, &strata_storage::catalog::FileMeta)> = snap
             .files
             .iter()
             .enumerate()
             .filter(|(i, _)| !skip(*i))
             .collect();
+        // The file of `files` at `at`, prepared for the scan; `hints` carries directory
+        // positions from file to file (see `SeriesDirectory`).
+        let prepare = |at: usize, hints: &mut Vec<u32>| -> Result<Prepared, ScanError> {
+            let Some(&(i, file)) = files.get(at) else {
+                return Err(ScanError::Storage("no such file in the scan".into()));
+            };
+            self.prepare(
+                &snap.files_root.join(&file.path),
+                ids,
+                span,
+                hints,
+                known.map(|k| (i, k)),
+            )
+        };
         // A small selection decodes on the calling thread, each file whole. Otherwise,
         // with fewer files than threads (a selection in one series range of one time
         // window), each file's rows are decoded in parts, one per thread, handed over in
-        // order.
+        // order; a file is opened and its rows looked up once for all its parts.
         let inline = small_scan(ids.len(), end_ms.saturating_sub(start_ms));
         let parts = if inline {
             1
         } else {
             DECODE_THREADS.div_ceil(files.len().max(1))
         };
-        let units: Vec<(usize, &strata_storage::catalog::FileMeta, (usize, usize))> = files
-            .iter()
-            .flat_map(|&(i, file)| (0..parts).map(move |p| (i, file, (p, parts))))
+        // (position in `files`, part).
+        let units: Vec<(usize, (usize, usize))> = (0..files.len())
+            .flat_map(|at| (0..parts).map(move |p| (at, (p, parts))))
             .collect();
         let units = &units;
         let threads = if inline {
@@ -105,22 +156,19 @@ impl Scanner {
         };
         if threads <= 1 {
             let mut hints = Vec::new();
-            for &(i, file, part) in units {
+            let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
+            for at in 0..files.len() {
                 self.check()?;
-                let path = snap.files_root.join(&file.path);
-                let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
-                super::guarded(|| {
-                    self.file_runs(
-                        &path,
-                        ids,
-                        (start_ms, end_ms),
-                        columns,
-                        (&mut hints, known.map(|k| (i, k)), part),
-                        &mut pass,
-                    )
-                })?;
+                let prepared = prepare(at, &mut hints)?;
+                for part in 0..parts {
+                    self.decode_part(&prepared, ids, span, columns, (part, parts), &mut pass)?;
+                }
             }
         } else {
+            let shared: Vec<Shared> = (0..files.len())
+                .map(|_| Mutex::new((None, parts)))
+                .collect();
+            let (shared, prepare) = (&shared, &prepare);
             std::thread::scope(|scope| -> Result<(), ScanError> {
                 let mut receivers: Vec<Receiver<Decoded>> = Vec::with_capacity(units.len());
                 let mut senders: Vec<Vec<(usize, SyncSender<Decoded>)>> =
@@ -136,26 +184,30 @@ impl Scanner {
                     scope.spawn(move || {
                         let mut hints = Vec::new();
                         for (u, tx) in mine {
-                            let Some(&(i, file, part)) = units.get(u) else {
+                            let Some(&(at, part)) = units.get(u) else {
                                 continue;
                             };
-                            let path = snap.files_root.join(&file.path);
-                            let res = self.check().map_err(ScanError::from).and_then(|()| {
-                                super::guarded(|| {
-                                    self.file_runs(
-                                        &path,
+                            let res = self
+                                .check()
+                                .map_err(ScanError::from)
+                                .and_then(|()| match shared.get(at) {
+                                    Some(slot) => take_shared(slot, || prepare(at, &mut hints)),
+                                    None => prepare(at, &mut hints).map(Arc::new),
+                                })
+                                .and_then(|prepared| {
+                                    self.decode_part(
+                                        &prepared,
                                         ids,
-                                        (start_ms, end_ms),
+                                        span,
                                         columns,
-                                        (&mut hints, known.map(|k| (i, k)), part),
+                                        part,
                                         &mut |b, runs| {
                                             // The consumer hung up (it failed): stop decoding.
                                             tx.send(Ok((b, runs)))
                                                 .map_err(|_| ScanError::Limit(Limit::Canceled))
                                         },
                                     )
-                                })
-                            });
+                                });
                             if let Err(e) = res {
                                 // Lost only when the consumer is gone already.
                                 let _ = tx.send(Err(e));
@@ -188,57 +240,78 @@ impl Scanner {
         Ok(())
     }
 
-    /// Decodes the rows of series `ids` of one file, passing each batch with its runs.
-    /// `hints` carries directory positions from file to file (see `SeriesDirectory`);
-    /// `known` gives the file's ranges when the caller worked them out beforehand; `part`
-    /// (k, n) decodes the k-th of n parts of about equal rows of the file's ranges (a
-    /// file without a directory is read whole by part 0).
-    fn file_runs(
+    /// Opens the data file at `path` for a scan of series `ids` over `span`: its footer
+    /// and the wanted series' row ranges in the time range. `hints` carries directory
+    /// positions from file to file (see `SeriesDirectory`); `known` gives the file's
+    /// ranges when the caller worked them out beforehand.
+    pub(super) fn prepare(
         &self,
         path: &Path,
         ids: &[u64],
-        (start_ms, end_ms): (i64, i64),
-        columns: &[&str],
-        (hints, known, part): FileWork<'_, '_>,
-        f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
-        let file =
-            DataFile::open(path).map_err(|e| storage_err(format!("{}: {e}", path.display())))?;
-        let footer = footer(path, file.file()).map_err(storage_err)?;
-        let meta = footer.meta.metadata().clone();
+        span: (i64, i64),
+        hints: &mut Vec<u32>,
+        known: Option<(usize, &KnownRanges<'_>)>,
+    ) -> Result<Prepared, ScanError> {
+        let name = self.file_name(path);
+        let file = DataFile::open(path).map_err(|e| file_err(&name, e))?;
+        let footer = footer(path, file.file()).map_err(|e| file_err(&name, e))?;
         // Float series never need the histogram column, the widest one to decode; files
         // list the series that have histogram rows.
         let no_histograms = footer
             .histogram_series()
             .is_some_and(|h| !super::sorted_intersect(h, ids));
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
-        let pschema = builder.parquet_schema();
         // With a directory, the runs are known: `series_id` need not be decoded.
         let ranges = footer.series_directory().map(|d| {
             let ranges = known
                 .and_then(|(i, k)| k(i, d))
                 .unwrap_or_else(|| directory_ranges(d, ids, hints));
-            part_of(
-                super::in_time(footer.group_times(), ranges, (start_ms, end_ms)),
-                part,
-            )
+            super::in_time(footer.group_times(), ranges, span)
         });
+        Ok(Prepared {
+            name,
+            file,
+            footer,
+            ranges,
+            no_histograms,
+        })
+    }
+
+    /// Decodes the rows of series `ids` of a prepared file, passing each batch with its
+    /// runs: part `part` (k, n), the k-th of n parts of about equal rows of the file's
+    /// ranges (a file without a directory is read whole by part 0). Only the decoder's
+    /// calls are guarded ([`decode`]): a panic of this code or of `f` is not a damaged
+    /// file.
+    fn decode_part(
+        &self,
+        prepared: &Prepared,
+        ids: &[u64],
+        (start_ms, end_ms): (i64, i64),
+        columns: &[&str],
+        part: (usize, usize),
+        f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        let ranges = prepared.ranges.as_deref().map(|r| part_of(r, part));
         if ranges.is_none() && part.0 > 0 {
             return Ok(());
         }
-        let (keep, selection) = match &ranges {
-            Some(r) => selection_of_ranges(&meta, r),
-            None => super::selection_by_stats(&builder, &meta, ids, start_ms, end_ms)?,
+        let meta = prepared.footer.meta.metadata();
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            prepared.file.clone(),
+            prepared.footer.meta.clone(),
+        );
+        let (keep, selection) = match ranges {
+            Some(r) => selection_of_ranges(meta, r),
+            None => super::selection_by_stats(&builder, meta, ids, start_ms, end_ms)?,
         };
         if keep.is_empty() {
             return Ok(());
         }
+        let pschema = builder.parquet_schema();
         let leaves = crate::footer::leaves_where(pschema, |root| {
             (root == "timestamp"
                 || (root == "series_id" && ranges.is_none())
                 || columns.contains(&root))
-                && !(no_histograms && root == "histogram")
+                && !(prepared.no_histograms && root == "histogram")
         });
         let mask = ProjectionMask::leaves(pschema, leaves);
         builder = builder
@@ -248,19 +321,21 @@ impl Scanner {
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
         }
-        let reader = builder.build().map_err(storage_err)?;
+        let name = &prepared.name;
+        let mut reader = decode(name, || builder.build())?;
         // Position in the directory's ranges: (range, rows of it already handed out).
         let mut at = (0usize, 0usize);
-        for batch in reader {
+        loop {
             self.check()?;
-            let batch = batch.map_err(storage_err)?;
-            let runs = match &ranges {
+            let Some(batch) = decode(name, || reader.next().transpose())? else {
+                return Ok(());
+            };
+            let runs = match ranges {
                 Some(r) => directory_runs(r, &mut at, batch.num_rows()),
                 None => id_runs(&batch, ids)?,
             };
             f(batch, runs)?;
         }
-        Ok(())
     }
 }
 
@@ -280,24 +355,29 @@ fn small_scan(series: usize, span_ms: i64) -> bool {
 }
 
 /// Part `k` of `n` of `ranges` (sorted by first row): whole ranges, cut where the rows
-/// before them pass `k / n` of all rows.
-fn part_of(ranges: Vec<(u64, u64, usize)>, (k, n): (usize, usize)) -> Vec<(u64, u64, usize)> {
+/// before them pass `k / n` of all rows (each part a stretch of `ranges`, in order).
+fn part_of(ranges: &[(u64, u64, usize)], (k, n): (usize, usize)) -> &[(u64, u64, usize)] {
     if n <= 1 {
         return ranges;
     }
     let total: u64 = ranges.iter().map(|r| r.1).sum();
     let (n, k) = (n as u64, k as u64);
+    // The part a range starts in, from the rows before it, never decreases: part k is
+    // the ranges from the first starting in it to the first starting past it.
+    let (mut lo, mut hi) = (ranges.len(), ranges.len());
     let mut before = 0u64;
-    let mut out = Vec::new();
-    for r in ranges {
-        // The part this range starts in.
+    for (i, r) in ranges.iter().enumerate() {
         let p = (before.saturating_mul(n) / total.max(1)).min(n - 1);
         before += r.1;
-        if p == k {
-            out.push(r);
+        if p >= k && lo == ranges.len() {
+            lo = i;
+        }
+        if p > k {
+            hi = i;
+            break;
         }
     }
-    out
+    ranges.get(lo..hi).unwrap_or(&[])
 }
 
 /// The next `rows` rows of a directory selection as runs, advancing `at`.
@@ -379,15 +459,15 @@ mod tests {
         let ranges: Vec<(u64, u64, usize)> =
             (0..10).map(|k| (k * 100, 10 + k, k as usize)).collect();
         for n in 1..5 {
-            let parts: Vec<_> = (0..n).map(|k| part_of(ranges.clone(), (k, n))).collect();
+            let parts: Vec<_> = (0..n).map(|k| part_of(&ranges, (k, n))).collect();
             assert_eq!(parts.concat(), ranges, "{n} parts");
             assert!(parts.iter().all(|p| !p.is_empty()), "{n} parts");
         }
         // Rows decide, not range counts: one big range is a part of its own.
         let skewed = vec![(0, 1000, 0), (1000, 1, 1), (1001, 1, 2)];
-        assert_eq!(part_of(skewed.clone(), (0, 2)), vec![(0, 1000, 0)]);
-        assert_eq!(part_of(skewed, (1, 2)), vec![(1000, 1, 1), (1001, 1, 2)]);
-        assert!(part_of(Vec::new(), (1, 2)).is_empty());
+        assert_eq!(part_of(&skewed, (0, 2)), [(0, 1000, 0)]);
+        assert_eq!(part_of(&skewed, (1, 2)), [(1000, 1, 1), (1001, 1, 2)]);
+        assert!(part_of(&[], (1, 2)).is_empty());
     }
 
     #[test]

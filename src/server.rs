@@ -48,6 +48,7 @@ async fn metrics_handler() -> impl IntoResponse {
         strata_storage::token_index::TOKEN_INDEX_METRICS,
         &mut out,
     );
+    strata_storage::telemetry::render_all(strata_query::prom::source::cache::METRICS, &mut out);
     out.push_str("# HELP strata_process_resident_memory_bytes Resident memory of the Strata process.\n# TYPE strata_process_resident_memory_bytes gauge\n");
     out.push_str(&format!(
         "strata_process_resident_memory_bytes {}\n",

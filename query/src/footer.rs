@@ -228,6 +228,11 @@ impl Footer {
 static FOOTERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Footer>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// The footer of the data file at `path` when an earlier read loaded it.
+pub(crate) fn cached_footer(path: &Path) -> Option<Arc<Footer>> {
+    FOOTERS.lock().get(path).cloned()
+}
+
 /// The footer, with its page index when the file has one, of the data file at `path`
 /// (open as `file`).
 pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {

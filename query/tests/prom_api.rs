@@ -10,7 +10,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use strata_query::prom::{PromApiConfig, router};
+use std::sync::Arc;
+use strata_query::prom::{PromApiConfig, SampleCache, router, router_with_cache};
 use strata_storage::model::{
     BucketSpan, Exemplar, Labels, MetricMetadata, MetricType, MetricsWrite, NativeHistogram,
     Sample, SampleValue, Signal, stale_marker,
@@ -1366,7 +1367,10 @@ async fn files_answer_like_the_samples_written(config: StorageConfig) -> (Storag
             storage.flush().await.expect("flush");
         }
     }
-    let app = router(storage.clone(), PromApiConfig::default());
+    let cache = Arc::new(SampleCache::new(
+        PromApiConfig::default().sample_cache_bytes,
+    ));
+    let app = router_with_cache(storage.clone(), PromApiConfig::default(), cache.clone());
     // Evaluation times off every sample (samples sit on multiples of 100 ms) and windows
     // from 1 minute to an hour, so a window starts and ends within and across slabs.
     let check = |app: Router| {
@@ -1432,6 +1436,16 @@ async fn files_answer_like_the_samples_written(config: StorageConfig) -> (Storag
         }
     };
     check(app.clone()).await;
+    // Again: small selections now read the row ranges they decoded from the sample cache,
+    // and answer the same.
+    let (hits, misses) = cache.hits_and_misses();
+    assert!(misses > 0, "the first pass decodes");
+    check(app.clone()).await;
+    let (hits_again, misses_again) = cache.hits_and_misses();
+    assert!(
+        hits_again - hits > 100 && hits_again - hits > misses_again - misses,
+        "the second pass reads from the cache: {hits} -> {hits_again} hits, {misses} -> {misses_again} misses"
+    );
     // Compaction merges the files (re-sorting them into slabs); answers stay the same.
     let before = storage
         .snapshot(&tenant, Signal::Metrics, i64::MIN, i64::MAX)

@@ -7,6 +7,7 @@ use super::params::{
     Params, invalid_param, limit_param, parse_duration_ms, parse_time, time_param,
 };
 use super::response::{ApiError, Outcome};
+use super::source::cache::SampleCache;
 use super::source::{Limit, Scanner, SourceLimits, StorageSource};
 use super::{meta, status};
 use axum::Router;
@@ -26,12 +27,26 @@ pub(crate) struct ApiState {
     pub storage: Storage,
     pub config: Arc<PromApiConfig>,
     pub started: SystemTime,
+    /// Decoded row ranges kept between queries (`sample_cache_bytes`).
+    pub cache: Arc<SampleCache>,
 }
 
 /// Serves Prometheus's HTTP query API over `storage` (see the module docs for the routes).
 pub fn router(storage: Storage, config: PromApiConfig) -> Router {
+    let cache = Arc::new(SampleCache::new(config.sample_cache_bytes));
+    router_with_cache(storage, config, cache)
+}
+
+/// [`router`] with its sample cache given (to watch it, or share it between routers over
+/// the same storage); `config.sample_cache_bytes` is not used.
+pub fn router_with_cache(
+    storage: Storage,
+    config: PromApiConfig,
+    cache: Arc<SampleCache>,
+) -> Router {
     let state = ApiState {
         storage,
+        cache,
         config: Arc::new(config),
         started: SystemTime::now(),
     };
@@ -104,7 +119,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         tenant,
         Instant::now().checked_add(timeout),
         cancel,
-    );
+    )
+    .with_cache(state.cache.clone());
     match tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || f(scanner))).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Err(ApiError::internal(e)),

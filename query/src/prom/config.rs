@@ -19,6 +19,9 @@ pub struct PromApiConfig {
     pub max_samples: usize,
     /// Most series one selector, or one series/labels request, may touch.
     pub max_series: usize,
+    /// Bytes of decoded samples kept for the next query that reads the same rows of a file
+    /// (small selections only, as dashboards repeat them); 0 keeps none.
+    pub sample_cache_bytes: usize,
     /// The Prometheus version `/api/v1/status/buildinfo` reports. Clients such as Grafana
     /// pick the query features they use by it.
     pub build_version: String,
@@ -31,6 +34,7 @@ impl Default for PromApiConfig {
             query_timeout: Duration::from_secs(120),
             max_samples: 50_000_000,
             max_series: 500_000,
+            sample_cache_bytes: 64 << 20,
             build_version: "3.0.0".to_owned(),
         }
     }

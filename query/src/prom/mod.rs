@@ -22,6 +22,7 @@ mod response;
 pub mod source;
 mod status;
 
-pub use api::router;
+pub use api::{router, router_with_cache};
 pub use config::PromApiConfig;
 pub use source::StorageSource;
+pub use source::cache::SampleCache;

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 mod bounds;
+pub mod cache;
 mod merge;
 #[cfg(test)]
 mod read_ahead_tests;
@@ -176,6 +177,8 @@ pub struct Scanner {
     /// Set when whoever reads through this scanner is gone (a chunk read ahead that no
     /// one will take): the read stops at its next check.
     abandoned: Option<Arc<AtomicBool>>,
+    /// Decoded row ranges of small selections, shared by the queries of one API.
+    cache: Option<Arc<cache::SampleCache>>,
 }
 
 impl Scanner {
@@ -192,6 +195,15 @@ impl Scanner {
             deadline,
             cancel,
             abandoned: None,
+            cache: None,
+        }
+    }
+
+    /// This scanner, reading small selections through `cache`.
+    pub fn with_cache(self, cache: Arc<cache::SampleCache>) -> Self {
+        Scanner {
+            cache: Some(cache),
+            ..self
         }
     }
 

@@ -12,10 +12,12 @@
 //! threads while the caller consumes their batches strictly in file order (a later write of
 //! a timestamp must still win). Channels are bounded: at most a few batches per file wait.
 
+use super::cache::{Columns, RangeKey, SampleCache};
 use super::{
     Limit, ScanError, Scanner, decode, directory_ranges, file_err, selection_of_ranges, storage_err,
 };
-use crate::footer::{DataFile, Footer, SeriesDirectory, footer};
+use crate::footer::{DataFile, Footer, SeriesDirectory, cached_footer, footer};
+use datafusion::arrow::array::{ArrayData, MutableArrayData, make_array};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -157,8 +159,22 @@ impl Scanner {
         if threads <= 1 {
             let mut hints = Vec::new();
             let mut pass = |b: RecordBatch, runs: Vec<Run>| f(&b, &runs);
+            let cache = self.cache.as_deref().filter(|c| inline && c.enabled());
             for at in 0..files.len() {
                 self.check()?;
+                if let (Some(cache), Some(&(i, file))) = (cache, files.get(at)) {
+                    let path = snap.files_root.join(&file.path);
+                    let known = known.map(|k| (i, k));
+                    if !self.cached_runs(
+                        cache, file.id, &path, ids, span, columns, &mut hints, known, &mut pass,
+                    )? {
+                        let prepared = prepare(at, &mut hints)?;
+                        self.decode_caching(
+                            cache, file.id, &prepared, ids, span, columns, &mut pass,
+                        )?;
+                    }
+                    continue;
+                }
                 let prepared = prepare(at, &mut hints)?;
                 for part in 0..parts {
                     self.decode_part(&prepared, ids, span, columns, (part, parts), &mut pass)?;
@@ -255,24 +271,101 @@ impl Scanner {
         let name = self.file_name(path);
         let file = DataFile::open(path).map_err(|e| file_err(&name, e))?;
         let footer = footer(path, file.file()).map_err(|e| file_err(&name, e))?;
-        // Float series never need the histogram column, the widest one to decode; files
-        // list the series that have histogram rows.
-        let no_histograms = footer
-            .histogram_series()
-            .is_some_and(|h| !super::sorted_intersect(h, ids));
-        // With a directory, the runs are known: `series_id` need not be decoded.
-        let ranges = footer.series_directory().map(|d| {
-            let ranges = known
-                .and_then(|(i, k)| k(i, d))
-                .unwrap_or_else(|| directory_ranges(d, ids, hints));
-            super::in_time(footer.group_times(), ranges, span)
-        });
+        let (ranges, no_histograms) = rows_in_file(&footer, ids, span, hints, known);
         Ok(Prepared {
             name,
             file,
             footer,
             ranges,
             no_histograms,
+        })
+    }
+
+    /// Passes the rows of series `ids` of the file at `path` (catalog id `file`) from
+    /// `cache`, one batch per directory range, when its footer is at hand and every range
+    /// is cached; `false` (nothing passed) otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn cached_runs(
+        &self,
+        cache: &SampleCache,
+        file: u64,
+        path: &Path,
+        ids: &[u64],
+        span: (i64, i64),
+        columns: &[&str],
+        hints: &mut Vec<u32>,
+        known: Option<(usize, &KnownRanges<'_>)>,
+        f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
+    ) -> Result<bool, ScanError> {
+        let Some(footer) = cached_footer(path) else {
+            return Ok(false);
+        };
+        let (Some(ranges), no_histograms) = rows_in_file(&footer, ids, span, hints, known) else {
+            return Ok(false);
+        };
+        let Some(columns) = cached_columns(columns, no_histograms) else {
+            return Ok(false);
+        };
+        let mut hits = Vec::with_capacity(ranges.len());
+        for &(first, rows, series) in &ranges {
+            if rows == 0 {
+                continue;
+            }
+            let key = RangeKey {
+                file,
+                first,
+                rows,
+                columns,
+            };
+            let Some(batch) = cache.get(&key) else {
+                return Ok(false);
+            };
+            hits.push((batch, series));
+        }
+        for (batch, series) in hits {
+            let rows = batch.num_rows();
+            f(
+                batch,
+                vec![Run {
+                    series: Some(series),
+                    rows,
+                }],
+            )?;
+        }
+        Ok(true)
+    }
+
+    /// [`Self::decode_part`] of a whole prepared file (catalog id `file`), keeping each of
+    /// its directory ranges in `cache` on the way.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_caching(
+        &self,
+        cache: &SampleCache,
+        file: u64,
+        prepared: &Prepared,
+        ids: &[u64],
+        span: (i64, i64),
+        columns: &[&str],
+        f: &mut dyn FnMut(RecordBatch, Vec<Run>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        let (Some(ranges), Some(cols)) = (
+            prepared.ranges.as_deref(),
+            cached_columns(columns, prepared.no_histograms),
+        ) else {
+            return self.decode_part(prepared, ids, span, columns, (0, 1), f);
+        };
+        let mut collector = RangeCollector {
+            cache,
+            file,
+            columns: cols,
+            ranges,
+            pieces: Vec::new(),
+            rows: 0,
+            lost: false,
+        };
+        self.decode_part(prepared, ids, span, columns, (0, 1), &mut |b, runs| {
+            collector.take(&b, &runs);
+            f(b, runs)
         })
     }
 
@@ -337,6 +430,123 @@ impl Scanner {
             f(batch, runs)?;
         }
     }
+}
+
+/// The rows of series `ids` in the file of `footer` over `span`: with a series directory,
+/// their row ranges (cut to the row groups of the time range; `series_id` need not be
+/// decoded), and whether none of them has histogram rows (float series never need the
+/// histogram column, the widest one to decode; files list the series that have any).
+fn rows_in_file(
+    footer: &Footer,
+    ids: &[u64],
+    span: (i64, i64),
+    hints: &mut Vec<u32>,
+    known: Option<(usize, &KnownRanges<'_>)>,
+) -> (Option<Vec<(u64, u64, usize)>>, bool) {
+    let no_histograms = footer
+        .histogram_series()
+        .is_some_and(|h| !super::sorted_intersect(h, ids));
+    let ranges = footer.series_directory().map(|d| {
+        let ranges = known
+            .and_then(|(i, k)| k(i, d))
+            .unwrap_or_else(|| directory_ranges(d, ids, hints));
+        super::in_time(footer.group_times(), ranges, span)
+    });
+    (ranges, no_histograms)
+}
+
+/// The columns a cached range of a file holds besides `timestamp`, `None` when a scan
+/// reads columns the cache does not key.
+fn cached_columns(columns: &[&str], no_histograms: bool) -> Option<Columns> {
+    let mut histograms = false;
+    for &c in columns {
+        match c {
+            "value" => {}
+            "histogram" => histograms = !no_histograms,
+            _ => return None,
+        }
+    }
+    Some(if histograms {
+        Columns::ValuesAndHistograms
+    } else {
+        Columns::Values
+    })
+}
+
+/// Collects the rows of a file's directory ranges out of its decoded batches, and keeps
+/// each range in the cache once it is whole.
+struct RangeCollector<'a> {
+    cache: &'a SampleCache,
+    file: u64,
+    columns: Columns,
+    /// The ranges still to come, in file order.
+    ranges: &'a [(u64, u64, usize)],
+    /// Slices of the current range so far, and their rows.
+    pieces: Vec<RecordBatch>,
+    rows: u64,
+    /// The runs stopped matching the ranges: keep nothing more.
+    lost: bool,
+}
+
+impl RangeCollector<'_> {
+    fn take(&mut self, batch: &RecordBatch, runs: &[Run]) {
+        let mut row = 0usize;
+        for run in runs {
+            if self.lost {
+                return;
+            }
+            while self.ranges.first().is_some_and(|r| r.1 == 0) {
+                self.ranges = self.ranges.get(1..).unwrap_or(&[]);
+            }
+            let Some(&(first, count, series)) = self.ranges.first() else {
+                self.lost = true;
+                return;
+            };
+            if run.series != Some(series) || row + run.rows > batch.num_rows() {
+                self.lost = true;
+                return;
+            }
+            self.pieces.push(batch.slice(row, run.rows));
+            self.rows += run.rows as u64;
+            row += run.rows;
+            if self.rows > count {
+                self.lost = true;
+            } else if self.rows == count {
+                match compact(&self.pieces) {
+                    Some(b) => self.cache.insert(
+                        RangeKey {
+                            file: self.file,
+                            first,
+                            rows: count,
+                            columns: self.columns,
+                        },
+                        b,
+                    ),
+                    None => self.lost = true,
+                }
+                self.pieces.clear();
+                self.rows = 0;
+                self.ranges = self.ranges.get(1..).unwrap_or(&[]);
+            }
+        }
+    }
+}
+
+/// `pieces` (slices of one schema) copied into one batch of their own buffers: a slice
+/// would keep its whole decoded batch alive in the cache.
+fn compact(pieces: &[RecordBatch]) -> Option<RecordBatch> {
+    let schema = pieces.first()?.schema();
+    let rows: usize = pieces.iter().map(RecordBatch::num_rows).sum();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for c in 0..schema.fields().len() {
+        let data: Vec<ArrayData> = pieces.iter().map(|p| p.column(c).to_data()).collect();
+        let mut out = MutableArrayData::new(data.iter().collect(), false, rows);
+        for (i, d) in data.iter().enumerate() {
+            out.try_extend(i, 0, d.len()).ok()?;
+        }
+        columns.push(make_array(out.freeze()));
+    }
+    RecordBatch::try_new(schema, columns).ok()
 }
 
 /// Samples of a selection below which its files are decoded on the calling thread: for

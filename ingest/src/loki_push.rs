@@ -240,7 +240,7 @@ struct BatchSink {
 
 impl BatchSink {
     /// The most rows reserved before they come (a few hundred kilobytes of builders).
-    const MAX_RESERVED_ROWS: usize = 8192;
+    const MAX_RESERVED_ROWS: usize = 131072;
 
     fn new(body_bytes: usize, max_text_bytes: usize) -> Self {
         BatchSink {

@@ -652,3 +652,6 @@ impl<'b> Shape<'b> for MetadataShape<'_, 'b> {
         Ok(problem.map_or(Ok(count), Err))
     }
 }
+
+#[cfg(test)]
+mod tests;

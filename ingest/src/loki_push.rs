@@ -124,7 +124,7 @@ pub fn decode_batch(
     limits: &Limits,
     now_ns: i64,
 ) -> Result<LogsBuilder, PushError> {
-    let mut sink = BatchSink::new(body.len(), limits.max_text_bytes());
+    let mut sink = BatchSink::new(limits.max_text_bytes());
     decode_into(format, body, limits, now_ns, &mut sink)?;
     Ok(sink.finish())
 }
@@ -189,6 +189,8 @@ impl StreamInfo {
 
 /// Where validated entries go: model records (tests, and what the rows mean) or a batch.
 trait Sink {
+    /// The (decompressed) body is `body_bytes` long: what a batch may size itself by.
+    fn body_size(&mut self, _body_bytes: usize) {}
     /// Drops what was built: the request is refused.
     fn discard(&mut self);
     /// One validated entry; `attributes` is its structured metadata as a JSON object.
@@ -239,13 +241,15 @@ struct BatchSink {
 }
 
 impl BatchSink {
-    /// The most rows reserved before they come (a few hundred kilobytes of builders).
-    const MAX_RESERVED_ROWS: usize = 131072;
+    /// The most rows reserved before they come (about 16 MiB of builders, for a body of
+    /// 8 MiB or more). Reserving them at once rather than growing from a few keeps the
+    /// builders' buffers in single large allocations that grow in place.
+    const MAX_RESERVED_ROWS: usize = 1 << 17;
 
-    fn new(body_bytes: usize, max_text_bytes: usize) -> Self {
+    fn new(max_text_bytes: usize) -> Self {
         BatchSink {
             builder: None,
-            body_bytes,
+            body_bytes: 0,
             max_text_bytes,
         }
     }
@@ -266,6 +270,10 @@ impl BatchSink {
 }
 
 impl Sink for BatchSink {
+    fn body_size(&mut self, body_bytes: usize) {
+        self.body_bytes = body_bytes;
+    }
+
     fn discard(&mut self) {
         self.builder = None;
     }
@@ -389,6 +397,7 @@ fn convert(
     now_ns: i64,
     sink: &mut impl Sink,
 ) -> Result<(), PushError> {
+    sink.body_size(raw.len());
     let mut footprint = Footprint::new(raw.len());
     let mut refused: Option<Refused> = None;
     let mut attrs = String::new();

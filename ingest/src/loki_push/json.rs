@@ -30,6 +30,7 @@ pub(super) fn convert(
     now_ns: i64,
     sink: &mut impl Sink,
 ) -> Result<(), PushError> {
+    sink.body_size(body.len());
     let mut walk = Walk {
         limits,
         now_ns,
@@ -281,7 +282,10 @@ impl<'b, S: Sink> Visitor<'b> for StreamsSeed<'_, 'b, '_, S> {
         f.write_str("a \"streams\" array")
     }
     fn visit_seq<A: SeqAccess<'b>>(self, mut a: A) -> Result<(), A::Error> {
-        while a.next_element_seed(Any(StreamShape(&mut *self.0)))?.is_some() {}
+        while a
+            .next_element_seed(Any(StreamShape(&mut *self.0)))?
+            .is_some()
+        {}
         Ok(())
     }
 }
@@ -451,7 +455,8 @@ impl<'b> Shape<'b> for LabelsShape {
                 let _ = write!(shown, "{}:{value}", json_string(&name));
             }
             let Found::Str(value) = value else {
-                problem.get_or_insert_with(|| format!("the value of label {name:?} is not a string"));
+                problem
+                    .get_or_insert_with(|| format!("the value of label {name:?} is not a string"));
                 continue;
             };
             if let Some(p) = pairs.iter_mut().find(|(n, _)| *n == *name) {
@@ -533,7 +538,8 @@ impl<'b, S: Sink> ValuesShape<'_, '_, 'b, '_, S> {
             Entries::Keep(list) => {
                 // The list costs what its entries hold, besides the rows they become.
                 let size = std::mem::size_of::<Pending<'_>>()
-                    + checked.as_ref().map_or(0, |e| e.line.len()) + walk.attrs.len();
+                    + checked.as_ref().map_or(0, |e| e.line.len())
+                    + walk.attrs.len();
                 walk.footprint.add(0, size);
                 list.push(Pending {
                     entry: checked.map(|e| (e.ts, e.line, walk.attrs.clone())),
@@ -636,7 +642,9 @@ impl<'b> Shape<'b> for MetadataShape<'_, 'b> {
         while let Some(name) = next_name(&mut a)? {
             let value = a.next_value_seed(Any(Text))?;
             let Found::Str(value) = value else {
-                problem.get_or_insert_with(|| format!("structured metadata {name:?} must be a string"));
+                problem.get_or_insert_with(|| {
+                    format!("structured metadata {name:?} must be a string")
+                });
                 continue;
             };
             // A repeated name keeps its last value and counts once, as in a decoded object.

@@ -246,7 +246,12 @@ fn tiny_entries_copying_a_long_label_refuse_the_push() {
     );
     assert!(msg.contains("it holds 1000000 entries"), "{msg}");
     let lines: Vec<String> = (0..200_000)
-        .map(|i| format!(r#"["{}","GET /api/cart/{i} 200 13ms user=u1"]"#, 1_700_000_000_000_000_000u64 + i))
+        .map(|i| {
+            format!(
+                r#"["{}","GET /api/cart/{i} 200 13ms user=u1"]"#,
+                1_700_000_000_000_000_000u64 + i
+            )
+        })
         .collect();
     let body = format!(
         r#"{{"streams":[{{"stream":{{"app":"api"}},"values":[{}]}}]}}"#,

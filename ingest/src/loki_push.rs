@@ -355,6 +355,12 @@ impl Footprint {
         self.rows_bytes <= self.budget
     }
 
+    /// Counts `bytes` more for entries counted already; false once over the budget.
+    fn grow(&mut self, bytes: usize) -> bool {
+        self.rows_bytes = self.rows_bytes.saturating_add(bytes);
+        self.rows_bytes <= self.budget
+    }
+
     /// The refusal of a push over the budget, once every entry is counted.
     fn refusal(&self) -> PushError {
         PushError::Expands(decoded_size::Expands {

@@ -76,9 +76,20 @@ impl<S: Sink> Walk<'_, '_, S> {
         }
     }
 
-    /// Stores a checked entry of `stream`, counting its row first.
-    fn store(&mut self, stream: &StreamInfo, at: (usize, usize), ts: i64, line: &str) {
-        let within = self.footprint.add(stream.text_bytes(), line.len());
+    /// Stores a checked entry of `stream`, counting its row first (its text only when the
+    /// entry was `counted` as it was kept).
+    fn store(
+        &mut self,
+        stream: &StreamInfo,
+        at: (usize, usize),
+        (ts, line): (i64, &str),
+        counted: bool,
+    ) {
+        let within = if counted {
+            self.footprint.grow(stream.text_bytes() + line.len())
+        } else {
+            self.footprint.add(stream.text_bytes(), line.len())
+        };
         if self.refused.is_some() {
             return;
         }
@@ -410,10 +421,9 @@ impl<'b, S: Sink> Shape<'b> for StreamShape<'_, 'b, '_, S> {
                     match p.entry {
                         Ok((ts, line, attrs)) => {
                             walk.attrs = attrs;
-                            walk.store(&info, (si, ei), ts, &line);
+                            walk.store(&info, (si, ei), (ts, &line), true);
                         }
                         Err(reason) => {
-                            walk.footprint.add(info.text_bytes(), 0);
                             let e = entry_error(&info, (si, ei), reason);
                             walk.refuse(Refused::Error(e));
                         }
@@ -459,9 +469,13 @@ impl<'b> Shape<'b> for LabelsShape {
                     .get_or_insert_with(|| format!("the value of label {name:?} is not a string"));
                 continue;
             };
+            // Past the limit the stream is refused: nothing more is collected or looked for.
+            if pairs.len() > self.max_labels {
+                continue;
+            }
             if let Some(p) = pairs.iter_mut().find(|(n, _)| *n == *name) {
                 p.1 = value.into_owned();
-            } else if pairs.len() <= self.max_labels {
+            } else {
                 pairs.push((name.into_owned(), value.into_owned()));
             }
         }
@@ -528,7 +542,7 @@ impl<'b, S: Sink> ValuesShape<'_, '_, 'b, '_, S> {
                 walk.footprint.add(0, line);
             }
             Entries::Store(Some(info)) => match checked {
-                Ok(e) => walk.store(info, (self.si, ei), e.ts, &e.line),
+                Ok(e) => walk.store(info, (self.si, ei), (e.ts, &e.line), false),
                 Err(reason) => {
                     walk.footprint.add(info.text_bytes(), 0);
                     let e = entry_error(info, (self.si, ei), reason);
@@ -540,10 +554,14 @@ impl<'b, S: Sink> ValuesShape<'_, '_, 'b, '_, S> {
                 let size = std::mem::size_of::<Pending<'_>>()
                     + checked.as_ref().map_or(0, |e| e.line.len())
                     + walk.attrs.len();
-                walk.footprint.add(0, size);
-                list.push(Pending {
-                    entry: checked.map(|e| (e.ts, e.line, walk.attrs.clone())),
-                });
+                if !walk.footprint.add(0, size) {
+                    walk.refuse(Refused::OverBudget);
+                }
+                if walk.refused.is_none() {
+                    list.push(Pending {
+                        entry: checked.map(|e| (e.ts, e.line, walk.attrs.clone())),
+                    });
+                }
             }
         }
     }
@@ -647,8 +665,11 @@ impl<'b> Shape<'b> for MetadataShape<'_, 'b> {
                 });
                 continue;
             };
-            // A repeated name keeps its last value and counts once, as in a decoded object.
-            if let Some(p) = self.pairs.iter_mut().find(|(n, _)| *n == name) {
+            // A repeated name keeps its last value and counts once, as in a decoded object
+            // (looked for while within the limit: past it the entry is refused anyway).
+            if count <= self.keep
+                && let Some(p) = self.pairs.iter_mut().find(|(n, _)| *n == name)
+            {
                 p.1 = value;
                 continue;
             }

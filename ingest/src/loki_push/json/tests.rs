@@ -275,3 +275,39 @@ fn lines_and_labels_are_unescaped() {
     assert_eq!(recs[1].body, "tab\there é 😀");
     assert_eq!(recs[1].attributes, r#"{"k\"":"v\n"}"#);
 }
+
+/// Values kept until their stream's labels come are bounded as stored ones are: the same
+/// refusal, counting the same entries, whichever comes first.
+#[test]
+fn values_before_labels_are_bounded_too() {
+    let values = vec![r#"["1",""]"#; 1_000_000].join(",");
+    let labels = format!(r#"{{"app":"{}"}}"#, "x".repeat(300));
+    for body in [
+        format!(r#"{{"streams":[{{"stream":{labels},"values":[{values}]}}]}}"#),
+        format!(r#"{{"streams":[{{"values":[{values}],"stream":{labels}}}]}}"#),
+    ] {
+        let err = decode_batch(PushFormat::Json, body.as_bytes(), &Limits::default(), 1)
+            .expect_err("too much memory");
+        assert!(err.is_too_large(), "{err}");
+        assert!(
+            err.to_string().contains("it holds 1000000 entries"),
+            "{err}"
+        );
+    }
+}
+
+/// An entry of a million metadata pairs is refused for them, counted without collecting.
+#[test]
+fn metadata_past_the_limit_is_counted_not_collected() {
+    let pairs: Vec<String> = (0..1_000_000).map(|i| format!(r#""k{i}":"v""#)).collect();
+    let body = format!(
+        r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["1","l",{{{}}}]]}}]}}"#,
+        pairs.join(",")
+    );
+    let err = decode(PushFormat::Json, body.as_bytes(), &Limits::default(), 1).expect_err("pairs");
+    assert!(
+        err.to_string()
+            .contains("entry 0: 1000000 attributes, more than the limit of 256"),
+        "{err}"
+    );
+}

@@ -313,7 +313,7 @@ struct Pending<'b> {
 /// Where a stream's entries go: the sink (labels known, or refused), or a list until the
 /// labels come.
 enum Entries<'s, 'b> {
-    /// `None` when the stream or an earlier one was refused: entries are walked only.
+    /// `None` when the stream is refused: its entries are walked and counted only.
     Store(Option<&'s StreamInfo>),
     Keep(&'s mut Vec<Pending<'b>>),
 }

@@ -27,10 +27,20 @@ pub enum Error {
     BadJson(#[from] serde_json::Error),
     #[error("malformed remote-write body: {0}")]
     RemoteWrite(#[from] crate::remote_write::DecodeError),
-    #[error("malformed Loki push body: {0}")]
+    /// A Loki push refused: malformed (400), or too large (413, told as it is).
+    #[error("{prefix}{0}", prefix = loki_prefix(.0))]
     LokiPush(#[from] crate::loki_push::PushError),
     #[error("{0}")]
     Storage(#[source] strata_storage::Error),
+}
+
+/// "malformed Loki push body: " before a 400's reason; a 413 says what was too large.
+fn loki_prefix(e: &crate::loki_push::PushError) -> &'static str {
+    if e.is_too_large() {
+        ""
+    } else {
+        "malformed Loki push body: "
+    }
 }
 
 impl From<strata_storage::Error> for Error {

@@ -115,26 +115,19 @@ impl Limits {
         }
     }
 
-    /// The most text (ids, names, attribute/event/link JSON and the resource and scope
-    /// copied onto each span) the spans of one request may make: 16 times
-    /// `max_request_bytes`, at most [`SPANS_BATCH_MAX_TEXT_BYTES`] (1 GiB, under what an
-    /// Arrow column can address). A request over it is refused whole with 413.
-    pub fn max_span_text_bytes(&self) -> usize {
-        self.max_request_bytes
-            .saturating_mul(16)
-            .min(SPANS_BATCH_MAX_TEXT_BYTES)
-    }
-
-    /// The most text the items of one OTLP logs or metrics request may make once
-    /// converted: log records' bodies, attributes, ids and the resource, scope and stream
-    /// labels copied onto each; metric samples' labels (each bucket of a histogram copies
-    /// its point's). 16 times `max_request_bytes`, at most 1 GiB
-    /// ([`LOGS_BATCH_MAX_TEXT_BYTES`]), as for spans. A request over it is refused whole
-    /// with 413 before more items are converted.
+    /// The most text the items of one request may make once converted, for every signal:
+    /// log records' bodies, attributes, ids and the resource, scope and stream labels
+    /// copied onto each (OTLP and Loki push); spans' ids, names, attribute, event and link
+    /// JSON and their resource and scope; metric samples' labels (each bucket of a
+    /// histogram copies its point's). 16 times `max_request_bytes`, at most what one batch
+    /// may hold ([`LOGS_BATCH_MAX_TEXT_BYTES`], [`SPANS_BATCH_MAX_TEXT_BYTES`]: 1 GiB,
+    /// under what an Arrow column can address). A request over it is refused whole with
+    /// 413 before more items are converted.
     pub fn max_text_bytes(&self) -> usize {
         self.max_request_bytes
             .saturating_mul(16)
             .min(LOGS_BATCH_MAX_TEXT_BYTES)
+            .min(SPANS_BATCH_MAX_TEXT_BYTES)
     }
 
     /// Checks a span's event and link counts.

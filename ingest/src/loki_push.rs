@@ -12,6 +12,11 @@
 //! record's attributes. A request is decoded and validated whole before anything is written:
 //! any bad stream or entry rejects it with a 400 naming what was wrong, so nothing is ever
 //! half-written. Success is Loki's 204.
+//!
+//! Both bodies are walked once, each entry checked and appended to the batch as it comes
+//! (protobuf on the wire, [`wire`]; JSON with serde, [`json`]), so a push takes its batch
+//! and little more: the rows it builds are bounded by [`decoded_size::budget`] of the body
+//! (413 past it), their text by [`Limits::max_text_bytes`].
 
 use crate::body::{decode_content, read_limited};
 use crate::error::Error;
@@ -26,11 +31,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde_json::Value as Json;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_storage::model::{Labels, LogRecord, Origin, Signal};
 use strata_storage::schema::{LogRow, LogsBuilder};
 
+mod json;
 mod wire;
 
 /// Why a push body was rejected. Every variant is the client's fault (4xx).
@@ -119,9 +124,9 @@ pub fn decode_batch(
     limits: &Limits,
     now_ns: i64,
 ) -> Result<LogsBuilder, PushError> {
-    let mut sink = BatchSink(None);
+    let mut sink = BatchSink::new(limits.max_text_bytes());
     decode_into(format, body, limits, now_ns, &mut sink)?;
-    Ok(sink.0.unwrap_or_else(|| LogsBuilder::with_capacity(0, 0)))
+    Ok(sink.finish())
 }
 
 fn decode_into(
@@ -147,7 +152,7 @@ fn decode_into(
             // itself, naming the field, before any entry is used.
             convert(&raw, limits, now_ns, sink)
         }
-        PushFormat::Json => convert_json(body, limits, now_ns, sink),
+        PushFormat::Json => json::convert(body, limits, now_ns, sink),
     }
 }
 
@@ -171,12 +176,21 @@ impl StreamInfo {
             labels,
         }
     }
+
+    /// The text each row of the stream copies: its labels and origin.
+    fn text_bytes(&self) -> usize {
+        self.labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum::<usize>()
+            + self.origin.service_name.len()
+    }
 }
 
 /// Where validated entries go: model records (tests, and what the rows mean) or a batch.
 trait Sink {
-    /// Room for `entries` more entries holding `line_bytes` of lines.
-    fn reserve(&mut self, entries: usize, line_bytes: usize);
+    /// The (decompressed) body is `body_bytes` long: what a batch may size itself by.
+    fn body_size(&mut self, _body_bytes: usize) {}
     /// Drops what was built: the request is refused.
     fn discard(&mut self);
     /// One validated entry; `attributes` is its structured metadata as a JSON object.
@@ -191,9 +205,6 @@ trait Sink {
 }
 
 impl Sink for Vec<LogRecord> {
-    fn reserve(&mut self, entries: usize, _line_bytes: usize) {
-        Vec::reserve(self, entries);
-    }
     fn discard(&mut self) {
         *self = Vec::new();
     }
@@ -220,17 +231,51 @@ impl Sink for Vec<LogRecord> {
     }
 }
 
-/// Builds the batch as entries come (created at the first `reserve`, sized by it).
-struct BatchSink(Option<LogsBuilder>);
+/// Builds the batch as entries come. The builder is made at the first entry that passed
+/// its checks, sized by the body but at most [`BatchSink::MAX_RESERVED_ROWS`] rows: a
+/// guess made before anything is validated reserves little, and the builder grows past it.
+struct BatchSink {
+    builder: Option<LogsBuilder>,
+    body_bytes: usize,
+    max_text_bytes: usize,
+}
 
-impl Sink for BatchSink {
-    fn reserve(&mut self, entries: usize, line_bytes: usize) {
-        if self.0.is_none() {
-            self.0 = Some(LogsBuilder::with_capacity(entries, line_bytes));
+impl BatchSink {
+    /// The most rows reserved before they come (about 16 MiB of builders, for a body of
+    /// 8 MiB or more). Reserving them at once rather than growing from a few keeps the
+    /// builders' buffers in single large allocations that grow in place.
+    const MAX_RESERVED_ROWS: usize = 1 << 17;
+
+    fn new(max_text_bytes: usize) -> Self {
+        BatchSink {
+            builder: None,
+            body_bytes: 0,
+            max_text_bytes,
         }
     }
+
+    fn builder(&mut self) -> &mut LogsBuilder {
+        let (body_bytes, max_text) = (self.body_bytes, self.max_text_bytes);
+        self.builder.get_or_insert_with(|| {
+            // Entries of about 64 bytes in the body, each line about its size.
+            let rows = (body_bytes / 64).clamp(1, Self::MAX_RESERVED_ROWS);
+            LogsBuilder::with_capacity(rows, rows * 64).with_max_text_bytes(max_text)
+        })
+    }
+
+    fn finish(self) -> LogsBuilder {
+        self.builder
+            .unwrap_or_else(|| LogsBuilder::with_capacity(0, 0))
+    }
+}
+
+impl Sink for BatchSink {
+    fn body_size(&mut self, body_bytes: usize) {
+        self.body_bytes = body_bytes;
+    }
+
     fn discard(&mut self) {
-        self.0 = Some(LogsBuilder::with_capacity(0, 0));
+        self.builder = None;
     }
 
     fn entry(
@@ -241,10 +286,7 @@ impl Sink for BatchSink {
         line: &str,
         attributes: &str,
     ) -> strata_storage::Result<()> {
-        let b = self
-            .0
-            .get_or_insert_with(|| LogsBuilder::with_capacity(1024, 1 << 16));
-        b.append(
+        self.builder().append(
             &stream.labels,
             stream.id,
             &stream.origin,
@@ -284,10 +326,70 @@ fn sink_error(e: strata_storage::Error, bad: impl FnOnce(String) -> PushError) -
 /// stream id, severity, counts) and the offsets of its string and label columns.
 const ROW_BYTES: usize = 128;
 
-/// The rows a body of `raw_len` bytes likely makes, to size a batch before the walk knows
-/// them (it grows past this as needed): entries of about 64 bytes.
-fn likely_entries(raw_len: usize) -> usize {
-    raw_len / 64
+/// What the rows of a push take, counted entry by entry against
+/// [`decoded_size::budget`] of its (decompressed) body.
+struct Footprint {
+    body_bytes: usize,
+    budget: usize,
+    rows_bytes: usize,
+    entries: u64,
+}
+
+impl Footprint {
+    fn new(body_bytes: usize) -> Self {
+        Footprint {
+            body_bytes,
+            budget: decoded_size::budget(body_bytes),
+            rows_bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Counts an entry of `line_bytes` whose row copies `stream_text`; false once the
+    /// rows so far are over the budget.
+    fn add(&mut self, stream_text: usize, line_bytes: usize) -> bool {
+        self.entries += 1;
+        self.rows_bytes = self
+            .rows_bytes
+            .saturating_add(ROW_BYTES + stream_text + line_bytes);
+        self.rows_bytes <= self.budget
+    }
+
+    /// Counts `bytes` more for entries counted already; false once over the budget.
+    fn grow(&mut self, bytes: usize) -> bool {
+        self.rows_bytes = self.rows_bytes.saturating_add(bytes);
+        self.rows_bytes <= self.budget
+    }
+
+    /// The refusal of a push over the budget, once every entry is counted.
+    fn refusal(&self) -> PushError {
+        PushError::Expands(decoded_size::Expands {
+            body_bytes: self.body_bytes,
+            decoded_bytes: self.rows_bytes,
+            limit: self.budget,
+            times: decoded_size::MAX_EXPANSION,
+            holds: format!(
+                "{} entries of about {ROW_BYTES} bytes each besides their text",
+                self.entries
+            ),
+        })
+    }
+}
+
+/// The first refusal of a walk: any of [`PushError`], or the body's budget (told once the
+/// walk has counted every entry).
+enum Refused {
+    Error(PushError),
+    OverBudget,
+}
+
+/// The answer of a walk that ended: its first refusal, if any.
+fn walk_outcome(refused: Option<Refused>, footprint: &Footprint) -> Result<(), PushError> {
+    match refused {
+        None => Ok(()),
+        Some(Refused::Error(e)) => Err(e),
+        Some(Refused::OverBudget) => Err(footprint.refusal()),
+    }
 }
 
 /// One walk of a protobuf push: each entry is checked and goes to the sink as it comes.
@@ -301,10 +403,9 @@ fn convert(
     now_ns: i64,
     sink: &mut impl Sink,
 ) -> Result<(), PushError> {
-    sink.reserve(likely_entries(raw.len()), raw.len());
-    let budget = decoded_size::budget(raw.len());
-    let (mut decoded, mut all_entries) = (0usize, 0u64);
-    let mut refused: Option<PushError> = None;
+    sink.body_size(raw.len());
+    let mut footprint = Footprint::new(raw.len());
+    let mut refused: Option<Refused> = None;
     let mut attrs = String::new();
     let mut metadata = Vec::new();
     let mut streams = wire::Streams::new(raw);
@@ -315,23 +416,16 @@ fn convert(
             None => match parse_labels(stream.labels).and_then(|p| stream_labels(p, limits)) {
                 Ok(labels) => Some(StreamInfo::new(labels)),
                 Err(reason) => {
-                    refused = Some(PushError::Labels {
+                    refused = Some(Refused::Error(PushError::Labels {
                         stream: si,
                         labels: clipped(stream.labels),
                         reason,
-                    });
+                    }));
                     None
                 }
             },
         };
-        // The text each row of the stream copies: its labels and origin.
-        let stream_text = info.as_ref().map_or(0, |i| {
-            i.labels
-                .iter()
-                .map(|l| l.name.len() + l.value.len())
-                .sum::<usize>()
-                + i.origin.service_name.len()
-        });
+        let stream_text = info.as_ref().map_or(0, StreamInfo::text_bytes);
         let keep = if info.is_some() {
             limits.max_attributes_per_item
         } else {
@@ -343,18 +437,9 @@ fn convert(
             .next(&mut metadata, keep)
             .map_err(PushError::Protobuf)?
         {
-            all_entries += 1;
-            decoded = decoded.saturating_add(ROW_BYTES + stream_text + e.line.len());
+            let within = footprint.add(stream_text, e.line.len());
             if let (None, Some(info)) = (&refused, &info) {
-                let stored = if decoded > budget {
-                    Err(PushError::Expands(decoded_size::Expands {
-                        body_bytes: raw.len(),
-                        decoded_bytes: 0,
-                        limit: budget,
-                        times: decoded_size::MAX_EXPANSION,
-                        holds: String::new(),
-                    }))
-                } else {
+                let stored = if within {
                     store_entry(
                         info,
                         (si, ei),
@@ -365,27 +450,20 @@ fn convert(
                         &mut attrs,
                         sink,
                     )
+                    .map_err(Refused::Error)
+                } else {
+                    Err(Refused::OverBudget)
                 };
-                if let Err(err) = stored {
+                if let Err(r) = stored {
                     sink.discard();
-                    refused = Some(err);
+                    refused = Some(r);
                 }
             }
             ei += 1;
         }
         si += 1;
     }
-    match refused {
-        // Refused for size: every entry counted.
-        Some(PushError::Expands(mut e)) => {
-            e.decoded_bytes = decoded;
-            e.holds =
-                format!("{all_entries} entries of about {ROW_BYTES} bytes each besides their text");
-            Err(PushError::Expands(e))
-        }
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    walk_outcome(refused, &footprint)
 }
 
 /// Checks one entry of a protobuf push (stream `si`, entry `ei`) and hands it to the sink.
@@ -428,9 +506,9 @@ fn store_entry(
 
 /// Checks an entry against the limits and writes its metadata's JSON object into `attrs`;
 /// `count` is how many pairs the entry has (`metadata` holds them all when within the limit).
-fn check_entry(
+fn check_entry<K: AsRef<str>, V: AsRef<str>>(
     line: &str,
-    metadata: &[(&str, &str)],
+    metadata: &[(K, V)],
     count: usize,
     limits: &Limits,
     attrs: &mut String,
@@ -442,113 +520,17 @@ fn check_entry(
         attrs.push_str("{}");
         return Ok(());
     }
-    if metadata.iter().any(|(n, _)| n.is_empty()) {
+    if metadata.iter().any(|(n, _)| n.as_ref().is_empty()) {
         return Err("structured metadata with an empty name".into());
     }
-    let mut map = serde_json::Map::with_capacity(metadata.len());
-    for (k, v) in metadata {
-        map.insert((*k).to_owned(), Json::String((*v).to_owned()));
-    }
-    attrs.push_str(&Json::Object(map).to_string());
-    Ok(())
-}
-
-fn convert_json(
-    body: &[u8],
-    limits: &Limits,
-    now_ns: i64,
-    sink: &mut impl Sink,
-) -> Result<(), PushError> {
-    let doc: Json = serde_json::from_slice(body).map_err(|e| PushError::Json(e.to_string()))?;
-    let streams = doc.get("streams").and_then(Json::as_array).ok_or_else(|| {
-        PushError::Json("the body must be an object with a \"streams\" array".into())
-    })?;
-    let entries = streams
+    // Sorted by name, a repeated name keeping its last value (as a JSON object decodes).
+    let map: std::collections::BTreeMap<&str, &str> = metadata
         .iter()
-        .filter_map(|s| s.get("values").and_then(Json::as_array))
-        .map(Vec::len)
-        .sum();
-    sink.reserve(entries, body.len());
-    let mut attrs = String::new();
-    let mut metadata = Vec::new();
-    for (si, s) in streams.iter().enumerate() {
-        let label_err = |reason: String| PushError::Labels {
-            stream: si,
-            labels: clipped(&s.get("stream").map(Json::to_string).unwrap_or_default()),
-            reason,
-        };
-        let map = s.get("stream").and_then(Json::as_object).ok_or_else(|| {
-            label_err("\"stream\" must be an object of label names to string values".into())
-        })?;
-        let mut pairs = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let v = v
-                .as_str()
-                .ok_or_else(|| label_err(format!("the value of label {k:?} is not a string")))?;
-            pairs.push((k.clone(), v.to_owned()));
-        }
-        let info = StreamInfo::new(stream_labels(pairs, limits).map_err(label_err)?);
-        let values = s.get("values").and_then(Json::as_array).ok_or_else(|| {
-            label_err("\"values\" must be an array of [\"<unix ns>\", \"line\"] pairs".into())
-        })?;
-        for (ei, v) in values.iter().enumerate() {
-            let bad = |reason: String| PushError::Entry {
-                stream: si,
-                labels: info.labels.to_string(),
-                entry: ei,
-                reason,
-            };
-            let (ts, line) = json_entry(v, &mut metadata).map_err(bad)?;
-            check_entry(line, &metadata, metadata.len(), limits, &mut attrs).map_err(bad)?;
-            sink.entry(
-                &info,
-                if ts == 0 { now_ns } else { ts },
-                now_ns,
-                line,
-                &attrs,
-            )
-            .map_err(|e| sink_error(e, bad))?;
-        }
-    }
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    let json = serde_json::to_string(&map).map_err(|e| e.to_string())?;
+    attrs.push_str(&json);
     Ok(())
-}
-
-/// One `[ts, line]` or `[ts, line, {metadata}]` value of a JSON push; the metadata pairs
-/// go into `metadata` (cleared first).
-fn json_entry<'a>(
-    v: &'a Json,
-    metadata: &mut Vec<(&'a str, &'a str)>,
-) -> Result<(i64, &'a str), String> {
-    metadata.clear();
-    let arr = v
-        .as_array()
-        .filter(|a| a.len() == 2 || a.len() == 3)
-        .ok_or(
-            "each value must be [\"<unix ns>\", \"line\"] or [\"<unix ns>\", \"line\", {metadata}]",
-        )?;
-    let ts = match &arr[0] {
-        Json::String(s) => s
-            .parse::<i64>()
-            .map_err(|_| format!("timestamp {s:?} is not an integer of Unix nanoseconds"))?,
-        other => {
-            return Err(format!(
-                "timestamp {other} must be a string of Unix nanoseconds"
-            ));
-        }
-    };
-    let line = arr[1].as_str().ok_or("the log line must be a string")?;
-    if let Some(m) = arr.get(2) {
-        let obj = m
-            .as_object()
-            .ok_or("structured metadata must be an object of string values")?;
-        for (k, v) in obj {
-            let v = v
-                .as_str()
-                .ok_or_else(|| format!("structured metadata {k:?} must be a string"))?;
-            metadata.push((k.as_str(), v));
-        }
-    }
-    Ok((ts, line))
 }
 
 /// A label name as Prometheus allows it: `[a-zA-Z_][a-zA-Z0-9_]*`.

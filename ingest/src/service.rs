@@ -285,20 +285,21 @@ impl Ingester {
         decode: impl FnOnce() -> Result<ExportLogsServiceRequest> + Send + 'static,
     ) -> Result<Outcome> {
         let this = self.clone();
-        let conv = blocking(move || -> Result<_> {
+        let (batch, rejected, errors) = blocking(move || -> Result<_> {
             let req = decode()?;
-            Ok(logs::convert(
+            let conv = logs::convert(
                 &req,
                 &this.inner.config.log_stream_attributes,
                 &this.inner.config.limits,
-            )?)
+            )?;
+            Ok((conv.batch.finish()?, conv.rejected, conv.errors))
         })
         .await??;
-        let accepted = conv.records.len() as u64;
-        self.inner.storage.write_logs(tenant, conv.records).await?;
+        let accepted = batch.num_rows() as u64;
+        self.inner.storage.write_logs_batch(tenant, batch).await?;
         ITEMS_ACCEPTED.add(Signal::Logs, accepted);
-        ITEMS_REJECTED.add(Signal::Logs, conv.rejected);
-        Ok(Outcome::new(conv.rejected, &conv.errors))
+        ITEMS_REJECTED.add(Signal::Logs, rejected);
+        Ok(Outcome::new(rejected, &errors))
     }
 
     /// Stores log rows already decoded and validated (Loki push): all or nothing.
@@ -325,7 +326,7 @@ impl Ingester {
             let limits = &this.inner.config.limits;
             let conv = traces::convert(&req, limits)?;
             let prepared = this.inner.span_metrics.prepare(&conv.spans);
-            let batch = spans_batch_limited(&conv.spans, limits.max_span_text_bytes())?;
+            let batch = spans_batch_limited(&conv.spans, limits.max_text_bytes())?;
             Ok((conv, batch, prepared))
         })
         .await??;

@@ -163,14 +163,10 @@ impl Labels {
         }
     }
 
-    /// A label set from pairs that usually come sorted by name, each name once and
-    /// without empty values (as stored): built in one pass then; otherwise as
-    /// [`Labels::from_pairs`] builds it.
+    /// [`Labels::from_pairs`] of a slice, without first copying the pairs into a list of
+    /// their own (label sets read from storage come as slices, usually sorted).
     pub fn from_sorted_pairs(pairs: &[(&str, &str)]) -> Self {
-        if pairs.iter().all(|p| !p.1.is_empty()) && pairs.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Labels::from_sorted(pairs.iter().copied());
-        }
-        Labels::from_pairs(pairs.iter().copied())
+        Labels::from_refs(pairs.iter().copied())
     }
 
     /// Builds a label set from pairs in any order; empty values are dropped
@@ -182,11 +178,18 @@ impl Labels {
         V: AsRef<str>,
     {
         let owned: Vec<(K, V)> = pairs.into_iter().collect();
-        let refs = owned.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        Labels::from_refs(owned.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    }
+
+    fn from_refs<'a>(refs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
         // Stored label sets come sorted, unique and without empty values: taken as they are.
-        if refs.clone().all(|p| !p.1.is_empty())
-            && owned.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref())
-        {
+        let mut names = refs.clone().map(|p| p.0);
+        let sorted = names.next().is_none_or(|first| {
+            names
+                .try_fold(first, |prev, n| (prev < n).then_some(n))
+                .is_some()
+        });
+        if sorted && refs.clone().all(|p| !p.1.is_empty()) {
             return Labels::from_sorted(refs);
         }
         // Otherwise the last pair of each name decides (an empty value deletes it).

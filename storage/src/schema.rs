@@ -553,8 +553,9 @@ pub struct LogsBuilder {
 /// make gigabytes and overflow a column's offsets.
 pub const LOGS_BATCH_MAX_TEXT_BYTES: usize = 1 << 30;
 
-/// The text of an origin as [`OriginBuilders`] stores it on every row.
-fn origin_text_len(origin: &Origin) -> usize {
+/// The text of an origin as [`OriginBuilders`] stores it on every row (what each row of a
+/// `logs` or `spans` batch counts for its origin against the batch's text limit).
+pub fn origin_text_len(origin: &Origin) -> usize {
     origin.service_name.len()
         + json_or_empty(&origin.resource_attributes).len()
         + origin.resource_schema_url.len()
@@ -636,9 +637,10 @@ impl LogsBuilder {
         let total = self.text_bytes.saturating_add(row);
         if total > self.max_text_bytes {
             return Err(Error::TooLarge(format!(
-                "the log lines of this request make more than {} bytes \
-                 of text (lines, metadata and the stream labels copied onto each line); send \
-                 fewer lines per request or smaller labels",
+                "the log records of this request make more than {} bytes of text (bodies, \
+                 attributes or metadata, and the stream labels, resource and scope copied onto \
+                 each record); send fewer records per request, or smaller labels or resource \
+                 attributes",
                 self.max_text_bytes
             )));
         }

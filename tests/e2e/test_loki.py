@@ -18,30 +18,12 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from wire import field, vfield
+
 NOW_NS = time.time_ns()
 
 
-# --- a tiny protobuf encoder for logproto.PushRequest ---------------------------------------
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field(num: int, payload: bytes) -> bytes:
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def vfield(num: int, value: int) -> bytes:
-    return varint(num << 3) + varint(value)
-
+# --- logproto.PushRequest by hand ------------------------------------------------------------
 
 def push_request(streams) -> bytes:
     """streams: [(labels_string, [(ts_ns, line, {metadata})])]"""

@@ -7,34 +7,18 @@ size is refused whole with 413 / RESOURCE_EXHAUSTED, over OTLP/HTTP (protobuf an
 and OTLP/gRPC alike; a Loki push the same way. The server stays up; data already stored
 stays intact; real requests still land."""
 
-import struct
+import json
 
 import grpc
 import requests
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
+from wire import double, field, fixed64, vfield
+
 LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 METRICS_EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 NOW_NS = 1_700_000_000_000_000_000
-
-
-def varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def field(num, payload):
-    """A length-delimited protobuf field."""
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def fixed64(num, v):
-    return varint(num << 3 | 1) + v.to_bytes(8, "little")
 
 
 def logs_request(records):
@@ -54,7 +38,7 @@ def metrics_request(name, points):
 
 
 def point(value):
-    return fixed64(3, NOW_NS) + varint(4 << 3 | 1) + struct.pack("<d", value)
+    return fixed64(3, NOW_NS) + double(4, value)
 
 
 def post(strata, path, body, ctype="application/x-protobuf"):
@@ -163,7 +147,7 @@ def test_loki_push_of_millions_of_empty_entries_costs_no_memory(strata):
                              headers={"Content-Type": "application/x-protobuf"}, timeout=120)
 
     def entry(line):
-        return field(2, field(1, varint(1 << 3) + varint(NOW_NS // 10**9)) + field(2, line.encode()))
+        return field(2, field(1, vfield(1, NOW_NS // 10**9)) + field(2, line.encode()))
 
     assert push(field(1, field(1, b'{app="ok"}') + entry("before"))).status_code == 204
     base = strata.peak_rss_mib()
@@ -180,3 +164,46 @@ def test_loki_push_of_millions_of_empty_entries_costs_no_memory(strata):
     assert r.status_code == 200, r.text
     lines = sorted(v[1] for s in r.json()["data"]["result"] for v in s["values"])
     assert lines == ["after", "before"], lines
+
+
+def test_loki_json_push_costs_its_batch_not_a_parsed_document(strata):
+    """A Loki JSON push was parsed into a serde_json::Value first (about 16 bytes per body
+    byte for tiny entries) and had no memory bound beyond the 1 GiB text cap: 4.5 MB of
+    tiny entries copying a 300-byte label took about 500 MiB and was accepted. The body is
+    now walked one entry at a time, its rows counted against 16 times its size, so such a
+    push is a 413 naming its entries, at a fraction of that; real pushes still land, and
+    bad ones are still a 400 naming the stream and entry."""
+
+    def push(body):
+        return requests.post(strata.api + "/loki/api/v1/push", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=120)
+
+    def doc(labels, values):
+        return json.dumps({"streams": [{"stream": labels, "values": values}]}).encode()
+
+    assert push(doc({"app": "ok"}, [[str(NOW_NS), "before"]])).status_code == 204
+    base = strata.peak_rss_mib()
+    entries = ",".join(['["1",""]'] * 500_000)
+    hostile = '{"streams":[{"stream":{"app":"' + "x" * 300 + '"},"values":[' + entries + "]}]}"
+    r = push(hostile.encode())
+    assert r.status_code == 413, r.text
+    assert "it holds 500000 entries" in r.text and "16 times its size" in r.text, r.text
+    assert not r.text.startswith("malformed"), r.text
+    grown = strata.peak_rss_mib() - base
+    assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
+    assert strata.alive()
+    # A bad entry past good ones is still named; nothing of the push is stored.
+    r = push(doc({"app": "ok"}, [[str(NOW_NS + 1), "not stored"], [str(NOW_NS + 2), 7]]))
+    assert r.status_code == 400, r.text
+    assert "stream 0 {app=\"ok\"}: entry 1: the log line must be a string" in r.text, r.text
+    # Real pushes land, the values of a stream before its labels too.
+    assert push(doc({"app": "ok"}, [[str(NOW_NS + 3), "after", {"user": "u1"}]])).status_code == 204
+    values_first = ('{"streams":[{"values":[["%d","values first"]],"stream":{"app":"ok"}}]}'
+                    % (NOW_NS + 4)).encode()
+    assert push(values_first).status_code == 204
+    start, end = NOW_NS - 3600 * 10**9, NOW_NS + 10**9
+    r = requests.get(strata.api + "/loki/api/v1/query_range",
+                     params={"query": '{app="ok"}', "start": start, "end": end}, timeout=30)
+    assert r.status_code == 200, r.text
+    lines = sorted(v[1] for s in r.json()["data"]["result"] for v in s["values"])
+    assert lines == ["after", "before", "values first"], lines

@@ -11,37 +11,19 @@ import pytest
 import requests
 
 from conftest import free_port
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(num, wire, payload):
-    key = varint((num << 3) | wire)
-    if wire == 2:
-        return key + varint(len(payload)) + payload
-    return key + payload
+from wire import double, field, vfield
 
 
 def write_request(series):
     """series: list of (labels dict, [(ts_ms, value)])"""
-    import struct
-
     body = b""
     for labels, samples in series:
         ts = b""
         for name in sorted(labels):
-            ts += field(1, 2, field(1, 2, name.encode()) + field(2, 2, labels[name].encode()))
+            ts += field(1, field(1, name.encode()) + field(2, labels[name].encode()))
         for t, v in samples:
-            ts += field(2, 2, field(1, 1, struct.pack("<d", v)) + field(2, 0, varint(t)))
-        body += field(1, 2, ts)
+            ts += field(2, double(1, v) + vfield(2, t))
+        body += field(1, ts)
     return bytes(cramjam.snappy.compress_raw(body))
 
 

@@ -9,21 +9,9 @@ import grpc
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from wire import field, vfield
+
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def field(num, payload):
-    """A length-delimited protobuf field."""
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
 
 
 def span(name, span_id, events=0, links=0, attrs=b""):
@@ -125,7 +113,7 @@ def test_unusual_but_valid_or_malformed_bodies_cost_no_memory(make_strata):
     s = make_strata().start()
     assert post(s, request([span("before", 1)])).status_code == 200
     base = s.peak_rss_mib()
-    status_twice = field(15, field(2, b"first")) + field(15, varint(3 << 3) + varint(2))
+    status_twice = field(15, field(2, b"first")) + field(15, vfield(3, 2))
     hostile = span("hostile", 2, links=4_000_000) + status_twice
     good = span("good-status", 3) + status_twice + field(5, b"good-merged")
     r = post(s, request([hostile, good]))

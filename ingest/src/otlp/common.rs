@@ -129,17 +129,6 @@ pub struct ScopeParts<'a> {
     pub dropped_attributes_count: u32,
 }
 
-/// Bytes of text an origin adds to every row it is copied onto.
-pub fn origin_text_bytes(o: &Origin) -> usize {
-    o.service_name.len()
-        + o.resource_attributes.len()
-        + o.resource_schema_url.len()
-        + o.scope_name.len()
-        + o.scope_version.len()
-        + o.scope_attributes.len()
-        + o.scope_schema_url.len()
-}
-
 /// Nanoseconds as the signed form storage uses; values past year 2262 are clamped.
 pub fn nanos(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

@@ -109,8 +109,47 @@ impl Schema {
     }
 }
 
-/// One more than the largest [`Schema::id`].
-const SCHEMAS: usize = 27;
+/// Every message type walked, in [`Schema::id`] order: a schema's id is its place here
+/// (checked when compiled), which [`Tally`] counts by.
+static ALL: [&Schema; 27] = [
+    &KEY_VALUE,
+    &ANY_VALUE,
+    &ARRAY_VALUE,
+    &KEY_VALUE_LIST,
+    &SCOPE,
+    &RESOURCE,
+    &ENTITY_REF,
+    &LOGS_REQUEST,
+    &RESOURCE_LOGS,
+    &SCOPE_LOGS,
+    &LOG_RECORD,
+    &METRICS_REQUEST,
+    &RESOURCE_METRICS,
+    &SCOPE_METRICS,
+    &METRIC,
+    &GAUGE,
+    &SUM,
+    &HISTOGRAM,
+    &EXPONENTIAL_HISTOGRAM,
+    &SUMMARY,
+    &NUMBER_POINT,
+    &HISTOGRAM_POINT,
+    &EXPONENTIAL_POINT,
+    &BUCKETS,
+    &SUMMARY_POINT,
+    &QUANTILE,
+    &EXEMPLAR,
+];
+
+const SCHEMAS: usize = ALL.len();
+
+const _: () = {
+    let mut i = 0;
+    while i < SCHEMAS {
+        assert!(ALL[i].id == i, "a schema's id is not its place in ALL");
+        i += 1;
+    }
+};
 
 static KEY_VALUE: Schema = Schema {
     id: 0,
@@ -475,8 +514,6 @@ struct Tally {
     bytes: usize,
     /// Elements of each repeated message type, by [`Schema::id`].
     counts: [u64; SCHEMAS],
-    /// The types, by id, for the message of a refusal.
-    types: [Option<&'static Schema>; SCHEMAS],
 }
 
 impl Tally {
@@ -484,7 +521,6 @@ impl Tally {
         Tally {
             bytes: 0,
             counts: [0; SCHEMAS],
-            types: [None; SCHEMAS],
         }
     }
 
@@ -494,10 +530,10 @@ impl Tally {
 
     /// The repeated message type that takes the most: (schema, count).
     fn largest(&self) -> Option<(&'static Schema, u64)> {
-        self.types
-            .iter()
+        ALL.iter()
             .zip(self.counts)
-            .filter_map(|(s, c)| s.map(|s| (s, c)))
+            .filter(|(_, c)| *c > 0)
+            .map(|(s, c)| (*s, c))
             .max_by_key(|(s, c)| c.saturating_mul(s.size as u64))
     }
 }
@@ -515,7 +551,6 @@ fn walk(mut f: Fields<'_>, s: &'static Schema, tally: &mut Tally) -> Result<(), 
             Some(Child::Repeated(c)) => {
                 tally.add(c.size);
                 tally.counts[c.id] += 1;
-                tally.types[c.id] = Some(c);
                 walk(f.message(w)?, c, tally).at(s.name, s.field_name(n))?;
             }
             Some(Child::Inline(c)) => {

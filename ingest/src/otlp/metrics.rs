@@ -130,8 +130,26 @@ impl MetricsTranslator {
     /// [`Self::translate`], refusing the request ([`strata_storage::Error::TooLarge`]) once
     /// its samples' labels make more than `max_text` bytes: each sample has its own copy
     /// (each bucket of a histogram point copies the point's), so a small request of large
-    /// labels and many buckets would otherwise make gigabytes of them.
+    /// labels and many buckets would otherwise make gigabytes of them. A refused request
+    /// leaves `deltas` as it found them: the delta points translated before the refusal
+    /// are taken back, so that the client's retry (or next request) is not counted on top
+    /// of them.
     pub fn translate_limited(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        deltas: &mut DeltaAccumulator,
+        max_text: usize,
+    ) -> Result<Translation, strata_storage::Error> {
+        let mark = deltas.begin();
+        let translated = self.translate_within(req, deltas, max_text);
+        match translated {
+            Ok(_) => deltas.commit(mark),
+            Err(_) => deltas.roll_back(mark),
+        }
+        translated
+    }
+
+    fn translate_within(
         &self,
         req: &ExportMetricsServiceRequest,
         deltas: &mut DeltaAccumulator,
@@ -1449,10 +1467,26 @@ impl DeltaState {
     }
 }
 
+#[derive(Clone)]
 struct DeltaEntry {
     state: DeltaState,
     last_time_ns: u64,
     tick: u64,
+}
+
+/// How to take back one change to a [`DeltaAccumulator`].
+enum Undo {
+    /// The series was added: remove it.
+    Added(Labels),
+    /// The series was updated or forgotten: put back its entry as it was.
+    Replaced(Labels, DeltaEntry),
+}
+
+/// Where a [`DeltaAccumulator`]'s changes of one request begin, to commit or take back.
+#[must_use]
+pub struct DeltaMark {
+    journal_len: usize,
+    next_tick: u64,
 }
 
 /// Running totals that turn DELTA sums and histograms into cumulative series, keyed by the
@@ -1465,6 +1499,8 @@ pub struct DeltaAccumulator {
     /// Update tick -> series, oldest first.
     order: BTreeMap<u64, Labels>,
     next_tick: u64,
+    /// The changes since the oldest open [`DeltaMark`], to take them back.
+    journal: Vec<Undo>,
 }
 
 impl DeltaAccumulator {
@@ -1475,7 +1511,50 @@ impl DeltaAccumulator {
             entries: HashMap::new(),
             order: BTreeMap::new(),
             next_tick: 0,
+            journal: Vec::new(),
         }
+    }
+
+    /// Starts a request's changes: [`Self::commit`] keeps them, [`Self::roll_back`] takes
+    /// them back.
+    pub fn begin(&self) -> DeltaMark {
+        DeltaMark {
+            journal_len: self.journal.len(),
+            next_tick: self.next_tick,
+        }
+    }
+
+    /// Keeps the changes since `mark`.
+    pub fn commit(&mut self, mark: DeltaMark) {
+        if mark.journal_len == 0 {
+            self.journal = Vec::new();
+        }
+    }
+
+    /// Takes back every change since `mark`, newest first: the totals, times and update
+    /// order are as they were, series forgotten to make room are back.
+    pub fn roll_back(&mut self, mark: DeltaMark) {
+        while self.journal.len() > mark.journal_len {
+            let Some(undo) = self.journal.pop() else {
+                break;
+            };
+            match undo {
+                Undo::Added(key) => {
+                    if let Some(e) = self.entries.remove(&key) {
+                        self.order.remove(&e.tick);
+                    }
+                }
+                Undo::Replaced(key, old) => {
+                    if let Some(e) = self.entries.get(&key) {
+                        self.order.remove(&e.tick);
+                    }
+                    self.order.insert(old.tick, key.clone());
+                    self.entries.insert(key, old);
+                }
+            }
+        }
+        self.next_tick = mark.next_tick;
+        self.commit(mark);
     }
 
     pub fn max_entries(&self) -> usize {
@@ -1514,6 +1593,8 @@ impl DeltaAccumulator {
                     entry.last_time_ns
                 ));
             }
+            self.journal
+                .push(Undo::Replaced(key.clone(), entry.clone()));
             entry.state.add(delta);
             entry.last_time_ns = time_ns;
             self.order.remove(&entry.tick);
@@ -1525,8 +1606,11 @@ impl DeltaAccumulator {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            if let Some(forgotten) = self.entries.remove(&oldest) {
+                self.journal.push(Undo::Replaced(oldest, forgotten));
+            }
         }
+        self.journal.push(Undo::Added(key.clone()));
         self.entries.insert(
             key.clone(),
             DeltaEntry {

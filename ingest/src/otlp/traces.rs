@@ -2,11 +2,12 @@
 
 use crate::attributes::{attributes_json, attributes_value};
 use crate::limits::{Limits, note_rejection};
-use crate::otlp::common::{ResourceOrigin, check_id, hex_id, nanos, origin_text_bytes};
+use crate::otlp::common::{ResourceOrigin, check_id, hex_id, nanos};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use strata_storage::model::{Span, SpanEvent, SpanLink};
+use strata_storage::schema::origin_text_len;
 use strata_storage::schema::spans_too_large;
 
 /// What became of a traces request.
@@ -88,7 +89,7 @@ const MIN_EVENT_JSON: usize = 64;
 const MIN_LINK_JSON: usize = 96;
 
 /// A span's text in a `spans` batch, at least: what [`convert`] counts against
-/// [`Limits::max_span_text_bytes`] so that a request the batch builder would refuse is
+/// [`Limits::max_text_bytes`] so that a request the batch builder would refuse is
 /// mostly refused before its spans are all converted.
 fn span_text_lower_bound(s: &OtlpSpan, attributes: &str, origin_bytes: usize) -> usize {
     let events: usize = s.events.iter().map(|e| MIN_EVENT_JSON + e.name.len()).sum();
@@ -116,7 +117,7 @@ pub fn convert(
 ) -> Result<TracesConversion, strata_storage::Error> {
     let mut out = TracesConversion::default();
     let mut text_bytes = 0usize;
-    let max_text = limits.max_span_text_bytes();
+    let max_text = limits.max_text_bytes();
     for rs in &req.resource_spans {
         // The resource's JSON once per resource block, and nothing for scopes without spans.
         let mut resource = None;
@@ -138,7 +139,7 @@ pub fn convert(
             let resource = resource
                 .get_or_insert_with(|| ResourceOrigin::new(rs.resource.as_ref(), &rs.schema_url));
             let origin = resource.with_scope(ss.scope.as_ref(), &ss.schema_url);
-            let origin_bytes = origin_text_bytes(&origin);
+            let origin_bytes = origin_text_len(&origin);
             for s in &ss.spans {
                 let counts = SpanCounts {
                     attributes: s.attributes.len(),

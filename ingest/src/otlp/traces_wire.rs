@@ -344,7 +344,7 @@ pub fn decode(
 ) -> Result<WireSpans, WireError> {
     let mut out = WireSpans {
         builder: SpansBuilder::with_capacity(body.len() / 256)
-            .with_max_text_bytes(limits.max_span_text_bytes()),
+            .with_max_text_bytes(limits.max_text_bytes()),
         rejected: 0,
         errors: Vec::new(),
         too_large: None,

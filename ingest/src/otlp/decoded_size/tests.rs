@@ -309,3 +309,29 @@ fn json_objects_are_counted_outside_strings() {
     );
     assert!(check_json(Signal::Logs, body.as_bytes()).is_ok());
 }
+
+/// Every message type a walk can reach is in `ALL` (whose ids are checked when compiled),
+/// so no two types share a count.
+#[test]
+fn every_reachable_schema_is_counted_by_its_own_id() {
+    let mut seen: Vec<&'static Schema> = Vec::new();
+    let mut todo = vec![&LOGS_REQUEST, &METRICS_REQUEST];
+    while let Some(s) = todo.pop() {
+        if seen.iter().any(|x| std::ptr::eq(*x, s)) {
+            continue;
+        }
+        seen.push(s);
+        assert!(
+            ALL.get(s.id).is_some_and(|a| std::ptr::eq(*a, s)),
+            "{} is not ALL[{}]",
+            s.name,
+            s.id
+        );
+        for (_, c) in s.children {
+            if let Child::Repeated(c) | Child::Inline(c) = c {
+                todo.push(c);
+            }
+        }
+    }
+    assert_eq!(seen.len(), SCHEMAS, "every schema in ALL is reachable");
+}

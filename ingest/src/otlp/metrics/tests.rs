@@ -1440,3 +1440,141 @@ fn samples_copying_large_labels_past_the_text_limit_refuse_the_request() {
         "{err}"
     );
 }
+
+/// A request refused for its label text after some of its delta points were accumulated
+/// takes them back: the request after it totals as if the refused one never came, for
+/// updated, added and (to make room) forgotten series alike.
+#[test]
+fn a_refused_request_leaves_the_delta_totals_untouched() {
+    let translator = MetricsTranslator::default();
+    let point = |k: &str, t: u64, v: f64| number(T0 + t, v, vec![kv("k", k)]);
+    let counter = |points| metric("x", "", sum(DELTA, true, points));
+    let buckets = |t: u64, counts: Vec<u64>| {
+        metric(
+            "latency",
+            "",
+            histogram(
+                DELTA,
+                vec![HistogramDataPoint {
+                    attributes: vec![kv("k", "h")],
+                    ..histogram_point(T0 + t, vec![1.0], counts, Some(1.0))
+                }],
+            ),
+        )
+    };
+    let first = request(
+        svc(),
+        vec![
+            counter(vec![point("a", 0, 1.0), point("b", 0, 10.0)]),
+            buckets(0, vec![1, 2]),
+        ],
+    );
+    // Updates a, the histogram and b, adds c and d (forgetting the oldest two: the
+    // accumulator holds 4), then a metric of more label text than allowed.
+    let huge = metric(
+        "huge",
+        "",
+        sum(
+            DELTA,
+            true,
+            vec![number(T0, 1.0, vec![kv("big", &"v".repeat(4096))])],
+        ),
+    );
+    let refused = request(
+        svc(),
+        vec![
+            counter(vec![point("a", 1, 100.0), point("b", 1, 100.0)]),
+            buckets(1, vec![100, 100]),
+            counter(vec![point("c", 1, 100.0), point("d", 1, 100.0)]),
+            huge,
+        ],
+    );
+    let next = request(
+        svc(),
+        vec![
+            counter(vec![
+                point("a", 2, 2.0),
+                point("b", 2, 20.0),
+                point("c", 2, 5.0),
+            ]),
+            buckets(2, vec![3, 4]),
+        ],
+    );
+    let max_text = 2048;
+    let totals = |refuse: bool| {
+        let mut deltas = DeltaAccumulator::new(4);
+        translator
+            .translate_limited(&first, &mut deltas, max_text)
+            .expect("first fits");
+        if refuse {
+            let err = translator
+                .translate_limited(&refused, &mut deltas, max_text)
+                .expect_err("too much label text");
+            assert!(matches!(err, strata_storage::Error::TooLarge(_)), "{err}");
+        }
+        let t = translator
+            .translate_limited(&next, &mut deltas, max_text)
+            .expect("next fits");
+        let key = |k: &str| labels(&[("__name__", "x_total"), ("job", "svc"), ("k", k)]);
+        let tracked: Vec<bool> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| deltas.contains(&key(k)))
+            .collect();
+        let samples: Vec<(String, f64)> = t
+            .write
+            .samples
+            .iter()
+            .filter(|s| s.labels.get("__name__") != Some("target_info"))
+            .map(|s| (s.labels.to_string(), float(s)))
+            .collect();
+        (samples, tracked, deltas.len())
+    };
+    let alone = totals(false);
+    assert_eq!(totals(true), alone);
+    let values: Vec<f64> = alone.0.iter().map(|(_, v)| *v).collect();
+    // a 1+2, b 10+20, c 5 (new), the histogram's sum, count and buckets (1+3, 2+4).
+    assert_eq!(&values[..3], &[3.0, 30.0, 5.0], "{alone:?}");
+    assert!(
+        alone
+            .0
+            .iter()
+            .any(|(l, v)| l.contains("le=\"+Inf\"") && *v == 10.0)
+    );
+}
+
+/// Rolled back in any order of updates, additions and evictions, the accumulator is as
+/// it was: the same totals, times and eviction order.
+#[test]
+fn rolling_back_restores_totals_times_and_eviction_order() {
+    let key = |k: u8| labels(&[("k", &k.to_string())]);
+    let mut deltas = DeltaAccumulator::new(3);
+    for (i, k) in [1u8, 2, 3].into_iter().enumerate() {
+        deltas
+            .accumulate(&key(k), 10 + i as u64, DeltaState::Sum(1.0))
+            .expect("add");
+    }
+    let mark = deltas.begin();
+    for (t, k) in [(20u64, 1u8), (21, 4), (22, 5), (23, 1), (24, 6), (25, 4)] {
+        deltas
+            .accumulate(&key(k), t, DeltaState::Sum(7.0))
+            .expect("change");
+    }
+    deltas.roll_back(mark);
+    assert_eq!(deltas.len(), 3);
+    // Times are back: a point at 11 is not newer than 2's last (11), one at 12 is newer than 1's.
+    assert!(
+        deltas
+            .accumulate(&key(2), 11, DeltaState::Sum(1.0))
+            .is_err()
+    );
+    // Eviction order is back: 1 is the oldest, so a new series forgets it.
+    deltas
+        .accumulate(&key(9), 30, DeltaState::Sum(1.0))
+        .expect("add");
+    assert!(!deltas.contains(&key(1)));
+    assert!(deltas.contains(&key(2)) && deltas.contains(&key(3)));
+    let total = deltas
+        .accumulate(&key(3), 31, DeltaState::Sum(1.0))
+        .expect("update");
+    assert_eq!(total, DeltaState::Sum(2.0), "3's total was kept");
+}

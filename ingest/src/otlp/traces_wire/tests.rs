@@ -816,7 +816,7 @@ fn spans_expanding_past_the_text_limit_refuse_the_request_on_both_paths() {
         max_request_bytes: 64 * 1024,
         ..Limits::default()
     };
-    assert_eq!(limits.max_span_text_bytes(), 1 << 20);
+    assert_eq!(limits.max_text_bytes(), 1 << 20);
     let make = |spans: usize| ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {

@@ -447,6 +447,9 @@ def main():
     ap.add_argument("--workdir", help="keep data dirs here and reuse them when the parameters match")
     ap.add_argument("--keep", action="store_true", help="do not delete a temporary workdir")
     ap.add_argument("--only", help="comma-separated query names to run")
+    ap.add_argument("--no-sample-cache", action="store_true",
+                    help="run Strata with query.prometheus.sample_cache_bytes = 0, so every read "
+                         "decodes its files, as the first read of a range after start does")
     ap.add_argument("--load-only", choices=["strata", "prometheus"],
                     help="only load this server's data (the other one is loaded by a later run)")
     args = ap.parse_args()
@@ -508,7 +511,8 @@ def main():
                 return
         print("load:", json.dumps(load_stats))
 
-        strata = Strata(args.strata_bin, tmp, "strata", ready_timeout=600)
+        strata_config = "[query.prometheus]\nsample_cache_bytes = 0\n" if args.no_sample_cache else ""
+        strata = Strata(args.strata_bin, tmp, "strata", config=strata_config, ready_timeout=600)
         prom = Prometheus(tmp, extra_args=prom_args, ready_timeout=600)
         time.sleep(2)
         base_rss = {"strata": vm_rss_bytes(strata.proc.pid), "prometheus": vm_rss_bytes(prom.proc.pid)}

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock};
-use strata_storage::files::{DirectoryEntry, histogram_series, series_directory};
+use strata_storage::files::{DirectoryEntry, SeriesRuns, histogram_series, series_directory};
 
 /// Most footers kept; past it the cache starts over (files are few and footers small).
 const ENTRIES: usize = 4096;
@@ -24,6 +24,8 @@ const ENTRIES: usize = 4096;
 pub(crate) struct Footer {
     /// Schema, row-group statistics and page index.
     pub meta: ArrowReaderMetadata,
+    /// The file's path, for logs.
+    path: PathBuf,
     histogram_series: OnceLock<Option<Vec<u64>>>,
     series_directory: OnceLock<Option<SeriesDirectory>>,
     group_times: OnceLock<Vec<GroupTimes>>,
@@ -219,7 +221,23 @@ impl Footer {
     pub fn series_directory(&self) -> Option<&SeriesDirectory> {
         self.series_directory
             .get_or_init(|| {
-                series_directory(self.meta.metadata().file_metadata()).map(SeriesDirectory::new)
+                // A directory that does not cover the file's rows once would leave rows out
+                // of answers, or hand rows to the wrong series: such a file is read like
+                // one without a directory, by its `series_id` column.
+                let meta = self.meta.metadata().file_metadata();
+                match SeriesRuns::from_directory(meta) {
+                    Ok(Some(_)) => series_directory(meta).map(SeriesDirectory::new),
+                    Ok(None) => None,
+                    Err(fault) => {
+                        tracing::warn!(
+                            file = %self.path.display(),
+                            %fault,
+                            "a data file's series directory does not fit the file; \
+                             reading its series_id column instead"
+                        );
+                        None
+                    }
+                }
             })
             .as_ref()
     }
@@ -248,6 +266,7 @@ pub(crate) fn footer(path: &Path, file: &File) -> Result<Arc<Footer>> {
     )?;
     let meta = Arc::new(Footer {
         meta,
+        path: path.to_path_buf(),
         histogram_series: OnceLock::new(),
         series_directory: OnceLock::new(),
         group_times: OnceLock::new(),

@@ -456,3 +456,114 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Rewrites a metrics file with the same rows, its series directory replaced by
+/// `entries` (stored sorted by id, as writers store them).
+fn rewrite_directory(path: &Path, mut entries: Vec<strata_storage::files::DirectoryEntry>) {
+    use datafusion::parquet::file::metadata::KeyValue;
+    use strata_storage::files::{SERIES_DIRECTORY_KEY, directory_hex};
+    let data = std::fs::File::open(path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data).unwrap();
+    let kept: Vec<KeyValue> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| kv.key != SERIES_DIRECTORY_KEY && kv.key != "ARROW:schema")
+        .collect();
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batches[0].schema(), None).unwrap();
+    for kv in kept {
+        w.append_key_value_metadata(kv);
+    }
+    entries.sort_unstable();
+    w.append_key_value_metadata(KeyValue::new(
+        SERIES_DIRECTORY_KEY.to_string(),
+        directory_hex(&entries),
+    ));
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+/// A metrics file whose series directory does not fit its rows (a series left out, or
+/// a series' rows said to start late) is read by its `series_id` column: PromQL answers
+/// every series with all its samples, where trusting the directory lost or misplaced some.
+#[tokio::test]
+async fn queries_do_not_trust_a_series_directory_that_does_not_fit_its_file() {
+    for damage in ["a series left out", "rows shifted"] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        })
+        .unwrap();
+        let t = TenantId::default_tenant();
+        let t0 = 1_700_000_000_000i64;
+        let mut samples = Vec::new();
+        for s in 0..6 {
+            let labels = Labels::from_pairs([("__name__", "dir_damage"), ("s", &format!("{s}"))]);
+            for i in 0..20 {
+                samples.push(Sample {
+                    labels: labels.clone(),
+                    timestamp_ms: t0 + i * 15_000,
+                    value: SampleValue::Float(f64::from(s * 100) + i as f64),
+                    exemplars: Vec::new(),
+                });
+            }
+        }
+        let write = MetricsWrite {
+            samples,
+            metadata: Vec::new(),
+        };
+        storage.write_metrics(&t, write).await.unwrap();
+        storage.flush().await.unwrap();
+        let snap = storage.snapshot(&t, Signal::Metrics, i64::MIN, i64::MAX);
+        assert_eq!(snap.files.len(), 1);
+        let path = snap.files_root.join(&snap.files[0].path);
+        let data = std::fs::File::open(&path).unwrap();
+        let meta = ParquetRecordBatchReaderBuilder::try_new(data).unwrap();
+        let mut entries =
+            strata_storage::files::series_directory(meta.metadata().file_metadata()).unwrap();
+        entries.sort_unstable_by_key(|e| e.1);
+        assert_eq!(entries.len(), 6);
+        match damage {
+            "a series left out" => {
+                entries.remove(2);
+            }
+            _ => {
+                entries[3].1 += 1;
+            }
+        }
+        rewrite_directory(&path, entries);
+
+        let app = strata_query::prom::router(storage.clone(), PromApiConfig::default());
+        let at = (t0 + 19 * 15_000) / 1000;
+        let (status, body) = get(
+            &app,
+            &format!("/api/v1/query?query=sum_over_time(dir_damage[10m])&time={at}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut got: Vec<(String, f64)> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let s = r["metric"]["s"].as_str().unwrap().to_string();
+                (s, r["value"][1].as_str().unwrap().parse().unwrap())
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, f64)> = (0..6)
+            .map(|s| (s.to_string(), f64::from(s * 100 * 20 + 190)))
+            .collect();
+        assert_eq!(got, want, "{damage}");
+    }
+}

@@ -467,7 +467,7 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// Hex of the directory as varints: id deltas (entries sorted by id), first rows, counts.
-pub(crate) fn directory_hex(entries: &[DirectoryEntry]) -> String {
+pub fn directory_hex(entries: &[DirectoryEntry]) -> String {
     let mut bytes = Vec::with_capacity(entries.len() * 8);
     let mut prev = 0u64;
     for &(id, start, rows) in entries {

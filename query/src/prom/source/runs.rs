@@ -432,6 +432,9 @@ impl Scanner {
     }
 }
 
+/// Row ranges of series in a file: (first row, rows, index of the series in the scan).
+type RowRanges = Vec<(u64, u64, usize)>;
+
 /// The rows of series `ids` in the file of `footer` over `span`: with a series directory,
 /// their row ranges (cut to the row groups of the time range; `series_id` need not be
 /// decoded), and whether none of them has histogram rows (float series never need the
@@ -442,7 +445,7 @@ fn rows_in_file(
     span: (i64, i64),
     hints: &mut Vec<u32>,
     known: Option<(usize, &KnownRanges<'_>)>,
-) -> (Option<Vec<(u64, u64, usize)>>, bool) {
+) -> (Option<RowRanges>, bool) {
     let no_histograms = footer
         .histogram_series()
         .is_some_and(|h| !super::sorted_intersect(h, ids));

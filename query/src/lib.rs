@@ -5,6 +5,7 @@
 pub mod error;
 mod footer;
 mod guard;
+mod gzip;
 pub mod http;
 pub mod json;
 pub mod loki;

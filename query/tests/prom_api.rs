@@ -1544,3 +1544,70 @@ async fn sample_limits_count_the_same_samples_from_files_and_memtables() {
         assert_eq!(passed_at[0], passed_at[1], "{path} {params:?}");
     }
 }
+
+/// Clients that accept gzip (Grafana's do) get gzipped answers with the same JSON, as
+/// Prometheus gives them; others, and answers too small to gain, go out plain.
+#[tokio::test]
+async fn answers_are_gzipped_for_clients_that_accept_gzip() {
+    use std::io::Read;
+    let (_dir, _storage, app) = setup().await;
+    let uri = format!(
+        "/api/v1/query_range?{}",
+        qs(&[
+            ("query", "{__name__=~\".+\"}"),
+            ("start", &secs(0).to_string()),
+            ("end", &secs(40).to_string()),
+            ("step", "15"),
+        ])
+    );
+    let fetch = |accept: Option<&'static str>, uri: String| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get(uri);
+            if let Some(a) = accept {
+                req = req.header("accept-encoding", a);
+            }
+            let resp = app
+                .oneshot(req.body(Body::empty()).expect("request"))
+                .await
+                .expect("response");
+            assert_eq!(resp.status(), StatusCode::OK);
+            let encoding = resp
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("ascii").to_string());
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            (encoding, body.to_vec())
+        }
+    };
+    let (plain_enc, plain) = fetch(None, uri.clone()).await;
+    assert_eq!(plain_enc, None);
+    assert!(plain.len() > 1024, "a range answer worth compressing");
+    for accept in ["gzip", "deflate, gzip;q=0.8", "*"] {
+        let (enc, packed) = fetch(Some(accept), uri.clone()).await;
+        assert_eq!(enc.as_deref(), Some("gzip"), "{accept}");
+        assert!(
+            packed.len() < plain.len() / 2,
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .expect("gunzip");
+        assert_eq!(unpacked, plain, "{accept}");
+    }
+    for accept in ["gzip;q=0", "identity", "br"] {
+        let (enc, body) = fetch(Some(accept), uri.clone()).await;
+        assert_eq!(enc, None, "{accept}");
+        assert_eq!(body, plain, "{accept}");
+    }
+    // A small answer is not worth a gzip frame.
+    let small = format!("/api/v1/query?{}", qs(&[("query", "1"), ("time", "100")]));
+    let (enc, body) = fetch(Some("gzip"), small).await;
+    assert_eq!(enc, None);
+    assert!(body.starts_with(b"{\"status\":\"success\""));
+}

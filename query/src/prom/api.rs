@@ -69,6 +69,7 @@ pub fn router_with_cache(
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
+        .layer(axum::middleware::from_fn(crate::gzip::gzip_answers))
         .with_state(state)
 }
 

@@ -34,6 +34,13 @@ const QUERIES: &[(&str, &str, &str)] = &[
         r#"histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket{service="cart"}[5m])))"#,
         "instant",
     ),
+    // Every instance's resident memory (621 series) over 30 minutes: past the inline
+    // threshold, so the window's file holding them is decoded in two parts on two threads.
+    (
+        "instant_sum_30m",
+        r#"sum(sum_over_time(process_resident_memory_bytes[30m]))"#,
+        "instant",
+    ),
     (
         "rate_one_instance",
         r#"rate(http_requests_total{service="checkout",instance="checkout-0003:8080"}[5m])"#,

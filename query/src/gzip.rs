@@ -1,4 +1,4 @@
-//! Gzipped answers for clients that ask for them, as Prometheus's API gives them.
+//! Gzipped answers for clients that ask for them, as Prometheus's and Loki's APIs give them.
 //!
 //! Grafana's Go client sends `Accept-Encoding: gzip` with every request; a range query's
 //! JSON (timestamps and decimal values) shrinks about tenfold, which matters once Grafana
@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, UPGRADE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -49,11 +49,14 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Middleware: the inner answer, gzipped when the request accepts gzip and the answer is
-/// long enough and not encoded already.
+/// long enough and not encoded already. Protocol upgrades (WebSockets) pass untouched.
 pub(crate) async fn gzip_answers(req: Request, next: Next) -> Response {
-    let wanted = accepts_gzip(req.headers());
+    let wanted = accepts_gzip(req.headers()) && !req.headers().contains_key(UPGRADE);
     let resp = next.run(req).await;
-    if !wanted || resp.headers().contains_key(CONTENT_ENCODING) {
+    if !wanted
+        || resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        || resp.headers().contains_key(CONTENT_ENCODING)
+    {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

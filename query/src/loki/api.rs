@@ -63,6 +63,9 @@ pub fn router(storage: Storage, config: LokiApiConfig) -> Router {
             "/loki/api/v1/index/volume_range",
             get(meta::volume_range).post(meta::volume_range),
         )
+        // Answers built whole are gzipped for clients that ask (Grafana does), as Loki's
+        // are; the live tail (a WebSocket, below) is not.
+        .layer(axum::middleware::from_fn(crate::gzip::gzip_answers))
         .route("/loki/api/v1/tail", get(super::tail::tail))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/ready", get(|| async { "ready\n" }))

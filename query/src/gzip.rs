@@ -22,24 +22,33 @@ const MIN_BYTES: usize = 1024;
 /// Answers longer than this are compressed on the blocking pool.
 const BLOCKING_BYTES: usize = 64 * 1024;
 
-/// Whether an `Accept-Encoding` header accepts gzip: listed as `gzip` (or `*`) without
-/// `q=0`.
+/// Whether an `Accept-Encoding` header accepts gzip: gzip's own quality when it is
+/// listed, else that of `*`; a quality of 0 (or one that does not parse) refuses.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let (mut gzip, mut any) = (None, None);
+    for item in headers
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let zero = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero
-        })
+    {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let mut accepted = true;
+        for p in parts {
+            if let Some((name, q)) = p.split_once('=')
+                && name.trim().eq_ignore_ascii_case("q")
+            {
+                accepted = q.trim().parse::<f32>().is_ok_and(|q| q > 0.0);
+            }
+        }
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.unwrap_or(false) || accepted);
+        } else if coding == "*" {
+            any = Some(any.unwrap_or(false) || accepted);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -51,25 +60,27 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 /// Middleware: the inner answer, gzipped when the request accepts gzip and the answer is
 /// long enough and not encoded already. Protocol upgrades (WebSockets) pass untouched.
 pub(crate) async fn gzip_answers(req: Request, next: Next) -> Response {
-    let wanted = accepts_gzip(req.headers()) && !req.headers().contains_key(UPGRADE);
-    let resp = next.run(req).await;
-    if !wanted
-        || resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        || resp.headers().contains_key(CONTENT_ENCODING)
-    {
+    let upgrade = req.headers().contains_key(UPGRADE);
+    let wanted = accepts_gzip(req.headers()) && !upgrade;
+    let mut resp = next.run(req).await;
+    if upgrade || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return resp;
+    }
+    // The answer depends on the header, whether or not this one is gzipped.
+    resp.headers_mut()
+        .append(VARY, HeaderValue::from_static("accept-encoding"));
+    if !wanted || resp.headers().contains_key(CONTENT_ENCODING) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the answer could not be read",
-        )
-            .into_response();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "an answer's body could not be read to gzip it");
+            let msg = "the answer could not be read";
+            return (StatusCode::INTERNAL_SERVER_ERROR, msg).into_response();
+        }
     };
-    parts
-        .headers
-        .append(VARY, HeaderValue::from_static("accept-encoding"));
     if bytes.len() < MIN_BYTES {
         return Response::from_parts(parts, Body::from(bytes));
     }
@@ -115,5 +126,12 @@ mod tests {
         assert!(!accepts_gzip(&headers("identity")));
         assert!(!accepts_gzip(&headers("x-gzip-ish")));
         assert!(!accepts_gzip(&HeaderMap::new()));
+        // gzip's own quality wins over `*`'s, whichever comes first.
+        assert!(!accepts_gzip(&headers("gzip;q=0, *")));
+        assert!(!accepts_gzip(&headers("*, gzip;Q=0")));
+        assert!(accepts_gzip(&headers("*;q=0, gzip")));
+        assert!(!accepts_gzip(&headers("*;q=0")));
+        assert!(!accepts_gzip(&headers("gzip;q=NaN")));
+        assert!(accepts_gzip(&headers("x-gzip")));
     }
 }

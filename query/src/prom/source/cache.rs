@@ -121,6 +121,11 @@ impl SampleCache {
         Some(slot.batch.clone())
     }
 
+    /// Whether `key` is cached (without counting a lookup or marking it read).
+    pub(crate) fn contains(&self, key: &RangeKey) -> bool {
+        self.inner.lock().slots.contains_key(key)
+    }
+
     /// Ranges found and not found so far.
     pub fn hits_and_misses(&self) -> (u64, u64) {
         (

@@ -461,6 +461,10 @@ fn rows_in_file(
 /// The columns a cached range of a file holds besides `timestamp`, `None` when a scan
 /// reads columns the cache does not key.
 fn cached_columns(columns: &[&str], no_histograms: bool) -> Option<Columns> {
+    // Both kinds of entry hold `value`: a scan without it decodes other rows' shapes.
+    if !columns.contains(&"value") {
+        return None;
+    }
     let mut histograms = false;
     for &c in columns {
         match c {
@@ -515,17 +519,19 @@ impl RangeCollector<'_> {
             if self.rows > count {
                 self.lost = true;
             } else if self.rows == count {
-                match compact(&self.pieces) {
-                    Some(b) => self.cache.insert(
-                        RangeKey {
-                            file: self.file,
-                            first,
-                            rows: count,
-                            columns: self.columns,
-                        },
-                        b,
-                    ),
-                    None => self.lost = true,
+                let key = RangeKey {
+                    file: self.file,
+                    first,
+                    rows: count,
+                    columns: self.columns,
+                };
+                // After a partial hit the file is decoded whole: ranges cached already
+                // are not copied again.
+                if !self.cache.contains(&key) {
+                    match compact(&self.pieces) {
+                        Some(b) => self.cache.insert(key, b),
+                        None => self.lost = true,
+                    }
                 }
                 self.pieces.clear();
                 self.rows = 0;

@@ -238,7 +238,9 @@ def test_bad_input_is_rejected_whole(strata):
 def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
     """A stream's labels given twice (protobuf keeps the last) once sent the push to prost,
     which built every entry (~500 MiB for 4 million empty ones) before the labels were
-    checked. The walk now takes it itself: the last labels count, nothing is collected."""
+    checked. The walk now takes it itself: the last labels count. Since a stream's labels
+    may follow its entries, the walk holds the entries it read until the stream ends, but
+    no more than the decoded-size budget allows (16 times the body)."""
     def post(raw):
         data = bytes(cramjam.snappy.compress_raw(raw))
         return requests.post(strata.api + "/loki/api/v1/push", data=data,
@@ -258,7 +260,10 @@ def test_labels_given_twice_take_the_last_and_cost_no_memory(strata):
     assert r.status_code == 400, r.text
     assert "PushRequest.streams: buffer underflow" in r.text, r.text
     grown = strata.peak_rss_mib() - base
-    assert grown < 150, f"peak RSS grew by {grown:.0f} MiB"
+    # The budget for this 8 MB body is 122 MiB of rows; measured +147 MiB in all (the body,
+    # its decompressed copy, the allocator's slack). prost took ~500 MiB.
+    budget = 16 * len(entries) / 2**20
+    assert grown < budget + 60, f"peak RSS grew by {grown:.0f} MiB (budget {budget:.0f} MiB)"
     assert strata.alive()
     assert query_range(strata, '{app="ok"}')["result"] == []
 

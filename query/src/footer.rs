@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock};
-use strata_storage::files::{DirectoryEntry, SeriesRuns, histogram_series, series_directory};
+use strata_storage::files::{DirectoryEntry, SeriesRuns, histogram_series};
 
 /// Most footers kept; past it the cache starts over (files are few and footers small).
 const ENTRIES: usize = 4096;
@@ -226,7 +226,7 @@ impl Footer {
                 // one without a directory, by its `series_id` column.
                 let meta = self.meta.metadata().file_metadata();
                 match SeriesRuns::from_directory(meta) {
-                    Ok(Some(_)) => series_directory(meta).map(SeriesDirectory::new),
+                    Ok(Some(runs)) => Some(SeriesDirectory::new(runs.into_directory())),
                     Ok(None) => None,
                     Err(fault) => {
                         tracing::warn!(

@@ -643,6 +643,14 @@ impl SeriesRuns {
         Ok(SeriesRuns { runs })
     }
 
+    /// The runs as directory entries, sorted by series id then first row (the order a
+    /// directory is stored in).
+    pub fn into_directory(self) -> Vec<DirectoryEntry> {
+        let mut entries = self.runs;
+        entries.sort_unstable();
+        entries
+    }
+
     /// How many rows each series has.
     pub fn row_counts(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.runs.iter().map(|&(id, _, rows)| (id, rows))

@@ -210,7 +210,7 @@ impl Footer {
                         rows,
                         min_max,
                     };
-                    first_row += rows;
+                    first_row = first_row.saturating_add(rows);
                     g
                 })
                 .collect()

@@ -475,7 +475,7 @@ pub(crate) fn selection_of_ranges(
     let mut r = 0;
     for (g, rg) in meta.row_groups().iter().enumerate() {
         let rows = u64::try_from(rg.num_rows()).unwrap_or(0);
-        let end = first_row + rows;
+        let end = first_row.saturating_add(rows);
         while r < ranges.len() && ranges[r].1 <= first_row {
             r += 1;
         }

@@ -53,7 +53,9 @@ fn file_ops(path: &PathBuf) -> Result<OpSet> {
     let internal = |e: datafusion::parquet::errors::ParquetError| Error::Internal(Box::new(e));
     let file = std::fs::File::open(path)
         .map_err(|e| Error::Internal(format!("{}: {e}", path.display()).into()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(internal)?;
+    // The footer through the process's cache, its decode guarded (bytes from disk).
+    let footer = crate::footer::footer(path, &file).map_err(internal)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.meta.clone());
     let pschema = builder.parquet_schema();
     let leaves: Vec<usize> = (0..pschema.num_columns())
         .filter(|i| matches!(pschema.column(*i).name(), "service_name" | "name" | "kind"))

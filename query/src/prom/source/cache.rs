@@ -25,10 +25,10 @@ pub static HITS: Counter = Counter::new(
     "strata_query_sample_cache_hits_total",
     "Decoded row ranges of data files that PromQL reads took from the sample cache.",
 );
-/// Row ranges looked up and not found.
+/// Files whose row ranges were looked up and not all found (then decoded).
 pub static MISSES: Counter = Counter::new(
     "strata_query_sample_cache_misses_total",
-    "Decoded row ranges of data files that PromQL reads looked up in the sample cache and decoded.",
+    "Data files whose row ranges PromQL reads looked up in the sample cache and decoded, not all being cached.",
 );
 /// Bytes held by the caches.
 pub static BYTES: Gauge = Gauge::new(
@@ -107,18 +107,33 @@ impl SampleCache {
         self.budget > 0
     }
 
-    /// The rows of `key`, when cached.
-    pub(crate) fn get(&self, key: &RangeKey) -> Option<RecordBatch> {
+    /// The rows of every one of `keys` (one file's ranges, read together or not at all),
+    /// under one lock: counted as that many hits, or as one miss (nothing is marked read).
+    pub(crate) fn get_all(&self, keys: &[RangeKey]) -> Option<Vec<RecordBatch>> {
         let mut inner = self.inner.lock();
-        let Some(slot) = inner.slots.get_mut(key) else {
+        if !keys.iter().all(|k| inner.slots.contains_key(k)) {
             self.misses.fetch_add(1, Ordering::Relaxed);
             MISSES.add(1);
             return None;
-        };
-        slot.referenced = true;
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        HITS.add(1);
-        Some(slot.batch.clone())
+        }
+        let batches: Vec<RecordBatch> = keys
+            .iter()
+            .filter_map(|k| {
+                let slot = inner.slots.get_mut(k)?;
+                slot.referenced = true;
+                Some(slot.batch.clone())
+            })
+            .collect();
+        let n = batches.len() as u64;
+        self.hits.fetch_add(n, Ordering::Relaxed);
+        HITS.add(n);
+        Some(batches)
+    }
+
+    /// The rows of `key`, when cached.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &RangeKey) -> Option<RecordBatch> {
+        self.get_all(std::slice::from_ref(key))?.pop()
     }
 
     /// Whether `key` is cached (without counting a lookup or marking it read).

@@ -306,23 +306,20 @@ impl Scanner {
         let Some(columns) = cached_columns(columns, no_histograms) else {
             return Ok(false);
         };
-        let mut hits = Vec::with_capacity(ranges.len());
-        for &(first, rows, series) in &ranges {
-            if rows == 0 {
-                continue;
-            }
-            let key = RangeKey {
+        let wanted: Vec<&(u64, u64, usize)> = ranges.iter().filter(|r| r.1 > 0).collect();
+        let keys: Vec<RangeKey> = wanted
+            .iter()
+            .map(|&&(first, rows, _)| RangeKey {
                 file,
                 first,
                 rows,
                 columns,
-            };
-            let Some(batch) = cache.get(&key) else {
-                return Ok(false);
-            };
-            hits.push((batch, series));
-        }
-        for (batch, series) in hits {
+            })
+            .collect();
+        let Some(batches) = cache.get_all(&keys) else {
+            return Ok(false);
+        };
+        for (batch, &&(_, _, series)) in batches.into_iter().zip(&wanted) {
             let rows = batch.num_rows();
             f(
                 batch,

@@ -541,8 +541,7 @@ pub struct LogsBuilder {
     text_bytes: usize,
     /// The most text the batch may hold ([`LOGS_BATCH_MAX_TEXT_BYTES`] by default).
     max_text_bytes: usize,
-    /// The text of the last stream appended (its labels and origin), by stream id: the
-    /// same for all of a stream's rows.
+    /// The text of the last stream's labels, by stream id: the same for all its rows.
     stream_text: Option<(u64, usize)>,
 }
 
@@ -617,16 +616,18 @@ impl LogsBuilder {
         origin: &Origin,
         r: &LogRow<'_>,
     ) -> Result<()> {
-        let stream_text = match self.stream_text {
+        let labels_text = match self.stream_text {
             Some((id, n)) if id == stream_id => n,
             _ => {
-                let labels: usize = stream.iter().map(|l| l.name.len() + l.value.len()).sum();
-                let n = labels + origin_text_len(origin);
+                let n: usize = stream.iter().map(|l| l.name.len() + l.value.len()).sum();
                 self.stream_text = Some((stream_id, n));
                 n
             }
         };
-        let row = stream_text
+        // The origin is counted per row: rows of one stream may come from resources and
+        // scopes of different text (OTLP's stream labels are a few resource attributes).
+        let row = labels_text
+            + origin_text_len(origin)
             + r.severity_text.len()
             + r.body.len()
             + r.body_type.len()

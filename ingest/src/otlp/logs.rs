@@ -7,6 +7,7 @@ use crate::attributes::{any_kind, any_to_text, attribute_text, attributes_json};
 use crate::limits::{Limits, note_rejection};
 use crate::otlp::common::{check_id, hex_id, nanos, origin};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use std::collections::HashMap;
 use strata_storage::model::{Labels, label_name, severity_level};
 use strata_storage::schema::{LogRow, LogsBuilder};
 
@@ -60,7 +61,9 @@ pub fn convert(
             ));
         }
         // The resource's streams, one per level: their labels and id, made once.
-        let mut streams: Vec<(String, Labels, u64)> = Vec::new();
+        let mut streams: Vec<(Labels, u64)> = Vec::new();
+        // Levels are client text: found by hash, not by a scan per record.
+        let mut stream_of_level: HashMap<String, usize> = HashMap::new();
         let resource_attributes = resource.map_or(0, |r| r.attributes.len());
         for sl in &rl.scope_logs {
             let scope_attributes = sl.scope.as_ref().map_or(0, |s| s.attributes.len());
@@ -90,18 +93,15 @@ pub fn convert(
                     }
                 };
                 let level = severity_level(lr.severity_number, &lr.severity_text);
-                let at = match streams.iter().position(|(l, _, _)| *l == level) {
-                    Some(at) => at,
-                    None => {
-                        let mut pairs = stream_pairs.clone();
-                        pairs.push((LEVEL_LABEL.into(), level.clone()));
-                        let labels = Labels::from_pairs(pairs);
-                        let id = labels.series_id().0;
-                        streams.push((level, labels, id));
-                        streams.len() - 1
-                    }
-                };
-                let (_, stream, stream_id) = &streams[at];
+                let at = *stream_of_level.entry(level).or_insert_with_key(|level| {
+                    let mut pairs = stream_pairs.clone();
+                    pairs.push((LEVEL_LABEL.into(), level.clone()));
+                    let labels = Labels::from_pairs(pairs);
+                    let id = labels.series_id().0;
+                    streams.push((labels, id));
+                    streams.len() - 1
+                });
+                let (stream, stream_id) = &streams[at];
                 let observed = nanos(lr.observed_time_unix_nano);
                 let ts = if lr.time_unix_nano == 0 {
                     observed
@@ -378,5 +378,46 @@ mod text_limit_tests {
             err.to_string().contains("more than 16777216 bytes of text"),
             "{err}"
         );
+    }
+
+    /// The same with the large text in a second scope of the same stream, after a scope of
+    /// none: each row counts its own origin, not the stream's first one.
+    #[test]
+    fn records_of_a_later_scope_count_their_own_origin_against_the_text_limit() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        let record = Otlp {
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("hello".into())),
+            }),
+            ..Default::default()
+        };
+        let request = |records: usize| ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![
+                    ScopeLogs {
+                        log_records: vec![record.clone()],
+                        ..Default::default()
+                    },
+                    ScopeLogs {
+                        scope: Some(InstrumentationScope {
+                            name: "s".repeat(100_000),
+                            ..Default::default()
+                        }),
+                        log_records: vec![record.clone(); records],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+        };
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        // 100 KB of scope name per record: 150 records fit in 16 MiB, 200 do not.
+        let out = convert(&request(150), &[], &limits).expect("fits");
+        assert_eq!(out.batch.len(), 151);
+        let err = convert(&request(200), &[], &limits).expect_err("too much text");
+        assert!(matches!(err, strata_storage::Error::TooLarge(_)), "{err}");
     }
 }

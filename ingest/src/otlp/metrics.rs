@@ -177,17 +177,17 @@ impl MetricsTranslator {
                     }
                     self.translate_metric(m, &resource, deltas, &mut ctx);
                     if ctx.over_text {
-                        return Err(strata_storage::Error::TooLarge(format!(
-                            "the samples of this request make more than {max_text} bytes of \
-                             labels (each sample copies its series' labels, each histogram \
-                             bucket its point's); send fewer points or buckets per request, \
-                             or fewer or shorter attributes"
-                        )));
+                        return Err(too_much_label_text(max_text));
                     }
                 }
             }
             if let Some((earliest, latest)) = time_range {
                 add_target_info(resource_attrs, &resource, earliest, latest, &mut ctx);
+                // `target_info` copies the resource's attributes too: past the limit it
+                // refuses the request like any other sample (the push dropped the rest).
+                if ctx.over_text {
+                    return Err(too_much_label_text(max_text));
+                }
             }
         }
         Ok(Translation {
@@ -626,6 +626,15 @@ fn check_explicit_buckets(p: &HistogramDataPoint) -> Result<(), String> {
         return Err("explicit bounds are not strictly increasing".into());
     }
     Ok(())
+}
+
+/// The refusal of a request whose samples copy more than `max_text` bytes of labels.
+fn too_much_label_text(max_text: usize) -> strata_storage::Error {
+    strata_storage::Error::TooLarge(format!(
+        "the samples of this request make more than {max_text} bytes of labels (each sample \
+         copies its series' labels, each histogram bucket its point's); send fewer points or \
+         buckets per request, or fewer or shorter attributes"
+    ))
 }
 
 /// Adds the `target_info` series of one resource: every resource attribute except the ones

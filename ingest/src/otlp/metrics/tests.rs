@@ -1578,3 +1578,38 @@ fn rolling_back_restores_totals_times_and_eviction_order() {
         .expect("update");
     assert_eq!(total, DeltaState::Sum(2.0), "3's total was kept");
 }
+
+/// `target_info` copies the resource's attributes as labels: when that crosses the text
+/// limit, the request is refused, not answered as accepted with its samples dropped.
+#[test]
+fn target_info_past_the_text_limit_refuses_the_request() {
+    let resource = vec![
+        kv("service.name", "svc"),
+        kv("host.description", &"d".repeat(4000)),
+    ];
+    let req = request(
+        resource,
+        vec![metric(
+            "up",
+            "",
+            gauge(vec![number(1_700_000_000_000_000_000, 1.0, vec![])]),
+        )],
+    );
+    let translator = MetricsTranslator::default();
+    let mut acc = DeltaAccumulator::new(10);
+    let fits = translator
+        .translate_limited(&req, &mut acc, 1 << 20)
+        .expect("fits");
+    assert!(
+        fits.write
+            .samples
+            .iter()
+            .any(|s| s.labels.get("__name__") == Some("target_info")),
+        "target_info written"
+    );
+    // Room for the gauge's sample but not for target_info's 4 KB of labels.
+    let err = translator
+        .translate_limited(&req, &mut acc, 1000)
+        .expect_err("too much text");
+    assert!(matches!(err, strata_storage::Error::TooLarge(_)), "{err}");
+}

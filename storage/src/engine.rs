@@ -354,29 +354,65 @@ struct PartitionRange {
 /// time range.
 fn partition_ranges(signal: Signal, times: &[&[i64]], width_ns: i64) -> Vec<PartitionRange> {
     let (_, unit) = time_column(signal);
-    // Rows rarely span more than a few partitions: a short list beats a map per row.
     let mut parts: Vec<PartitionRange> = Vec::new();
+    // Rows mostly follow the last one's partition; others are found by window, so rows
+    // with timestamps over many windows cost no scan of the list each.
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    let mut last = 0usize;
     for t in times {
         for v in t.iter() {
             let ns = v.saturating_mul(unit);
             let window = window_of(ns, width_ns);
-            match parts.iter_mut().find(|p| p.window == window) {
-                Some(r) => {
-                    r.min_ns = r.min_ns.min(ns);
-                    r.max_ns = r.max_ns.max(ns);
-                    r.rows += 1;
-                }
-                None => parts.push(PartitionRange {
-                    window,
-                    min_ns: ns,
-                    max_ns: ns,
-                    rows: 1,
-                }),
+            if parts.get(last).is_none_or(|p| p.window != window) {
+                last = *index.entry(window).or_insert_with(|| {
+                    parts.push(PartitionRange {
+                        window,
+                        min_ns: ns,
+                        max_ns: ns,
+                        rows: 0,
+                    });
+                    parts.len() - 1
+                });
+            }
+            if let Some(r) = parts.get_mut(last) {
+                r.min_ns = r.min_ns.min(ns);
+                r.max_ns = r.max_ns.max(ns);
+                r.rows += 1;
             }
         }
     }
     parts.sort_by_key(|p| p.window);
     parts
+}
+
+/// `order` split by the partition (of `parts`, sorted by window) each row's time falls
+/// in, order kept within each: one pass over the rows.
+fn rows_by_partition(
+    signal: Signal,
+    order: &[RowRef],
+    times: &[&[i64]],
+    parts: &[PartitionRange],
+    width_ns: i64,
+) -> Vec<Vec<RowRef>> {
+    let (_, unit) = time_column(signal);
+    let mut out: Vec<Vec<RowRef>> = parts
+        .iter()
+        .map(|p| Vec::with_capacity(usize::try_from(p.rows).unwrap_or(0)))
+        .collect();
+    for &(b, r) in order {
+        let t = times
+            .get(b as usize)
+            .and_then(|t| t.get(r as usize))
+            .copied()
+            .unwrap_or(0);
+        let window = window_of(t.saturating_mul(unit), width_ns);
+        if let Ok(at) = parts.binary_search_by_key(&window, |p| p.window)
+            && let Some(rows) = out.get_mut(at)
+        {
+            rows.push((b, r));
+        }
+    }
+    out
 }
 
 /// The token index sidecar of a logs file made of the rows `order` names.
@@ -1171,26 +1207,16 @@ impl Storage {
                 .map(|b| time_values(signal, b))
                 .collect::<Result<Vec<&[i64]>>>()?;
             let parts = partition_ranges(signal, &times, width);
+            let mut split = if parts.len() > 1 {
+                rows_by_partition(signal, &order, &times, &parts, width)
+            } else {
+                Vec::new()
+            };
             let mut out = Vec::with_capacity(parts.len());
-            for range in &parts {
-                let part: Cow<'_, [RowRef]> = if parts.len() == 1 {
-                    Cow::Borrowed(&order)
-                } else {
-                    let (_, unit) = time_column(signal);
-                    Cow::Owned(
-                        order
-                            .iter()
-                            .copied()
-                            .filter(|&(b, r)| {
-                                let t = times
-                                    .get(b as usize)
-                                    .and_then(|t| t.get(r as usize))
-                                    .copied()
-                                    .unwrap_or(0);
-                                window_of(t.saturating_mul(unit), width) == range.window
-                            })
-                            .collect(),
-                    )
+            for (at, range) in parts.iter().enumerate() {
+                let part: Cow<'_, [RowRef]> = match split.get_mut(at) {
+                    Some(rows) => Cow::Owned(std::mem::take(rows)),
+                    None => Cow::Borrowed(&order),
                 };
                 let bytes = crate::files::encode_parquet_ordered(
                     signal,

@@ -161,29 +161,35 @@ struct StreamInfo {
     labels: Labels,
     id: u64,
     origin: Origin,
+    /// The text each row of the stream copies (its labels and origin), as the batch
+    /// builder counts it.
+    text_bytes: usize,
 }
 
 impl StreamInfo {
     fn new(labels: Labels) -> Self {
+        let origin = Origin {
+            service_name: labels.get("service_name").unwrap_or("").to_owned(),
+            resource_attributes: "{}".into(),
+            scope_attributes: "{}".into(),
+            ..Origin::default()
+        };
+        let text_bytes = labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum::<usize>()
+            + strata_storage::schema::origin_text_len(&origin);
         StreamInfo {
             id: labels.series_id().0,
-            origin: Origin {
-                service_name: labels.get("service_name").unwrap_or("").to_owned(),
-                resource_attributes: "{}".into(),
-                scope_attributes: "{}".into(),
-                ..Origin::default()
-            },
+            origin,
             labels,
+            text_bytes,
         }
     }
 
     /// The text each row of the stream copies: its labels and origin.
     fn text_bytes(&self) -> usize {
-        self.labels
-            .iter()
-            .map(|l| l.name.len() + l.value.len())
-            .sum::<usize>()
-            + self.origin.service_name.len()
+        self.text_bytes
     }
 }
 

@@ -14,6 +14,24 @@ pub(crate) fn guarded<T, E>(
     strata_storage::files::catch_corrupt(|| Ok(decode())).unwrap_or_else(|e| Err(corrupt(e)))
 }
 
+/// A decoder call on the data file errors call `name` (relative to the data directory,
+/// [`crate::footer::data_file_name`]), guarded: its error, and a panic in it on a damaged
+/// page, is a message naming the file, for the caller's error type.
+pub(crate) fn decode_file<T, E: std::fmt::Display>(
+    name: &str,
+    call: impl FnOnce() -> Result<T, E>,
+) -> Result<T, String> {
+    guarded(
+        || call().map_err(|e| file_error(name, e)),
+        |e| file_error(name, e),
+    )
+}
+
+/// An error reading the data file errors call `name`.
+pub(crate) fn file_error(name: &str, e: impl std::fmt::Display) -> String {
+    format!("data file {name}: {e}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

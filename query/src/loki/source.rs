@@ -16,7 +16,6 @@
 //!
 //! Everything here is synchronous: callers run it inside `spawn_blocking`.
 
-use crate::guard::guarded;
 use crate::pruning::{keep_row_groups, page_selection};
 use datafusion::arrow::array::{Array, AsArray, Int32Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::datatypes::{TimestampNanosecondType, UInt64Type};
@@ -101,7 +100,7 @@ fn storage_err(e: impl std::fmt::Display) -> ReadError {
 /// An error reading the data file errors call `name` (relative to the data directory,
 /// [`crate::footer::data_file_name`]).
 fn file_err(name: &str, e: impl std::fmt::Display) -> ReadError {
-    ReadError::Storage(format!("data file {name}: {e}"))
+    ReadError::Storage(crate::guard::file_error(name, e))
 }
 
 /// A decoder call on the data file errors call `name` (loading its footer, building its
@@ -111,10 +110,7 @@ fn decode<T, E: std::fmt::Display>(
     name: &str,
     call: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, ReadError> {
-    guarded(
-        || call().map_err(|e| file_err(name, e)),
-        |e| file_err(name, e),
-    )
+    crate::guard::decode_file(name, call).map_err(ReadError::Storage)
 }
 
 /// Counters of what a reader did, reported in a query's `stats`.

@@ -97,24 +97,18 @@ impl From<Limit> for ScanError {
     }
 }
 
-/// A decoder call on the data file errors call `name` (building its reader, decoding its
-/// next batch): its error, and a panic in it (a damaged page, answered as storage's own
-/// reads answer it, [`strata_storage::files::catch_corrupt`], instead of unwinding through
-/// a query's threads), is an error naming the file. Only the decoder's calls go inside: a
-/// panic of our own code is a bug, not a damaged file.
+/// A decoder call on the data file errors call `name`, guarded ([`crate::guard::decode_file`]):
+/// only the decoder's calls go inside, a panic of our own code is a bug, not a damaged file.
 fn decode<T, E: std::fmt::Display>(
     name: &str,
     call: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, ScanError> {
-    crate::guard::guarded(
-        || call().map_err(|e| file_err(name, e)),
-        |e| file_err(name, e),
-    )
+    crate::guard::decode_file(name, call).map_err(ScanError::Storage)
 }
 
-/// An error reading the data file errors call `name` (see [`crate::footer::data_file_name`]).
+/// An error reading the data file errors call `name`.
 fn file_err(name: &str, e: impl std::fmt::Display) -> ScanError {
-    ScanError::Storage(format!("data file {name}: {e}"))
+    ScanError::Storage(crate::guard::file_error(name, e))
 }
 
 fn storage_err(e: impl std::fmt::Display) -> ScanError {

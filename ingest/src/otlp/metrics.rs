@@ -1491,10 +1491,10 @@ enum Undo {
     Replaced(Labels, DeltaEntry),
 }
 
-/// Where a [`DeltaAccumulator`]'s changes of one request begin, to commit or take back.
+/// Where a [`DeltaAccumulator`]'s changes of one request begin, to commit or take back
+/// (one request at a time: the accumulator is behind the tenant's lock).
 #[must_use]
 pub struct DeltaMark {
-    journal_len: usize,
     next_tick: u64,
 }
 
@@ -1508,7 +1508,7 @@ pub struct DeltaAccumulator {
     /// Update tick -> series, oldest first.
     order: BTreeMap<u64, Labels>,
     next_tick: u64,
-    /// The changes since the oldest open [`DeltaMark`], to take them back.
+    /// The changes since the open [`DeltaMark`], to take them back.
     journal: Vec<Undo>,
 }
 
@@ -1526,27 +1526,23 @@ impl DeltaAccumulator {
 
     /// Starts a request's changes: [`Self::commit`] keeps them, [`Self::roll_back`] takes
     /// them back.
-    pub fn begin(&self) -> DeltaMark {
+    pub fn begin(&mut self) -> DeltaMark {
+        // Changes before it are kept.
+        self.journal = Vec::new();
         DeltaMark {
-            journal_len: self.journal.len(),
             next_tick: self.next_tick,
         }
     }
 
-    /// Keeps the changes since `mark`.
-    pub fn commit(&mut self, mark: DeltaMark) {
-        if mark.journal_len == 0 {
-            self.journal = Vec::new();
-        }
+    /// Keeps the changes since `mark` (and frees what would take them back).
+    pub fn commit(&mut self, _mark: DeltaMark) {
+        self.journal = Vec::new();
     }
 
     /// Takes back every change since `mark`, newest first: the totals, times and update
     /// order are as they were, series forgotten to make room are back.
     pub fn roll_back(&mut self, mark: DeltaMark) {
-        while self.journal.len() > mark.journal_len {
-            let Some(undo) = self.journal.pop() else {
-                break;
-            };
+        while let Some(undo) = self.journal.pop() {
             match undo {
                 Undo::Added(key) => {
                     if let Some(e) = self.entries.remove(&key) {
